@@ -1,0 +1,73 @@
+"""Every error posemu raises on purpose derives from one root.
+
+    PosemuError
+    ├── ScenarioError (ValueError)      a scenario file or object is wrong: path, key, line
+    ├── TraceError (ValueError)         a trace file cannot be read back
+    ├── PrinterDecodeError (ValueError) bytes that are not a well-formed ESC/POS stream
+    ├── MessageError (ValueError)       an ISO 8583 frame that does not decode: field, pos
+    ├── DeviceError (OSError)           real hardware or I/O failed (exit status 3)
+    └── ConservationError (RuntimeError) money was created or destroyed: a bug of posemu
+
+Front ends turn ScenarioError/TraceError into exit status 2 and DeviceError into 3.
+"""
+
+from __future__ import annotations
+
+
+class PosemuError(Exception):
+    """Root of posemu's own errors."""
+
+
+class ScenarioError(PosemuError, ValueError):
+    """A scenario is invalid. ``str()`` is the one line shown to the user."""
+
+    def __init__(
+        self, message: str, *, path: str | None = None, key: str | None = None,
+        line: int | None = None,
+    ) -> None:
+        self.message = message
+        self.path = path
+        self.key = key
+        self.line = line
+        super().__init__(self.__str__())
+
+    def __str__(self) -> str:
+        where = self.path or "<scenario>"
+        if self.line is not None:
+            where += f":{self.line}"
+        if self.key:
+            where += f": {self.key}"
+        return f"{where}: {self.message}"
+
+
+class TraceError(PosemuError, ValueError):
+    """A trace file is missing, unreadable or not a posemu trace."""
+
+
+class PrinterDecodeError(PosemuError, ValueError):
+    """Bytes that are not a well-formed ESC/POS stream (e.g. a truncated command)."""
+
+    def __init__(self, message: str, *, pos: int) -> None:
+        self.pos = pos
+        super().__init__(f"{message} at byte {pos}")
+
+
+class MessageError(PosemuError, ValueError):
+    """An ISO 8583 frame that cannot be decoded; ``partial`` holds what was decoded."""
+
+    def __init__(
+        self, message: str, *, field: str | None = None, pos: int | None = None,
+        partial: dict[str, object] | None = None,
+    ) -> None:
+        self.field = field
+        self.pos = pos
+        self.partial = partial or {}
+        super().__init__(message)
+
+
+class DeviceError(PosemuError, OSError):
+    """Real hardware or I/O failed (a serial port vanished, a printer stopped answering)."""
+
+
+class ConservationError(PosemuError, RuntimeError):
+    """Money was created or destroyed: always a bug of the emulator itself."""
