@@ -1,0 +1,54 @@
+"""posemu: a deterministic emulator of a card payment terminal and what it talks to.
+
+    from emulator import load_scenario, run_scenario
+    result = run_scenario(load_scenario("scenarios/sale_paper_jam.toml"))
+    result.verdict, result.anomalies, result.trace_sha256
+
+Names are loaded on first use, so ``import devices`` (which uses
+``emulator.errors``) never drags in the whole engine.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from emulator.errors import PosemuError, ScenarioError
+    from emulator.result import Result, StepResult
+    from emulator.scenario import Scenario, load_scenario, parse_scenario
+    from emulator.world import run_scenario
+
+_HOME = {
+    "PosemuError": "emulator.errors",
+    "ScenarioError": "emulator.errors",
+    "Result": "emulator.result",
+    "StepResult": "emulator.result",
+    "Scenario": "emulator.scenario",
+    "load_scenario": "emulator.scenario",
+    "parse_scenario": "emulator.scenario",
+    "run_scenario": "emulator.world",
+}
+
+__all__ = [
+    "PosemuError",
+    "Result",
+    "Scenario",
+    "ScenarioError",
+    "StepResult",
+    "load_scenario",
+    "parse_scenario",
+    "run_scenario",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _HOME:
+        value = getattr(import_module(_HOME[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'emulator' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

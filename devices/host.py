@@ -1,0 +1,111 @@
+"""The acquirer host as a simpy component: the pure :class:`Acquirer` behind a link.
+
+The shell owns time and faults: it takes frames off the link, waits the
+processing time, applies ``bank.down`` (refuse), ``bank.respond`` (forced
+code) and ``bank.timeout`` (answer late or never), and sends the core's
+response back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import simpy
+
+from devices.acquirer import Acquirer, Forced
+from devices.fault import ActiveFault, FaultBoard
+from devices.link import TO_BANK, TO_TERMINAL, Link, Refused
+from devices.message import decode
+from emulator.errors import MessageError
+
+if TYPE_CHECKING:
+    from emulator.trace import Trace
+
+
+_FINANCIAL = ("0200", "0201", "0220", "0221")
+"""Requests that ``bank.respond`` answers (sales, refunds, advices and repeats)."""
+
+
+class Host:
+    """Serves requests from the link with an :class:`Acquirer` core."""
+
+    def __init__(
+        self, env: simpy.Environment, trace: Trace, link: Link, core: Acquirer,
+        start: datetime, processing_s: float = 0.2,
+    ) -> None:
+        self.env = env
+        self.trace = trace
+        self.link = link
+        self.core = core
+        self.start = start
+        self.processing_s = processing_s
+        self.faults = FaultBoard()
+        env.process(self._serve())
+
+    def apply(self, fault: ActiveFault) -> None:
+        self.faults.add(fault)
+
+    def clear(self, fault: ActiveFault) -> None:
+        self.faults.remove(fault)
+
+    def _serve(self) -> Generator[simpy.Event, Any, None]:
+        inbox = self.link.inbox[TO_BANK]
+        while True:
+            frame = yield inbox.get()
+            if not isinstance(frame, bytes):
+                continue
+            if self.faults.has("bank.down"):
+                self.trace.emit("bank.refused")
+                self.link.send(Refused(frame), TO_TERMINAL)
+                continue
+            self.env.process(self._handle(frame))
+
+    def _handle(self, frame: bytes) -> Generator[simpy.Event, Any, None]:
+        yield self.env.timeout(self.processing_s)
+        try:
+            fields: dict[str, Any] = decode(frame)
+        except MessageError as exc:
+            fields = dict(exc.partial)
+        label = {"mti": fields.get("t"), "stan": fields.get("11")}
+        self.trace.emit("bank.request_received", **label)
+        if self.faults.has("bank.down"):
+            self.trace.emit("bank.refused", **label)
+            self.link.send(Refused(frame), TO_TERMINAL, **label)
+            return
+        forced = None
+        rule = self.faults.first("bank.respond")
+        if rule is not None and fields.get("t") in _FINANCIAL:
+            rule.consume()
+            amount = rule.param("amount")
+            forced = Forced(
+                code=str(rule.param("code", "96")),
+                amount_minor=amount if isinstance(amount, int) else None,
+                posted=bool(rule.param("posted", False)),
+            )
+        delay_s: float | None = 0.0
+        late = self.faults.first("bank.timeout")
+        if late is not None:
+            late.consume()
+            value = late.param("delay_s")
+            delay_s = float(value) if isinstance(value, int | float) else None
+        now = self.start + timedelta(seconds=self.env.now)
+        reply = self.core.handle(frame, now, forced)
+        for posting in reply.postings:
+            self.trace.emit("bank.posted", kind=posting.kind, stan=posting.stan,
+                            f7=posting.f7, amount_minor=posting.amount_minor)
+        for posting in reply.reversed:
+            self.trace.emit("bank.reversed", kind=posting.kind, stan=posting.stan,
+                            f7=posting.f7, amount_minor=posting.amount_minor)
+        if reply.response is None:
+            return
+        if delay_s is None:
+            self.trace.emit("bank.response_withheld", code=reply.code, **label)
+            return
+        if delay_s:
+            yield self.env.timeout(delay_s)
+        if self.faults.has("bank.down"):
+            return
+        self.trace.emit("bank.response_sent", code=reply.code, **label)
+        self.link.send(reply.response, TO_TERMINAL, **label)

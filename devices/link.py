@@ -1,0 +1,124 @@
+"""The network link between terminal and acquirer: real frames, latency, faults.
+
+Two directions (``to_bank``, ``to_terminal``), each ending in a simpy Store
+the receiver reads. Latency and jitter come from the world's seeded RNG.
+Faults in force are read from the link's :class:`FaultBoard` as each frame
+is sent; ``network.down`` also loses frames already in flight.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import simpy
+
+from devices.fault import ActiveFault, FaultBoard
+from devices.message import corrupt
+
+if TYPE_CHECKING:
+    from emulator.trace import Trace
+
+TO_BANK = "to_bank"
+TO_TERMINAL = "to_terminal"
+
+
+@dataclass(frozen=True)
+class Refused:
+    """What the terminal's socket reports when the host refuses a connection."""
+
+    frame: bytes
+
+
+class Link:
+    """A point-to-point link carrying framed ISO 8583 messages both ways."""
+
+    def __init__(
+        self, env: simpy.Environment, rng: random.Random, trace: Trace,
+        latency_s: float = 0.12, jitter_s: float = 0.0,
+    ) -> None:
+        self.env = env
+        self.rng = rng
+        self.trace = trace
+        self.latency_s = latency_s
+        self.jitter_s = jitter_s
+        self.inbox = {TO_BANK: simpy.Store(env), TO_TERMINAL: simpy.Store(env)}
+        self.faults = FaultBoard()
+        self._epoch = 0  # bumped by network.down: frames in flight are lost
+
+    def apply(self, fault: ActiveFault) -> None:
+        self.faults.add(fault)
+        if fault.kind == "network.down":
+            self._epoch += 1
+
+    def clear(self, fault: ActiveFault) -> None:
+        self.faults.remove(fault)
+
+    def send(self, frame: bytes | Refused, direction: str, **about: Any) -> None:
+        """Put a frame on the wire; ``about`` (mti, stan) only labels the trace."""
+        self.trace.emit("network.sent", direction=direction, size=_size(frame), **about)
+        faults = self.faults
+        if faults and self._lost(direction):
+            self.trace.emit("network.lost", direction=direction, **about)
+            return
+        copies = 1
+        delay_s = self._delay()
+        if faults:
+            if isinstance(frame, bytes):
+                bad = faults.first("network.corrupt", direction)
+                if bad is not None:
+                    bad.consume()
+                    field = bad.param("field", 0)
+                    frame = corrupt(
+                        frame, self.rng, nbytes=int(_num(bad.param("bytes", 1))),
+                        field=str(field) if field else None,
+                    )
+                    self.trace.emit("network.corrupted", direction=direction, **about)
+            dup = faults.first("network.duplicate", direction)
+            if dup is not None:
+                dup.consume()
+                copies = 2
+            for slow in faults.all("network.latency", direction):
+                delay_s += _num(slow.param("delay_s", 0.0))
+                jitter = _num(slow.param("jitter_s", 0.0))
+                if jitter:
+                    delay_s += self.rng.uniform(0.0, jitter)
+        epoch = self._epoch
+        for copy in range(copies):
+            extra = self._delay() if copy else 0.0
+            timer = self.env.timeout(delay_s + extra)
+            timer.callbacks.append(
+                lambda _e, f=frame: self._deliver(f, direction, epoch, about)
+            )
+
+    def _lost(self, direction: str) -> bool:
+        if self.faults.has("network.down"):
+            return True
+        drop = self.faults.first("network.drop", direction)
+        if drop is not None:
+            drop.consume()
+            return True
+        return False
+
+    def _delay(self) -> float:
+        if self.jitter_s:
+            return self.latency_s + self.rng.uniform(0.0, self.jitter_s)
+        return self.latency_s
+
+    def _deliver(
+        self, frame: bytes | Refused, direction: str, epoch: int, about: dict[str, Any],
+    ) -> None:
+        if epoch != self._epoch or self.faults.has("network.down"):
+            self.trace.emit("network.lost", direction=direction, **about)
+            return
+        self.trace.emit("network.delivered", direction=direction, **about)
+        self.inbox[direction].put(frame)
+
+
+def _size(frame: bytes | Refused) -> int:
+    return len(frame) if isinstance(frame, bytes) else 0
+
+
+def _num(value: object) -> float:
+    return float(value) if isinstance(value, int | float) else 0.0

@@ -1,0 +1,109 @@
+"""The terminal's journal: what survives a power loss and what does not.
+
+Two halves: ``disk`` (durably written, survives ``terminal.power_loss``) and
+``ram`` (lost with the power). The STAN counter and transaction records are
+always durable; where a queued reversal or an advice acknowledgement goes is
+the firmware's policy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class TxnRecord:
+    """One online transaction as the terminal knows it."""
+
+    step: str
+    do: str  # sale | refund
+    mti: str
+    stan: str
+    f7: str
+    amount_minor: int
+    card: str
+    state: str = "sent"  # sent | approved | completed | declined | reversed | voided
+    code: str = ""
+    rrn: str = ""
+    auth: str = ""
+    shown_minor: int = 0
+    offline: bool = False
+
+
+@dataclass
+class QueueEntry:
+    """A message the terminal owes the host: a reversal, a void or an advice."""
+
+    kind: str  # reversal | void | advice
+    step: str
+    orig_mti: str
+    orig_stan: str
+    orig_f7: str
+    amount_minor: int
+    reason: str
+    queued_s: float
+    stan: str = ""  # the reversal's own STAN (kept by its 0401 repeats)
+    f7: str = ""
+    armed: bool = False  # written before the request left; sent only if needed
+    sent: int = 0
+    card: str = ""
+    target: str = ""  # for a void: the sale step it cancels
+
+    @property
+    def orig_key(self) -> tuple[str, str]:
+        return (self.orig_stan, self.orig_f7)
+
+
+@dataclass
+class Half:
+    """One half of the journal."""
+
+    txns: dict[str, TxnRecord] = field(default_factory=dict)
+    queue: list[QueueEntry] = field(default_factory=list)
+    acked: set[tuple[str, str]] = field(default_factory=set)
+    receipts: dict[str, Any] = field(default_factory=dict)
+
+
+class Journal:
+    """Durable and volatile halves, with the STAN counter on disk."""
+
+    def __init__(self) -> None:
+        self.disk = Half()
+        self.ram = Half()
+        self._stan = 0
+        self.last_receipt_step: str | None = None
+
+    def next_stan(self) -> str:
+        """The next STAN, written to disk before it is used (1..999999)."""
+        self._stan = self._stan % 999999 + 1
+        return f"{self._stan:06d}"
+
+    def power_loss(self) -> None:
+        self.ram = Half()
+
+    def put_txn(self, record: TxnRecord) -> None:
+        self.disk.txns[record.step] = record
+
+    def txn(self, step: str) -> TxnRecord | None:
+        return self.disk.txns.get(step)
+
+    def queue(self) -> list[QueueEntry]:
+        """Every queued entry, disk first, in the order they were written."""
+        return [*self.disk.queue, *self.ram.queue]
+
+    def enqueue(self, entry: QueueEntry, durable: bool) -> None:
+        (self.disk if durable else self.ram).queue.append(entry)
+
+    def dequeue(self, entry: QueueEntry) -> None:
+        for half in (self.disk, self.ram):
+            if entry in half.queue:
+                half.queue.remove(entry)
+
+    def pending(self, kinds: tuple[str, ...] = ("reversal", "void", "advice")) -> list[QueueEntry]:
+        """Entries that must still be sent (armed ones are not yet due)."""
+        acked = self.ram.acked
+        return [
+            e for e in self.queue()
+            if not e.armed and e.kind in kinds and e.orig_key not in acked
+        ]

@@ -1,0 +1,225 @@
+"""The oracle: what the terminal showed and printed against what the bank did.
+
+Pure: it reads trace events and the bank's final bookings, nothing else (no
+simpy, no devices). For every step it gives an end state, and it lists the
+anomalies with the contract's names.
+
+How a sale is judged (money = postings of the step's requests still standing
+at the end; receipt = an approved receipt for the step completed through its
+cut, the sale's own or a reprint):
+
+- charged by more than one standing posting: ``duplicate_charge``;
+- shown approved: nothing stands -> ``paid_not_charged`` (or ``voided`` when a
+  void went through); a different amount stands -> ``wrong_amount``; no
+  receipt -> ``charged_no_receipt``; else ``approved``;
+- shown anything else (or nothing, the terminal died): money stands ->
+  ``in_doubt`` while the terminal still owes the host a message for it,
+  ``charged_shown_unpaid`` otherwise; no money -> ``in_doubt`` while owed,
+  else ``declined`` (it went online) or ``cancelled``.
+
+Refunds mirror sales (``duplicate_refund``, ``refund_shown_failed_but_credited``).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from emulator.trace import Event
+
+_FINANCIAL = ("0200", "0201", "0220", "0221")
+
+
+@dataclass(frozen=True)
+class Booking:
+    """One posting as the bank's ledger holds it at the end of the run."""
+
+    stan: str
+    f7: str
+    kind: str  # sale | refund | advice
+    amount_minor: int
+    standing: bool
+
+
+@dataclass(frozen=True)
+class StepView:
+    """What the oracle needs of a scenario step."""
+
+    id: str
+    do: str
+    amount_minor: int | None
+    target: str | None = None
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One anomaly: its kind, the step, and why the oracle called it."""
+
+    kind: str
+    step: str
+    detail: str
+
+
+@dataclass
+class _Seen:
+    keys: list[tuple[str, str]] = field(default_factory=list)
+    shown: str | None = None
+    shown_minor: int | None = None
+    code: str = ""
+    online: bool = False
+    receipt_done: bool = False
+    receipt: str | None = None
+    owed: bool = False
+    target: str | None = None
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The oracle's answer: end state per step (in step order) and the anomalies."""
+
+    end_states: dict[str, str]
+    anomalies: tuple[Finding, ...]
+    receipts: dict[str, str | None]
+    stans: dict[str, str]
+
+
+def judge(
+    steps: Iterable[StepView], events: Iterable[Event], bookings: Iterable[Booking],
+) -> Verdict:
+    """Give every step its end state and list the anomalies."""
+    steps = list(steps)
+    seen: dict[str, _Seen] = defaultdict(_Seen)
+    voided: set[str] = set()
+    for event in events:
+        _observe(event, seen, voided)
+    standing: dict[tuple[str, str], list[int]] = defaultdict(list)
+    for booking in bookings:
+        if booking.standing:
+            standing[(booking.stan, booking.f7)].append(booking.amount_minor)
+    end_states: dict[str, str] = {}
+    findings: list[Finding] = []
+    for step in steps:
+        state, found = _judge_step(step, seen[step.id], seen, standing, voided)
+        end_states[step.id] = state
+        findings.extend(found)
+    return Verdict(
+        end_states=end_states,
+        anomalies=tuple(findings),
+        receipts={s.id: seen[s.id].receipt for s in steps},
+        stans={s.id: seen[s.id].keys[0][0] if seen[s.id].keys else "" for s in steps},
+    )
+
+
+def _observe(event: Event, seen: dict[str, _Seen], voided: set[str]) -> None:
+    f = event.fields
+    name = event.name
+    if name == "terminal.request_sent":
+        view = seen[f["step"]]
+        if f.get("mti") in _FINANCIAL:
+            key = (f["stan"], f["f7"])
+            if key not in view.keys:
+                view.keys.append(key)
+        view.online = True
+    elif name == "terminal.reversal_sent":
+        seen[f["step"]].online = True
+    elif name == "terminal.txn_done":
+        view = seen[f["step"]]
+        view.shown = f["result"]
+        view.shown_minor = f.get("amount_minor")
+        view.code = f.get("code", "")
+        view.target = f.get("target")
+        if f["result"] == "voided" and f.get("target"):
+            voided.add(f["target"])
+    elif name == "printer.job_done":
+        seen[f["step"]].receipt = f.get("text")
+        if f.get("slip") in ("approved", "copy"):
+            seen[f["receipt_of"]].receipt_done = True
+    elif name == "printer.job_failed":
+        if f.get("text"):
+            seen[f["step"]].receipt = f["text"]
+    elif name == "terminal.unresolved":
+        seen[f["step"]].owed = True
+
+
+def _judge_step(
+    step: StepView, view: _Seen, seen: dict[str, _Seen],
+    standing: dict[tuple[str, str], list[int]], voided: set[str],
+) -> tuple[str, list[Finding]]:
+    if step.do in ("sale", "refund"):
+        return _judge_money(step, view, standing, voided)
+    if step.do == "void":
+        target = step.target or ""
+        moved = [a for k in seen[target].keys for a in standing.get(k, [])]
+        if view.shown in ("voided", "void_pending") and moved:
+            if view.owed:
+                return _flag("in_doubt", step, "the void was never delivered")
+            return _flag("charged_shown_unpaid", step,
+                         f"void shown done but {_money(sum(moved))} of {target} still stands")
+        if view.shown in ("voided", "void_pending"):
+            return "voided", []
+        if view.owed:
+            return _flag("in_doubt", step, "the void was never delivered")
+        return ("declined" if view.shown == "void_failed" else "cancelled"), []
+    if step.do == "reprint":
+        return ("reprinted" if view.shown == "reprinted" else "reprint_failed"), []
+    if view.shown == "out_of_balance":
+        return _flag("batch_out_of_balance", step,
+                     f"host answered {view.code}: terminal and bank totals differ")
+    return ("settled" if view.shown == "settled" else "settle_failed"), []
+
+
+def _judge_money(
+    step: StepView, view: _Seen, standing: dict[tuple[str, str], list[int]], voided: set[str],
+) -> tuple[str, list[Finding]]:
+    sale = step.do == "sale"
+    moved = [a for k in view.keys for a in standing.get(k, [])]
+    total = sum(moved)
+    found: list[Finding] = []
+    if len(moved) > 1:
+        kind = "duplicate_charge" if sale else "duplicate_refund"
+        found.append(Finding(kind, step.id, f"{len(moved)} postings stand: {_amounts(moved)}"))
+    shown_ok = view.shown == ("approved" if sale else "refunded")
+    if shown_ok:
+        shown = view.shown_minor if view.shown_minor is not None else step.amount_minor or 0
+        if not moved:
+            if step.id in voided:
+                return "voided", found
+            found.append(Finding("paid_not_charged", step.id,
+                                 f"shown approved for {_money(shown)}, nothing moved"))
+        elif len(moved) == 1 and total != shown:
+            found.append(Finding("wrong_amount", step.id,
+                                 f"shown {_money(shown)}, bank moved {_money(total)}"))
+        elif sale and not view.receipt_done:
+            found.append(Finding("charged_no_receipt", step.id,
+                                 f"charged {_money(total)}, no approved receipt printed"))
+    elif moved:
+        if view.owed:
+            found.append(Finding("in_doubt", step.id,
+                                 f"{_money(total)} stands, the terminal still owes a message"))
+        else:
+            shown_as = view.shown or "nothing (terminal lost it)"
+            kind = "charged_shown_unpaid" if sale else "refund_shown_failed_but_credited"
+            found.append(Finding(kind, step.id,
+                                 f"shown {shown_as}, yet {_money(total)} moved"))
+    elif view.owed:
+        found.append(Finding("in_doubt", step.id, "a message for it was never delivered"))
+    if found:
+        return found[0].kind, found
+    if shown_ok:
+        return ("approved" if sale else "refunded"), []
+    if not sale:
+        return "refund_failed", []
+    return ("declined" if view.online else "cancelled"), []
+
+
+def _flag(kind: str, step: StepView, detail: str) -> tuple[str, list[Finding]]:
+    return kind, [Finding(kind, step.id, detail)]
+
+
+def _money(minor: int) -> str:
+    return f"{minor // 100}.{minor % 100:02d}"
+
+
+def _amounts(values: list[int]) -> str:
+    return " + ".join(_money(v) for v in values)

@@ -1,0 +1,135 @@
+"""One run: build the world from a scenario, run it in simulated time, judge it.
+
+scenario -> World (Environment, one seeded RNG, trace) -> devices wired ->
+faults scheduled -> operator steps -> run -> oracle -> Result.
+"""
+
+from __future__ import annotations
+
+import random
+
+import simpy
+
+from devices.acquirer import Account, Acquirer
+from devices.card_reader import CardReader
+from devices.host import Host
+from devices.link import Link
+from devices.printer import PrinterCore
+from devices.sim_printer import SimPrinter
+from emulator.errors import ConservationError
+from emulator.injector import Injector
+from emulator.oracle import Booking, StepView, judge
+from emulator.result import Result, StepResult, check
+from emulator.scenario import Scenario
+from emulator.terminal import CardInfo, Identity, Terminal
+from emulator.trace import Trace
+
+MAC_KEY = b"posemu-test-mac-key-0001"
+"""The MAC key terminal and host share: a test key, never a real one."""
+
+
+class World:
+    """Every component of one run, wired together and ready to run."""
+
+    def __init__(self, scenario: Scenario) -> None:
+        self.scenario = scenario
+        self.env = simpy.Environment()
+        self.rng = random.Random(scenario.seed)
+        self.trace = Trace(self.env, header={
+            "name": scenario.name, "seed": scenario.seed, "profile": scenario.profile,
+            "path": scenario.path,
+        })
+        self.link = Link(self.env, self.rng, self.trace, scenario.network.latency_s,
+                         scenario.network.jitter_s)
+        accounts = {
+            c.pan: Account(c.id, c.balance_minor, _yymm(c.expiry), c.blocked)
+            for c in scenario.cards
+        }
+        self.acquirer = Acquirer(
+            accounts, merchant_balance_minor=scenario.bank.merchant_balance_minor,
+            merchant_id=scenario.merchant.merchant_id,
+            duplicate_check=scenario.bank.duplicate_check,
+            mac_key=MAC_KEY if scenario.bank.verify_mac else None,
+        )
+        self.host = Host(self.env, self.trace, self.link, self.acquirer, scenario.start,
+                         scenario.bank.processing_s)
+        self.reader = CardReader(self.env, self.trace)
+        self.printer = SimPrinter(
+            self.env, self.trace,
+            PrinterCore(paper_m=scenario.printer.paper_m, near_end_m=scenario.printer.near_end_m),
+            scenario.printer.lines_per_s,
+        )
+        cards = {c.id: CardInfo(c.pan, _yymm(c.expiry) or "9912") for c in scenario.cards}
+        self.terminal = Terminal(
+            self.env, self.trace, self.link, self.reader, self.printer, scenario.policy,
+            Identity(scenario.merchant.name, scenario.merchant.merchant_id,
+                     scenario.merchant.terminal_id),
+            scenario.start, cards, MAC_KEY,
+        )
+        Injector(self.env, self.trace, {
+            "card": self.reader, "printer": self.printer, "network": self.link,
+            "bank": self.host, "terminal": self.terminal,
+        }, scenario.faults)
+        for step in scenario.steps:
+            timer = self.env.timeout(step.at_s)
+            timer.callbacks.append(lambda _e, s=step: self.terminal.submit(s))
+
+    def run(self) -> Result:
+        """Run to the horizon (or until nothing is left to happen) and judge."""
+        scenario = self.scenario
+        before = self._balances()
+        total_before = self.acquirer.total_minor()
+        if scenario.until_s is None:
+            self.env.run()
+        else:
+            self.env.run(until=scenario.until_s)
+        for step, what in self.terminal.unresolved():
+            self.trace.emit("terminal.unresolved", step=step, what=what)
+        if self.acquirer.total_minor() != total_before:
+            raise ConservationError(
+                f"{scenario.name}: money not conserved: {total_before} -> "
+                f"{self.acquirer.total_minor()} minor units"
+            )
+        bookings = [
+            Booking(p.stan, p.f7, p.kind, p.amount_minor, not p.reversed)
+            for p in self.acquirer.ledger.postings
+        ]
+        verdict = judge(
+            [StepView(s.id, s.do, s.amount_minor, s.target) for s in scenario.steps],
+            self.trace.events, bookings,
+        )
+        balances = self._balances()
+        rrns = {p.stan: p.rrn for p in self.acquirer.ledger.postings}
+        steps = tuple(
+            StepResult(
+                id=s.id, do=s.do, amount_minor=s.amount_minor,
+                end_state=verdict.end_states[s.id], receipt=verdict.receipts[s.id],
+                stan=verdict.stans[s.id], rrn=rrns.get(verdict.stans[s.id], ""),
+            )
+            for s in scenario.steps
+        )
+        return Result(
+            scenario=scenario, steps=steps, anomalies=verdict.anomalies,
+            balances_minor=balances, balances_before_minor=before, trace=self.trace,
+            trace_sha256=self.trace.sha256(), sim_time_s=float(self.env.now),
+            failures=check(scenario.expect, verdict.end_states, verdict.anomalies, balances),
+        )
+
+    def _balances(self) -> dict[str, int]:
+        by_pan = self.acquirer.balances()
+        balances = {c.id: by_pan[c.pan] for c in self.scenario.cards}
+        balances["merchant"] = self.acquirer.ledger.merchant_balance_minor
+        return balances
+
+
+def run_scenario(scenario: Scenario) -> Result:
+    """Run one scenario from its seed and return what happened."""
+    return World(scenario).run()
+
+
+def _yymm(expiry: str | None) -> str | None:
+    """``"2027-08"`` to ``"2708"``."""
+    if expiry is None:
+        return None
+    year, month = expiry.split("-")
+    return year[2:] + month
