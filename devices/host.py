@@ -107,5 +107,6 @@ class Host:
             yield self.env.timeout(delay_s)
         if self.faults.has("bank.down"):
             return
-        self.trace.emit("bank.response_sent", code=reply.code, **label)
-        self.link.send(reply.response, TO_TERMINAL, **label)
+        answer = {"mti": (reply.response_fields or {}).get("t"), "stan": label["stan"]}
+        self.trace.emit("bank.response_sent", code=reply.code, **answer)
+        self.link.send(reply.response, TO_TERMINAL, **answer)

@@ -26,20 +26,8 @@ from typing import NamedTuple, TypeAlias
 
 from emulator.errors import PrinterDecodeError
 
-__all__ = [
-    "CONDITIONS",
-    "CUT_MARK",
-    "DOTS_PER_MM",
-    "JobDone",
-    "JobFailed",
-    "LinePrinted",
-    "Output",
-    "PrinterCore",
-    "StatusBack",
-    "StatusReply",
-    "decode_text",
-    "segments",
-]
+__all__ = ["CONDITIONS", "CUT_MARK", "DOTS_PER_MM", "JobDone", "JobFailed", "LinePrinted",
+           "Output", "PrinterCore", "StatusBack", "StatusReply", "decode_text", "segments"]
 
 DOTS_PER_MM = 8
 DEFAULT_SPACING = 30
@@ -60,9 +48,6 @@ _CODE_PAGES: dict[int, str] = {
     39: "iso8859_2", 40: "iso8859_15", 45: "cp1250", 46: "cp1251", 47: "cp1253",
     48: "cp1254", 49: "cp1255", 50: "cp1256", 51: "cp1257", 52: "cp1258",
 }
-
-
-# --------------------------------------------------------------------------- tokens
 
 
 def _u16(args: bytes, i: int) -> int:
@@ -217,14 +202,6 @@ class _Tokenizer:
 _PAPER_KEYS = frozenset((b"\x1bd", b"\x1bJ", b"\x1dV", b"\x1dv", b"\x1dk"))
 
 
-def _moves_paper(token: _Token) -> bool:
-    if isinstance(token, int):
-        return token in (LF, FF)
-    return isinstance(token, _Cmd) and token.key in _PAPER_KEYS
-
-
-# --------------------------------------------------------------------------- interpreter
-
 
 class _Event(NamedTuple):
     """kind: data | line | feed | cut | query | reset | asb. ``n``: dots, or the argument."""
@@ -319,7 +296,7 @@ class _Interpreter:
                 yield _Event("feed", n=self.barcode_dots)
             case b"\x1b*":
                 yield _DATA
-            case b"\x1d(" if args[3:5] in (b"1Q", b"02", b"0\x32"):  # print QR / graphics
+            case b"\x1d(" if args[:1] + args[3:5] in (b"k1Q", b"L02", b"L0\x02"):  # print
                 yield _Event("feed")
             case b"\x10\x04":
                 yield _Event("query", n=args[0])
@@ -329,27 +306,21 @@ class _Interpreter:
                 pass  # other modes, DLE ENQ/DC4, unknown commands: no effect on the model
 
 
-# --------------------------------------------------------------------------- outputs
-
-
 @dataclass(frozen=True, slots=True)
 class StatusReply:
     """The one-byte answer to DLE EOT n."""
-
     byte: int
 
 
 @dataclass(frozen=True, slots=True)
 class StatusBack:
     """Automatic Status Back: 4 bytes sent unasked when the status changes (GS a)."""
-
     data: bytes
 
 
 @dataclass(frozen=True, slots=True)
 class LinePrinted:
     """A line came out of the printer; ``dots`` of paper were fed for it."""
-
     text: str
     dots: int
 
@@ -357,7 +328,6 @@ class LinePrinted:
 @dataclass(frozen=True, slots=True)
 class JobDone:
     """A job was printed and cut while online."""
-
     text: str
     lines: int
 
@@ -365,15 +335,11 @@ class JobDone:
 @dataclass(frozen=True, slots=True)
 class JobFailed:
     """A job stopped before its cut; ``text`` is what was printed."""
-
     text: str
     reason: str  # paper_out | jam | cover_open | off | reset
 
 
 Output: TypeAlias = StatusReply | StatusBack | LinePrinted | JobDone | JobFailed
-
-
-# --------------------------------------------------------------------------- core
 
 
 class PrinterCore:
@@ -577,9 +543,6 @@ class PrinterCore:
                 out.append(StatusBack(data))
 
 
-# --------------------------------------------------------------------------- helpers
-
-
 def decode_text(data: bytes) -> str:
     """The text a complete ESC/POS stream prints: lines joined by "\\n", a cut as CUT_MARK.
 
@@ -607,7 +570,8 @@ def segments(data: bytes) -> list[bytes]:
     pieces: list[bytes] = []
     start = 0
     for token, end in _Tokenizer().feed(data):
-        if _moves_paper(token):
+        if token in (LF, FF) if isinstance(token, int) else (
+                isinstance(token, _Cmd) and token.key in _PAPER_KEYS):
             pieces.append(data[start:end])
             start = end
     if start < len(data):

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import simpy
 
 from devices.fault import ActiveFault, FaultBoard
-from devices.printer import JobDone, JobFailed, PrinterCore, segments
+from devices.printer import JobDone, JobFailed, Output, PrinterCore, segments
 
 if TYPE_CHECKING:
     from emulator.trace import Trace
@@ -40,6 +40,7 @@ class SimPrinter:
         self.faults = FaultBoard()
         self._jobs = 0
         self._lock = simpy.Resource(env, capacity=1)
+        self._stash: list[Output] = []  # what a condition change made the core say
 
     def apply(self, fault: ActiveFault) -> None:
         self.faults.add(fault)
@@ -52,7 +53,7 @@ class SimPrinter:
 
     def _set(self, kind: str, active: bool) -> None:
         before = self.core.state
-        self.core.set_condition(_CONDITIONS[kind], active)
+        self._stash.extend(self.core.set_condition(_CONDITIONS[kind], active))
         if self.core.state != before:
             self.trace.emit("printer.state", state=self.core.state)
 
@@ -74,7 +75,8 @@ class SimPrinter:
             failed = False
             for piece in segments(data):
                 before = self.core.state
-                for out in self.core.feed(piece):
+                outs, self._stash = [*self._stash, *self.core.feed(piece)], []
+                for out in outs:
                     if isinstance(out, JobDone):
                         done = True
                         self.trace.emit(

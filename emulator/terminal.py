@@ -369,11 +369,15 @@ class Terminal:
     # -- building blocks -----------------------------------------------------
 
     def _clear_way(self, step: StepSpec) -> Gen:
-        """Deliver what is owed before a new transaction; False when it must wait."""
+        """Deliver what is owed before a new transaction; False when it must wait.
+
+        Without the guard the transaction starts at once (what is owed goes later,
+        if its slot survives the new transaction's record).
+        """
+        if not self.policy.block_sale_while_reversal_pending:
+            return True
         yield from self._flush_queue()
-        if self.policy.block_sale_while_reversal_pending and self.journal.pending(
-            ("reversal", "void"),
-        ):
+        if self.journal.pending(("reversal", "void")):
             self._done(step.id, step.do, "refused", reason="reversal pending")
             return False
         return True

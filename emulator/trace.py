@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from itertools import islice
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
@@ -89,8 +90,9 @@ class Trace:
         return ("\n".join(self.lines()) + "\n").encode("ascii")
 
     def sha256(self) -> str:
+        """SHA-256 of the event lines: the run's identity (the header only labels it)."""
         digest = hashlib.sha256()
-        for line in self.lines():
+        for line in islice(self.lines(), 1, None):
             digest.update(line.encode("ascii"))
             digest.update(b"\n")
         return digest.hexdigest()
