@@ -68,13 +68,17 @@ class Link:
             if isinstance(frame, bytes):
                 bad = faults.first("network.corrupt", direction)
                 if bad is not None:
-                    bad.consume()
                     field = bad.param("field", 0)
-                    frame = corrupt(
-                        frame, self.rng, nbytes=int(_num(bad.param("bytes", 1))),
-                        field=str(field) if field else None,
-                    )
-                    self.trace.emit("network.corrupted", direction=direction, **about)
+                    try:
+                        frame = corrupt(
+                            frame, self.rng, nbytes=int(_num(bad.param("bytes", 1))),
+                            field=str(field) if field else None,
+                        )
+                    except ValueError:  # the targeted field is not in this frame
+                        pass
+                    else:
+                        bad.consume()
+                        self.trace.emit("network.corrupted", direction=direction, **about)
             dup = faults.first("network.duplicate", direction)
             if dup is not None:
                 dup.consume()

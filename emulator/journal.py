@@ -63,6 +63,7 @@ class Half:
     queue: list[QueueEntry] = field(default_factory=list)
     acked: set[tuple[str, str]] = field(default_factory=set)
     receipts: dict[str, Any] = field(default_factory=dict)
+    shown: set[str] = field(default_factory=set)  # steps whose outcome was displayed
 
 
 class Journal:

@@ -38,6 +38,10 @@ INVALID = "invalid"
 REFUSED = "refused"
 
 PROC = {"sale": "000000", "refund": "200000"}
+UNCERTAIN = ("30", "63", "91", "96")
+"""Codes that do not settle whether money moved: the host could not read this message
+(format error, MAC failure: an earlier copy may have been posted), or failed inside
+(issuer unavailable, malfunction). The robust firmware reverses or asks."""
 REASON_TIMEOUT = "68"
 REASON_CANCEL = "17"
 REASON_INVALID = "06"
@@ -178,6 +182,10 @@ class Terminal:
         for record in list(self.journal.disk.txns.values()):
             if record.state == "approved":
                 yield from self._finish_approved(record, recovered=True)
+            elif record.state == "completed" and record.step not in self.journal.disk.shown:
+                result = "approved" if record.do == "sale" else "refunded"
+                self._done(record.step, record.do, result, code=record.code,
+                           amount_minor=record.shown_minor, recovered=True)
         yield from self._flush_queue()
 
     # -- steps ---------------------------------------------------------------
@@ -201,7 +209,7 @@ class Terminal:
             self._done(step.id, "sale", "declined", code="91", reason="host refused")
             self.reader.eject()
             return
-        if fields is None or (fields.get("39") == "96" and self.policy.reverse_on_timeout):
+        if fields is None or (fields.get("39") in UNCERTAIN and self.policy.reverse_on_timeout):
             yield from self._give_up(record, outcome)
             return
         code = str(fields.get("39", ""))
@@ -213,17 +221,12 @@ class Terminal:
             self._done(step.id, "sale", "declined", code=code)
             self.reader.eject()
             return
-        approved = _amount(fields, record.amount_minor)
-        if self.policy.check_response_amount:
-            if code == "00" and approved != record.amount_minor:
-                self.trace.emit("terminal.amount_mismatch", step=step.id,
-                                requested_minor=record.amount_minor, approved_minor=approved)
-                yield from self._reverse_now(record, REASON_INVALID)
-                self._done(step.id, "sale", "failed", code=code, reason="amount changed")
-                return
-            shown = approved
-        else:
-            shown = record.amount_minor
+        shown = self._shown_amount(record, code, fields)
+        if shown is None:
+            yield from self._reverse_now(record, REASON_INVALID)
+            self._done(step.id, "sale", "failed", code=code, reason="amount changed")
+            self.reader.eject()
+            return
         if not self.reader.card_present:
             if self.policy.reverse_on_card_removed:
                 yield from self._reverse_now(record, REASON_CANCEL)
@@ -253,7 +256,7 @@ class Terminal:
             self._done(step.id, "refund", "refund_failed", code="91", reason="host refused")
             return
         code = None if fields is None else str(fields.get("39", ""))
-        if code is None or code == "96":
+        if code is None or code in UNCERTAIN:
             if self.policy.query_status_before_retry:
                 stands = yield from self._query_status(record)
                 if stands is not None:
@@ -273,8 +276,8 @@ class Terminal:
                 record = self._new_record(step.id, "refund", step.card, step.amount_minor)
                 outcome, fields, record = yield from self._online(record, retries=0)
                 code = None if fields is None else str(fields.get("39", ""))
-        if fields is None or code != "00":
-            if fields is None or code == "96":
+        if fields is None or code not in ("00", "10"):
+            if fields is None or code in UNCERTAIN:
                 yield from self._give_up(record, outcome, do="refund")
                 return
             self._disarm(record)
@@ -282,17 +285,20 @@ class Terminal:
             self._done(step.id, "refund", "refund_failed", code=code or "")
             self.reader.eject()
             return
+        shown = self._shown_amount(record, code or "", fields)
+        if shown is None:
+            yield from self._reverse_now(record, REASON_INVALID)
+            self._done(step.id, "refund", "refund_failed", code=code, reason="amount changed")
+            self.reader.eject()
+            return
         self._disarm(record)
         record.state = "completed"
-        record.code = "00"
+        record.code = code or "00"
         record.rrn = str(fields.get("37", ""))
         record.auth = str(fields.get("38", ""))
-        record.shown_minor = (
-            _amount(fields, record.amount_minor) if self.policy.check_response_amount
-            else record.amount_minor
-        )
+        record.shown_minor = shown
         yield from self._print_slip(record, "APPROVED")
-        self._done(step.id, "refund", "refunded", code="00", amount_minor=record.shown_minor)
+        self._done(step.id, "refund", "refunded", code=record.code, amount_minor=shown)
         self.reader.eject()
 
     def _void(self, step: StepSpec) -> Gen:
@@ -491,6 +497,17 @@ class Terminal:
                 self.trace.emit("terminal.response_invalid", stan=stan, field="64")
                 return INVALID, None
             return "ok", response
+
+    def _shown_amount(self, record: TxnRecord, code: str, fields: dict[str, Any]) -> int | None:
+        """The amount to show for an approval; None when a full approval changed it."""
+        if not self.policy.check_response_amount:
+            return record.amount_minor
+        approved = _amount(fields, record.amount_minor)
+        if code != "10" and approved != record.amount_minor:
+            self.trace.emit("terminal.amount_mismatch", step=record.step,
+                            requested_minor=record.amount_minor, approved_minor=approved)
+            return None
+        return approved
 
     def _query_status(self, record: TxnRecord) -> Gen:
         """Ask the host whether ``record`` stands: amount, 0 (nothing), None (no answer)."""
@@ -696,6 +713,7 @@ class Terminal:
         )
 
     def _done(self, step: str, do: str, result: str, **fields: Any) -> None:
+        self.journal.disk.shown.add(step)
         self.trace.emit("terminal.txn_done", step=step, do=do, result=result, **fields)
 
     def _clock(self) -> datetime:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import subprocess
 import sys
+from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -98,13 +99,13 @@ def test_ascii_fields_decode_back_unchanged(merchant: str) -> None:
 
 def test_importing_python_escpos_leaves_logging_and_tmp_alone() -> None:
     script = (
-        "import logging, os, tempfile\n"
+        "import logging, os, sys, tempfile\n"
         "before = set(os.listdir(tempfile.gettempdir()))\n"
-        "from devices.receipt import render, ReceiptData\n"
-        "from tests.devices.test_receipt import SALE\n"
-        "render(SALE)\n"
+        "from devices.receipt import ReceiptData, render\n"
+        f"render(ReceiptData(**{dataclasses.asdict(SALE)!r}))\n"
         "assert logging.getLogger().handlers == [], logging.getLogger().handlers\n"
         "new = set(os.listdir(tempfile.gettempdir())) - before\n"
         "assert all(n.startswith('posemu-escpos-') for n in new), new\n"
     )
-    subprocess.run([sys.executable, "-c", script], check=True)
+    root = Path(__file__).resolve().parents[2]
+    subprocess.run([sys.executable, "-c", script], check=True, cwd=root)
