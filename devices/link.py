@@ -9,6 +9,7 @@ is sent; ``network.down`` also loses frames already in flight.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -92,9 +93,12 @@ class Link:
         for copy in range(copies):
             extra = self._delay() if copy else 0.0
             timer = self.env.timeout(delay_s + extra)
-            timer.callbacks.append(
-                lambda _e, f=frame: self._deliver(f, direction, epoch, about)
-            )
+            timer.callbacks.append(self._courier(frame, direction, epoch, about))
+
+    def _courier(
+        self, frame: bytes | Refused, direction: str, epoch: int, about: dict[str, Any],
+    ) -> Callable[[simpy.Event], None]:
+        return lambda _event: self._deliver(frame, direction, epoch, about)
 
     def _lost(self, direction: str) -> bool:
         if self.faults.has("network.down"):

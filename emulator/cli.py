@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -42,7 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="write each run's full trace as JSON Lines here")
     run.add_argument("--seed", type=int, help="override the scenarios' seed")
     run.add_argument("--profile", choices=sorted(PROFILES), help="override the firmware profile")
-    run.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    run.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                     help="show tracebacks on errors")
     return parser
 
 
@@ -52,20 +54,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _run(args)
     except (ScenarioError, TraceError) as exc:
-        if args.debug:
-            raise
-        print(f"posemu: {exc}", file=sys.stderr)
-        return EXIT_INPUT
+        return _fail(args, exc, EXIT_INPUT)
     except (DeviceError, OSError) as exc:
-        if args.debug:
-            raise
-        print(f"posemu: {exc}", file=sys.stderr)
-        return EXIT_IO
+        return _fail(args, exc, EXIT_IO)
     except PosemuError as exc:
-        if args.debug:
-            raise
-        print(f"posemu: internal error: {exc}", file=sys.stderr)
-        return EXIT_IO
+        return _fail(args, exc, EXIT_IO, "internal error: ")
+
+
+def _fail(args: argparse.Namespace, exc: BaseException, status: int, prefix: str = "") -> int:
+    """One line on standard error (the traceback too with --debug); the exit status."""
+    if args.debug:
+        traceback.print_exception(exc)
+    print(f"posemu: {prefix}{exc}", file=sys.stderr)
+    return status
 
 
 def scenario_files(paths: Sequence[str]) -> list[Path]:
@@ -123,6 +124,10 @@ def _summary(result: Result) -> str:
              f"  ({result.scenario.profile}, seed {result.scenario.seed})"]
     for step in result.steps:
         lines.append(f"    {step.id:<6} {step.do:<8} {step.end_state}")
+    for step in result.steps:
+        if step.receipt:
+            lines.append(f"    receipt of {step.id}:")
+            lines.extend(f"      | {row}" for row in step.receipt.rstrip("\n").splitlines())
     for anomaly in result.anomalies:
         lines.append(f"    anomaly {anomaly.kind} at {anomaly.step}: {anomaly.detail}")
     if result.balances_minor:

@@ -38,11 +38,13 @@ class Injector:
         self.targets = targets
         for spec in faults:
             if spec.at_s is not None:
-                timer = env.timeout(spec.at_s)
-                timer.callbacks.append(lambda _e, s=spec: self._start(s))
+                env.timeout(spec.at_s).callbacks.append(self._starter(spec))
             else:
                 assert spec.on is not None
                 self._arm(spec)
+
+    def _starter(self, spec: FaultSpec) -> Callable[[simpy.Event], None]:
+        return lambda _event: self._start(spec)
 
     def _arm(self, spec: FaultSpec) -> None:
         seen = 0

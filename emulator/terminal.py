@@ -9,10 +9,10 @@ choice. Every choice that can turn a fault into an anomaly is a knob.
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Generator, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import simpy
 
@@ -155,7 +155,7 @@ class Terminal:
             self._waits.append(get)
             yield get
             self._waits.remove(get)
-        step = get.value
+        step: StepSpec = cast("StepSpec", get.value)
         handler = getattr(self, f"_{step.do}")
         self.trace.emit(
             "terminal.txn_started", step=step.id, do=step.do, amount_minor=step.amount_minor,
@@ -193,7 +193,8 @@ class Terminal:
     def _sale(self, step: StepSpec) -> Gen:
         if not (yield from self._clear_way(step)):
             return
-        assert step.card is not None and step.amount_minor is not None
+        assert step.card is not None
+        assert step.amount_minor is not None
         if not (yield from self.reader.read(step.card, pin=True)):
             self._done(step.id, "sale", "cancelled", reason="card read error")
             return
@@ -245,7 +246,8 @@ class Terminal:
     def _refund(self, step: StepSpec) -> Gen:
         if not (yield from self._clear_way(step)):
             return
-        assert step.card is not None and step.amount_minor is not None
+        assert step.card is not None
+        assert step.amount_minor is not None
         if not (yield from self.reader.read(step.card, pin=False)):
             self._done(step.id, "refund", "refund_failed", reason="card read error")
             return
@@ -456,7 +458,7 @@ class Terminal:
             "49": "978",
         }
 
-    def _exchange(self, fields: dict[str, str | bytes], expect_mti: str, stan: str) -> Gen:
+    def _exchange(self, fields: Mapping[str, str | bytes], expect_mti: str, stan: str) -> Gen:
         """Send one message and wait for its answer: (outcome, fields or None)."""
         frame = encode(fields, self.mac_key)
         self.link.send(frame, TO_BANK, mti=fields["t"], stan=stan)
@@ -473,7 +475,7 @@ class Terminal:
             if get not in got:
                 get.cancel()
                 return TIMEOUT, None
-            item = get.value
+            item = cast("bytes | Refused", get.value)
             if isinstance(item, Refused):
                 if item.frame == frame:
                     self.trace.emit("terminal.refused", stan=stan)

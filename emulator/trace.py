@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from itertools import islice
 from collections.abc import Callable, Iterable, Iterator
+from itertools import islice
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
@@ -74,8 +74,8 @@ class Trace:
         else:
             self._listeners.setdefault(name, []).append(listener)
 
-    def unsubscribe(self, name: str, listener: Listener) -> None:
-        listeners = self._listeners.get(name, [])
+    def unsubscribe(self, name: str | None, listener: Listener) -> None:
+        listeners = self._any if name is None else self._listeners.get(name, [])
         if listener in listeners:
             listeners.remove(listener)
 
@@ -107,8 +107,12 @@ class Trace:
 def write_atomic(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file and a rename."""
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
+    try:
+        tmp.write_bytes(data)
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def read_trace(path: Path) -> tuple[dict[str, Any], list[Event]]:

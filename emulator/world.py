@@ -7,6 +7,7 @@ faults scheduled -> operator steps -> run -> oracle -> Result.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 
 import simpy
 
@@ -20,7 +21,7 @@ from emulator.errors import ConservationError
 from emulator.injector import Injector
 from emulator.oracle import Booking, StepView, judge
 from emulator.result import Result, StepResult, check
-from emulator.scenario import Scenario
+from emulator.scenario import Scenario, StepSpec
 from emulator.terminal import CardInfo, Identity, Terminal
 from emulator.trace import Trace
 
@@ -71,8 +72,11 @@ class World:
             "bank": self.host, "terminal": self.terminal,
         }, scenario.faults)
         for step in scenario.steps:
-            timer = self.env.timeout(step.at_s)
-            timer.callbacks.append(lambda _e, s=step: self.terminal.submit(s))
+            self.env.timeout(step.at_s).callbacks.append(self._operator(step))
+
+    def _operator(self, step: StepSpec) -> Callable[[simpy.Event], None]:
+        """The operator starting ``step`` when its time comes."""
+        return lambda _event: self.terminal.submit(step)
 
     def run(self) -> Result:
         """Run to the horizon (or until nothing is left to happen) and judge."""

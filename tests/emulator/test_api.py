@@ -10,7 +10,11 @@ from pathlib import Path
 import pytest
 
 import emulator
-from emulator import errors, load_scenario, result, run_scenario, scenario, world
+import emulator.errors
+import emulator.result
+import emulator.scenario
+import emulator.world
+from emulator import load_scenario, run_scenario
 from emulator.result import Result, StepResult
 from emulator.scenario import Scenario, scenario_from_dict
 
@@ -42,10 +46,10 @@ def test_every_public_name_resolves(name: str) -> None:
 
 
 def test_public_names_are_the_implementing_objects() -> None:
-    assert emulator.run_scenario is world.run_scenario
-    assert emulator.load_scenario is scenario.load_scenario
-    assert emulator.Result is result.Result
-    assert emulator.ScenarioError is errors.ScenarioError
+    assert emulator.run_scenario is emulator.world.run_scenario
+    assert emulator.load_scenario is emulator.scenario.load_scenario
+    assert emulator.Result is emulator.result.Result
+    assert emulator.ScenarioError is emulator.errors.ScenarioError
     assert issubclass(emulator.ScenarioError, emulator.PosemuError)
 
 
@@ -56,8 +60,8 @@ def test_unknown_attribute_is_an_attribute_error() -> None:
 
 def test_documented_import_works() -> None:
     # the import itself is at the top of this module
-    assert load_scenario is scenario.load_scenario
-    assert run_scenario is world.run_scenario
+    assert load_scenario is emulator.scenario.load_scenario
+    assert run_scenario is emulator.world.run_scenario
 
 
 def test_run_scenario_returns_a_result_with_verdict_anomalies_steps_balances() -> None:

@@ -15,7 +15,7 @@ import pytest
 
 import emulator.cli
 from emulator.cli import main
-from emulator.errors import ConservationError, ScenarioError
+from emulator.errors import ConservationError
 from emulator.trace import read_trace
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -260,10 +260,14 @@ def test_console_script_bad_flag_is_one_line_with_status_2() -> None:
 # ------------------------------------------------------------------------- --debug
 
 
-def test_debug_lets_the_scenario_error_propagate_in_process(tmp_path: Path) -> None:
+def test_debug_prints_the_traceback_and_keeps_exit_status_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
     args, _ = _unknown_key(tmp_path)
-    with pytest.raises(ScenarioError, match="sede"):
-        main(["run", "--debug", *args[1:]])
+    assert main(["run", "--debug", *args[1:]]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback (most recent call last)" in err
+    assert "sede" in err
 
 
 def test_debug_shows_a_traceback_for_a_bad_scenario(tmp_path: Path) -> None:
@@ -274,23 +278,12 @@ def test_debug_shows_a_traceback_for_a_bad_scenario(tmp_path: Path) -> None:
     assert proc.returncode != 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cli.py: `--debug` is declared on both the main parser and the `run` "
-    "subparser; the subparser's default (False) overwrites the main one, so "
-    "`posemu --debug run BAD` shows no traceback",
-)
 def test_debug_before_the_command_also_shows_a_traceback(tmp_path: Path) -> None:
     args, _ = _unknown_key(tmp_path)
     proc = posemu("--debug", *args)
     assert "Traceback (most recent call last)" in proc.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cli.py main() re-raises under --debug, so Python exits with status 1 "
-    "(= 'some scenario failed') instead of the contract's 2 for bad input",
-)
 def test_debug_keeps_exit_status_2_for_a_bad_scenario(tmp_path: Path) -> None:
     args, _ = _unknown_key(tmp_path)
     proc = posemu("run", "--debug", *args[1:])
@@ -511,11 +504,6 @@ def test_trace_that_cannot_be_written_is_an_io_error_exit_3(
     read_trace(traces / "sale_paper_jam.jsonl")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="trace.write_atomic leaves its .NAME.jsonl.tmp behind when the rename (or the "
-    "write) fails; cli passes the error on without cleaning up",
-)
 def test_trace_that_cannot_be_written_leaves_no_temp_file(
     tmp_path: Path, capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -600,11 +588,6 @@ def test_card_without_id_is_shown_masked(
 # -------------------------------------------------------------------- human output
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cli._summary prints no receipts, although contract section 2 says the human "
-    "output shows each receipt as printed",
-)
 def test_human_output_shows_each_receipt_as_printed(
     capsys: pytest.CaptureFixture[str],
 ) -> None:

@@ -174,11 +174,6 @@ def test_listener_may_unsubscribe_itself_without_others_missing_the_event() -> N
     assert calls == ["once", "always", "always"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Trace.unsubscribe(None, f) looks f up in the by-name table only; a listener "
-    "subscribed to every event (subscribe(None, f)) can never be removed",
-)
 def test_listener_on_none_can_be_unsubscribed() -> None:
     trace, _ = make_trace()
     seen: list[Event] = []
@@ -207,11 +202,6 @@ def test_write_atomic_replaces_existing_content(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run.jsonl"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="write_atomic does not remove its .NAME.tmp file when the write fails "
-    "(e.g. ENOSPC): a half-written temp file is left behind",
-)
 def test_write_atomic_failing_midway_leaves_neither_target_nor_temp_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
