@@ -9,7 +9,8 @@ bit cleared):
   (an offline sale forwarded later: posted like a sale, 51 if funds lack).
 - 0400/0401 (and 0420/0421) reversal of the original named in field 90;
   idempotent: unknown original 25, already reversed/declined 00 (done),
-  original in a closed batch 12. It undoes every standing posting of the
+  original in a closed batch 12. A reversal that overtakes its original is
+  remembered: the original, when it arrives, is answered 68 and never posted. It undoes every standing posting of the
   original's key (several only when the duplicate check is off).
 - 0500 batch totals (74/76/86/88; missing fields count as 0) against the host's
   standing postings of that terminal since its last close: 00 and close, or 95
@@ -37,6 +38,8 @@ from .message import Fields
 __all__ = ["Account", "Acquirer", "Forced", "Posting", "Reply"]
 
 APPROVED = frozenset({"00", "10"})
+LATE = "68"
+"""Answer to an original that arrives after its own reversal: never posted."""
 _ECHO = ("3", "4", "7", "11", "12", "13", "41", "42", "49", "90")
 
 
@@ -107,6 +110,7 @@ class Acquirer:
         self._records: dict[TxnKey, _Record] = {}
         self._batch: dict[str, int] = {}  # terminal id -> its open batch number
         self._counter = 0
+        self._orphans: set[TxnKey] = set()  # reversed before the original arrived
 
     def __repr__(self) -> str:
         return f"Acquirer({self.ledger!r}, duplicate_check={self.duplicate_check})"
@@ -196,6 +200,11 @@ class Acquirer:
         kind = _kind(mti, proc)
         if kind is None:
             return self._answer(f, "12", key=key)
+        if key in self._orphans:  # its reversal overtook it: it must never post
+            reply = self._answer(f, LATE, key=key)
+            self._records[key] = _Record(mti[:3], kind, pan, amount, LATE, reply.response or b"")
+            self._orphans.discard(key)
+            return reply
         seen = self._records.get(key) if self.duplicate_check else None
         if seen is not None:
             if (seen.mti_class, seen.kind, seen.pan, seen.amount_minor) != (
@@ -261,6 +270,7 @@ class Acquirer:
             return self._answer(f, "30")
         every = self.ledger.postings_for(key)
         if not every and key not in self._records:
+            self._orphans.add(key)
             return self._answer(f, "25", key=key)
         standing = [p for p in every if not p.reversed]
         if any(p.batch < self.open_batch(key[0]) for p in standing):

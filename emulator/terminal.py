@@ -124,22 +124,27 @@ class Terminal:
         booted = False
         while True:
             try:
+                while not self.powered:
+                    assert self._power_back is not None
+                    yield self._power_back
                 if booted:
                     yield from self._boot()
                 booted = True
                 while True:
                     yield from self._idle()
             except simpy.Interrupt:
-                for wait in self._waits:
-                    if not wait.triggered and hasattr(wait, "cancel"):
-                        wait.cancel()
-                self._waits.clear()
-                self._held.clear()
-                self.journal.power_loss()
-                self.reader.card = None
-                self.trace.emit("terminal.power_lost")
-                assert self._power_back is not None
-                yield self._power_back
+                self._lose_power()
+
+    def _lose_power(self) -> None:
+        """What a power cut takes: pending waits, held receipts, the RAM half."""
+        for wait in self._waits:
+            if not wait.triggered and hasattr(wait, "cancel"):
+                wait.cancel()
+        self._waits.clear()
+        self._held.clear()
+        self.journal.power_loss()
+        self.reader.card = None
+        self.trace.emit("terminal.power_lost")
 
     def _idle(self) -> Gen:
         get = self.steps.get()
@@ -261,17 +266,12 @@ class Terminal:
         if code is None or code in UNCERTAIN:
             if self.policy.query_status_before_retry:
                 stands = yield from self._query_status(record)
-                if stands is not None:
-                    self._disarm(record)
-                    if stands:
-                        fields = {"39": "00", "4": f"{stands:012d}"}
-                        code = "00"
-                    else:
-                        record.state = "declined"
-                        self._done(step.id, "refund", "refund_failed", code=code or "",
-                                   reason="host has no such refund")
-                        self.reader.eject()
-                        return
+                if stands:
+                    fields = {"39": "00", "4": f"{stands:012d}"}
+                    code = "00"
+                else:  # unknown to the host (so far) or no answer: make sure it never posts
+                    yield from self._give_up(record, outcome, do="refund")
+                    return
             else:
                 self._disarm(record)
                 self.trace.emit("terminal.retry_as_new", step=step.id, stan=record.stan)
@@ -371,8 +371,10 @@ class Terminal:
             for record in (*debits, *credits):
                 record.state = "settled"
             self._done(step.id, "settle", "settled", code=code)
-        else:
+        elif code == "95":
             self._done(step.id, "settle", "out_of_balance", code=code)
+        else:
+            self._done(step.id, "settle", "settle_failed", code=code)
 
     # -- building blocks -----------------------------------------------------
 
