@@ -163,6 +163,7 @@ CLEAN_END_STATES: dict[str, str] = {
     "reprinted": "reprint: the receipt came out",
     "reprint_failed": "reprint: the printer could not print it",
     "settled": "settle: terminal and bank totals agree",
+    "settle_failed": "settle: no answer or refused (totals not compared, nothing moved)",
 }
 
 

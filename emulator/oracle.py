@@ -15,7 +15,8 @@ cut, the sale's own or a reprint):
 - shown anything else (or nothing, the terminal died): money stands ->
   ``in_doubt`` while the terminal still owes the host a message for it,
   ``charged_shown_unpaid`` otherwise; no money -> ``in_doubt`` while owed,
-  else ``declined`` (it went online) or ``cancelled``.
+  else ``cancelled`` when the terminal showed it cancelled or refused it (or it
+  never went online), ``declined`` otherwise.
 
 Refunds mirror sales (``duplicate_refund``, ``refund_shown_failed_but_credited``).
 """
@@ -210,6 +211,8 @@ def _judge_money(
         return ("approved" if sale else "refunded"), []
     if not sale:
         return "refund_failed", []
+    if view.shown in ("cancelled", "refused"):
+        return "cancelled", []
     return ("declined" if view.online else "cancelled"), []
 
 
