@@ -9,9 +9,10 @@ bit cleared):
   (an offline sale forwarded later: posted like a sale, 51 if funds lack).
 - 0400/0401 (and 0420/0421) reversal of the original named in field 90;
   idempotent: unknown original 25, already reversed/declined 00 (done),
-  original in a closed batch 12. A reversal that overtakes its original is
-  remembered: the original, when it arrives, is answered 68 and never posted. It undoes every standing posting of the
-  original's key (several only when the duplicate check is off).
+  original in a closed batch 12. It undoes every standing posting of the
+  original's key (several only when the duplicate check is off). A reversal
+  that overtakes its original is remembered: the original, when it arrives, is
+  answered 68 and never posted.
 - 0500 batch totals (74/76/86/88; missing fields count as 0) against the host's
   standing postings of that terminal since its last close: 00 and close, or 95
   (stays open). The 0510 carries the host's own totals.
