@@ -49,6 +49,7 @@ class QueueEntry:
     sent: int = 0
     card: str = ""
     target: str = ""  # for a void: the sale step it cancels
+    refund: bool = False  # the original is a refund (processing code 20)
 
     @property
     def orig_key(self) -> tuple[str, str]:
@@ -106,5 +107,6 @@ class Journal:
         acked = self.ram.acked
         return [
             e for e in self.queue()
-            if not e.armed and e.kind in kinds and e.orig_key not in acked
+            if not e.armed and e.kind in kinds
+            and not (e.kind == "advice" and e.orig_key in acked)
         ]

@@ -10,7 +10,7 @@ choice. Every choice that can turn a fault into an anomaly is a knob.
 from __future__ import annotations
 
 from collections.abc import Generator, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
@@ -19,13 +19,15 @@ import simpy
 from devices.card_reader import CardReader
 from devices.fault import ActiveFault
 from devices.link import TO_BANK, TO_TERMINAL, Link, Refused
-from devices.message import decode, encode, mac_ok, original_data
+from devices.message import Fields, decode, encode, mac_ok
 from devices.receipt import ReceiptData, render
 from devices.sim_printer import SimPrinter
+from emulator import requests
 from emulator.errors import MessageError
 from emulator.journal import Journal, QueueEntry, TxnRecord
 from emulator.money import format_minor
 from emulator.profiles import Policy
+from emulator.requests import CardInfo, Identity
 
 if TYPE_CHECKING:
     from emulator.scenario import StepSpec
@@ -37,7 +39,6 @@ TIMEOUT = "timeout"
 INVALID = "invalid"
 REFUSED = "refused"
 
-PROC = {"sale": "000000", "refund": "200000"}
 UNCERTAIN = ("30", "63", "91", "96")
 """Codes that do not settle whether money moved: the host could not read this message
 (format error, MAC failure: an earlier copy may have been posted), or failed inside
@@ -46,23 +47,6 @@ REASON_TIMEOUT = "68"
 REASON_CANCEL = "17"
 REASON_INVALID = "06"
 REASON_NOT_COMPLETED = "21"
-
-
-@dataclass(frozen=True)
-class CardInfo:
-    """What the terminal reads off a card: PAN and expiry (YYMM)."""
-
-    pan: str
-    expiry: str
-
-
-@dataclass(frozen=True)
-class Identity:
-    """Who the terminal is: merchant name, merchant id (field 42), terminal id (41)."""
-
-    merchant: str
-    merchant_id: str
-    terminal_id: str
 
 
 class Terminal:
@@ -351,17 +335,12 @@ class Terminal:
                   if t.do == "sale" and t.state == "completed"]
         credits = [t for t in self.journal.disk.txns.values()
                    if t.do == "refund" and t.state == "completed"]
-        totals = {
-            "74": f"{len(credits):010d}", "76": f"{len(debits):010d}",
-            "86": f"{sum(t.shown_minor for t in credits):016d}",
-            "88": f"{sum(t.shown_minor for t in debits):016d}",
-        }
         stan = self.journal.next_stan()
-        fields = {"t": "0500", "7": self._f7(), "11": stan, "41": self.identity.terminal_id,
-                  "42": self.identity.merchant_id, **totals}
+        fields = requests.batch_totals(debits, credits, stan, self._f7(), self.identity)
         self.trace.emit("terminal.request_sent", step=step.id, mti="0500", stan=stan,
                         f7=fields["7"], debits=len(debits), credits=len(credits),
-                        debits_minor=int(totals["88"]), credits_minor=int(totals["86"]))
+                        debits_minor=int(str(fields["88"])),
+                        credits_minor=int(str(fields["86"])))
         outcome, response = yield from self._exchange(fields, "0510", stan)
         if response is None:
             self._done(step.id, "settle", "settle_failed", reason=outcome)
@@ -406,7 +385,7 @@ class Terminal:
         entry = QueueEntry(
             kind="reversal", step=step, orig_mti="0200", orig_stan=record.stan,
             orig_f7=record.f7, amount_minor=amount_minor, reason=REASON_TIMEOUT,
-            queued_s=self.env.now, armed=True, card=card,
+            queued_s=self.env.now, armed=True, card=card, refund=do == "refund",
         )
         self.journal.enqueue(entry, durable=self.policy.persist_reversal_first)
         return record
@@ -449,16 +428,8 @@ class Terminal:
             self.trace.emit("terminal.timeout", step=record.step, stan=record.stan)
         return outcome, response, record
 
-    def _request(self, record: TxnRecord) -> dict[str, str | bytes]:
-        card = self.cards[record.card]
-        now = self._clock()
-        return {
-            "t": record.mti, "2": card.pan, "3": PROC[record.do],
-            "4": f"{record.amount_minor:012d}", "7": record.f7, "11": record.stan,
-            "12": now.strftime("%H%M%S"), "13": now.strftime("%m%d"), "14": card.expiry,
-            "25": "00", "41": self.identity.terminal_id, "42": self.identity.merchant_id,
-            "49": "978",
-        }
+    def _request(self, record: TxnRecord) -> Fields:
+        return requests.financial(record, self.cards[record.card], self.identity, self._clock())
 
     def _exchange(self, fields: Mapping[str, str | bytes], expect_mti: str, stan: str) -> Gen:
         """Send one message and wait for its answer: (outcome, fields or None)."""
@@ -516,9 +487,7 @@ class Terminal:
     def _query_status(self, record: TxnRecord) -> Gen:
         """Ask the host whether ``record`` stands: amount, 0 (nothing), None (no answer)."""
         stan = self.journal.next_stan()
-        fields = {"t": "0600", "7": self._f7(), "11": stan, "41": self.identity.terminal_id,
-                  "42": self.identity.merchant_id,
-                  "90": original_data(record.mti, record.stan, record.f7)}
+        fields = requests.status_query(record, stan, self._f7(), self.identity)
         self.trace.emit("terminal.request_sent", step=record.step, mti="0600", stan=stan,
                         f7=fields["7"], orig_stan=record.stan)
         _, response = yield from self._exchange(fields, "0610", stan)
@@ -548,6 +517,7 @@ class Terminal:
                 kind="reversal", step=record.step, orig_mti=record.mti,
                 orig_stan=record.stan, orig_f7=record.f7, amount_minor=record.amount_minor,
                 reason=reason, queued_s=self.env.now, card=record.card,
+                refund=record.do == "refund",
             )
             self.journal.enqueue(entry, durable=self.policy.persist_reversal_first)
         entry.armed = False
@@ -572,14 +542,7 @@ class Terminal:
         for _ in range(tries):
             mti = "0401" if entry.sent else "0400"
             entry.sent += 1
-            fields: dict[str, str | bytes] = {
-                "t": mti, "3": "000000", "4": f"{entry.amount_minor:012d}", "7": entry.f7,
-                "11": entry.stan, "39": entry.reason, "41": self.identity.terminal_id,
-                "42": self.identity.merchant_id,
-                "90": original_data(entry.orig_mti, entry.orig_stan, entry.orig_f7),
-            }
-            if card is not None:
-                fields["2"] = card.pan
+            fields = requests.reversal(entry, mti, card, self.identity)
             self.trace.emit("terminal.reversal_sent", step=entry.step, kind=entry.kind,
                             mti=mti, stan=entry.stan, orig_stan=entry.orig_stan,
                             orig_f7=entry.orig_f7, reason=entry.reason)
@@ -598,11 +561,7 @@ class Terminal:
         mti = "0221" if entry.sent and self.policy.dedupe_saf_after_reboot else entry.orig_mti
         entry.sent += 1
         card = self.cards[entry.card]
-        fields: dict[str, str | bytes] = {
-            "t": mti, "2": card.pan, "3": "000000", "4": f"{entry.amount_minor:012d}",
-            "7": entry.orig_f7, "11": entry.orig_stan, "14": card.expiry,
-            "41": self.identity.terminal_id, "42": self.identity.merchant_id, "49": "978",
-        }
+        fields = requests.advice(entry, mti, card, self.identity)
         self.trace.emit("terminal.request_sent", step=entry.step, mti=mti,
                         stan=entry.orig_stan, f7=entry.orig_f7,
                         amount_minor=entry.amount_minor)

@@ -20,9 +20,10 @@ from devices.sim_printer import SimPrinter
 from emulator.errors import ConservationError
 from emulator.injector import Injector
 from emulator.oracle import Booking, StepView, judge
+from emulator.requests import CardInfo, Identity
 from emulator.result import Result, StepResult, check
 from emulator.scenario import Scenario, StepSpec
-from emulator.terminal import CardInfo, Identity, Terminal
+from emulator.terminal import Terminal
 from emulator.trace import Trace
 
 MAC_KEY = b"posemu-test-mac-key-0001"
