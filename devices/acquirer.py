@@ -312,7 +312,7 @@ class Acquirer:
         standing = self.ledger.standing(key)
         if standing:
             extra: Fields = {"4": f"{sum(p.amount_minor for p in standing):012d}",
-                             "37": standing[0].rrn}
+                             "37": standing[0].rrn, "38": standing[0].rrn[-6:]}
             return self._answer(f, "00", extra, key=key)
         record = self._records.get(key)
         if record is not None and record.code not in APPROVED:

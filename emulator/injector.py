@@ -48,7 +48,7 @@ class Injector:
 
     def _arm(self, spec: FaultSpec) -> None:
         seen = 0
-        step = getattr(spec, "step", None)
+        step = spec.step
 
         def listener(event: Event) -> None:
             nonlocal seen

@@ -32,7 +32,8 @@ KNOBS: dict[str, Knob] = {
             "reverse_on_timeout",
             True,
             False,
-            "When no valid response comes, send a reversal (0400) for the request.",
+            "When no valid response comes, or an answer that does not settle whether "
+            "money moved (30, 63, 91, 96), send a reversal (0400) for the request.",
             "charged_shown_unpaid",
             "reverse the request, so money that moved comes back",
             "show the timeout and forget the request",
@@ -106,7 +107,7 @@ KNOBS: dict[str, Knob] = {
             True,
             False,
             "Check the MAC (field 64) of every response; a response that fails is "
-            "an invalid response (reversed).",
+            "an invalid response: repeated, then reversed if no valid answer comes.",
             "charged_shown_unpaid",
             "reject responses whose MAC fails",
             "trust any response that decodes",
@@ -192,7 +193,7 @@ class Policy:
     saf_expiry_s: float = 86400.0
     receipt_hold_s: float = 300.0
     printer_poll_s: float = 5.0
-    offline_floor: int = 0  # minor units; sales up to this may be approved offline
+    offline_floor: int = 0  # minor units (TOML: a decimal string in major units)
 
 
 SETTINGS: dict[str, str] = {
@@ -203,8 +204,9 @@ SETTINGS: dict[str, str] = {
     "saf_expiry_s": "a queued reversal or advice is dropped after this long",
     "receipt_hold_s": "how long a held receipt waits for the printer before the sale is undone",
     "printer_poll_s": "seconds between printer status polls while a receipt is held",
-    "offline_floor": "sales up to this amount are approved offline while the host "
-    "cannot be reached (0 = never); a decimal string like knobs' money",
+    "offline_floor": "sales up to this amount are approved offline when the host "
+    "refuses the connection (`bank.down`), and forwarded later as advices (0 = never); "
+    'in TOML a decimal string such as "50.00"',
 }
 
 PROFILES: dict[str, Policy] = {

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
+from devices.message import mask_pan
 from emulator.catalogue import ANOMALIES, END_STATES, FAULTS, STEP_KINDS, TRIGGER_EVENTS, Param
 from emulator.errors import ScenarioError
 from emulator.money import parse_minor
@@ -34,9 +35,6 @@ RECEIPT_FAILURE = ("reprint", "undo", "ignore")
 _MONEY_KNOBS = frozenset({"offline_floor"})
 
 
-def mask_pan(pan: str) -> str:
-    """At most the first six and last four digits: ``411111******1111``."""
-    return pan[:6] + "*" * (len(pan) - 10) + pan[-4:]
 
 
 # ------------------------------------------------------------------- model

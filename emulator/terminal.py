@@ -249,10 +249,9 @@ class Terminal:
         code = None if fields is None else str(fields.get("39", ""))
         if code is None or code in UNCERTAIN:
             if self.policy.query_status_before_retry:
-                stands = yield from self._query_status(record)
-                if stands:
-                    fields = {"39": "00", "4": f"{stands:012d}"}
-                    code = "00"
+                status = yield from self._query_status(record)
+                if status is not None and status.get("39") == "00":
+                    fields, code = status, "00"
                 else:  # unknown to the host (so far) or no answer: make sure it never posts
                     yield from self._give_up(record, outcome, do="refund")
                     return
@@ -485,17 +484,14 @@ class Terminal:
         return approved
 
     def _query_status(self, record: TxnRecord) -> Gen:
-        """Ask the host whether ``record`` stands: amount, 0 (nothing), None (no answer)."""
+        """Ask the host whether ``record`` stands: its 0610 (39 = 00 and field 4 = the
+        amount when it does), or None when no answer came."""
         stan = self.journal.next_stan()
         fields = requests.status_query(record, stan, self._f7(), self.identity)
         self.trace.emit("terminal.request_sent", step=record.step, mti="0600", stan=stan,
                         f7=fields["7"], orig_stan=record.stan)
         _, response = yield from self._exchange(fields, "0610", stan)
-        if response is None:
-            return None
-        if response.get("39") == "00":
-            return _amount(response, record.amount_minor)
-        return 0
+        return response
 
     def _give_up(self, record: TxnRecord, outcome: str, do: str = "sale") -> Gen:
         """No valid answer (or a 96): reverse if the policy says so, show the failure."""

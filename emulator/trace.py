@@ -2,7 +2,7 @@
 
 An event is ``(t, name, fields)`` where ``name`` is ``component.event``. The
 trace's SHA-256 over its canonical JSON Lines identifies the run. Listeners
-(fault triggers, the streaming oracle) subscribe by event name; an event
+(fault triggers) subscribe by event name; an event
 nobody listens to costs one dict lookup and one list append.
 """
 

@@ -1,0 +1,254 @@
+"""The docs say what the code does: names, values, examples and outputs are checked here."""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import doctest
+import functools
+import importlib.util
+import json
+import re
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from emulator.catalogue import FAULTS, TRIGGER_EVENTS
+from emulator.cli import main
+from emulator.profiles import KNOBS, PROFILES, SETTINGS, Policy
+from emulator.scenario import parse_scenario
+from emulator.world import run_scenario
+
+ROOT = Path(__file__).resolve().parents[2]
+README = ROOT / "README.md"
+PROFILES_MD = ROOT / "docs" / "profiles.md"
+ARCHITECTURE_MD = ROOT / "docs" / "architecture.md"
+DOCS = (README, PROFILES_MD, ARCHITECTURE_MD)
+DEVICES = ("card", "printer", "network", "bank", "terminal", "fault")
+
+_FENCE = re.compile(r"^```(\w*)\n(.*?)^```$", re.MULTILINE | re.DOTALL)
+_EMIT = re.compile(r"\.emit\(\s*\"([a-z_]+\.[a-z_]+)\"")
+_DOTTED = re.compile(rf"`((?:{'|'.join(DEVICES)})\.[a-z_]+)`")
+
+
+def text(path: Path) -> str:
+    return path.read_text(encoding="utf-8")
+
+
+def blocks(path: Path, lang: str) -> list[str]:
+    """The bodies of the fenced code blocks of ``lang`` in ``path``."""
+    return [body for kind, body in _FENCE.findall(text(path)) if kind == lang]
+
+
+def table_rows(path: Path) -> dict[str, list[str]]:
+    """Markdown table rows keyed by their first cell without backticks."""
+    rows: dict[str, list[str]] = {}
+    for line in text(path).splitlines():
+        if line.startswith("|") and not line.startswith("| ---"):
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            rows.setdefault(cells[0].strip("`"), cells)
+    return rows
+
+
+def toml_value(value: object) -> str:
+    """A knob value as written in TOML, in backticks: `true`, `"reprint"`."""
+    if isinstance(value, bool):
+        return f"`{str(value).lower()}`"
+    if isinstance(value, str):
+        return f'`"{value}"`'
+    if isinstance(value, float) and value.is_integer():
+        return f"`{int(value)}`"
+    return f"`{value}`"
+
+
+def emitted_events() -> set[str]:
+    """Every trace event name the packages emit."""
+    names: set[str] = set()
+    for package in ("emulator", "devices"):
+        for source in sorted((ROOT / package).glob("*.py")):
+            names.update(_EMIT.findall(text(source)))
+    return names
+
+
+def section(path: Path, heading: str) -> str:
+    """The text under ``heading`` up to the next heading of any level."""
+    body = text(path)
+    start = body.index(heading + "\n") + len(heading) + 1
+    following = re.search(r"^#", body[start:], re.MULTILINE)
+    return body[start : start + following.start()] if following else body[start:]
+
+
+@functools.cache
+def load_knob_cases() -> ModuleType:
+    spec = importlib.util.spec_from_file_location(
+        "_knob_cases", ROOT / "tests" / "emulator" / "test_knobs.py"
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# ------------------------------------------------------------- docs/profiles.md
+
+
+@pytest.mark.parametrize("name", sorted(KNOBS))
+def test_knob_row_gives_robust_and_naive_values_and_guarded_anomaly(name: str) -> None:
+    knob = KNOBS[name]
+    row = table_rows(PROFILES_MD).get(name)
+    assert row is not None, f"no table row for knob {name} in docs/profiles.md"
+    assert row[1:] == [toml_value(knob.robust), toml_value(knob.naive), f"`{knob.guards}`"]
+
+
+@pytest.mark.parametrize("name", sorted(KNOBS))
+def test_knob_has_a_section_naming_the_faults_of_its_test_case(name: str) -> None:
+    cases: dict[str, tuple[dict[str, Any], str]] = load_knob_cases().CASES
+    body = section(PROFILES_MD, f"### `{name}`")
+    scenario, anomaly = cases[name]
+    assert f"`{anomaly}`" in body
+    for fault in scenario["faults"]:
+        assert f"`{fault['fault']}`" in body, f"{name}: {fault['fault']} not described"
+
+
+@pytest.mark.parametrize("name", sorted(SETTINGS))
+def test_setting_row_gives_the_policy_default(name: str) -> None:
+    default = {f.name: f.default for f in dataclasses.fields(Policy)}[name]
+    row = table_rows(PROFILES_MD).get(name)
+    assert row is not None, f"no table row for setting {name} in docs/profiles.md"
+    assert row[1] == toml_value(default)
+
+
+def test_profiles_doc_names_no_knob_setting_or_profile_that_does_not_exist() -> None:
+    known = {*KNOBS, *SETTINGS, *PROFILES}
+    names = {k for k, cells in table_rows(PROFILES_MD).items() if cells[0].startswith("`")}
+    assert names <= known
+    headings = set(re.findall(r"^### `(\w+)`$", text(PROFILES_MD), re.MULTILINE))
+    assert headings == set(KNOBS)
+
+
+def test_profiles_doc_lists_both_profiles() -> None:
+    rows = table_rows(PROFILES_MD)
+    assert set(PROFILES) <= set(rows)
+
+
+# ------------------------------------------------------------------- README.md
+
+
+def test_readme_quick_start_is_make_run_and_make_test() -> None:
+    body = text(README)
+    assert "make run" in body
+    assert "make test" in body
+    assert blocks(README, "sh")[0].strip().splitlines() == ["make run", "make test"]
+
+
+def test_makefile_has_the_targets_the_readme_names() -> None:
+    makefile = text(ROOT / "Makefile")
+    assert re.search(r"^run:", makefile, re.MULTILINE)
+    assert re.search(r"^test:", makefile, re.MULTILINE)
+
+
+def test_every_scenario_path_in_readme_exists() -> None:
+    paths = set(re.findall(r"scenarios/[\w./-]+\.toml", text(README)))
+    assert paths
+    for path in sorted(paths):
+        assert (ROOT / path).is_file(), path
+
+
+def test_every_file_the_docs_point_to_exists() -> None:
+    for doc in DOCS:
+        for path in set(re.findall(r"`((?:emulator|devices|docs|tests)/[\w./]+)`", text(doc))):
+            assert (ROOT / path).exists(), f"{doc.name}: {path}"
+
+
+def _command(block: str) -> str:
+    return block.partition("\n")[0].removeprefix("$ .venv/bin/posemu ")
+
+
+@pytest.mark.parametrize("block", blocks(README, "console"), ids=_command)
+def test_readme_console_output_is_what_posemu_prints(
+    block: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    command, *shown = block.rstrip("\n").split("\n")
+    assert command.startswith("$ .venv/bin/posemu ")
+    argv, _, pipe = command.removeprefix("$ .venv/bin/posemu ").partition(" | ")
+    monkeypatch.chdir(ROOT)
+    assert main(argv.split()) == 0
+    out = capsys.readouterr().out
+    if pipe:
+        assert pipe == "python3 -m json.tool"
+        assert json.loads("\n".join(shown)) == json.loads(out)
+    else:
+        assert [line.rstrip() for line in out.splitlines()] == shown
+
+
+def test_readme_trace_excerpt_is_the_start_of_the_real_trace(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    (excerpt,) = blocks(README, "text")
+    monkeypatch.chdir(ROOT)
+    assert main(["run", "scenarios/sale_paper_jam.toml", "--trace-dir", str(tmp_path)]) == 0
+    capsys.readouterr()
+    lines = (tmp_path / "sale_paper_jam.jsonl").read_text(encoding="ascii").splitlines()
+    shown = excerpt.rstrip("\n").split("\n")
+    assert lines[: len(shown)] == shown
+
+
+def test_readme_python_example_runs_as_shown(monkeypatch: pytest.MonkeyPatch) -> None:
+    (example,) = blocks(README, "pycon")
+    monkeypatch.chdir(ROOT)
+    test = doctest.DocTestParser().get_doctest(example, {}, "README", str(README), 0)
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
+    runner.run(test)
+    assert runner.summarize(verbose=False).failed == 0
+
+
+# ------------------------------------------------------------------- all docs
+
+
+def test_toml_examples_in_docs_are_valid_scenarios_that_pass() -> None:
+    examples = [(doc, b) for doc in DOCS for b in blocks(doc, "toml") if "format =" in b]
+    assert examples
+    for doc, example in examples:
+        result = run_scenario(parse_scenario(example, path=doc.name))
+        assert result.passed, (doc.name, result.failures)
+
+
+def test_every_fault_and_event_name_in_docs_exists() -> None:
+    events = {*TRIGGER_EVENTS, *emitted_events()}
+    for doc in DOCS:
+        for name in set(_DOTTED.findall(text(doc))):
+            assert name in FAULTS or name in events, f"{doc.name}: unknown name `{name}`"
+
+
+# ------------------------------------------------- boundaries docs/architecture.md states
+
+
+def imported_modules(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(text(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+def test_oracle_imports_neither_simpy_nor_devices() -> None:
+    for module in ("oracle", "trace", "errors"):  # the oracle and what it imports
+        for name in imported_modules(ROOT / "emulator" / f"{module}.py"):
+            assert name.split(".")[0] not in ("simpy", "devices"), (module, name)
+
+
+def test_only_the_receipt_module_imports_escpos() -> None:
+    for source in sorted([*ROOT.glob("emulator/*.py"), *ROOT.glob("devices/*.py")]):
+        if source.name != "receipt.py":
+            assert not any(n.split(".")[0] == "escpos" for n in imported_modules(source)), source
+
+
+def test_devices_never_import_the_front_ends() -> None:
+    front_ends = ("emulator.cli", "emulator.world", "emulator.result")
+    for source in sorted(ROOT.glob("devices/*.py")):
+        assert not imported_modules(source) & set(front_ends), source
