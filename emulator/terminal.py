@@ -543,8 +543,10 @@ class Terminal:
                             mti=mti, stan=entry.stan, orig_stan=entry.orig_stan,
                             orig_f7=entry.orig_f7, reason=entry.reason)
             outcome, response = yield from self._exchange(fields, "0410", entry.stan)
-            if response is not None:
-                code = str(response.get("39", ""))
+            code = "" if response is None else str(response.get("39", ""))
+            if code in UNCERTAIN:  # the host could not act on it: repeat
+                self.trace.emit("terminal.reversal_unsettled", step=entry.step, code=code)
+            elif response is not None:
                 self.journal.dequeue(entry)
                 self.trace.emit("terminal.reversal_done", step=entry.step, kind=entry.kind,
                                 orig_stan=entry.orig_stan, code=code)

@@ -238,3 +238,15 @@ def test_offline_approval_is_forwarded_as_an_advice() -> None:
     assert states(result) == {"s1": "approved"}
     assert result.balances_minor["alice"] == 90_00
     assert [e["mti"] for e in events(result, "terminal.request_sent")] == ["0200", "0220"]
+
+
+def test_a_reversal_answered_with_a_format_error_is_repeated() -> None:
+    result = run([sale()], [
+        {"fault": "network.corrupt", "on": "bank.response_sent", "direction": "to_terminal",
+         "field": 39, "count": 2},
+        {"fault": "network.corrupt", "on": "terminal.reversal_sent", "direction": "to_bank",
+         "bytes": 3},
+    ])
+    assert result.anomalies == ()
+    assert events(result, "terminal.reversal_unsettled")
+    assert result.balances_minor["alice"] == 100_00
