@@ -1,28 +1,43 @@
 """The ``posemu`` command line.
 
-``posemu run PATH... [--json] [--trace-dir DIR] [--seed N] [--profile NAME]``
-Exit status: 0 every scenario passed, 1 some failed, 2 bad input, 3 I/O error.
-Errors are one line on standard error; ``--debug`` shows the traceback.
+``posemu run PATH... [--json] [--verbose] [--trace-dir DIR] [--seed N] [--profile NAME]``
+``posemu replay TRACE`` re-runs a trace's scenario and compares the traces.
+``posemu faults | profiles | explain ANOMALY`` list the catalogue.
+
+Exit status: 0 pass (or identical), 1 fail (or differs), 2 bad input, 3 I/O error.
+Errors are one line on standard error; ``--debug`` shows the traceback. Human
+output is drawn by :mod:`emulator.report`, imported only when needed so that
+``--json`` never loads rich.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
+import difflib
+import hashlib
 import json
+import os
 import sys
 import traceback
 from collections.abc import Sequence
+from itertools import islice
 from pathlib import Path
+from typing import Any
 
+from emulator.catalogue import ANOMALIES, CLEAN_END_STATES, FAULTS
 from emulator.errors import DeviceError, PosemuError, ScenarioError, TraceError
-from emulator.money import format_minor
-from emulator.profiles import PROFILES
-from emulator.result import Result
+from emulator.profiles import KNOBS, PROFILES, SETTINGS, Policy
 from emulator.scenario import Scenario, load_scenario
 from emulator.trace import write_atomic
 from emulator.world import run_scenario
 
 EXIT_PASS, EXIT_FAIL, EXIT_INPUT, EXIT_IO = 0, 1, 2, 3
+
+
+class UsageError(PosemuError, ValueError):
+    """A bad argument the parser cannot check (an unknown anomaly name): exit status 2."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -36,37 +51,85 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="posemu", description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
     run = commands.add_parser("run", help="run scenario files (a directory: every *.toml)")
     run.add_argument("paths", nargs="+", metavar="PATH")
     run.add_argument("--json", action="store_true", help="one JSON object per scenario per line")
+    run.add_argument("-v", "--verbose", action="store_true",
+                     help="every scenario in full, network events in the timeline")
     run.add_argument("--trace-dir", type=Path, metavar="DIR",
                      help="write each run's full trace as JSON Lines here")
     run.add_argument("--seed", type=int, help="override the scenarios' seed")
     run.add_argument("--profile", choices=sorted(PROFILES), help="override the firmware profile")
-    run.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
-                     help="show tracebacks on errors")
+
+    replay = commands.add_parser("replay", help="re-run a trace's scenario; same trace?")
+    replay.add_argument("trace", type=Path, metavar="TRACE")
+    replay.add_argument("--scenario", type=Path, metavar="FILE",
+                        help="run this file instead of the one the trace header names")
+    replay.add_argument("--json", action="store_true", help="the comparison as one JSON object")
+
+    faults = commands.add_parser("faults", help="the fault catalogue with its parameters")
+    faults.add_argument("--json", action="store_true", help="as one JSON object")
+    profiles = commands.add_parser("profiles", help="profiles, knobs and settings")
+    profiles.add_argument("--json", action="store_true", help="as one JSON object")
+    explain = commands.add_parser("explain", help="what an anomaly means, which knobs prevent it")
+    explain.add_argument("anomaly", metavar="ANOMALY")
+    explain.add_argument("--json", action="store_true", help="as one JSON object")
+
+    for sub in (run, replay, faults, profiles, explain):
+        sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                         help="show tracebacks on errors")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the exit status."""
     args = build_parser().parse_args(argv)
+    command = {"run": _run, "replay": _replay, "faults": _faults, "profiles": _profiles,
+               "explain": _explain}[args.command]
     try:
-        return _run(args)
-    except (ScenarioError, TraceError) as exc:
+        return command(args)
+    except (ScenarioError, TraceError, UsageError) as exc:
         return _fail(args, exc, EXIT_INPUT)
-    except (DeviceError, OSError) as exc:
+    except BrokenPipeError:  # the reader went away (``| head``): stop quietly
+        _silence_stdout()
+        return EXIT_IO
+    except DeviceError as exc:
         return _fail(args, exc, EXIT_IO)
+    except OSError as exc:
+        return _fail(args, exc, EXIT_IO, _os_message(exc))
     except PosemuError as exc:
-        return _fail(args, exc, EXIT_IO, "internal error: ")
+        return _fail(args, exc, EXIT_IO, f"internal error: {exc}")
+    except KeyboardInterrupt as exc:
+        return _fail(args, exc, 130, "interrupted")
 
 
-def _fail(args: argparse.Namespace, exc: BaseException, status: int, prefix: str = "") -> int:
+def _fail(args: argparse.Namespace, exc: BaseException, status: int, text: str = "") -> int:
     """One line on standard error (the traceback too with --debug); the exit status."""
     if args.debug:
         traceback.print_exception(exc)
-    print(f"posemu: {prefix}{exc}", file=sys.stderr)
+    print(f"posemu: {text or exc}", file=sys.stderr)
     return status
+
+
+def _silence_stdout() -> None:
+    """Point standard output at /dev/null so the exit-time flush cannot fail again."""
+    with contextlib.suppress(OSError, ValueError):  # no real descriptor (tests): fine
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+def _os_message(exc: OSError) -> str:
+    """``file: reason`` for an OSError that names a file."""
+    if exc.filename is not None and exc.strerror:
+        return f"{exc.filename}: {exc.strerror}"
+    return str(exc)
+
+
+def _print_json(data: object) -> None:
+    print(json.dumps(data), flush=True)
+
+
+# -------------------------------------------------------------------------- run
 
 
 def scenario_files(paths: Sequence[str]) -> list[Path]:
@@ -97,15 +160,27 @@ def _run(args: argparse.Namespace) -> int:
         args.trace_dir.mkdir(parents=True, exist_ok=True)
     names: set[str] = set()
     passed = True
-    for scenario in scenarios:
-        result = run_scenario(scenario)
-        passed &= result.passed
-        if args.trace_dir is not None:
-            write_atomic(_trace_path(args.trace_dir, scenario, names), result.trace.to_jsonl())
-        if args.json:
-            print(json.dumps(result.to_json()), flush=True)
-        else:
-            print(_summary(result), flush=True)
+    if args.json:
+        for scenario in scenarios:
+            result = run_scenario(scenario)
+            passed &= result.passed
+            if args.trace_dir is not None:
+                write_atomic(_trace_path(args.trace_dir, scenario, names), result.trace.to_jsonl())
+            _print_json(result.to_json())
+        return EXIT_PASS if passed else EXIT_FAIL
+
+    from emulator.report import RunReport  # noqa: PLC0415  (rich only for human output)
+
+    report = RunReport(len(scenarios), verbose=args.verbose)
+    with report.running():
+        for scenario in scenarios:
+            report.starting(scenario.name)
+            result = run_scenario(scenario)
+            passed &= result.passed
+            if args.trace_dir is not None:
+                write_atomic(_trace_path(args.trace_dir, scenario, names), result.trace.to_jsonl())
+            report.add(result)
+    report.summary()
     return EXIT_PASS if passed else EXIT_FAIL
 
 
@@ -119,23 +194,166 @@ def _trace_path(directory: Path, scenario: Scenario, taken: set[str]) -> Path:
     return directory / f"{name}.jsonl"
 
 
-def _summary(result: Result) -> str:
-    lines = [f"{result.verdict.upper()}  {result.scenario.path or result.scenario.name}"
-             f"  ({result.scenario.profile}, seed {result.scenario.seed})"]
-    for step in result.steps:
-        lines.append(f"    {step.id:<6} {step.do:<8} {step.end_state}")
-    for step in result.steps:
-        if step.receipt:
-            lines.append(f"    receipt of {step.id}:")
-            lines.extend(f"      | {row}" for row in step.receipt.rstrip("\n").splitlines())
-    for anomaly in result.anomalies:
-        lines.append(f"    anomaly {anomaly.kind} at {anomaly.step}: {anomaly.detail}")
-    if result.balances_minor:
-        lines.append("    balances: " + ", ".join(
-            f"{k} {format_minor(v)}" for k, v in result.balances_minor.items()))
-    for failure in result.failures:
-        lines.append(f"    expected: {failure}")
-    return "\n".join(lines)
+# ----------------------------------------------------------------------- replay
+
+
+def read_trace_lines(path: Path) -> tuple[dict[str, Any], list[str]]:
+    """A trace's header and its event lines exactly as written; TraceError names the line."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise TraceError(f"{path}: cannot read trace: {exc.strerror or exc}") from exc
+    try:
+        rows = data.decode("ascii").split("\n")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise TraceError(f"{path}:{line}: not a posemu trace (not ASCII text)") from exc
+    if rows[-1] == "":
+        rows.pop()
+    try:
+        header = json.loads(rows[0]) if rows else None
+    except ValueError:
+        header = None
+    if not isinstance(header, dict) or header.get("posemu_trace") != 1:
+        raise TraceError(f"{path}:1: not a posemu trace (no trace header)")
+    for number, row in enumerate(rows[1:], start=2):
+        try:
+            event = json.loads(row)
+            ok = (isinstance(event, dict) and isinstance(event.get("t"), int | float)
+                  and isinstance(event.get("component"), str)
+                  and isinstance(event.get("event"), str)
+                  and isinstance(event.get("fields"), dict))
+        except ValueError:
+            ok = False
+        if not ok:
+            raise TraceError(f"{path}:{number}: malformed trace event")
+    return header, rows[1:]
+
+
+def _header_scenario(path: Path, header: dict[str, Any], override: Path | None) -> Scenario:
+    """The scenario a trace header names, with the header's seed and profile."""
+    seed, profile, source = header.get("seed"), header.get("profile"), header.get("path")
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise TraceError(f"{path}:1: seed: missing or not an integer")
+    if not isinstance(profile, str) or profile not in PROFILES:
+        raise TraceError(f"{path}:1: profile: missing or unknown ({profile!r})")
+    if override is not None:
+        return load_scenario(override).with_overrides(seed=seed, profile=profile)
+    if not isinstance(source, str) or not source:
+        raise TraceError(f"{path}:1: path: the trace names no scenario file (use --scenario)")
+    if not Path(source).is_file():
+        raise TraceError(f"{path}:1: path: scenario file {source} not found (run from the "
+                         "directory the trace was written in, or use --scenario FILE)")
+    return load_scenario(source).with_overrides(seed=seed, profile=profile)
+
+
+def _replay(args: argparse.Namespace) -> int:
+    header, old = read_trace_lines(args.trace)
+    scenario = _header_scenario(args.trace, header, args.scenario)
+    result = run_scenario(scenario)
+    new = list(islice(result.trace.lines(), 1, None))
+    old_sha = hashlib.sha256("".join(f"{line}\n" for line in old).encode("ascii")).hexdigest()
+    identical = old_sha == result.trace_sha256
+    first = None
+    if not identical:
+        index = next((i for i, (a, b) in enumerate(zip(old, new, strict=False)) if a != b),
+                     min(len(old), len(new)))
+        first = {"index": index, "line": index + 2,
+                 "old": old[index] if index < len(old) else None,
+                 "new": new[index] if index < len(new) else None}
+    if args.json:
+        _print_json({
+            "trace": str(args.trace), "scenario": scenario.path, "seed": scenario.seed,
+            "profile": scenario.profile, "identical": identical,
+            "old": {"events": len(old), "trace_sha256": old_sha},
+            "new": {"events": len(new), "trace_sha256": result.trace_sha256},
+            "first_difference": first,
+        })
+        return EXIT_PASS if identical else EXIT_FAIL
+    run = f"{scenario.path} ({scenario.profile}, seed {scenario.seed})"
+    if first is None:
+        print(f"identical: {args.trace} = a new run of {run}: {len(new)} events, "
+              f"sha256 {old_sha}")
+        return EXIT_PASS
+    print(f"differs: {args.trace} != a new run of {run}")
+    print(f"first difference at event {first['index']} (line {first['line']} of {args.trace}):")
+    print(f"  old: {first['old'] or '(no event)'}")
+    print(f"  new: {first['new'] or '(no event)'}")
+    print(f"old: {len(old)} events, sha256 {old_sha}")
+    print(f"new: {len(new)} events, sha256 {result.trace_sha256}")
+    return EXIT_FAIL
+
+
+# ------------------------------------------------------- faults, profiles, explain
+
+
+def faults_data() -> list[dict[str, Any]]:
+    """The fault catalogue as JSON-ready dicts."""
+    return [
+        {"name": f.name, "device": f.device, "help": f.help,
+         "params": [{"name": p.name, "kind": p.kind, "default": p.default, "help": p.help}
+                    for p in f.params]}
+        for f in FAULTS.values()
+    ]
+
+
+def profiles_data() -> dict[str, Any]:
+    """Profiles (every value), knobs and settings with their defaults, JSON-ready."""
+    default = Policy()
+    return {
+        "profiles": {name: dataclasses.asdict(policy) for name, policy in PROFILES.items()},
+        "knobs": [dataclasses.asdict(k) for k in KNOBS.values()],
+        "settings": [{"name": name, "default": getattr(default, name), "help": help_}
+                     for name, help_ in SETTINGS.items()],
+    }
+
+
+def explain_data(name: str) -> dict[str, Any]:
+    """An anomaly, its seed story and the knobs guarding against it; UsageError if unknown."""
+    anomaly = ANOMALIES.get(name)
+    if anomaly is None:
+        if name in CLEAN_END_STATES:
+            raise UsageError(f"{name!r} is a clean end state, not an anomaly: "
+                             f"{CLEAN_END_STATES[name]}")
+        close = difflib.get_close_matches(name, ANOMALIES, n=3, cutoff=0.5)
+        either = " or ".join([", ".join(close[:-1]), close[-1]] if len(close) > 1 else close)
+        hint = f"did you mean {either}?" if close else f"one of: {', '.join(ANOMALIES)}"
+        raise UsageError(f"unknown anomaly {name!r}; {hint}")
+    return {
+        "name": anomaly.name, "meaning": anomaly.meaning, "story": anomaly.story,
+        "knobs": [dataclasses.asdict(k) for k in KNOBS.values() if k.guards == name],
+    }
+
+
+def _faults(args: argparse.Namespace) -> int:
+    if args.json:
+        _print_json({"faults": faults_data()})
+    else:
+        from emulator.report import show_faults  # noqa: PLC0415
+
+        show_faults(faults_data())
+    return EXIT_PASS
+
+
+def _profiles(args: argparse.Namespace) -> int:
+    if args.json:
+        _print_json(profiles_data())
+    else:
+        from emulator.report import show_profiles  # noqa: PLC0415
+
+        show_profiles(profiles_data())
+    return EXIT_PASS
+
+
+def _explain(args: argparse.Namespace) -> int:
+    data = explain_data(args.anomaly)
+    if args.json:
+        _print_json(data)
+    else:
+        from emulator.report import show_explain  # noqa: PLC0415
+
+        show_explain(data)
+    return EXIT_PASS
 
 
 if __name__ == "__main__":
