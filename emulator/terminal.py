@@ -179,15 +179,21 @@ class Terminal:
 
     # -- steps ---------------------------------------------------------------
 
-    def _sale(self, step: StepSpec) -> Gen:
+    def _begin(self, step: StepSpec, failed: str) -> Gen:
+        """Clear the way, read the card (PIN for a sale), open the record; None if stopped."""
         if not (yield from self._clear_way(step)):
-            return
+            return None
         assert step.card is not None
         assert step.amount_minor is not None
-        if not (yield from self.reader.read(step.card, pin=True)):
-            self._done(step.id, "sale", "cancelled", reason="card read error")
+        if not (yield from self.reader.read(step.card, pin=step.do == "sale")):
+            self._done(step.id, step.do, failed, reason="card read error")
+            return None
+        return self._new_record(step.id, step.do, step.card, step.amount_minor)
+
+    def _sale(self, step: StepSpec) -> Gen:
+        record = yield from self._begin(step, "cancelled")
+        if record is None:
             return
-        record = self._new_record(step.id, "sale", step.card, step.amount_minor)
         outcome, fields, record = yield from self._online(record)
         if outcome == REFUSED:
             self._disarm(record)
@@ -233,14 +239,9 @@ class Terminal:
         yield from self._finish_approved(record)
 
     def _refund(self, step: StepSpec) -> Gen:
-        if not (yield from self._clear_way(step)):
+        record = yield from self._begin(step, "refund_failed")
+        if record is None:
             return
-        assert step.card is not None
-        assert step.amount_minor is not None
-        if not (yield from self.reader.read(step.card, pin=False)):
-            self._done(step.id, "refund", "refund_failed", reason="card read error")
-            return
-        record = self._new_record(step.id, "refund", step.card, step.amount_minor)
         outcome, fields, record = yield from self._online(record)
         if outcome == REFUSED:
             self._disarm(record)
@@ -258,7 +259,7 @@ class Terminal:
             else:
                 self._disarm(record)
                 self.trace.emit("terminal.retry_as_new", step=step.id, stan=record.stan)
-                record = self._new_record(step.id, "refund", step.card, step.amount_minor)
+                record = self._new_record(step.id, "refund", record.card, record.amount_minor)
                 outcome, fields, record = yield from self._online(record, retries=0)
                 code = None if fields is None else str(fields.get("39", ""))
         if fields is None or code not in ("00", "10"):
