@@ -1,13 +1,17 @@
 """The ``posemu`` command line.
 
 ``posemu run PATH... [--json] [--verbose] [--trace-dir DIR] [--seed N] [--profile NAME]``
+``posemu run FILE --printer serial:<device>[?baudrate=N]`` runs it in real time with a
+real (or virtual) printer (:mod:`emulator.bench`).
 ``posemu replay TRACE`` re-runs a trace's scenario and compares the traces.
 ``posemu faults | profiles | explain ANOMALY`` list the catalogue.
+``posemu printer --pty`` is a virtual ESC/POS printer on a pseudo-terminal.
 
 Exit status: 0 pass (or identical), 1 fail (or differs), 2 bad input, 3 I/O error.
 Errors are one line on standard error; ``--debug`` shows the traceback. Human
 output is drawn by :mod:`emulator.report`, imported only when needed so that
-``--json`` never loads rich.
+``--json`` never loads rich (nor does any command but ``--printer`` and ``printer``
+load pyserial or python-escpos).
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import json
 import os
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -29,11 +33,14 @@ from typing import Any
 from emulator.catalogue import ANOMALIES, CLEAN_END_STATES, FAULTS
 from emulator.errors import DeviceError, PosemuError, ScenarioError, TraceError
 from emulator.profiles import KNOBS, PROFILES, SETTINGS, Policy
+from emulator.result import Result
 from emulator.scenario import Scenario, load_scenario
 from emulator.trace import write_atomic
 from emulator.world import run_scenario
 
 EXIT_PASS, EXIT_FAIL, EXIT_INPUT, EXIT_IO = 0, 1, 2, 3
+
+Runner = Callable[[Scenario], Result]
 
 
 class UsageError(PosemuError, ValueError):
@@ -61,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="write each run's full trace as JSON Lines here")
     run.add_argument("--seed", type=int, help="override the scenarios' seed")
     run.add_argument("--profile", choices=sorted(PROFILES), help="override the firmware profile")
+    run.add_argument("--printer", metavar="SPEC",
+                     help="run one FILE in real time with the ESC/POS printer at "
+                          "serial:<device>[?baudrate=N] in place of the simulated one")
 
     replay = commands.add_parser("replay", help="re-run a trace's scenario; same trace?")
     replay.add_argument("trace", type=Path, metavar="TRACE")
@@ -76,7 +86,19 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("anomaly", metavar="ANOMALY")
     explain.add_argument("--json", action="store_true", help="as one JSON object")
 
-    for sub in (run, replay, faults, profiles, explain):
+    printer = commands.add_parser("printer", help="a virtual ESC/POS printer to rehearse with")
+    printer.add_argument("--pty", action="store_true", required=True,
+                         help="on a pseudo-terminal: prints 'PTY <path>' first, then receipts")
+    printer.add_argument("--baudrate", type=int, default=9600, metavar="N",
+                         help="the line speed clients must use (default 9600)")
+    printer.add_argument("--lines-per-s", type=float, default=20.0, metavar="X",
+                         help="print speed (default 20)")
+    printer.add_argument("--paper-m", type=float, default=20.0, metavar="M",
+                         help="roll length in metres (default 20)")
+    printer.add_argument("--raw-log", type=Path, metavar="FILE",
+                         help="append every byte received to FILE")
+
+    for sub in (run, replay, faults, profiles, explain, printer):
         sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                          help="show tracebacks on errors")
     return parser
@@ -86,7 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the exit status."""
     args = build_parser().parse_args(argv)
     command = {"run": _run, "replay": _replay, "faults": _faults, "profiles": _profiles,
-               "explain": _explain}[args.command]
+               "explain": _explain, "printer": _printer}[args.command]
     try:
         return command(args)
     except (ScenarioError, TraceError, UsageError) as exc:
@@ -100,8 +122,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(args, exc, EXIT_IO, _os_message(exc))
     except PosemuError as exc:
         return _fail(args, exc, EXIT_IO, f"internal error: {exc}")
-    except KeyboardInterrupt as exc:
-        return _fail(args, exc, 130, "interrupted")
+    except KeyboardInterrupt as exc:  # a bench run says where its trace went
+        return _fail(args, exc, 130, f"interrupted; {exc}" if str(exc) else "interrupted")
 
 
 def _fail(args: argparse.Namespace, exc: BaseException, status: int, text: str = "") -> int:
@@ -156,13 +178,14 @@ def _run(args: argparse.Namespace) -> int:
         if args.seed is not None or args.profile is not None:
             scenario = scenario.with_overrides(seed=args.seed, profile=args.profile)
         scenarios.append(scenario)
+    run_one = run_scenario if args.printer is None else _bench_runner(args, scenarios)
     if args.trace_dir is not None:
         args.trace_dir.mkdir(parents=True, exist_ok=True)
     names: set[str] = set()
     passed = True
     if args.json:
         for scenario in scenarios:
-            result = run_scenario(scenario)
+            result = run_one(scenario)
             passed &= result.passed
             if args.trace_dir is not None:
                 write_atomic(_trace_path(args.trace_dir, scenario, names), result.trace.to_jsonl())
@@ -175,13 +198,34 @@ def _run(args: argparse.Namespace) -> int:
     with report.running():
         for scenario in scenarios:
             report.starting(scenario.name)
-            result = run_scenario(scenario)
+            result = run_one(scenario)
             passed &= result.passed
             if args.trace_dir is not None:
                 write_atomic(_trace_path(args.trace_dir, scenario, names), result.trace.to_jsonl())
             report.add(result)
     report.summary()
     return EXIT_PASS if passed else EXIT_FAIL
+
+
+def _bench_runner(args: argparse.Namespace, scenarios: list[Scenario]) -> Runner:
+    """``--printer``: check everything before anything runs; the real-time runner."""
+    from devices.serial_printer import PrinterSpecError, parse_spec  # noqa: PLC0415
+    from emulator.bench import refuse_printer_faults, run_bench  # noqa: PLC0415
+
+    if len(scenarios) != 1:
+        raise UsageError(f"--printer runs one scenario file; {len(scenarios)} given")
+    try:
+        parse_spec(args.printer)
+    except PrinterSpecError as exc:
+        raise UsageError(str(exc)) from exc
+    [scenario] = scenarios
+    refuse_printer_faults(scenario)
+    if args.trace_dir is not None:
+        partial = _trace_path(args.trace_dir, scenario, set())
+    else:
+        stem = Path(scenario.path).stem if scenario.path else "scenario"
+        partial = Path(f"posemu-bench-{stem}.jsonl")
+    return lambda s: run_bench(s, args.printer, partial)
 
 
 def _trace_path(directory: Path, scenario: Scenario, taken: set[str]) -> Path:
@@ -192,6 +236,17 @@ def _trace_path(directory: Path, scenario: Scenario, taken: set[str]) -> Path:
         name = f"{stem}-{n}"
     taken.add(name)
     return directory / f"{name}.jsonl"
+
+
+# ---------------------------------------------------------------------- printer
+
+
+def _printer(args: argparse.Namespace) -> int:
+    """``posemu printer --pty``: serve until ``quit``, end of input or SIGTERM."""
+    from devices.pty_printer import serve  # noqa: PLC0415  (not needed by any other command)
+
+    return serve(baudrate=args.baudrate, lines_per_s=args.lines_per_s, paper_m=args.paper_m,
+                 raw_log=args.raw_log)
 
 
 # ----------------------------------------------------------------------- replay

@@ -2,12 +2,16 @@
 
 scenario -> World (Environment, one seeded RNG, trace) -> devices wired ->
 faults scheduled -> operator steps -> run -> oracle -> Result.
+
+A bench run (:mod:`emulator.bench`) hands World a real-time environment and a
+printer factory; everything else is wired the same way.
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, cast
 
 import simpy
 
@@ -26,16 +30,39 @@ from emulator.scenario import Scenario, StepSpec
 from emulator.terminal import Terminal
 from emulator.trace import Trace
 
+if TYPE_CHECKING:
+    from devices.fault import ActiveFault
+
 MAC_KEY = b"posemu-test-mac-key-0001"
 """The MAC key terminal and host share: a test key, never a real one."""
 
 
-class World:
-    """Every component of one run, wired together and ready to run."""
+class Printer(Protocol):
+    """What the terminal and the injector need of a receipt printer (SimPrinter's interface)."""
 
-    def __init__(self, scenario: Scenario) -> None:
+    def print_job(self, data: bytes, **about: Any) -> simpy.Process: ...
+    def status(self, n: int) -> int | None: ...
+    def apply(self, fault: ActiveFault) -> None: ...
+    def clear(self, fault: ActiveFault) -> None: ...
+
+
+PrinterFactory: TypeAlias = Callable[[simpy.Environment, Trace], Printer]
+"""Builds the run's printer from its environment and trace (the simulated one by default)."""
+
+
+class World:
+    """Every component of one run, wired together and ready to run.
+
+    ``env`` and ``printer`` replace the simulated clock and printer (a bench run);
+    by default the run is the deterministic simulation.
+    """
+
+    def __init__(
+        self, scenario: Scenario, env: simpy.Environment | None = None,
+        printer: PrinterFactory | None = None,
+    ) -> None:
         self.scenario = scenario
-        self.env = simpy.Environment()
+        self.env = simpy.Environment() if env is None else env
         self.rng = random.Random(scenario.seed)
         self.trace = Trace(self.env, header={
             "name": scenario.name, "seed": scenario.seed, "profile": scenario.profile,
@@ -56,14 +83,13 @@ class World:
         self.host = Host(self.env, self.trace, self.link, self.acquirer, scenario.start,
                          scenario.bank.processing_s)
         self.reader = CardReader(self.env, self.trace)
-        self.printer = SimPrinter(
-            self.env, self.trace,
-            PrinterCore(paper_m=scenario.printer.paper_m, near_end_m=scenario.printer.near_end_m),
-            scenario.printer.lines_per_s,
-        )
+        self.printer: Printer = (self._sim_printer if printer is None else printer)(
+            self.env, self.trace)
         cards = {c.id: CardInfo(c.pan, _yymm(c.expiry) or "9912") for c in scenario.cards}
         self.terminal = Terminal(
-            self.env, self.trace, self.link, self.reader, self.printer, scenario.policy,
+            self.env, self.trace, self.link, self.reader,
+            cast("SimPrinter", self.printer),  # typed as SimPrinter; uses Printer's methods
+            scenario.policy,
             Identity(scenario.merchant.name, scenario.merchant.merchant_id,
                      scenario.merchant.terminal_id),
             scenario.start, cards, MAC_KEY,
@@ -75,19 +101,21 @@ class World:
         for step in scenario.steps:
             self.env.timeout(step.at_s).callbacks.append(self._operator(step))
 
+    def _sim_printer(self, env: simpy.Environment, trace: Trace) -> SimPrinter:
+        spec = self.scenario.printer
+        return SimPrinter(env, trace, PrinterCore(paper_m=spec.paper_m,
+                                                  near_end_m=spec.near_end_m), spec.lines_per_s)
+
     def _operator(self, step: StepSpec) -> Callable[[simpy.Event], None]:
         """The operator starting ``step`` when its time comes."""
         return lambda _event: self.terminal.submit(step)
 
-    def run(self) -> Result:
-        """Run to the horizon (or until nothing is left to happen) and judge."""
+    def run(self, until: float | simpy.Event | None = None) -> Result:
+        """Run to ``until`` (default: the horizon, or until nothing is left to happen); judge."""
         scenario = self.scenario
         before = self._balances()
         total_before = self.acquirer.total_minor()
-        if scenario.until_s is None:
-            self.env.run()
-        else:
-            self.env.run(until=scenario.until_s)
+        self.env.run(until=scenario.until_s if until is None else until)
         for step, what in self.terminal.unresolved():
             self.trace.emit("terminal.unresolved", step=step, what=what)
         if self.acquirer.total_minor() != total_before:
