@@ -242,10 +242,14 @@ def test_oracle_imports_neither_simpy_nor_devices() -> None:
             assert name.split(".")[0] not in ("simpy", "devices"), (module, name)
 
 
-def test_only_the_receipt_module_imports_escpos() -> None:
+PRINTER_MODULES = {"receipt.py", "serial_printer.py", "pty_printer.py"}
+
+
+def test_only_the_printer_modules_import_escpos_and_serial() -> None:
     for source in sorted([*ROOT.glob("emulator/*.py"), *ROOT.glob("devices/*.py")]):
-        if source.name != "receipt.py":
-            assert not any(n.split(".")[0] == "escpos" for n in imported_modules(source)), source
+        if source.name not in PRINTER_MODULES:
+            roots = {n.split(".")[0] for n in imported_modules(source)}
+            assert not roots & {"escpos", "serial"}, source
 
 
 def test_devices_never_import_the_front_ends() -> None:
