@@ -9,6 +9,9 @@ Any serial client talks to ``VirtualPrinter.path`` as to a real receipt printer:
   above a high-water mark XOFF (0x13) is sent, XON (0x11) once drained (BUSY). The buffer
   is soft (a pty has kilobytes in flight after XOFF): nothing is lost;
 * each job's text goes to a text sink when it is cut (or fails), and to ``jobs``;
+* once the host enables Automatic Status Back (``GS a n``, n != 0; processed in buffer
+  order), the 4 ASB bytes are sent unasked at once and after every status change (one
+  packet per control line); switching off disables ASB, as a power cycle does;
 * a client at another baud rate is not understood (bytes dropped, no answers).
 
 ``serve`` is the ``posemu printer --pty`` front end (control lines on stdin).
@@ -154,6 +157,9 @@ class VirtualPrinter:
             was_off = self.core.state == "off"
             for name, active in changes:
                 outs += self.core.set_condition(name, active)
+            backs = [out for out in outs if isinstance(out, StatusBack)]
+            if backs:  # one change seen from outside: the latest status only
+                self._send(backs[-1].data)
             if self.core.state == "off" and not was_off:   # power cycle: all input lost
                 self._buffer.clear()
                 self._buffered, self._carry = 0, b""
@@ -258,6 +264,9 @@ class VirtualPrinter:
                 chunk, cost = self._buffer.popleft()
                 self._buffered -= len(chunk)
                 outs = self.core.feed(chunk)
+                for out in outs:
+                    if isinstance(out, StatusBack):  # under the lock: packets stay in order
+                        self._send(out.data)
                 if self._busy and self._buffered <= self._low:
                     self._busy = False
                     self._send(bytes((XON,)))
@@ -266,10 +275,9 @@ class VirtualPrinter:
                 return
 
     def _emit(self, outs: list[Output]) -> None:
+        """Hand finished and failed jobs to ``jobs`` and the sink (ASB is sent by the caller)."""
         for out in outs:
-            if isinstance(out, StatusBack):
-                self._send(out.data)
-            elif isinstance(out, JobDone | JobFailed):
+            if isinstance(out, JobDone | JobFailed):
                 self.jobs.put(out)
                 if self._sink is not None:
                     end = CUT_MARK if isinstance(out, JobDone) else \

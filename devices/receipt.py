@@ -148,6 +148,11 @@ def make_dummy() -> Any:
     return _dummy_class()(profile=PROFILE)
 
 
+def import_escpos() -> None:
+    """Import python-escpos once, without its side effects (see ``_dummy_class``)."""
+    _dummy_class()
+
+
 @functools.cache
 def _dummy_class() -> Any:
     """Import python-escpos without its side effects.

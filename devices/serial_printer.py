@@ -4,7 +4,9 @@
 for a ``simpy.rt.RealtimeEnvironment``. A job's bytes are written with a bounded write; after
 the time the printer needs (wire time at the baud rate plus ``lines_per_s``) it is confirmed
 with DLE EOT. A poller reads DLE EOT 1-4 every ``poll_s`` and reports each change as a printer
-fault through ``on_fault(kind, active)`` and as ``printer.state`` trace events.
+fault through ``on_fault(kind, active)`` and as ``printer.state`` trace events. With ``asb=1``
+the printer's Automatic Status Back packets (``GS a``, read every ``listen_s``) report the
+same changes as they happen; the poller stays, for silence (which ASB cannot report).
 
 Every blocking call is bounded: a missing port, a port that vanishes, or a printer that
 stops taking data raises ``DeviceError`` (the cause chained). A printer that does not answer
@@ -15,7 +17,6 @@ lazily, through ``devices.receipt``'s quiet import, when a printer is opened.
 from __future__ import annotations
 
 import contextlib
-import importlib
 import termios
 import time
 import urllib.parse
@@ -25,30 +26,37 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import simpy
 
+from devices.escpos_status import (
+    ASB_DISABLE,
+    ASB_ENABLE,
+    REASONS,
+    Replies,
+    StatusStream,
+    faults_from_status,
+    replies_from_asb,
+    state_from_status,
+)
 from devices.fault import ActiveFault, FaultBoard
 from devices.printer import JobDone, PrinterCore, decode_text
 from devices.pty_printer import print_lines
-from devices.receipt import _dummy_class
+from devices.receipt import import_escpos
 from emulator.errors import DeviceError, PosemuError
 
 if TYPE_CHECKING:
     from emulator.trace import Trace
 
 __all__ = ["FLOWS", "PrinterSpecError", "SerialPrinter", "SerialSpec", "faults_from_status",
-           "parse_spec", "state_from_status"]
+           "parse_spec", "replies_from_asb", "state_from_status"]
 
 FLOWS = ("xonxoff", "rtscts", "none")
 _CONDITIONS = {"printer.paper_out": "paper_out", "printer.paper_jam": "jam",
                "printer.cover_open": "cover_open", "printer.offline": "off"}
-_REASONS = {"printer.offline": "off", "printer.paper_jam": "jam",
-            "printer.cover_open": "cover_open", "printer.paper_out": "paper_out"}
 _IO_ERRORS = (OSError, termios.error)  # serial.SerialException is an OSError
 T = TypeVar("T")
-Replies = tuple[int | None, int | None, int | None, int | None]
 
 
 class PrinterSpecError(PosemuError, ValueError):
-    """A ``--printer`` value that is not ``serial:<device>[?baudrate=N&flow=F]``."""
+    """A ``--printer`` value that is not ``serial:<device>[?baudrate=N&flow=F&asb=0|1]``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,10 +66,11 @@ class SerialSpec:
     device: str
     baudrate: int = 9600
     flow: str = "xonxoff"  # xonxoff | rtscts | none
+    asb: bool = False      # enable Automatic Status Back (GS a) and read its packets
 
 
 def parse_spec(spec: str) -> SerialSpec:
-    """Parse ``serial:<device>[?baudrate=N][&flow=xonxoff|rtscts|none]``."""
+    """Parse ``serial:<device>[?baudrate=N][&flow=xonxoff|rtscts|none][&asb=0|1]``."""
     parts = urllib.parse.urlsplit(spec)
     if parts.scheme != "serial" or not parts.path or parts.netloc or parts.fragment:
         raise PrinterSpecError(f"printer {spec!r}: expected serial:<device>[?baudrate=N]")
@@ -69,60 +78,33 @@ def parse_spec(spec: str) -> SerialSpec:
         query = urllib.parse.parse_qs(parts.query, strict_parsing=bool(parts.query))
     except ValueError as exc:
         raise PrinterSpecError(f"printer {spec!r}: bad options: {exc}") from None
-    unknown = set(query) - {"baudrate", "flow"}
+    unknown = set(query) - {"baudrate", "flow", "asb"}
     if unknown or any(len(v) > 1 for v in query.values()):
         raise PrinterSpecError(f"printer {spec!r}: unknown or repeated option "
-                               f"{sorted(unknown or query)[0]!r} (baudrate, flow)")
+                               f"{sorted(unknown or query)[0]!r} (baudrate, flow, asb)")
     baud, flow = query.get("baudrate", ["9600"])[0], query.get("flow", ["xonxoff"])[0]
+    asb = query.get("asb", ["0"])[0]
     if not baud.isdigit() or int(baud) <= 0:
         raise PrinterSpecError(f"printer {spec!r}: baudrate must be a positive integer")
     if flow not in FLOWS:
         raise PrinterSpecError(f"printer {spec!r}: flow must be one of {', '.join(FLOWS)}")
-    return SerialSpec(parts.path, int(baud), flow)
-
-
-def faults_from_status(replies: Replies) -> frozenset[str]:
-    """The printer faults that DLE EOT 1-4 replies show (silence on 1: printer.offline)."""
-    first, cause, error, roll = replies
-    if first is None:
-        return frozenset({"printer.offline"})
-    kinds = set()
-    if cause is not None and cause & 0x04:
-        kinds.add("printer.cover_open")
-    if (cause is not None and cause & 0x20) or (roll is not None and roll & 0x60 == 0x60):
-        kinds.add("printer.paper_out")
-    if error is not None and error & 0x28:  # autocutter or unrecoverable error
-        kinds.add("printer.paper_jam")
-    if first & 0x08 and not kinds:
-        kinds.add("printer.offline")  # offline for a cause it does not report
-    return frozenset(kinds)
-
-
-def state_from_status(replies: Replies) -> str:
-    """off, jam, cover_open, paper_out, offline, paper_near_end or online (as PrinterCore)."""
-    first, _, _, roll = replies
-    kinds = faults_from_status(replies)
-    if first is None:
-        return "off"
-    for kind in ("printer.paper_jam", "printer.cover_open", "printer.paper_out"):
-        if kind in kinds:
-            return _REASONS[kind]
-    if kinds:
-        return "offline"
-    return "paper_near_end" if roll is not None and roll & 0x0C == 0x0C else "online"
+    if asb not in ("0", "1"):
+        raise PrinterSpecError(f"printer {spec!r}: asb must be 0 or 1")
+    return SerialSpec(parts.path, int(baud), flow, asb == "1")
 
 
 class SerialPrinter:
     """An ESC/POS printer on a serial port, driven from a real-time simpy environment.
 
-    The poller runs until ``close()``: a run without a horizon must close the printer
-    once the work is done, or ``env.run()`` never returns.
+    The poller (and the ASB listener) run until ``close()``: a run without a horizon must
+    close the printer once the work is done, or ``env.run()`` never returns.
     """
 
     def __init__(
         self, env: simpy.Environment, trace: Trace, spec: str, *,
         on_fault: Callable[[str, bool], None] | None = None, poll_s: float = 0.5,
         lines_per_s: float = 20.0, write_timeout_s: float = 5.0, reply_timeout_s: float = 0.2,
+        listen_s: float = 0.05,
     ) -> None:
         self.spec = parse_spec(spec)
         self.env, self.trace, self.on_fault = env, trace, on_fault
@@ -136,14 +118,18 @@ class SerialPrinter:
         self._trouble = ""                   # first fault seen during the current job
         self._lock = simpy.Resource(env, capacity=1)
         self._closed = False
+        self._stream = StatusStream()        # splits replies from ASB packets
+        self._packets: list[bytes] = []      # ASB packets read, not yet reported
         self._device = self._open(write_timeout_s)
         self._poller = env.process(self._poll())
+        if self.spec.asb:
+            env.process(self._listen(listen_s))
 
     def _open(self, write_timeout_s: float) -> Any:
         spec = self.spec
-        _dummy_class()  # devices.receipt imports python-escpos, without its side effects
-        serial_class = importlib.import_module("escpos.printer").Serial
-        escpos_error = importlib.import_module("escpos.exceptions").Error
+        import_escpos()  # first, so its import side effects are undone
+        from escpos.exceptions import Error as escpos_error  # noqa: PLC0415 - heavy
+        from escpos.printer import Serial as serial_class  # noqa: PLC0415 - heavy
         printer = serial_class(devfile=spec.device, baudrate=spec.baudrate,
                                timeout=self.reply_timeout_s, xonxoff=spec.flow == "xonxoff",
                                dsrdtr=False)
@@ -159,6 +145,8 @@ class SerialPrinter:
         try:
             device.rtscts = spec.flow == "rtscts"
             device.write_timeout = write_timeout_s
+            if spec.asb:
+                device.write(ASB_ENABLE)
         except _IO_ERRORS as exc:
             device.close()
             raise DeviceError(f"printer serial:{spec.device}: cannot set up the port: "
@@ -190,10 +178,19 @@ class SerialPrinter:
         return self.env.process(self._job(data, about))
 
     def close(self) -> None:
-        """Close the port (no flush: it could wait forever); the poller ends at its next turn."""
+        """Close the port (no flush: it could wait forever); the poller ends at its next turn.
+
+        With ``asb`` ASB is switched off first (GS a 0) if nothing is waiting to be sent.
+        """
+        if self._closed:
+            return
         self._closed = True
+        device = self._device
         with contextlib.suppress(*_IO_ERRORS):
-            self._device.close()
+            if self.spec.asb and device.out_waiting == 0:
+                device.write(ASB_DISABLE)
+        with contextlib.suppress(*_IO_ERRORS):
+            device.close()
 
     # -- jobs and polling ---------------------------------------------------------------
 
@@ -223,15 +220,36 @@ class SerialPrinter:
             self._check()
             yield self.env.timeout(self.poll_s)
 
+    def _listen(self, every_s: float) -> Generator[simpy.Event, Any, None]:
+        """Read the ASB packets the printer sent unasked and report them, every ``every_s``."""
+        while True:
+            yield self.env.timeout(every_s)
+            if self._closed:
+                return
+            self._drain()
+            self._report_packets()
+
     def _check(self) -> None:
         """Read DLE EOT 1-4; report changed faults and state."""
+        self._report_packets()  # older news first
         first = self._query(1)
         replies: Replies = (first, None, None, None) if first is None else (
             first, self._query(2), self._query(3), self._query(4))
+        self._update(replies)
+
+    def _report_packets(self) -> None:
+        packets, self._packets = self._packets, []
+        for packet in packets:
+            self._update(replies_from_asb(packet))
+
+    def _update(self, replies: Replies) -> None:
+        """The printer's status is now ``replies``: report changed faults and state."""
         now = faults_from_status(replies)
         self._trouble = self._trouble or _first_reason(now)
         state = state_from_status(replies)
         if state != self.state:
+            if self.spec.asb and self.state == "off":  # back on: power-up disabled ASB
+                self._io("enable status back", lambda: self._device.write(ASB_ENABLE))
             self.state = state
             self.trace.emit("printer.state", state=state, source="printer")
         changes = [(k, False) for k in sorted(self.seen - now)] + \
@@ -242,18 +260,42 @@ class SerialPrinter:
                 self.on_fault(kind, active)
 
     def _query(self, n: int) -> int | None:
-        """One DLE EOT n exchange; bytes that are not a DLE EOT reply are skipped."""
+        """One DLE EOT n exchange; ASB packets around the reply are kept, other bytes skipped.
+
+        The input buffer is emptied first (with ``asb``, into the packet list) so that stale
+        bytes are not taken for the reply.
+        """
         device = self._device
-        self._io("query status", device.reset_input_buffer)
+        if self.spec.asb:
+            self._drain()
+        else:
+            self._io("query status", device.reset_input_buffer)
+            self._stream.reset()
         self._io("query status", lambda: device.write(bytes((0x10, 0x04, n))))
         deadline = time.monotonic() + self.reply_timeout_s
         while time.monotonic() < deadline:
             got: bytes = self._io("read status", lambda: device.read(1))
-            if got and got[0] & 0x93 == 0x12:
-                return got[0]
             if not got:
                 return None
+            for item in self._stream.feed(got):
+                if isinstance(item, int):
+                    return item
+                self._keep(item)
         return None
+
+    def _drain(self) -> None:
+        """Read what is waiting (bounded: it is there) and keep the ASB packets in it."""
+        device = self._device
+        waiting: int = self._io("read status", lambda: device.in_waiting)
+        if waiting:
+            data: bytes = self._io("read status", lambda: device.read(waiting))
+            for item in self._stream.feed(data):
+                if isinstance(item, bytes):
+                    self._keep(item)
+
+    def _keep(self, packet: bytes) -> None:
+        if self.spec.asb:
+            self._packets.append(packet)
 
     def _io(self, what: str, call: Callable[[], T]) -> T:
         try:
@@ -268,7 +310,7 @@ class SerialPrinter:
 
 def _first_reason(kinds: frozenset[str]) -> str:
     """The failure reason for these faults ("" for none), in PrinterCore's words."""
-    return next((_REASONS[k] for k in _REASONS if k in kinds), "")
+    return next((REASONS[k] for k in REASONS if k in kinds), "")
 
 
 def _text(data: bytes) -> str:

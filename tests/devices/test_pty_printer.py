@@ -107,6 +107,76 @@ def test_python_escpos_serial_works_unchanged(printer: VirtualPrinter) -> None:
         p.close()
 
 
+# -- Automatic Status Back (GS a) --------------------------------------------------------
+
+ASB_ON = b"\x1da\x0e"  # GS a: online/offline, errors, roll paper sensors
+IDLE = b"\x10\x00\x00\x00"
+
+
+@pytest.mark.parametrize(("control", "packet", "undo"), [
+    ("paper-out", b"\x18\x00\x0f\x00", "paper-in"),  # offline; near end and paper end
+    ("paper-low", b"\x10\x00\x03\x00", "paper-in"),
+    ("jam", b"\x18\x08\x00\x00", "clear"),           # offline; autocutter error
+    ("cover-open", b"\x38\x00\x00\x00", "cover-close"),
+])
+def test_asb_is_sent_on_enable_and_on_every_change(
+    printer: VirtualPrinter, port: Any, control: str, packet: bytes, undo: str,
+) -> None:
+    port.write(ASB_ON)
+    assert read_bytes(port, 4) == IDLE  # the current status, as soon as it is enabled
+    assert printer.core.asb_enabled
+    printer.control(control)
+    got = read_bytes(port, 4)
+    assert got == packet
+    assert got[0] & 0x93 == 0x10  # an ASB first byte (0xx1xx00), never a DLE EOT reply
+    printer.control(undo)
+    assert read_bytes(port, 4) == IDLE  # one packet per control line
+    port.write(dle_eot(1))
+    assert read_bytes(port, 2, 0.3) == b"\x12"  # a reply is one byte, no packet with it
+
+
+def test_asb_paper_out_through_python_escpos(printer: VirtualPrinter) -> None:
+    make_dummy()  # python-escpos imported quietly
+    from escpos.printer import Serial  # noqa: PLC0415
+
+    p = Serial(devfile=printer.path, timeout=0.2)
+    try:
+        assert p.query_status(ASB_ON) == IDLE  # reads what comes within the timeout
+        printer.control("paper-out")
+        got = read_bytes(p.device, 4)
+        assert got[0] & 0x08  # byte 1 bit 3: offline
+        assert got[2] & 0x0C == 0x0C  # byte 3: paper end
+        p.device.reset_input_buffer()  # nothing left to be misread as the reply
+        assert p.is_online() is False
+    finally:
+        p.close()
+
+
+def test_off_sends_nothing_and_disables_asb(printer: VirtualPrinter, port: Any) -> None:
+    port.write(ASB_ON)
+    assert read_bytes(port, 4) == IDLE
+    printer.control("off")
+    assert read_bytes(port, 1, 0.3) == b""  # ASB cannot report "off"
+    printer.control("on")
+    assert not printer.core.asb_enabled  # a power cycle
+    printer.control("paper-out")
+    assert read_bytes(port, 1, 0.3) == b""
+    port.write(ASB_ON)
+    assert read_bytes(port, 4) == b"\x18\x00\x0f\x00"
+
+
+def test_asb_reports_paper_running_out_while_printing() -> None:
+    with VirtualPrinter(lines_per_s=500, paper_m=0.002) as vp, \
+            serial.Serial(vp.path, 9600, timeout=0.05) as client:
+        client.write(ASB_ON)
+        assert read_bytes(client, 4) == b"\x10\x00\x03\x00"  # a short roll: near end
+        client.write(receipt(lines=10))
+        assert read_bytes(client, 4) == b"\x18\x00\x0f\x00"
+        job = vp.jobs.get(timeout=DEADLINE_S)
+        assert isinstance(job, JobFailed)
+        assert job.reason == "paper_out"
+
+
 def test_receipt_text_goes_to_the_sink_when_cut(printer: VirtualPrinter, port: Any) -> None:
     port.write(receipt())
     sink = printer._sink
