@@ -30,6 +30,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
+from emulator import fuzz
 from emulator.catalogue import ANOMALIES, CLEAN_END_STATES, FAULTS
 from emulator.errors import DeviceError, PosemuError, ScenarioError, TraceError
 from emulator.profiles import KNOBS, PROFILES, SETTINGS, Policy
@@ -98,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     printer.add_argument("--raw-log", type=Path, metavar="FILE",
                          help="append every byte received to FILE")
 
+    fuzz.add_parser(commands)
     for sub in (run, replay, faults, profiles, explain, printer):
         sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                          help="show tracebacks on errors")
@@ -108,7 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the exit status."""
     args = build_parser().parse_args(argv)
     command = {"run": _run, "replay": _replay, "faults": _faults, "profiles": _profiles,
-               "explain": _explain, "printer": _printer}[args.command]
+               "explain": _explain, "printer": _printer, "fuzz": fuzz.run_command}[args.command]
     try:
         return command(args)
     except (ScenarioError, TraceError, UsageError) as exc:
