@@ -65,6 +65,10 @@ def _value(value: Any, multiline: bool = False) -> str:
     raise TypeError(f"cannot write {type(value).__name__} as TOML")
 
 
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
 def _seconds(value: float) -> str:
     return f"{value:g} s"
 
@@ -169,11 +173,10 @@ def show(report: Report) -> None:
     if not failing:
         print("no anomaly found")
     for anomaly, indices in failing.items():
-        runs_text = f"{len(indices)} run{'s' if len(indices) > 1 else ''}"
-        print(f"{anomaly}: in {runs_text}, first run {indices[0]}")
+        print(f"{anomaly}: in {_plural(len(indices), 'run')}, first run {indices[0]}")
         for f in (f for f in report.findings if f.anomaly == anomaly):
             faults = f.shrunk.candidate.faults
-            print(f"  run {f.run}: {f.before} faults shrunk to {len(faults)} in "
+            print(f"  run {f.run}: {_plural(f.before, 'fault')} shrunk to {len(faults)} in "
                   f"{f.shrunk.seconds:.1f} s ({f.shrunk.runs} runs), seed "
                   f"{f.shrunk.candidate.seed}")
             for fault in faults:
