@@ -24,8 +24,10 @@ if TYPE_CHECKING:
     from emulator.trace import Trace
 
 
-_FINANCIAL = ("0200", "0201", "0220", "0221")
-"""Requests that ``bank.respond`` answers (sales, refunds, advices and repeats)."""
+_FINANCIAL = ("0200",)
+"""Requests that ``bank.respond`` answers: new sales and refunds. Not their repeats
+(the host answers a repeat from its duplicate check) nor advices (an offline approval
+already happened)."""
 
 
 class Host:

@@ -424,6 +424,9 @@ class Terminal:
                                 stan=record.stan, f7=record.f7,
                                 amount_minor=record.amount_minor)
             outcome, response = yield from self._exchange(fields, "0210", record.stan)
+            if outcome == REFUSED:  # an earlier copy may have been posted: still unknown
+                self.trace.emit("terminal.retry_refused", step=record.step, stan=record.stan)
+                outcome = TIMEOUT
         if response is None and outcome == TIMEOUT:
             self.trace.emit("terminal.timeout", step=record.step, stan=record.stan)
         return outcome, response, record
@@ -568,6 +571,9 @@ class Terminal:
         if response is None:
             return None
         code = str(response.get("39", ""))
+        if code in UNCERTAIN:  # the host could not act on it: keep it queued
+            self.trace.emit("terminal.advice_unsettled", step=entry.step, code=code)
+            return None
         if self.policy.dedupe_saf_after_reboot:
             self.journal.dequeue(entry)
         else:
