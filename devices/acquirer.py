@@ -13,7 +13,8 @@ bit cleared):
   original's key (several only when the duplicate check is off). A reversal
   that overtakes its original is remembered: the original, when it arrives, is
   answered 68 and never posted.
-- 0500 batch totals (74/76/86/88; missing fields count as 0) against the host's
+- 0500 batch totals (74/76/86/88; missing fields count as 0; a copy of a close
+  already answered 00 gets the same answer) against the host's
   standing postings of that terminal since its last close: 00 and close, or 95
   (stays open). The 0510 carries the host's own totals.
 - 0600 status of the original in field 90: 00 with field 4 = the amount that
@@ -112,6 +113,7 @@ class Acquirer:
         self._batch: dict[str, int] = {}  # terminal id -> its open batch number
         self._counter = 0
         self._orphans: set[TxnKey] = set()  # reversed before the original arrived
+        self._closes: dict[TxnKey, Reply] = {}  # batch closes answered 00, by their key
 
     def __repr__(self) -> str:
         return f"Acquirer({self.ledger!r}, duplicate_check={self.duplicate_check})"
@@ -294,6 +296,10 @@ class Acquirer:
         tid = f.get("41")
         if not isinstance(tid, str):
             return self._answer(f, "30")
+        key = (tid, str(f.get("11", "")), str(f.get("7", "")))
+        closed = self._closes.get(key)
+        if closed is not None:  # a copy of a close already answered: the same answer
+            return closed
         host = self.host_totals(tid)
         theirs = tuple(int(str(f.get(k, "0"))) for k in ("74", "76", "86", "88"))
         extra: Fields = {
@@ -303,7 +309,9 @@ class Acquirer:
         if theirs != host:
             return self._answer(f, "95", extra)
         self._batch[tid] = self.open_batch(tid) + 1
-        return self._answer(f, "00", extra)
+        reply = self._answer(f, "00", extra)
+        self._closes[key] = reply
+        return reply
 
     def _status(self, f: Fields) -> Reply:
         key = self._original(f)

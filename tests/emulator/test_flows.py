@@ -250,3 +250,12 @@ def test_a_reversal_answered_with_a_format_error_is_repeated() -> None:
     assert result.anomalies == ()
     assert events(result, "terminal.reversal_unsettled")
     assert result.balances_minor["alice"] == 100_00
+
+
+def test_a_duplicated_settle_whose_first_answer_is_lost_still_settles() -> None:
+    result = run([sale(), {"id": "st", "do": "settle", "at_s": 60}], [
+        {"fault": "network.duplicate", "at_s": 55, "for_s": 10},
+        {"fault": "network.drop", "at_s": 55, "for_s": 10, "direction": "to_terminal"},
+    ])
+    assert states(result) == {"s1": "approved", "st": "settled"}
+    assert result.anomalies == ()
