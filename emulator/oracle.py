@@ -27,6 +27,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from emulator.money import format_minor
 from emulator.trace import Event
 
 _FINANCIAL = ("0200", "0201", "0220", "0221")
@@ -156,7 +157,7 @@ def _judge_step(
             if view.owed:
                 return _flag("in_doubt", step, "the void was never delivered")
             return _flag("charged_shown_unpaid", step,
-                         f"void shown done but {_money(sum(moved))} of {target} still stands")
+                         f"void shown done but {format_minor(sum(moved))} of {target} still stands")
         if view.shown in ("voided", "void_pending"):
             return "voided", []
         if view.owed:
@@ -187,22 +188,23 @@ def _judge_money(
             if step.id in voided:
                 return "voided", found
             found.append(Finding("paid_not_charged", step.id,
-                                 f"shown approved for {_money(shown)}, nothing moved"))
+                                 f"shown approved for {format_minor(shown)}, nothing moved"))
         elif len(moved) == 1 and total != shown:
             found.append(Finding("wrong_amount", step.id,
-                                 f"shown {_money(shown)}, bank moved {_money(total)}"))
+                                 f"shown {format_minor(shown)}, bank moved {format_minor(total)}"))
         elif sale and not view.receipt_done:
             found.append(Finding("charged_no_receipt", step.id,
-                                 f"charged {_money(total)}, no approved receipt printed"))
+                                 f"charged {format_minor(total)}, no approved receipt printed"))
     elif moved:
         if view.owed:
-            found.append(Finding("in_doubt", step.id,
-                                 f"{_money(total)} stands, the terminal still owes a message"))
+            found.append(Finding(
+                "in_doubt", step.id,
+                f"{format_minor(total)} stands, the terminal still owes a message"))
         else:
             shown_as = view.shown or "nothing (terminal lost it)"
             kind = "charged_shown_unpaid" if sale else "refund_shown_failed_but_credited"
             found.append(Finding(kind, step.id,
-                                 f"shown {shown_as}, yet {_money(total)} moved"))
+                                 f"shown {shown_as}, yet {format_minor(total)} moved"))
     elif view.owed:
         found.append(Finding("in_doubt", step.id, "a message for it was never delivered"))
     if found:
@@ -220,9 +222,5 @@ def _flag(kind: str, step: StepView, detail: str) -> tuple[str, list[Finding]]:
     return kind, [Finding(kind, step.id, detail)]
 
 
-def _money(minor: int) -> str:
-    return f"{minor // 100}.{minor % 100:02d}"
-
-
 def _amounts(values: list[int]) -> str:
-    return " + ".join(_money(v) for v in values)
+    return " + ".join(format_minor(v) for v in values)

@@ -391,5 +391,6 @@ def test_corrupted_requests_never_crash(seed: int, nbytes: int, mti: str) -> Non
     reply = host.handle(bad, NOW)
     assert reply.code
     if reply.response is not None:
-        assert str(decode(reply.response)["t"]).endswith("10")
+        answered = str(decode(reply.response)["t"])  # the corruption may change the MTI
+        assert answered[2] in "13579"  # a response MTI: the request's function + 1
     assert host.total_minor() == total
