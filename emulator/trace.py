@@ -2,20 +2,44 @@
 
 An event is ``(t, name, fields)`` where ``name`` is ``component.event``. The
 trace's SHA-256 over its canonical JSON Lines identifies the run. Listeners
-(fault triggers) subscribe by event name; an event
-nobody listens to costs one dict lookup and one list append.
+(fault triggers, the oracle) subscribe by event name; an event nobody listens
+to costs one dict lookup and one list append.
+
+A trace either keeps its events in memory (the default: reports and replays
+read them) or streams them (``sink``): each event is encoded once, when it
+happens, written to the sink and folded into the running hash, and nothing
+is kept, so a long run's memory stays flat.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+import re
 from collections.abc import Callable, Iterable, Iterator
-from itertools import islice
 from pathlib import Path
-from typing import Any, NamedTuple, Protocol
+from types import TracebackType
+from typing import IO, Any, NamedTuple, Protocol
+
+import msgspec
 
 from emulator.errors import TraceError
+
+_ENCODER = msgspec.json.Encoder(order="sorted")
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
+
+
+def canonical_json(value: Any) -> bytes:
+    """Compact JSON, keys sorted at every level, ASCII only (others as ``\\uXXXX``)."""
+    raw = _ENCODER.encode(value)
+    if raw.isascii():
+        return raw
+    return _NON_ASCII.sub(_escape, raw.decode("utf-8")).encode("ascii")
+
+
+def _escape(match: re.Match[str]) -> str:
+    return json.dumps(match.group(0))[1:-1]  # \\uXXXX, a surrogate pair above U+FFFF
 
 
 class Clock(Protocol):
@@ -34,32 +58,54 @@ class Event(NamedTuple):
     def component(self) -> str:
         return self.name.split(".", 1)[0]
 
-    def to_json(self) -> str:
+    def to_line(self) -> bytes:
         """The canonical one-line JSON form (sorted keys, no spaces, time in µs)."""
         component, _, event = self.name.partition(".")
-        return json.dumps(
-            {"t": round(self.t, 6), "component": component, "event": event,
-             "fields": self.fields},
-            sort_keys=True, separators=(",", ":"), ensure_ascii=True,
-        )
+        return canonical_json({"t": round(self.t, 6), "component": component,
+                               "event": event, "fields": self.fields})
+
+    def to_json(self) -> str:
+        return self.to_line().decode("ascii")
 
 
 Listener = Callable[[Event], None]
 
 
 class Trace:
-    """Records events in simulated time and tells listeners about them."""
+    """Records events in simulated time and tells listeners about them.
 
-    def __init__(self, clock: Clock, header: dict[str, Any] | None = None) -> None:
+    With ``sink`` (a binary file), the header and every event line are written
+    to it as they happen and the events are not kept.
+    """
+
+    def __init__(
+        self, clock: Clock, header: dict[str, Any] | None = None,
+        sink: IO[bytes] | None = None,
+    ) -> None:
         self._clock = clock
         self.header = header or {}
         self.events: list[Event] = []
         self._listeners: dict[str, list[Listener]] = {}
         self._any: list[Listener] = []
+        self._sink = sink
+        self._digest = hashlib.sha256()
+        self._count = 0
+        if sink is not None:
+            sink.write(self.header_line() + b"\n")
+
+    @property
+    def streaming(self) -> bool:
+        return self._sink is not None
 
     def emit(self, name: str, **fields: Any) -> None:
         event = Event(self._clock.now, name, fields)
-        self.events.append(event)
+        self._count += 1
+        if self._sink is None:
+            self.events.append(event)
+        else:
+            line = event.to_line() + b"\n"
+            self._digest.update(line)
+            self._sink.write(line)
         listeners = self._listeners.get(name)
         if listeners:
             for listener in tuple(listeners):
@@ -79,40 +125,74 @@ class Trace:
         if listener in listeners:
             listeners.remove(listener)
 
+    def header_line(self) -> bytes:
+        return canonical_json({"posemu_trace": 1, **self.header})
+
     def lines(self) -> Iterator[str]:
         """The canonical JSON Lines: a header line, then one line per event."""
-        yield json.dumps({"posemu_trace": 1, **self.header}, sort_keys=True,
-                         separators=(",", ":"))
+        self._kept()
+        yield self.header_line().decode("ascii")
         for event in self.events:
             yield event.to_json()
 
     def to_jsonl(self) -> bytes:
-        return ("\n".join(self.lines()) + "\n").encode("ascii")
+        self._kept()
+        return b"".join([self.header_line(), b"\n",
+                         *(e.to_line() + b"\n" for e in self.events)])
 
     def sha256(self) -> str:
         """SHA-256 of the event lines: the run's identity (the header only labels it)."""
+        if self._sink is not None:
+            return self._digest.hexdigest()
         digest = hashlib.sha256()
-        for line in islice(self.lines(), 1, None):
-            digest.update(line.encode("ascii"))
-            digest.update(b"\n")
+        for event in self.events:
+            digest.update(event.to_line() + b"\n")
         return digest.hexdigest()
 
+    def _kept(self) -> None:
+        if self._sink is not None:
+            raise TraceError("a streamed trace keeps no events: read the file it was written to")
+
     def __len__(self) -> int:
-        return len(self.events)
+        return self._count
 
     def __iter__(self) -> Iterator[Event]:
+        self._kept()
         return iter(self.events)
+
+
+class AtomicFile:
+    """A file that appears at ``path`` only when the block that writes it succeeds.
+
+    Writes go to a temporary file beside ``path``; on success it is renamed over
+    ``path``, on failure it is removed, so a reader never sees half a file.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._tmp = path.with_name(f".{path.name}.tmp")
+        self._file: IO[bytes] | None = None
+
+    def __enter__(self) -> IO[bytes]:
+        self._file = open(self._tmp, "wb")
+        return self._file
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        assert self._file is not None
+        self._file.close()
+        if kind is None:
+            os.replace(self._tmp, self.path)
+        else:
+            self._tmp.unlink(missing_ok=True)
 
 
 def write_atomic(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file and a rename."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        tmp.write_bytes(data)
-        tmp.replace(path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with AtomicFile(path) as out:
+        out.write(data)
 
 
 def read_trace(path: Path) -> tuple[dict[str, Any], list[Event]]:

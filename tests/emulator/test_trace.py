@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from emulator.errors import TraceError
-from emulator.trace import Event, Trace, read_trace, write_atomic
+from emulator.trace import AtomicFile, Event, Trace, read_trace, write_atomic
 
 
 class Clock:
@@ -202,20 +202,31 @@ def test_write_atomic_replaces_existing_content(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run.jsonl"]
 
 
-def test_write_atomic_failing_midway_leaves_neither_target_nor_temp_file(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    original = Path.write_bytes
+def test_write_atomic_failing_midway_leaves_neither_target_nor_temp_file(tmp_path: Path) -> None:
+    def half_then_disk_full() -> None:
+        with AtomicFile(tmp_path / "run.jsonl") as out:
+            out.write(b"01234")
+            raise OSError(errno.ENOSPC, "No space left on device")
 
-    def half_then_disk_full(self: Path, data: bytes) -> int:
-        original(self, data[: len(data) // 2])
-        raise OSError(errno.ENOSPC, "No space left on device")
-
-    monkeypatch.setattr(Path, "write_bytes", half_then_disk_full)
     with pytest.raises(OSError, match="No space"):
-        write_atomic(tmp_path / "run.jsonl", b"0123456789\n")
-    monkeypatch.undo()
+        half_then_disk_full()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_streamed_trace_writes_the_same_bytes_and_hash_as_a_kept_one(tmp_path: Path) -> None:
+    kept = sample_trace({"name": "demo"})
+    clock = Clock()
+    with AtomicFile(tmp_path / "s.jsonl") as sink:
+        streamed = Trace(clock, {"name": "demo"}, sink=sink)
+        for event in kept:
+            clock.now = event.t
+            streamed.emit(event.name, **event.fields)
+    assert (tmp_path / "s.jsonl").read_bytes() == kept.to_jsonl()
+    assert streamed.sha256() == kept.sha256()
+    assert len(streamed) == len(kept) == 3
+    assert streamed.events == []
+    with pytest.raises(TraceError, match="keeps no events"):
+        streamed.to_jsonl()
 
 
 # -------------------------------------------------------------------- read_trace
