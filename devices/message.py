@@ -41,6 +41,7 @@ and on decode (pyiso8583 checks lengths and the bitmap, not contents).
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import hmac
 import random
@@ -235,7 +236,10 @@ def _spans(doc_enc: dict[str, dict[str, bytes]]) -> dict[str, tuple[int, int]]:
     return spans
 
 
+@functools.lru_cache(maxsize=32)
 def _decode_raw(frame: bytes) -> tuple[dict[str, str], dict[str, dict[str, bytes]]]:
+    """Check the header and decode; cached by the frame's bytes (read-only results), as
+    the receiving host's shell, core and MAC check all read the same frame."""
     if len(frame) < _HEADER:
         raise MessageError("frame shorter than its length header", field="header", pos=0)
     declared = int.from_bytes(frame[:_HEADER], "big")
