@@ -11,6 +11,7 @@ modes and the line being composed and turns tokens into events; ``decode_text`` 
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -90,6 +91,26 @@ _LAYOUTS = _table()
 _UNKNOWN = _Layout()
 
 
+def _fast_pattern() -> re.Pattern[bytes]:
+    """One regex for the common tokens: a text run, a control byte that starts no command,
+    or a whole command with fixed arguments only. Anything else takes the general path."""
+    simple: dict[tuple[bytes, int], list[bytes]] = {}
+    for key, layout in _LAYOUTS.items():
+        if layout.more is None and layout.payload is None:
+            simple.setdefault((key[:1], layout.nargs), []).append(key[1:])
+    commands = [
+        re.escape(prefix) + b"[" + b"".join(re.escape(c) for c in sorted(letters)) + b"]"
+        + b"." * nargs
+        for (prefix, nargs), letters in sorted(simple.items())
+    ]
+    controls = b"".join(re.escape(bytes([c])) for c in range(0x20) if c not in _PREFIXES)
+    return re.compile(
+        rb"([\x20-\xff]+)|(" + b"|".join(commands) + rb")|([" + controls + rb"])", re.DOTALL)
+
+
+_FAST = _fast_pattern()
+
+
 class _Cmd(NamedTuple):
     key: bytes   # the two prefix bytes, e.g. b"\x1bd"
     args: bytes  # the argument bytes (payloads are skipped, not kept)
@@ -112,6 +133,11 @@ class _Tokenizer:
         self._offset = 0               # absolute offset of the current feed's first byte
         self.start = 0                 # absolute offset where the unfinished command began
 
+    def copy(self) -> _Tokenizer:
+        twin = copy.copy(self)
+        twin._head = bytearray(self._head)
+        return twin
+
     @property
     def idle(self) -> bool:
         """True between tokens (no command half read)."""
@@ -120,7 +146,21 @@ class _Tokenizer:
     def feed(self, data: bytes) -> Iterator[tuple[_Token, int]]:
         """Yield each completed token with its end offset in ``data``."""
         i, n = 0, len(data)
+        fast = _FAST.match
         while i < n:
+            if self._pending is None and not self._head:
+                match = fast(data, i)
+                if match is not None:
+                    end = match.end()
+                    group = match.lastindex
+                    if group == 1:
+                        yield data[i:end], end
+                    elif group == 2:
+                        yield _Cmd(data[i:i + 2], data[i + 2:end]), end
+                    else:
+                        yield data[i], end
+                    i = end
+                    continue
             if self._pending is not None:
                 if self._to_nul:
                     j = data.find(0, i)
@@ -217,6 +257,13 @@ class Interpreter:
         self.height = 1
         self.barcode_dots = 162
         self.drop_line()
+
+    def copy(self) -> Interpreter:
+        """An independent copy (modes, the line being composed, the tokenizer)."""
+        twin = copy.copy(self)
+        twin._parts = list(self._parts)
+        twin.tokens = self.tokens.copy()
+        return twin
 
     def drop_line(self) -> None:
         """Discard the line being composed."""

@@ -8,6 +8,7 @@ re-exported here). Units: 8 dots per mm.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import TypeAlias
 
@@ -143,6 +144,19 @@ class PrinterCore:
             (0x03 if out or self.near_end else 0) | (0x0C if out else 0),
             0,
         ))
+
+    # -- snapshots --------------------------------------------------------------------
+
+    def snapshot(self) -> PrinterCore:
+        """An independent copy of the whole state (paper, sensors, job, parser)."""
+        twin = copy.copy(self)
+        twin._job = None if self._job is None else list(self._job)
+        twin._interp = self._interp.copy()
+        return twin
+
+    def restore(self, snapshot: PrinterCore) -> None:
+        """Go back to the state ``snapshot`` was taken in (the snapshot is used up)."""
+        self.__dict__.update(snapshot.__dict__)
 
     # -- inputs -----------------------------------------------------------------------
 

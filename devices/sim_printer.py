@@ -1,15 +1,25 @@
 """The receipt printer in simulated time: the ESC/POS core fed line by line.
 
-A job's bytes go to the core one paper-moving segment at a time, each taking
-``1 / lines_per_s`` seconds, so a fault can strike between lines. The job's
+A job's bytes go to the core one paper-moving segment at a time, segment i at
+``start + i / lines_per_s``, so a fault can strike between lines. The job's
 result (completed through the cut, or not) is what the printer reports after
 the cut; :meth:`status` answers DLE EOT n at once, as a real printer does.
+
+Most jobs print without anything touching the printer while they run, so a
+job is first run ahead: every segment is fed at once on a snapshot-backed
+core, and when that shows the printer's state steady until the cut, the job
+takes two timeouts (to the cut, to the end) instead of one per segment. If a
+fault or power change reaches the printer mid-job, the core goes back to the
+snapshot, takes again the segments whose time has passed, and the job goes on
+segment by segment: the outcome and the trace are those of the slow path.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Generator
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, cast
 
 import simpy
 
@@ -27,11 +37,26 @@ _CONDITIONS = {
 }
 
 
+@dataclass
+class _RunAhead:
+    """A job fed ahead of time: the core before it, its segments and when each is due."""
+
+    before: PrinterCore
+    process: simpy.Process
+    pieces: list[bytes]
+    times: list[float]
+    cut: int            # the segment whose cut completes the job
+    text: str           # what the job printed
+    released: int = 0   # segments whose events were emitted
+    stopped: int = 0    # segments fed when something reached the printer mid-job
+
+
 class SimPrinter:
     """An ESC/POS receipt printer driven in simulated time."""
 
     def __init__(
         self, env: simpy.Environment, trace: Trace, core: PrinterCore, lines_per_s: float = 20.0,
+        *, run_ahead: bool = True,
     ) -> None:
         self.env = env
         self.trace = trace
@@ -41,25 +66,35 @@ class SimPrinter:
         self._jobs = 0
         self._lock = simpy.Resource(env, capacity=1)
         self._stash: list[Output] = []  # what a condition change made the core say
+        self._ahead: _RunAhead | None = None
+        self._shown = core.state
+        self.run_ahead = run_ahead  # False: every job segment by segment (the reference)
 
     def apply(self, fault: ActiveFault) -> None:
+        self._catch_up()
         self.faults.add(fault)
         self._set(fault.kind, True)
 
     def clear(self, fault: ActiveFault) -> None:
+        self._catch_up()
         self.faults.remove(fault)
         if not self.faults.has(fault.kind):
             self._set(fault.kind, False)
 
     def _set(self, kind: str, active: bool) -> None:
-        before = self.core.state
         self._stash.extend(self.core.set_condition(_CONDITIONS[kind], active))
-        if self.core.state != before:
-            self.trace.emit("printer.state", state=self.core.state)
+        self._show_state()
+
+    def _show_state(self) -> None:
+        """Trace the printer's state when it differs from the last one traced."""
+        state = self.core.state
+        if state != self._shown:
+            self._shown = state
+            self.trace.emit("printer.state", state=state)
 
     def status(self, n: int) -> int | None:
         """DLE EOT ``n``: one status byte, or None when the printer is off."""
-        return self.core.status(n)
+        return self.core.status(n)  # a job run ahead keeps the state steady
 
     def print_job(self, data: bytes, **about: Any) -> simpy.Process:
         """Print one receipt; the process's value is True when it came out whole."""
@@ -71,28 +106,91 @@ class SimPrinter:
             self._jobs += 1
             job = self._jobs
             self.trace.emit("printer.job_started", job=job, **about)
-            done = False
-            failed = False
-            for piece in segments(data):
-                before = self.core.state
-                outs, self._stash = [*self._stash, *self.core.feed(piece)], []
-                for out in outs:
-                    if isinstance(out, JobDone):
-                        done = True
-                        self.trace.emit(
-                            "printer.job_done", job=job, text=out.text, **about,
-                        )
-                    elif isinstance(out, JobFailed) and not failed:
-                        failed = True
-                        self.trace.emit(
-                            "printer.job_failed", job=job, text=out.text,
-                            reason=out.reason, **about,
-                        )
-                if self.core.state != before:
-                    self.trace.emit("printer.state", state=self.core.state)
-                yield self.env.timeout(self.line_s)
-            if not done and not failed:
-                self.trace.emit(
-                    "printer.job_failed", job=job, text="", reason=self.core.state, **about,
-                )
-            return done
+            pieces = segments(data)
+            ahead = self._run_ahead(pieces)
+            if ahead is None:
+                return (yield from self._segments(pieces, 0, job, about, done=False))
+            try:
+                yield self.env.timeout(ahead.times[ahead.cut] - self.env.now)
+                ahead.released = ahead.cut + 1
+                self.trace.emit("printer.job_done", job=job, text=ahead.text, **about)
+                if self._ahead is ahead:  # no fault triggered by that event
+                    yield self.env.timeout(ahead.times[-1] + self.line_s - self.env.now)
+                    self._ahead = None
+                    return True
+                first = ahead.stopped
+            except simpy.Interrupt as stop:  # touched mid-job: go on segment by segment
+                first = cast(int, stop.cause)
+            due = ahead.times[first] if first < len(pieces) else ahead.times[-1] + self.line_s
+            yield self.env.timeout(max(due - self.env.now, 0.0))
+            return (yield from self._segments(pieces, first, job, about,
+                                              done=first > ahead.cut))
+
+    def _segments(
+        self, pieces: list[bytes], first: int, job: int, about: dict[str, Any], *, done: bool,
+    ) -> Generator[simpy.Event, Any, bool]:
+        """Feed ``pieces[first:]`` one per line time, the first one now."""
+        failed = False
+        for piece in pieces[first:]:
+            outs, self._stash = [*self._stash, *self.core.feed(piece)], []
+            for out in outs:
+                if isinstance(out, JobDone):
+                    done = True
+                    self.trace.emit("printer.job_done", job=job, text=out.text, **about)
+                elif isinstance(out, JobFailed) and not failed:
+                    failed = True
+                    self.trace.emit("printer.job_failed", job=job, text=out.text,
+                                    reason=out.reason, **about)
+            self._show_state()
+            yield self.env.timeout(self.line_s)
+        if not done and not failed:
+            self.trace.emit(
+                "printer.job_failed", job=job, text="", reason=self.core.state, **about,
+            )
+        return done
+
+    def _run_ahead(self, pieces: list[bytes]) -> _RunAhead | None:
+        """Feed the whole job now. Keep that when the state stays steady and exactly one
+        cut completes the job; else go back to the snapshot (None: segment by segment)."""
+        core = self.core
+        if not self.run_ahead or self._stash or not core.online:
+            return None
+        before = core.snapshot()
+        state = core.state
+        cut, text = -1, ""
+        for index, piece in enumerate(pieces):
+            for out in core.feed(piece):
+                if isinstance(out, JobDone) and cut < 0:
+                    cut, text = index, out.text
+                elif isinstance(out, JobDone | JobFailed):
+                    cut = -2
+            if cut == -2 or core.state != state:
+                cut = -2
+                break
+        if cut < 0:
+            core.restore(before)
+            return None
+        times = []
+        t = self.env.now
+        for _ in pieces:
+            times.append(t)
+            t += self.line_s
+        process = self.env.active_process
+        assert process is not None
+        self._ahead = _RunAhead(before, process, pieces, times, cut, text)
+        return self._ahead
+
+    def _catch_up(self) -> None:
+        """Something reaches the printer during a job run ahead: the core goes back to
+        the snapshot and takes again the segments already due; the job is interrupted
+        to go on segment by segment."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is None:
+            return
+        fed = max(ahead.released, bisect_left(ahead.times, self.env.now))
+        self.core.restore(ahead.before)
+        for piece in ahead.pieces[:fed]:
+            self.core.feed(piece)
+        ahead.stopped = fed
+        if ahead.process is not self.env.active_process:  # else it sees ``_ahead`` gone
+            ahead.process.interrupt(fed)

@@ -182,11 +182,13 @@ class AtomicFile:
         tb: TracebackType | None,
     ) -> None:
         assert self._file is not None
-        self._file.close()
-        if kind is None:
-            os.replace(self._tmp, self.path)
-        else:
-            self._tmp.unlink(missing_ok=True)
+        try:
+            self._file.close()
+            if kind is None:
+                os.replace(self._tmp, self.path)
+        finally:
+            if self._tmp.exists():
+                self._tmp.unlink()
 
 
 def write_atomic(path: Path, data: bytes) -> None:
