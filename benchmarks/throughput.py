@@ -1,8 +1,12 @@
-"""Simulated sales per second for one terminal: robust profile, full fidelity.
+"""Simulated sales per second for one terminal: robust profile, full fidelity, vs a bare model.
 
 Full fidelity: ISO 8583 frames encoded, MACed and decoded on the link, ESC/POS
 receipts rendered with python-escpos and parsed by the printer core, every
-event traced, the oracle run. Prints the median of several runs.
+event traced, the oracle run. The same number of back-to-back sales is run in
+the bare simpy model of benchmarks/reference.py, run by run in turn with posemu
+(so other load on the machine slows both alike). Prints the medians, the ratio
+posemu / reference (target >= 0.2) and posemu's speed-up over real time
+(target >= 10,000x).
 
     .venv/bin/python benchmarks/throughput.py [--sales N] [--runs R]
 """
@@ -10,12 +14,17 @@ event traced, the oracle run. Prints the median of several runs.
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 import time
+from collections.abc import Sequence
 
+from benchmarks.common import machine, spread, verdict
+from benchmarks.reference import run_reference
 from emulator.scenario import scenario_from_dict
 from emulator.world import run_scenario
+
+RATIO_TARGET = 0.2
+SPEEDUP_TARGET = 10_000.0
 
 
 def back_to_back(sales: int) -> dict[str, object]:
@@ -27,13 +36,16 @@ def back_to_back(sales: int) -> dict[str, object]:
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sales", type=int, default=2000)
-    parser.add_argument("--runs", type=int, default=5)
-    args = parser.parse_args()
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--sales", type=int, default=2000, help="sales per run (default 2000)")
+    parser.add_argument("--runs", type=int, default=5, help="runs of each (default 5)")
+    args = parser.parse_args(argv)
+    if args.sales < 1 or args.runs < 1:
+        parser.error("--sales and --runs must be at least 1")
     scenario = scenario_from_dict(back_to_back(args.sales))
-    rates = []
+    rates: list[float] = []
+    reference: list[float] = []
     for _ in range(args.runs):
         started = time.perf_counter()
         result = run_scenario(scenario)
@@ -41,13 +53,25 @@ def main() -> None:
         assert result.passed
         assert all(s.end_state == "approved" for s in result.steps)
         rates.append(args.sales / wall_s)
-    print(f"python {platform.python_version()} on {platform.machine()}")
-    print(f"sales per run: {args.sales}, events per run: {result.events}, "
-          f"simulated time: {result.sim_time_s:.0f} s")
-    print(f"simulated sales per second (median of {args.runs}): {statistics.median(rates):,.0f}"
-          f"  [min {min(rates):,.0f}, max {max(rates):,.0f}]")
-    speedup = result.sim_time_s * statistics.median(rates) / args.sales
-    print(f"speed-up over real time: {speedup:,.0f}x")
+        started = time.perf_counter()
+        reference_sim_s = run_reference(args.sales)
+        reference.append(args.sales / (time.perf_counter() - started))
+    posemu_rate, reference_rate = statistics.median(rates), statistics.median(reference)
+    ratio = posemu_rate / reference_rate
+    speedup = result.sim_time_s * posemu_rate / args.sales
+    reference_speedup = reference_sim_s * reference_rate / args.sales
+    print(machine())
+    print(f"sales per run: {args.sales}, runs: {args.runs} of each, interleaved")
+    print(f"posemu: events per run: {result.events}, simulated time: {result.sim_time_s:.0f} s")
+    print(f"reference: simulated time: {reference_sim_s:.0f} s")
+    print(f"posemu simulated sales per second (median of {args.runs}): {spread(rates)}")
+    print(f"reference simulated sales per second (median of {args.runs}): {spread(reference)}")
+    print(f"ratio posemu / reference: {ratio:.3f}")
+    print(f"posemu speed-up over real time: {speedup:,.0f}x "
+          f"(reference: {reference_speedup:,.0f}x)")
+    print(verdict("ratio posemu / reference", ratio, RATIO_TARGET, at_least=True, fmt=".3f"))
+    print(verdict("speed-up over real time", speedup, SPEEDUP_TARGET, at_least=True,
+                  fmt=",.0f", unit="x"))
 
 
 if __name__ == "__main__":

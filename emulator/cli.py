@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-import difflib
 import hashlib
 import json
 import os
@@ -30,7 +29,6 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from emulator import fuzz
 from emulator.catalogue import ANOMALIES, CLEAN_END_STATES, FAULTS
 from emulator.errors import DeviceError, PosemuError, ScenarioError, TraceError
 from emulator.profiles import KNOBS, PROFILES, SETTINGS, Policy
@@ -99,7 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
     printer.add_argument("--raw-log", type=Path, metavar="FILE",
                          help="append every byte received to FILE")
 
-    fuzz.add_parser(commands)
+    from emulator.fuzz import add_parser  # noqa: PLC0415  (see _fuzz)
+
+    add_parser(commands)
     for sub in (run, replay, faults, profiles, explain, printer):
         sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                          help="show tracebacks on errors")
@@ -110,7 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the exit status."""
     args = build_parser().parse_args(argv)
     command = {"run": _run, "replay": _replay, "faults": _faults, "profiles": _profiles,
-               "explain": _explain, "printer": _printer, "fuzz": fuzz.run_command}[args.command]
+               "explain": _explain, "printer": _printer, "fuzz": _fuzz}[args.command]
     try:
         return command(args)
     except (ScenarioError, TraceError, UsageError) as exc:
@@ -251,6 +251,16 @@ def _printer(args: argparse.Namespace) -> int:
                  raw_log=args.raw_log)
 
 
+# ------------------------------------------------------------------------- fuzz
+
+
+def _fuzz(args: argparse.Namespace) -> int:
+    """``posemu fuzz``: the fuzzer is imported by the one command that uses it."""
+    from emulator.fuzz import run_command  # noqa: PLC0415
+
+    return run_command(args)
+
+
 # ----------------------------------------------------------------------- replay
 
 
@@ -372,6 +382,8 @@ def explain_data(name: str) -> dict[str, Any]:
         if name in CLEAN_END_STATES:
             raise UsageError(f"{name!r} is a clean end state, not an anomaly: "
                              f"{CLEAN_END_STATES[name]}")
+        import difflib  # noqa: PLC0415  (only for an unknown name)
+
         close = difflib.get_close_matches(name, ANOMALIES, n=3, cutoff=0.5)
         either = " or ".join([", ".join(close[:-1]), close[-1]] if len(close) > 1 else close)
         hint = f"did you mean {either}?" if close else f"one of: {', '.join(ANOMALIES)}"

@@ -1,0 +1,85 @@
+"""The benchmarks run and say what they measured (tiny sizes; no timing is asserted)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmarks import coldstart, fresh, throughput
+from benchmarks.reference import reference_rates, run_reference
+
+ROOT = Path(__file__).resolve().parents[2]
+VERDICT = re.compile(r"^target .+ (>=|<=) [\d,.]+x?: (met|not met) \([\d,.]+x?\)$", re.MULTILINE)
+
+
+def number(out: str, label: str) -> float:
+    """The number printed right after ``label`` (commas allowed); fails if absent."""
+    found = re.search(re.escape(label) + r"\s*([\d,]+(?:\.\d+)?)", out)
+    assert found, f"no {label!r} in:\n{out}"
+    return float(found[1].replace(",", ""))
+
+
+def check_common(out: str, verdicts: int) -> None:
+    assert out.startswith("python 3.")
+    assert len(VERDICT.findall(out)) == verdicts, out
+
+
+def test_reference_model_takes_the_sale_shape_in_simulated_time() -> None:
+    per_sale = 1.5 + 3.0 + 0.12 + 0.2 + 0.12 + 3 * 0.05
+    assert run_reference(4) == pytest.approx(4 * per_sale)
+    rates = reference_rates(5, 2)
+    assert len(rates) == 2
+    assert all(r > 0 for r in rates)
+
+
+def test_throughput(capsys: pytest.CaptureFixture[str]) -> None:
+    throughput.main(["--sales", "5", "--runs", "1"])
+    out = capsys.readouterr().out
+    check_common(out, verdicts=2)
+    assert number(out, "sales per run:") == 5
+    assert number(out, "posemu simulated sales per second (median of 1):") > 0
+    assert number(out, "reference simulated sales per second (median of 1):") > 0
+    assert number(out, "ratio posemu / reference:") > 0
+    assert number(out, "posemu speed-up over real time:") > 0
+    assert number(out, "reference: simulated time:") == pytest.approx(5 * 5.09, abs=1)
+
+
+def test_fresh(capsys: pytest.CaptureFixture[str]) -> None:
+    fresh.main(["--scenarios", "3", "--runs", "1"])
+    out = capsys.readouterr().out
+    check_common(out, verdicts=1)
+    assert "every scenario ended as expected: s1=approved, s2=approved, r1=refunded" in out
+    assert number(out, "fresh scenarios per second (median of 1):") > 0
+
+
+def test_fresh_scenarios_differ_and_both_faults_fire() -> None:
+    assert fresh.fresh(1) != fresh.fresh(2)
+    assert fresh.run_one(7) > 0  # run_one checks the end states and the faults itself
+
+
+def test_coldstart(capsys: pytest.CaptureFixture[str]) -> None:
+    coldstart.main(["--runs", "1"])
+    out = capsys.readouterr().out
+    check_common(out, verdicts=1)
+    assert number(out, "posemu run wall ms (median of 1):") > 0
+    assert number(out, "baseline wall ms (median of 1):") > 0
+    assert number(out, "ratio posemu run / baseline:") > 0
+    heavy = re.search(r"^posemu run imported: (.*); not imported: (.*); fuzzer modules: ",
+                      out, re.MULTILINE)
+    assert heavy, out
+    named = re.findall(r"[A-Za-z]+", heavy[1] + " " + heavy[2])
+    assert set(coldstart.HEAVY) <= set(named)
+    assert "hypothesis" not in heavy[1]  # only posemu fuzz may load it
+
+
+@pytest.mark.parametrize("script", ["throughput", "fresh", "coldstart"])
+def test_help_runs_as_a_script_from_the_repo_root(script: str) -> None:
+    proc = subprocess.run([sys.executable, f"benchmarks/{script}.py", "--help"], cwd=ROOT,
+                          capture_output=True, text=True, check=False, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("usage:")
+    assert "--runs" in proc.stdout
