@@ -133,6 +133,10 @@ class _Tokenizer:
         self._offset = 0               # absolute offset of the current feed's first byte
         self.start = 0                 # absolute offset where the unfinished command began
 
+    def advance(self, nbytes: int) -> None:
+        """Account for ``nbytes`` read without :meth:`feed` (whole tokens only)."""
+        self._offset += nbytes
+
     def copy(self) -> _Tokenizer:
         twin = copy.copy(self)
         twin._head = bytearray(self._head)
@@ -240,6 +244,7 @@ class _Event(NamedTuple):
 
 
 _DATA = _Event("data")
+_SAID_DATA = (_DATA,)
 _RESET = _Event("reset")
 
 
@@ -248,6 +253,8 @@ class Interpreter:
 
     def __init__(self) -> None:
         self.tokens = _Tokenizer()
+        self.moves = 0      # paper movements (LF, FF, ESC d/J, GS V/v/k) so far
+        self.move_end = 0   # where the last one ended in the data last run
         self.reset()
 
     def reset(self) -> None:
@@ -282,26 +289,59 @@ class Interpreter:
         return event
 
     def run(self, data: bytes) -> Iterator[_Event]:
-        """Yield the events of ``data`` in order (lazily: callers may act between them)."""
-        for token, _ in self.tokens.feed(data):
-            if isinstance(token, bytes):
-                self._parts.append(token.decode(self.codec, "replace"))
-                self._line_height = max(self._line_height, self.height)
-                yield _DATA
-            elif isinstance(token, int):
-                if token in (LF, FF):
-                    yield self._line()
-                elif token == HT:
-                    self._parts.append("\t")
-                    yield _DATA
-            else:
-                yield from self._command(token.key, token.args)
+        """Yield the events of ``data`` in order (lazily: callers may act between them).
 
-    def _command(self, key: bytes, args: bytes) -> Iterator[_Event]:
+        Common tokens are read here with one regex; from the first token that needs more
+        (a payload, a command cut by the end of ``data``) the tokenizer reads the rest.
+        """
+        tokens = self.tokens
+        i, n = 0, len(data)
+        if tokens.idle:
+            fast = _FAST.match
+            while i < n:
+                match = fast(data, i)
+                if match is None:
+                    break
+                end = match.end()
+                group = match.lastindex
+                if group == 1:
+                    token: _Token = data[i:end]
+                elif group == 2:
+                    token = _Cmd(data[i:i + 2], data[i + 2:end])
+                else:
+                    token = data[i]
+                i = end
+                yield from self._token(token, end)
+        tokens.advance(i)
+        if i < n:
+            for token, end in tokens.feed(data[i:]):
+                yield from self._token(token, i + end)
+
+    def _token(self, token: _Token, end: int) -> tuple[_Event, ...]:
+        """What one token does (modes change at once); counts paper movements."""
+        if isinstance(token, bytes):
+            self._parts.append(token.decode(self.codec, "replace"))
+            self._line_height = max(self._line_height, self.height)
+            return _SAID_DATA
+        if isinstance(token, int):
+            if token in (LF, FF):
+                self.moves += 1
+                self.move_end = end
+                return (self._line(),)
+            if token == HT:
+                self._parts.append("\t")
+                return _SAID_DATA
+            return ()
+        if token.key in _PAPER_KEYS:
+            self.moves += 1
+            self.move_end = end
+        return self._command(token.key, token.args)
+
+    def _command(self, key: bytes, args: bytes) -> tuple[_Event, ...]:
         match key:
             case b"\x1b@":
                 self.reset()
-                yield _RESET
+                return (_RESET,)
             case b"\x1bt":
                 self.codec = _CODE_PAGES.get(args[0], "cp437")
             case b"\x1b!":
@@ -316,29 +356,26 @@ class Interpreter:
                 self.barcode_dots = args[0]
             case b"\x1bd":
                 if args[0] == 0 and self._parts:
-                    yield self._line(0)
-                for _ in range(args[0]):
-                    yield self._line()
+                    return (self._line(0),)
+                return tuple(self._line() for _ in range(args[0]))
             case b"\x1bJ":
-                yield self._line(args[0]) if self._parts else _Event("feed", n=args[0])
+                return (self._line(args[0]) if self._parts else _Event("feed", n=args[0]),)
             case b"\x1dV":
-                if self._parts:
-                    yield self._line()
-                yield _Event("cut", n=args[1] if len(args) > 1 else 0)
+                cut = _Event("cut", n=args[1] if len(args) > 1 else 0)
+                return (self._line(), cut) if self._parts else (cut,)
             case b"\x1dv":
-                yield _Event("feed", n=_u16(args, 4) * (2 if args[1] & 2 else 1))
+                return (_Event("feed", n=_u16(args, 4) * (2 if args[1] & 2 else 1)),)
             case b"\x1dk":
-                yield _Event("feed", n=self.barcode_dots)
+                return (_Event("feed", n=self.barcode_dots),)
             case b"\x1b*":
-                yield _DATA
+                return _SAID_DATA
             case b"\x1d(" if args[:1] + args[3:5] in (b"k1Q", b"L02", b"L0\x02"):  # print
-                yield _Event("feed")
+                return (_Event("feed"),)
             case b"\x10\x04":
-                yield _Event("query", n=args[0])
+                return (_Event("query", n=args[0]),)
             case b"\x1da":
-                yield _Event("asb", n=args[0])
-            case _:
-                pass  # other modes, DLE ENQ/DC4, unknown commands: no effect on the model
+                return (_Event("asb", n=args[0]),)
+        return ()  # other modes, DLE ENQ/DC4, unknown commands: no effect on the model
 
 
 def decode_text(data: bytes) -> str:

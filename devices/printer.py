@@ -42,9 +42,11 @@ class LinePrinted:
 
 @dataclass(frozen=True, slots=True)
 class JobDone:
-    """A job was printed and cut while online."""
+    """A job was printed and cut while online; ``moves``: the paper movements read since
+    power on, this cut included (the simulated printer times the job by them)."""
     text: str
     lines: int
+    moves: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +117,21 @@ class PrinterCore:
     def asb_enabled(self) -> bool:
         """Automatic Status Back was enabled with GS a n (n != 0)."""
         return self._asb
+
+    @property
+    def moves(self) -> int:
+        """Paper movements (LF, FF, ESC d/J, GS V/v/k) read since power on."""
+        return self._interp.moves
+
+    @property
+    def move_end(self) -> int:
+        """Where the last paper movement ended in the bytes of the last :meth:`feed`."""
+        return self._interp.move_end
+
+    @property
+    def between_commands(self) -> bool:
+        """No command is half read."""
+        return self._interp.tokens.idle
 
     @property
     def job_active(self) -> bool:
@@ -251,7 +268,7 @@ class PrinterCore:
         else:
             self._paper_dots -= dots
             if self._job is not None:
-                out.append(JobDone("\n".join(self._job), len(self._job)))
+                out.append(JobDone("\n".join(self._job), len(self._job), self._interp.moves))
                 self._job = None
         self._report(out)
 

@@ -43,7 +43,7 @@ class _RunAhead:
 
     before: PrinterCore
     process: simpy.Process
-    pieces: list[bytes]
+    data: bytes
     times: list[float]
     cut: int            # the segment whose cut completes the job
     text: str           # what the job printed
@@ -106,10 +106,9 @@ class SimPrinter:
             self._jobs += 1
             job = self._jobs
             self.trace.emit("printer.job_started", job=job, **about)
-            pieces = segments(data)
-            ahead = self._run_ahead(pieces)
+            ahead = self._run_ahead(data)
             if ahead is None:
-                return (yield from self._segments(pieces, 0, job, about, done=False))
+                return (yield from self._segments(segments(data), 0, job, about, done=False))
             try:
                 yield self.env.timeout(ahead.times[ahead.cut] - self.env.now)
                 ahead.released = ahead.cut + 1
@@ -121,9 +120,10 @@ class SimPrinter:
                 first = ahead.stopped
             except simpy.Interrupt as stop:  # touched mid-job: go on segment by segment
                 first = cast(int, stop.cause)
-            due = ahead.times[first] if first < len(pieces) else ahead.times[-1] + self.line_s
+            count = len(ahead.times)
+            due = ahead.times[first] if first < count else ahead.times[-1] + self.line_s
             yield self.env.timeout(max(due - self.env.now, 0.0))
-            return (yield from self._segments(pieces, first, job, about,
+            return (yield from self._segments(segments(data), first, job, about,
                                               done=first > ahead.cut))
 
     def _segments(
@@ -149,35 +149,36 @@ class SimPrinter:
             )
         return done
 
-    def _run_ahead(self, pieces: list[bytes]) -> _RunAhead | None:
+    def _run_ahead(self, data: bytes) -> _RunAhead | None:
         """Feed the whole job now. Keep that when the state stays steady and exactly one
-        cut completes the job; else go back to the snapshot (None: segment by segment)."""
+        cut completes the job; else go back to the snapshot (None: segment by segment).
+
+        The state cannot change and change back within a job (paper only runs down), so
+        comparing it before and after is enough; the cut's segment is the number of paper
+        movements before it, as :func:`segments` splits the job after each one.
+        """
         core = self.core
-        if not self.run_ahead or self._stash or not core.online:
+        if (not self.run_ahead or self._stash or not core.online or not data
+                or not core.between_commands):
             return None
         before = core.snapshot()
-        state = core.state
-        cut, text = -1, ""
-        for index, piece in enumerate(pieces):
-            for out in core.feed(piece):
-                if isinstance(out, JobDone) and cut < 0:
-                    cut, text = index, out.text
-                elif isinstance(out, JobDone | JobFailed):
-                    cut = -2
-            if cut == -2 or core.state != state:
-                cut = -2
-                break
-        if cut < 0:
+        state, moved = core.state, core.moves
+        done = [out for out in core.feed(data) if isinstance(out, JobDone | JobFailed)]
+        moves = core.moves - moved
+        if (core.state != state or len(done) != 1 or not isinstance(done[0], JobDone)
+                or not core.online or moves == 0):
             core.restore(before)
             return None
+        count = moves + (core.move_end < len(data))  # a tail after the last movement
         times = []
         t = self.env.now
-        for _ in pieces:
+        for _ in range(count):
             times.append(t)
             t += self.line_s
         process = self.env.active_process
         assert process is not None
-        self._ahead = _RunAhead(before, process, pieces, times, cut, text)
+        self._ahead = _RunAhead(before, process, data, times, done[0].moves - 1 - moved,
+                                done[0].text)
         return self._ahead
 
     def _catch_up(self) -> None:
@@ -189,7 +190,7 @@ class SimPrinter:
             return
         fed = max(ahead.released, bisect_left(ahead.times, self.env.now))
         self.core.restore(ahead.before)
-        for piece in ahead.pieces[:fed]:
+        for piece in segments(ahead.data)[:fed]:
             self.core.feed(piece)
         ahead.stopped = fed
         if ahead.process is not self.env.active_process:  # else it sees ``_ahead`` gone
