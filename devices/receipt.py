@@ -144,7 +144,8 @@ def _text_start() -> bytes:
 
 
 def make_dummy() -> Any:
-    """A fresh python-escpos ``Dummy`` (profile TM-T88V) recording bytes in ``.output``."""
+    """A fresh python-escpos printer (profile TM-T88V) recording bytes in ``.output``, as
+    ``escpos.printer.Dummy`` does."""
     return _dummy_class()(profile=PROFILE)
 
 
@@ -163,8 +164,8 @@ def _dummy_class() -> Any:
     capabilities pickle in place, which a concurrent importer may read half-written (the
     first import writes it into a private directory and moves it in atomically).
     """
-    if "escpos.printer" in sys.modules:
-        return sys.modules["escpos.printer"].Dummy
+    if "escpos.escpos" in sys.modules:
+        return _recorder(sys.modules["escpos.escpos"].Escpos)
     uid = os.getuid() if hasattr(os, "getuid") else 0
     shared = os.environ.setdefault(
         _PICKLE_ENV, os.path.join(tempfile.gettempdir(), f"posemu-escpos-{uid}"))
@@ -179,7 +180,7 @@ def _dummy_class() -> Any:
     tempfile.mkdtemp = lambda *args, **kwargs: target  # type: ignore[assignment]
     os.environ[_PICKLE_ENV] = target
     try:
-        from escpos.printer import Dummy  # noqa: PLC0415 - heavy import with side effects
+        from escpos.escpos import Escpos  # noqa: PLC0415 - heavy import with side effects
     finally:
         tempfile.mkdtemp = mkdtemp
         os.environ[_PICKLE_ENV] = shared
@@ -191,4 +192,25 @@ def _dummy_class() -> Any:
             if os.path.exists(written):
                 os.replace(written, os.path.join(shared, name))
             shutil.rmtree(staging, ignore_errors=True)
-    return Dummy
+    return _recorder(Escpos)
+
+
+def _recorder(escpos: Any) -> Any:
+    """``escpos.printer.Dummy`` without its package, which imports every backend
+    (pyserial included) that a simulated run never uses."""
+
+    class Recorder(escpos):  # type: ignore[misc]
+        """Keeps the bytes python-escpos sends, in ``.output``."""
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._parts: list[bytes] = []
+
+        def _raw(self, msg: bytes) -> None:
+            self._parts.append(msg)
+
+        @property
+        def output(self) -> bytes:
+            return b"".join(self._parts)
+
+    return Recorder
