@@ -91,26 +91,6 @@ _LAYOUTS = _table()
 _UNKNOWN = _Layout()
 
 
-def _fast_pattern() -> re.Pattern[bytes]:
-    """One regex for the common tokens: a text run, a control byte that starts no command,
-    or a whole command with fixed arguments only. Anything else takes the general path."""
-    simple: dict[tuple[bytes, int], list[bytes]] = {}
-    for key, layout in _LAYOUTS.items():
-        if layout.more is None and layout.payload is None:
-            simple.setdefault((key[:1], layout.nargs), []).append(key[1:])
-    commands = [
-        re.escape(prefix) + b"[" + b"".join(re.escape(c) for c in sorted(letters)) + b"]"
-        + b"." * nargs
-        for (prefix, nargs), letters in sorted(simple.items())
-    ]
-    controls = b"".join(re.escape(bytes([c])) for c in range(0x20) if c not in _PREFIXES)
-    return re.compile(
-        rb"([\x20-\xff]+)|(" + b"|".join(commands) + rb")|([" + controls + rb"])", re.DOTALL)
-
-
-_FAST = _fast_pattern()
-
-
 class _Cmd(NamedTuple):
     key: bytes   # the two prefix bytes, e.g. b"\x1bd"
     args: bytes  # the argument bytes (payloads are skipped, not kept)
@@ -133,10 +113,6 @@ class _Tokenizer:
         self._offset = 0               # absolute offset of the current feed's first byte
         self.start = 0                 # absolute offset where the unfinished command began
 
-    def advance(self, nbytes: int) -> None:
-        """Account for ``nbytes`` read without :meth:`feed` (whole tokens only)."""
-        self._offset += nbytes
-
     def copy(self) -> _Tokenizer:
         twin = copy.copy(self)
         twin._head = bytearray(self._head)
@@ -150,21 +126,7 @@ class _Tokenizer:
     def feed(self, data: bytes) -> Iterator[tuple[_Token, int]]:
         """Yield each completed token with its end offset in ``data``."""
         i, n = 0, len(data)
-        fast = _FAST.match
         while i < n:
-            if self._pending is None and not self._head:
-                match = fast(data, i)
-                if match is not None:
-                    end = match.end()
-                    group = match.lastindex
-                    if group == 1:
-                        yield data[i:end], end
-                    elif group == 2:
-                        yield _Cmd(data[i:i + 2], data[i + 2:end]), end
-                    else:
-                        yield data[i], end
-                    i = end
-                    continue
             if self._pending is not None:
                 if self._to_nul:
                     j = data.find(0, i)
@@ -253,8 +215,8 @@ class Interpreter:
 
     def __init__(self) -> None:
         self.tokens = _Tokenizer()
-        self.moves = 0      # paper movements (LF, FF, ESC d/J, GS V/v/k) so far
-        self.move_end = 0   # where the last one ended in the data last run
+        self.moves = 0      # paper movements (LF, FF, ESC d/J, GS V/v/k) read so far
+        self.move_end = 0   # where the last one ended in the data of the last run
         self.reset()
 
     def reset(self) -> None:
@@ -289,53 +251,25 @@ class Interpreter:
         return event
 
     def run(self, data: bytes) -> Iterator[_Event]:
-        """Yield the events of ``data`` in order (lazily: callers may act between them).
-
-        Common tokens are read here with one regex; from the first token that needs more
-        (a payload, a command cut by the end of ``data``) the tokenizer reads the rest.
-        """
-        tokens = self.tokens
-        i, n = 0, len(data)
-        if tokens.idle:
-            fast = _FAST.match
-            while i < n:
-                match = fast(data, i)
-                if match is None:
-                    break
-                end = match.end()
-                group = match.lastindex
-                if group == 1:
-                    token: _Token = data[i:end]
-                elif group == 2:
-                    token = _Cmd(data[i:i + 2], data[i + 2:end])
-                else:
-                    token = data[i]
-                i = end
-                yield from self._token(token, end)
-        tokens.advance(i)
-        if i < n:
-            for token, end in tokens.feed(data[i:]):
-                yield from self._token(token, i + end)
-
-    def _token(self, token: _Token, end: int) -> tuple[_Event, ...]:
-        """What one token does (modes change at once); counts paper movements."""
-        if isinstance(token, bytes):
-            self._parts.append(token.decode(self.codec, "replace"))
-            self._line_height = max(self._line_height, self.height)
-            return _SAID_DATA
-        if isinstance(token, int):
-            if token in (LF, FF):
-                self.moves += 1
-                self.move_end = end
-                return (self._line(),)
-            if token == HT:
-                self._parts.append("\t")
-                return _SAID_DATA
-            return ()
-        if token.key in _PAPER_KEYS:
-            self.moves += 1
-            self.move_end = end
-        return self._command(token.key, token.args)
+        """Yield the events of ``data`` in order (lazily: callers may act between them)."""
+        for token, end in self.tokens.feed(data):
+            if isinstance(token, bytes):
+                self._parts.append(token.decode(self.codec, "replace"))
+                self._line_height = max(self._line_height, self.height)
+                yield _DATA
+            elif isinstance(token, int):
+                if token in (LF, FF):
+                    self.moves += 1
+                    self.move_end = end
+                    yield self._line()
+                elif token == HT:
+                    self._parts.append("\t")
+                    yield _DATA
+            else:
+                if token.key in _PAPER_KEYS:
+                    self.moves += 1
+                    self.move_end = end
+                yield from self._command(token.key, token.args)
 
     def _command(self, key: bytes, args: bytes) -> tuple[_Event, ...]:
         match key:

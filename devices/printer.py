@@ -19,6 +19,7 @@ __all__ = ["CONDITIONS", "CUT_MARK", "DOTS_PER_MM", "JobDone", "JobFailed", "Lin
 
 DOTS_PER_MM = 8
 CONDITIONS = ("paper_out", "paper_low", "jam", "cover_open", "off")
+_PRINTING = frozenset(("data", "line", "feed"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,9 +212,17 @@ class PrinterCore:
         out: list[Output] = []
         if self._off:
             return out
-        for ev in self._interp.run(data):
+        interp = self._interp
+        for ev in interp.run(data):
             kind = ev.kind
-            if kind == "query":
+            if kind in _PRINTING:  # most events: checked first
+                if not self._accepts_print(out):
+                    interp.drop_line()
+                elif kind == "line":
+                    self._print(ev.text, ev.n, out)
+                elif kind == "feed":
+                    self._print(None, ev.n, out)
+            elif kind == "query":
                 byte = self.status(ev.n)
                 if byte is not None:
                     out.append(StatusReply(byte))
@@ -225,12 +234,6 @@ class PrinterCore:
                 self._discarding = False
             elif kind == "cut":
                 self._cut(ev.n, out)
-            elif not self._accepts_print(out):
-                self._interp.drop_line()
-            elif kind == "line":
-                self._print(ev.text, ev.n, out)
-            elif kind == "feed":
-                self._print(None, ev.n, out)
         return out
 
     # -- internals --------------------------------------------------------------------
@@ -238,7 +241,7 @@ class PrinterCore:
     def _accepts_print(self, out: list[Output]) -> bool:
         if self._discarding:
             return False
-        if not self.online:
+        if self._off or self._jam or self._cover_open or self._paper_dots <= 0:  # offline
             self._fail(self.state, out, starting=True)
             return False
         if self._job is None:
@@ -253,9 +256,10 @@ class PrinterCore:
             if text is not None and self._job is not None:
                 self._job.append(text)
                 out.append(LinePrinted(text, dots))
-        if self.paper_out:
+        if self._paper_dots <= 0:
             self._fail("paper_out", out)
-        self._report(out)
+        if self._asb:
+            self._report(out)
 
     def _cut(self, dots: int, out: list[Output]) -> None:
         if self._discarding or not self.online:
