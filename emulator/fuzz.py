@@ -15,17 +15,19 @@ import sys
 import time
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from emulator.catalogue import ANOMALIES
 from emulator.errors import PosemuError, ScenarioError
-from emulator.fuzz_gen import Workload, make_workload
-from emulator.fuzz_out import show, summary, write_findings
-from emulator.fuzz_run import DEFAULT_BUDGET_S, Config, Runner, fuzz
 from emulator.profiles import PROFILES
-from emulator.scenario import load_scenario
+
+if TYPE_CHECKING:  # the search modules load only when ``posemu fuzz`` runs
+    from emulator.fuzz_gen import Workload
+    from emulator.fuzz_run import Config
 
 EXIT_INPUT = 2
+DEFAULT_BUDGET_S = 60.0
+"""Search time without ``--runs`` or ``--budget-s``."""
 
 
 class InputError(PosemuError, ValueError):
@@ -137,6 +139,8 @@ def config_from(args: argparse.Namespace) -> Config:
         raise InputError("--jobs must be 0 (one per core) or more")
     if args.causes < 1:
         raise InputError("--causes must be at least 1")
+    from emulator.fuzz_run import Config  # noqa: PLC0415 - only ``posemu fuzz`` needs it
+
     return Config(seed=args.seed, runs=args.runs, budget_s=args.budget_s,
                   jobs=args.jobs or os.cpu_count() or 1, shard=parse_shard(args.shard),
                   causes=args.causes, until=args.until)
@@ -144,6 +148,9 @@ def config_from(args: argparse.Namespace) -> Config:
 
 def load_workload(base: str | None, profile: str | None, sets: dict[str, Any]) -> Workload:
     """The workload of the command line; ScenarioError or InputError on bad input."""
+    from emulator.fuzz_gen import make_workload  # noqa: PLC0415
+    from emulator.scenario import load_scenario  # noqa: PLC0415
+
     scenario = None if base is None else load_scenario(base)
     try:
         return make_workload(scenario, base or "built-in", profile, sets)
@@ -164,6 +171,9 @@ def _command(args: argparse.Namespace, config: Config, runs: int) -> str:
 
 def run_command(args: argparse.Namespace) -> int:
     """``posemu fuzz``: the exit status (0 none found, 1 found, 2 bad input)."""
+    from emulator.fuzz_out import show, summary, write_findings  # noqa: PLC0415
+    from emulator.fuzz_run import Runner, fuzz  # noqa: PLC0415
+
     try:
         config = config_from(args)
         workload = load_workload(args.base, args.profile, parse_sets(args.sets))

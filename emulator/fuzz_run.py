@@ -20,13 +20,13 @@ from typing import Any, NamedTuple, TypeVar
 
 from emulator.catalogue import ANOMALIES, END_STATES, FAULTS
 from emulator.errors import PosemuError
+from emulator.fuzz import DEFAULT_BUDGET_S
 from emulator.fuzz_gen import Workload, draw
 from emulator.fuzz_shrink import Shrunk, shrink
 from emulator.money import format_minor
 from emulator.world import run_scenario
 
 EXIT_CLEAN, EXIT_FOUND = 0, 1
-DEFAULT_BUDGET_S = 60.0
 CHUNK = 8  # runs per task handed to a worker
 T = TypeVar("T")
 
