@@ -63,7 +63,7 @@ class Finding:
     detail: str
 
 
-@dataclass
+@dataclass(slots=True)
 class _Seen:
     keys: list[tuple[str, str]] = field(default_factory=list)
     shown: str | None = None
@@ -90,30 +90,67 @@ def judge(
     steps: Iterable[StepView], events: Iterable[Event], bookings: Iterable[Booking],
 ) -> Verdict:
     """Give every step its end state and list the anomalies."""
-    steps = list(steps)
-    seen: dict[str, _Seen] = defaultdict(_Seen)
-    voided: set[str] = set()
+    observer = Observer()
     for event in events:
-        _observe(event, seen, voided)
-    standing: dict[tuple[str, str], list[int]] = defaultdict(list)
-    for booking in bookings:
-        if booking.standing:
-            standing[(booking.stan, booking.f7)].append(booking.amount_minor)
-    end_states: dict[str, str] = {}
-    findings: list[Finding] = []
-    for step in steps:
-        state, found = _judge_step(step, seen[step.id], seen, standing, voided)
-        end_states[step.id] = state
-        findings.extend(found)
-    return Verdict(
-        end_states=end_states,
-        anomalies=tuple(findings),
-        receipts={s.id: seen[s.id].receipt for s in steps},
-        stans={s.id: seen[s.id].keys[0][0] if seen[s.id].keys else "" for s in steps},
+        observer.observe(event)
+    return observer.verdict(steps, bookings)
+
+
+class Observer:
+    """:func:`judge` one event at a time: fold events as they happen, judge at the end.
+
+    It keeps a small record per step (the keys of its financial requests, what
+    the terminal showed, whether an approved receipt was cut) and no events, so
+    it can listen to a streamed trace. With ``keep_receipts=False`` it does not
+    keep receipt text either (the verdict's receipts are all None); the end
+    states and anomalies are the same.
+    """
+
+    EVENTS: tuple[str, ...] = (
+        "terminal.request_sent", "terminal.reversal_sent", "terminal.txn_done",
+        "printer.job_done", "printer.job_failed", "terminal.unresolved",
     )
+    """The only events :meth:`observe` reads: a listener may subscribe to just these."""
+
+    def __init__(self, *, keep_receipts: bool = True) -> None:
+        self.keep_receipts = keep_receipts
+        self._seen: dict[str, _Seen] = defaultdict(_Seen)
+        self._voided: set[str] = set()
+
+    def __len__(self) -> int:
+        """How many steps it holds a record for."""
+        return len(self._seen)
+
+    def observe(self, event: Event) -> None:
+        """Fold one trace event in (a listener: ``trace.subscribe(None, observer.observe)``)."""
+        _observe(event, self._seen, self._voided, self.keep_receipts)
+
+    def verdict(self, steps: Iterable[StepView], bookings: Iterable[Booking]) -> Verdict:
+        """End state per step and the anomalies, given the bank's final bookings."""
+        steps = list(steps)
+        seen = self._seen
+        voided = self._voided
+        standing: dict[tuple[str, str], list[int]] = defaultdict(list)
+        for booking in bookings:
+            if booking.standing:
+                standing[(booking.stan, booking.f7)].append(booking.amount_minor)
+        end_states: dict[str, str] = {}
+        findings: list[Finding] = []
+        for step in steps:
+            state, found = _judge_step(step, seen[step.id], seen, standing, voided)
+            end_states[step.id] = state
+            findings.extend(found)
+        return Verdict(
+            end_states=end_states,
+            anomalies=tuple(findings),
+            receipts={s.id: seen[s.id].receipt for s in steps},
+            stans={s.id: seen[s.id].keys[0][0] if seen[s.id].keys else "" for s in steps},
+        )
 
 
-def _observe(event: Event, seen: dict[str, _Seen], voided: set[str]) -> None:
+def _observe(
+    event: Event, seen: dict[str, _Seen], voided: set[str], keep_receipts: bool = True,
+) -> None:
     f = event.fields
     name = event.name
     if name == "terminal.request_sent":
@@ -134,11 +171,12 @@ def _observe(event: Event, seen: dict[str, _Seen], voided: set[str]) -> None:
         if f["result"] == "voided" and f.get("target"):
             voided.add(f["target"])
     elif name == "printer.job_done":
-        seen[f["step"]].receipt = f.get("text")
+        if keep_receipts:
+            seen[f["step"]].receipt = f.get("text")
         if f.get("slip") in ("approved", "copy"):
             seen[f["receipt_of"]].receipt_done = True
     elif name == "printer.job_failed":
-        if f.get("text"):
+        if keep_receipts and f.get("text"):
             seen[f["step"]].receipt = f["text"]
     elif name == "terminal.unresolved":
         seen[f["step"]].owed = True

@@ -1,0 +1,345 @@
+"""A fleet: one acquirer serving N terminals, each running the scenario's steps.
+
+scenario, N -> one Environment, one seeded RNG, one trace (streamed) -> one
+:class:`Acquirer` core (one ledger: the bank) -> per terminal ``T0000001``,
+``T0000002``, ...: its own link, host shell, card reader, printer, terminal and
+injector (the scenario's faults, on its own devices) -> the steps, at their
+``at_s``, on every terminal -> run -> one oracle verdict per terminal, counted.
+
+Every event a terminal's components emit carries ``tid`` (the terminal id,
+ISO 8583 field 41), so step ids and STANs may repeat across terminals. Memory
+does not grow with the trace: it is written (or only hashed) as it happens,
+and each terminal's :class:`Observer` keeps a small record per step, no
+events and no receipt text.
+"""
+
+from __future__ import annotations
+
+import gc
+import io
+import itertools
+import random
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from operator import attrgetter
+from typing import IO, TYPE_CHECKING, Any, cast
+
+import simpy
+
+from devices.acquirer import Account, Acquirer
+from devices.card_reader import CardReader
+from devices.host import Host
+from devices.link import Link
+from devices.printer import PrinterCore
+from devices.sim_printer import SimPrinter
+from emulator.errors import ConservationError
+from emulator.injector import Injector
+from emulator.oracle import Booking, Finding, Observer, StepView, Verdict
+from emulator.requests import CardInfo, Identity
+from emulator.terminal import Terminal
+from emulator.trace import Event, Listener, Trace
+from emulator.world import MAC_KEY, _yymm
+
+if TYPE_CHECKING:
+    from devices.ledger import Posting
+    from emulator.scenario import Scenario, StepSpec
+
+MAX_TERMINALS = 9_999_999
+"""Terminal ids are ``T`` and seven digits: ISO 8583 field 41 holds eight characters."""
+KEPT_FINDINGS = 20
+"""How many anomalies a :class:`FleetResult` keeps in full (all are counted)."""
+YOUNG_COLLECTION = 50_000
+"""The cyclic collector's generation-0 threshold while a fleet runs (CPython's default
+is 700). A run allocates mostly objects that die young or live to its end, and a
+large fleet keeps many in flight, so frequent young collections promote them and
+trigger full collections over everything the bank has booked: with the default,
+1,000 terminals x 10 sales took about 1.3x as long as 10 terminals x 1,000 sales."""
+
+
+def terminal_id(k: int) -> str:
+    """The id of the fleet's ``k``-th terminal (1-based): ``T0000001``."""
+    if not 1 <= k <= MAX_TERMINALS:
+        raise ValueError(f"terminal number {k} out of 1..{MAX_TERMINALS}")
+    return f"T{k:07d}"
+
+
+class TerminalTrace:
+    """One terminal's view of the fleet's trace.
+
+    ``emit`` adds ``tid=<terminal id>`` to the event; ``subscribe`` hears only
+    this terminal's events (so an injector's ``nth`` counts its own terminal's
+    events). It has the part of :class:`Trace` that devices, the terminal and
+    the injector use.
+    """
+
+    def __init__(self, router: _Router, terminal_id: str) -> None:
+        self._router = router
+        self._trace = router.trace
+        self.terminal_id = terminal_id
+        self._listeners: dict[str, list[Listener]] = {}
+        self._any: list[Listener] = []
+
+    @property
+    def header(self) -> dict[str, Any]:
+        return self._trace.header
+
+    def emit(self, name: str, **fields: Any) -> None:
+        self._trace.emit(name, tid=self.terminal_id, **fields)
+
+    def subscribe(self, name: str | None, listener: Listener) -> None:
+        """Call ``listener`` on this terminal's events ``name`` (all of them when None)."""
+        self._router.route(name)
+        if name is None:
+            self._any.append(listener)
+        else:
+            self._listeners.setdefault(name, []).append(listener)
+
+    def unsubscribe(self, name: str | None, listener: Listener) -> None:
+        listeners = self._any if name is None else self._listeners.get(name, [])
+        if listener in listeners:
+            listeners.remove(listener)
+
+    def _named(self, event: Event) -> None:
+        listeners = self._listeners.get(event.name)
+        if listeners:
+            for listener in tuple(listeners):
+                listener(event)
+
+    def _every(self, event: Event) -> None:
+        for listener in tuple(self._any):
+            listener(event)
+
+
+class _Router:
+    """Passes each event of the shared trace to its terminal's view, by ``tid``.
+
+    It subscribes to the shared trace once per event name some view listens
+    to, so an event costs one dict lookup however many terminals there are,
+    and an event no terminal listens to costs nothing.
+    """
+
+    def __init__(self, trace: Trace) -> None:
+        self.trace = trace
+        self.views: dict[str, TerminalTrace] = {}
+        self._routed: set[str | None] = set()
+
+    def view(self, terminal_id: str) -> TerminalTrace:
+        view = self.views[terminal_id] = TerminalTrace(self, terminal_id)
+        return view
+
+    def route(self, name: str | None) -> None:
+        if name not in self._routed:
+            self._routed.add(name)
+            self.trace.subscribe(name, self._every if name is None else self._named)
+
+    def _named(self, event: Event) -> None:
+        view = self.views.get(event.fields.get("tid", ""))
+        if view is not None:
+            view._named(event)
+
+    def _every(self, event: Event) -> None:
+        view = self.views.get(event.fields.get("tid", ""))
+        if view is not None:
+            view._every(event)
+
+
+class _Discard(io.BytesIO):
+    """A sink that keeps nothing: the trace is hashed and counted, not stored."""
+
+    def write(self, data: Any, /) -> int:
+        return 0
+
+
+@dataclass(frozen=True)
+class TerminalFinding:
+    """An anomaly of one terminal of the fleet."""
+
+    terminal: str
+    kind: str
+    step: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class FleetResult:
+    """What a fleet run did, counted: its size does not grow with the number of
+    terminals or transactions (the balances have one entry per card)."""
+
+    scenario: Scenario
+    terminals: int
+    transactions: int  # steps run: terminals x steps
+    end_states: Counter[str]  # end state -> how many steps ended so, over the fleet
+    anomaly_counts: Counter[str]  # anomaly kind -> how many, over the fleet
+    anomalies: tuple[TerminalFinding, ...]  # the first KEPT_FINDINGS, by terminal then step
+    events: int
+    trace_sha256: str
+    sim_time_s: float
+    postings: int  # the bank's postings, reversed ones included
+    balances_minor: dict[str, int]
+    balances_before_minor: dict[str, int]
+
+    @property
+    def anomaly_total(self) -> int:
+        return sum(self.anomaly_counts.values())
+
+
+@dataclass
+class _Unit:
+    """One terminal of the fleet and what judges it."""
+
+    terminal_id: str
+    view: TerminalTrace
+    terminal: Terminal
+    observer: Observer | None
+
+
+TerminalVerdict = Callable[[str, Verdict], object]
+"""Told each terminal's verdict (terminal id, verdict) as the fleet is judged."""
+
+
+class Fleet:
+    """Every component of a fleet run, wired together and ready to run."""
+
+    def __init__(
+        self, scenario: Scenario, terminals: int, *, trace_sink: IO[bytes] | None = None,
+        keep_receipts: bool = False,
+    ) -> None:
+        if not 1 <= terminals <= MAX_TERMINALS:
+            raise ValueError(f"terminals must be 1..{MAX_TERMINALS}, not {terminals}")
+        self.scenario = scenario
+        self.size = terminals
+        self.env = simpy.Environment()
+        self.rng = random.Random(scenario.seed)
+        self.trace = Trace(self.env, header={
+            "name": scenario.name, "seed": scenario.seed, "profile": scenario.profile,
+            "path": scenario.path, "terminals": terminals,
+        }, sink=_Discard() if trace_sink is None else trace_sink)
+        self.router = _Router(self.trace)
+        self.acquirer = Acquirer(
+            {c.pan: Account(c.id, c.balance_minor, _yymm(c.expiry), c.blocked)
+             for c in scenario.cards},
+            merchant_balance_minor=scenario.bank.merchant_balance_minor,
+            merchant_id=scenario.merchant.merchant_id,
+            duplicate_check=scenario.bank.duplicate_check,
+            mac_key=MAC_KEY if scenario.bank.verify_mac else None,
+        )
+        self._cards = {c.id: CardInfo(c.pan, _yymm(c.expiry) or "9912") for c in scenario.cards}
+        self.units = [self._wire(terminal_id(k), keep_receipts) for k in range(1, terminals + 1)]
+        at = attrgetter("at_s")
+        for at_s, group in itertools.groupby(sorted(scenario.steps, key=at), key=at):
+            self.env.timeout(at_s).callbacks.append(self._operator(tuple(group)))
+
+    def _wire(self, tid: str, keep_receipts: bool) -> _Unit:
+        scenario, env = self.scenario, self.env
+        view = self.router.view(tid)
+        trace = cast("Trace", view)  # the part of Trace the components use
+        observer = Observer(keep_receipts=keep_receipts)
+        for name in Observer.EVENTS:  # before the injector: it sees events in trace order
+            view.subscribe(name, observer.observe)
+        link = Link(env, self.rng, trace, scenario.network.latency_s, scenario.network.jitter_s)
+        host = Host(env, trace, link, self.acquirer, scenario.start, scenario.bank.processing_s)
+        reader = CardReader(env, trace)
+        spec = scenario.printer
+        printer = SimPrinter(env, trace, PrinterCore(paper_m=spec.paper_m,
+                                                     near_end_m=spec.near_end_m),
+                             spec.lines_per_s)
+        terminal = Terminal(
+            env, trace, link, reader, printer, scenario.policy,
+            Identity(scenario.merchant.name, scenario.merchant.merchant_id, tid),
+            scenario.start, self._cards, MAC_KEY,
+        )
+        Injector(env, trace, {
+            "card": reader, "printer": printer, "network": link, "bank": host,
+            "terminal": terminal,
+        }, scenario.faults)
+        return _Unit(tid, view, terminal, observer)
+
+    def _operator(self, steps: tuple[StepSpec, ...]) -> Callable[[simpy.Event], None]:
+        """Every terminal's operator starting ``steps`` (all due now), terminal by terminal."""
+        def start(_event: simpy.Event) -> None:
+            for unit in self.units:
+                for step in steps:
+                    unit.terminal.submit(step)
+        return start
+
+    def run(self, on_terminal: TerminalVerdict | None = None) -> FleetResult:
+        """Run to the horizon (or until nothing is left to happen); judge every terminal."""
+        scenario = self.scenario
+        before = self._balances()
+        total_before = self.acquirer.total_minor()
+        with _young_collections(YOUNG_COLLECTION):
+            self.env.run(until=scenario.until_s)
+        for unit in self.units:
+            for step, what in unit.terminal.unresolved():
+                unit.view.emit("terminal.unresolved", step=step, what=what)
+        if self.acquirer.total_minor() != total_before:
+            raise ConservationError(
+                f"{scenario.name}: money not conserved over a fleet of {self.size}: "
+                f"{total_before} -> {self.acquirer.total_minor()} minor units"
+            )
+        postings = self.acquirer.ledger.postings
+        by_terminal: dict[str, list[Posting]] = {}
+        for posting in postings:
+            by_terminal.setdefault(posting.terminal_id, []).append(posting)
+        views = [StepView(s.id, s.do, s.amount_minor, s.target) for s in scenario.steps]
+        end_states: Counter[str] = Counter()
+        counts: Counter[str] = Counter()
+        kept: list[TerminalFinding] = []
+        for unit in self.units:
+            assert unit.observer is not None, "a fleet is judged once"
+            verdict = unit.observer.verdict(views, _bookings(by_terminal.pop(unit.terminal_id, ())))
+            unit.observer = None  # its record is no longer needed
+            end_states.update(verdict.end_states.values())
+            counts.update(a.kind for a in verdict.anomalies)
+            kept.extend(_tagged(unit.terminal_id, verdict.anomalies[:KEPT_FINDINGS - len(kept)]))
+            if on_terminal is not None:
+                on_terminal(unit.terminal_id, verdict)
+        return FleetResult(
+            scenario=scenario, terminals=self.size, transactions=self.size * len(views),
+            end_states=end_states, anomaly_counts=counts, anomalies=tuple(kept),
+            events=len(self.trace), trace_sha256=self.trace.sha256(),
+            sim_time_s=float(self.env.now), postings=len(postings),
+            balances_minor=self._balances(), balances_before_minor=before,
+        )
+
+    def _balances(self) -> dict[str, int]:
+        by_pan = self.acquirer.balances()
+        balances = {c.id: by_pan[c.pan] for c in self.scenario.cards}
+        balances["merchant"] = self.acquirer.ledger.merchant_balance_minor
+        return balances
+
+
+def run_fleet(
+    scenario: Scenario, terminals: int, *, trace_sink: IO[bytes] | None = None,
+    keep_receipts: bool = False, on_terminal: TerminalVerdict | None = None,
+) -> FleetResult:
+    """Run ``scenario`` on ``terminals`` terminals served by one acquirer.
+
+    ``trace_sink`` (a binary file) gets the trace, one line per event as it
+    happens; without it the trace is only hashed and counted. ``on_terminal``
+    is told each terminal's :class:`Verdict`; with ``keep_receipts`` those
+    verdicts carry the receipt text (the fleet keeps none by default).
+    """
+    return Fleet(scenario, terminals, trace_sink=trace_sink,
+                 keep_receipts=keep_receipts).run(on_terminal)
+
+
+@contextmanager
+def _young_collections(threshold: int) -> Iterator[None]:
+    """Collect generation 0 every ``threshold`` allocations (at least), then restore."""
+    before = gc.get_threshold()
+    gc.set_threshold(max(before[0], threshold), *before[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
+
+
+def _bookings(postings: Iterable[Posting]) -> Iterable[Booking]:
+    return (Booking(p.stan, p.f7, p.kind, p.amount_minor, not p.reversed) for p in postings)
+
+
+def _tagged(tid: str, findings: Iterable[Finding]) -> list[TerminalFinding]:
+    return [TerminalFinding(tid, f.kind, f.step, f.detail) for f in findings]

@@ -1,0 +1,325 @@
+"""A fleet: one acquirer, N terminals, a streamed trace and an incremental oracle."""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import io
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+
+from emulator.errors import ConservationError
+from emulator.fleet import Fleet, FleetResult, TerminalTrace, run_fleet, terminal_id
+from emulator.oracle import Booking, Observer, StepView, Verdict, judge
+from emulator.scenario import Scenario, load_scenario, scenario_from_dict
+from emulator.trace import Event, Trace
+from emulator.world import World
+
+ROOT = Path(__file__).resolve().parents[2]
+LIBRARY = sorted((ROOT / "scenarios").glob("*.toml"))
+
+
+def sales(n: int, *, profile: str = "robust", faults: list[dict[str, Any]] | None = None,
+          ) -> Scenario:
+    """``n`` sales of 1.00 queued at t = 0 on one card with plenty of money."""
+    return scenario_from_dict({
+        "format": 1, "name": "fleet", "seed": 5, "terminal": {"profile": profile},
+        "cards": [{"id": "c", "pan": "4111111111111111", "balance": "1000.00"}],
+        "steps": [{"id": f"s{i}", "do": "sale", "card": "c", "amount": "1.00"}
+                  for i in range(1, n + 1)],
+        "faults": faults or [],
+    })
+
+
+def run(scenario: Scenario, terminals: int) -> tuple[FleetResult, dict[str, Verdict], bytes]:
+    """Run a fleet with its trace streamed to memory; its result, verdicts and trace bytes."""
+    verdicts: dict[str, Verdict] = {}
+    sink = io.BytesIO()
+    result = run_fleet(scenario, terminals, trace_sink=sink,
+                       on_terminal=verdicts.__setitem__)
+    return result, verdicts, sink.getvalue()
+
+
+def rows(trace: bytes) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    header, *events = trace.splitlines()
+    return json.loads(header), [json.loads(line) for line in events]
+
+
+# -- a healthy fleet -----------------------------------------------------------
+
+
+def test_three_terminals_four_sales_each_all_approved() -> None:
+    fleet = Fleet(sales(4), 3, trace_sink=io.BytesIO())
+    verdicts: dict[str, Verdict] = {}
+    result = fleet.run(verdicts.__setitem__)
+    assert (result.terminals, result.transactions) == (3, 12)
+    assert result.end_states == {"approved": 12}
+    assert result.anomaly_counts == {}
+    assert result.anomalies == ()
+    assert result.postings == 12
+    assert result.balances_minor == {"c": 100_000 - 1200, "merchant": 1200}
+    assert result.balances_before_minor == {"c": 100_000, "merchant": 0}
+    postings = fleet.acquirer.ledger.postings
+    assert len(postings) == 12
+    for tid in ("T0000001", "T0000002", "T0000003"):
+        mine = [p.stan for p in postings if p.terminal_id == tid]
+        assert mine == ["000001", "000002", "000003", "000004"]  # STANs repeat across terminals
+    assert list(verdicts) == ["T0000001", "T0000002", "T0000003"]
+    for verdict in verdicts.values():  # each terminal's oracle sees only its own bookings
+        assert verdict.end_states == {"s1": "approved", "s2": "approved", "s3": "approved",
+                                      "s4": "approved"}
+        assert verdict.stans == {"s1": "000001", "s2": "000002", "s3": "000003",
+                                 "s4": "000004"}
+        assert verdict.anomalies == ()
+
+
+def test_every_event_is_tagged_with_its_terminal() -> None:
+    result, _, trace = run(sales(2), 3)
+    header, events = rows(trace)
+    assert header["terminals"] == 3
+    assert header["posemu_trace"] == 1
+    assert len(events) == result.events
+    assert {e["fields"]["tid"] for e in events} == {"T0000001", "T0000002", "T0000003"}
+    for tid in ("T0000001", "T0000002", "T0000003"):
+        mine = [e for e in events if e["fields"]["tid"] == tid]
+        sent = [e["fields"]["stan"] for e in mine
+                if e["event"] == "request_sent" and e["component"] == "terminal"]
+        assert sent == ["000001", "000002"]
+        assert {e["component"] for e in mine} >= {"terminal", "card", "printer", "bank",
+                                                  "network"}
+    times = [e["t"] for e in events]
+    assert times == sorted(times)
+
+
+def test_terminal_ids_fit_field_41() -> None:
+    assert terminal_id(1) == "T0000001"
+    assert terminal_id(1000) == "T0001000"
+    assert len(terminal_id(9_999_999)) == 8
+    with pytest.raises(ValueError, match="out of"):
+        terminal_id(0)
+    with pytest.raises(ValueError, match="terminals must be"):
+        run_fleet(sales(1), 0)
+
+
+# -- determinism -----------------------------------------------------------------
+
+
+def test_same_fleet_same_trace_and_hash() -> None:
+    first, _, trace = run(sales(3), 4)
+    second, _, again = run(sales(3), 4)
+    assert first.trace_sha256 == second.trace_sha256
+    assert trace == again
+    body = trace.split(b"\n", 1)[1]  # the hash covers the event lines, not the header
+    assert hashlib.sha256(body).hexdigest() == first.trace_sha256
+    assert first.events == second.events == body.count(b"\n")
+
+
+def test_without_a_sink_the_trace_is_hashed_not_kept() -> None:
+    streamed, _, _ = run(sales(2), 2)
+    fleet = Fleet(sales(2), 2)
+    result = fleet.run()
+    assert fleet.trace.streaming
+    assert fleet.trace.events == []
+    assert result.trace_sha256 == streamed.trace_sha256
+    assert result.events == streamed.events
+
+
+def test_size_changes_the_trace() -> None:
+    assert run(sales(2), 2)[0].trace_sha256 != run(sales(2), 3)[0].trace_sha256
+
+
+# -- faults: every terminal gets its own ----------------------------------------------
+
+
+JAM = {"fault": "printer.paper_jam", "on": "printer.job_started", "for_s": 120}
+
+
+@pytest.mark.parametrize(
+    ("profile", "state", "anomalies"),
+    [("naive", "charged_no_receipt", {"charged_no_receipt": 3}), ("robust", "approved", {})],
+)
+def test_paper_jam_strikes_every_terminal(profile: str, state: str,
+                                          anomalies: dict[str, int]) -> None:
+    result, verdicts, _ = run(sales(1, profile=profile, faults=[JAM]), 3)
+    assert {tid: v.end_states for tid, v in verdicts.items()} == {
+        "T0000001": {"s1": state}, "T0000002": {"s1": state}, "T0000003": {"s1": state},
+    }
+    assert result.anomaly_counts == anomalies
+    assert [(a.terminal, a.kind, a.step) for a in result.anomalies] == [
+        (tid, kind, "s1") for tid in ("T0000001", "T0000002", "T0000003") for kind in anomalies
+    ]
+
+
+def test_a_trigger_counts_its_own_terminals_events() -> None:
+    """nth = 2: each terminal's second receipt jams, not the fleet's second receipt."""
+    result, verdicts, trace = run(sales(2, profile="naive", faults=[{**JAM, "nth": 2}]), 3)
+    for verdict in verdicts.values():
+        assert verdict.end_states == {"s1": "approved", "s2": "charged_no_receipt"}
+    assert result.end_states == {"approved": 3, "charged_no_receipt": 3}
+    _, events = rows(trace)
+    started = [e["fields"]["tid"] for e in events if e["event"] == "started"]
+    assert started == ["T0000001", "T0000002", "T0000003"]
+
+
+@pytest.mark.parametrize(
+    ("profile", "state", "charged"),
+    [("naive", "duplicate_charge", 200), ("robust", "approved", 100)],
+)
+def test_lost_answer_on_every_terminal(profile: str, state: str, charged: int) -> None:
+    """Each terminal's first 0210 is dropped: the naive firmware retries as a new sale
+    (charged twice), the robust one repeats it (0201) and the host answers the copy."""
+    drop = {"fault": "network.drop", "on": "bank.response_sent", "direction": "to_terminal"}
+    result, verdicts, _ = run(sales(1, profile=profile, faults=[drop]), 3)
+    assert {tid: v.end_states["s1"] for tid, v in verdicts.items()} == {
+        "T0000001": state, "T0000002": state, "T0000003": state}
+    assert result.end_states == {state: 3}
+    assert result.balances_minor["merchant"] == 3 * charged
+
+
+@pytest.mark.parametrize("path", LIBRARY, ids=[p.stem for p in LIBRARY])
+def test_each_terminal_ends_as_a_lone_terminal_does(path: Path) -> None:
+    """With money enough on the shared cards, a terminal in a fleet of 3 ends every step
+    as the same scenario run alone (World) does: its faults are its own."""
+    scenario = load_scenario(path)
+    scenario = msgspec.structs.replace(scenario, cards=tuple(
+        msgspec.structs.replace(c, balance_minor=c.balance_minor * 100) for c in scenario.cards
+    ))
+    alone = World(scenario).run()
+    want = ({s.id: s.end_state for s in alone.steps}, sorted(a.kind for a in alone.anomalies))
+    _, verdicts, _ = run(scenario, 3)
+    assert len(verdicts) == 3
+    for verdict in verdicts.values():
+        assert (verdict.end_states, sorted(a.kind for a in verdict.anomalies)) == want
+
+
+def test_money_not_conserved_is_an_error() -> None:
+    fleet = Fleet(sales(1), 2)
+    ledger = fleet.acquirer.ledger
+
+    def leak(_event: object) -> None:
+        ledger.merchant_balance_minor += 1
+
+    fleet.env.timeout(100).callbacks.append(leak)
+    with pytest.raises(ConservationError, match="not conserved"):
+        fleet.run()
+
+
+# -- the terminal's view of the trace -----------------------------------------------
+
+
+def test_terminal_trace_tags_and_filters() -> None:
+    fleet = Fleet(sales(1), 2)
+    one, two = (fleet.router.views[t] for t in ("T0000001", "T0000002"))
+    heard: list[tuple[str, str]] = []
+    everything: list[str] = []
+    one.subscribe("card.read", lambda e: heard.append(("one", e.fields["tid"])))
+    two.subscribe(None, lambda e: everything.append(e.name))
+    one.emit("card.read", card="x")
+    two.emit("card.read", card="y")
+    assert heard == [("one", "T0000001")]
+    assert everything == ["card.read"]
+
+    def listener(event: Event) -> None:
+        heard.append(("gone", event.fields["tid"]))
+
+    one.subscribe("card.removed", listener)
+    one.emit("card.removed", card="x")
+    one.unsubscribe("card.removed", listener)
+    one.emit("card.removed", card="x")
+    assert heard == [("one", "T0000001"), ("gone", "T0000001")]
+    assert isinstance(one, TerminalTrace)
+    assert one.header is fleet.trace.header
+
+
+# -- the incremental oracle --------------------------------------------------------
+
+
+JUDGED = ("sale_paper_jam", "sale_paper_jam_prevented", "sale_network_delay_retry",
+          "refund_system_error", "void_sale", "settle_partial_approval",
+          "sale_power_loss_reversal_in_ram", "reprint_paper_jam")
+
+
+def bookings_of(world: World) -> list[Booking]:
+    return [Booking(p.stan, p.f7, p.kind, p.amount_minor, not p.reversed)
+            for p in world.acquirer.ledger.postings]
+
+
+@pytest.mark.parametrize("name", JUDGED)
+def test_observer_gives_judges_verdict(name: str) -> None:
+    scenario = load_scenario(ROOT / "scenarios" / f"{name}.toml")
+    world = World(scenario)
+    live = Observer()
+    world.trace.subscribe(None, live.observe)  # as the run happens
+    world.run()
+    steps = [StepView(s.id, s.do, s.amount_minor, s.target) for s in scenario.steps]
+    expected = judge(steps, world.trace.events, bookings_of(world))
+    after = Observer()
+    for event in world.trace:
+        after.observe(event)
+    assert live.verdict(steps, bookings_of(world)) == expected
+    assert after.verdict(steps, bookings_of(world)) == expected
+
+
+def test_observer_without_receipts_keeps_no_text() -> None:
+    scenario = load_scenario(ROOT / "scenarios" / "reprint_paper_jam.toml")
+    world = World(scenario)
+    world.run()
+    steps = [StepView(s.id, s.do, s.amount_minor, s.target) for s in scenario.steps]
+    full, bare = Observer(), Observer(keep_receipts=False)
+    for event in world.trace:
+        full.observe(event)
+        bare.observe(event)
+    kept = full.verdict(steps, bookings_of(world))
+    lean = bare.verdict(steps, bookings_of(world))
+    assert any(kept.receipts.values())
+    assert lean.receipts == dict.fromkeys(kept.receipts)
+    assert (lean.end_states, lean.anomalies, lean.stans) == (
+        kept.end_states, kept.anomalies, kept.stans)
+    assert all(record.receipt is None for record in bare._seen.values())
+
+
+def test_observer_reads_only_its_events() -> None:
+    """Observer.EVENTS names every event the fold reads, so subscribing to just those
+    loses nothing."""
+    source = (ROOT / "emulator" / "oracle.py").read_text(encoding="utf-8")
+    fold = source[source.index("def _observe("):source.index("def _judge_step(")]
+    assert set(re.findall(r'name == "([a-z_.]+)"', fold)) == set(Observer.EVENTS)
+    observer = Observer()
+    trace = Trace(_Clock())
+    trace.subscribe(None, observer.observe)
+    trace.emit("card.read", step="s1", card="c")
+    trace.emit("printer.state", state="jam")
+    assert len(observer) == 0
+    trace.emit("terminal.request_sent", step="s1", mti="0200", stan="000001", f7="x")
+    assert len(observer) == 1
+
+
+class _Clock:
+    now = 0.0
+
+
+def test_judge_is_unchanged_for_hand_built_events() -> None:
+    events = [
+        Event(0.0, "terminal.request_sent",
+              {"step": "s1", "mti": "0200", "stan": "000001", "f7": "f"}),
+        Event(1.0, "terminal.txn_done", {"step": "s1", "result": "approved",
+                                         "amount_minor": 100}),
+    ]
+    steps = [StepView("s1", "sale", 100)]
+    verdict = judge(steps, events, [Booking("000001", "f", "sale", 100, True)])
+    assert verdict.end_states == {"s1": "charged_no_receipt"}
+    observer = Observer(keep_receipts=False)
+    for event in events:
+        observer.observe(event)
+    assert observer.verdict(steps, [Booking("000001", "f", "sale", 100, True)]) == verdict
+
+
+def test_the_collector_threshold_is_restored() -> None:
+    before = gc.get_threshold()
+    run_fleet(sales(1), 2)
+    assert gc.get_threshold() == before
