@@ -81,7 +81,7 @@ class Reply:
         )
 
 
-@dataclass
+@dataclass(slots=True)
 class _Record:
     """The host's memory of a financial request, for duplicates and status queries."""
 

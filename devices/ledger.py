@@ -33,7 +33,7 @@ class Account:
     issuer_down: bool = False  # the card's issuer does not answer: response 91
 
 
-@dataclass
+@dataclass(slots=True)
 class Posting:
     """One money movement. Sales and advices debit the card and credit the merchant,
     refunds the reverse; ``batch`` is the terminal's batch it fell into."""

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
-@dataclass
+@dataclass(slots=True)
 class TxnRecord:
     """One online transaction as the terminal knows it."""
 
@@ -31,7 +31,7 @@ class TxnRecord:
     offline: bool = False
 
 
-@dataclass
+@dataclass(slots=True)
 class QueueEntry:
     """A message the terminal owes the host: a reversal, a void or an advice."""
 
