@@ -11,7 +11,6 @@ modes and the line being composed and turns tokens into events; ``decode_text`` 
 
 from __future__ import annotations
 
-import copy
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -114,7 +113,8 @@ class _Tokenizer:
         self.start = 0                 # absolute offset where the unfinished command began
 
     def copy(self) -> _Tokenizer:
-        twin = copy.copy(self)
+        twin = _Tokenizer.__new__(_Tokenizer)
+        twin.__dict__.update(self.__dict__)
         twin._head = bytearray(self._head)
         return twin
 
@@ -229,7 +229,8 @@ class Interpreter:
 
     def copy(self) -> Interpreter:
         """An independent copy (modes, the line being composed, the tokenizer)."""
-        twin = copy.copy(self)
+        twin = Interpreter.__new__(Interpreter)
+        twin.__dict__.update(self.__dict__)
         twin._parts = list(self._parts)
         twin.tokens = self.tokens.copy()
         return twin

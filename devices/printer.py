@@ -8,7 +8,6 @@ re-exported here). Units: 8 dots per mm.
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from typing import TypeAlias
 
@@ -167,7 +166,8 @@ class PrinterCore:
 
     def snapshot(self) -> PrinterCore:
         """An independent copy of the whole state (paper, sensors, job, parser)."""
-        twin = copy.copy(self)
+        twin = PrinterCore.__new__(PrinterCore)
+        twin.__dict__.update(self.__dict__)
         twin._job = None if self._job is None else list(self._job)
         twin._interp = self._interp.copy()
         return twin
