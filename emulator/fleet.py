@@ -34,13 +34,12 @@ from devices.host import Host
 from devices.link import Link
 from devices.printer import PrinterCore
 from devices.sim_printer import SimPrinter
-from emulator.errors import ConservationError
 from emulator.injector import Injector
 from emulator.oracle import Booking, Finding, Observer, StepView, Verdict
 from emulator.requests import CardInfo, Identity
 from emulator.terminal import Terminal
-from emulator.trace import Event, Listener, Trace
-from emulator.world import MAC_KEY, _yymm
+from emulator.trace import Event, Listener, Listeners, Trace
+from emulator.world import MAC_KEY, _yymm, check_conserved
 
 if TYPE_CHECKING:
     from devices.ledger import Posting
@@ -78,8 +77,7 @@ class TerminalTrace:
         self._router = router
         self._trace = router.trace
         self.terminal_id = terminal_id
-        self._listeners: dict[str, list[Listener]] = {}
-        self._any: list[Listener] = []
+        self.listeners = Listeners()
 
     @property
     def header(self) -> dict[str, Any]:
@@ -91,25 +89,10 @@ class TerminalTrace:
     def subscribe(self, name: str | None, listener: Listener) -> None:
         """Call ``listener`` on this terminal's events ``name`` (all of them when None)."""
         self._router.route(name)
-        if name is None:
-            self._any.append(listener)
-        else:
-            self._listeners.setdefault(name, []).append(listener)
+        self.listeners.add(name, listener)
 
     def unsubscribe(self, name: str | None, listener: Listener) -> None:
-        listeners = self._any if name is None else self._listeners.get(name, [])
-        if listener in listeners:
-            listeners.remove(listener)
-
-    def _named(self, event: Event) -> None:
-        listeners = self._listeners.get(event.name)
-        if listeners:
-            for listener in tuple(listeners):
-                listener(event)
-
-    def _every(self, event: Event) -> None:
-        for listener in tuple(self._any):
-            listener(event)
+        self.listeners.remove(name, listener)
 
 
 class _Router:
@@ -137,12 +120,14 @@ class _Router:
     def _named(self, event: Event) -> None:
         view = self.views.get(event.fields.get("tid", ""))
         if view is not None:
-            view._named(event)
+            for listener in tuple(view.listeners.named.get(event.name, ())):
+                listener(event)
 
     def _every(self, event: Event) -> None:
         view = self.views.get(event.fields.get("tid", ""))
         if view is not None:
-            view._every(event)
+            for listener in tuple(view.listeners.every):
+                listener(event)
 
 
 class _Discard(io.BytesIO):
@@ -274,11 +259,7 @@ class Fleet:
         for unit in self.units:
             for step, what in unit.terminal.unresolved():
                 unit.view.emit("terminal.unresolved", step=step, what=what)
-        if self.acquirer.total_minor() != total_before:
-            raise ConservationError(
-                f"{scenario.name}: money not conserved over a fleet of {self.size}: "
-                f"{total_before} -> {self.acquirer.total_minor()} minor units"
-            )
+        check_conserved(self.acquirer, total_before, f"{scenario.name} (fleet of {self.size})")
         postings = self.acquirer.ledger.postings
         by_terminal: dict[str, list[Posting]] = {}
         for posting in postings:

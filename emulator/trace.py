@@ -71,6 +71,34 @@ class Event(NamedTuple):
 Listener = Callable[[Event], None]
 
 
+class Listeners:
+    """Who listens to what: listeners by event name, and those on every event."""
+
+    def __init__(self) -> None:
+        self.named: dict[str, list[Listener]] = {}
+        self.every: list[Listener] = []
+
+    def add(self, name: str | None, listener: Listener) -> None:
+        if name is None:
+            self.every.append(listener)
+        else:
+            self.named.setdefault(name, []).append(listener)
+
+    def remove(self, name: str | None, listener: Listener) -> None:
+        listeners = self.every if name is None else self.named.get(name, [])
+        if listener in listeners:
+            listeners.remove(listener)
+
+    def tell(self, event: Event) -> None:
+        """Call the listeners of ``event``'s name, then those on every event."""
+        listeners = self.named.get(event.name)
+        if listeners:
+            for listener in tuple(listeners):
+                listener(event)
+        for listener in tuple(self.every):
+            listener(event)
+
+
 class Trace:
     """Records events in simulated time and tells listeners about them.
 
@@ -85,8 +113,7 @@ class Trace:
         self._clock = clock
         self.header = header or {}
         self.events: list[Event] = []
-        self._listeners: dict[str, list[Listener]] = {}
-        self._any: list[Listener] = []
+        self._listeners = Listeners()
         self._sink = sink
         self._digest = hashlib.sha256()
         self._count = 0
@@ -106,24 +133,14 @@ class Trace:
             line = event.to_line() + b"\n"
             self._digest.update(line)
             self._sink.write(line)
-        listeners = self._listeners.get(name)
-        if listeners:
-            for listener in tuple(listeners):
-                listener(event)
-        for listener in self._any:
-            listener(event)
+        self._listeners.tell(event)
 
     def subscribe(self, name: str | None, listener: Listener) -> None:
         """Call ``listener`` on every event ``name`` (every event when None)."""
-        if name is None:
-            self._any.append(listener)
-        else:
-            self._listeners.setdefault(name, []).append(listener)
+        self._listeners.add(name, listener)
 
     def unsubscribe(self, name: str | None, listener: Listener) -> None:
-        listeners = self._any if name is None else self._listeners.get(name, [])
-        if listener in listeners:
-            listeners.remove(listener)
+        self._listeners.remove(name, listener)
 
     def header_line(self) -> bytes:
         return canonical_json({"posemu_trace": 1, **self.header})

@@ -118,11 +118,7 @@ class World:
         self.env.run(until=scenario.until_s if until is None else until)
         for step, what in self.terminal.unresolved():
             self.trace.emit("terminal.unresolved", step=step, what=what)
-        if self.acquirer.total_minor() != total_before:
-            raise ConservationError(
-                f"{scenario.name}: money not conserved: {total_before} -> "
-                f"{self.acquirer.total_minor()} minor units"
-            )
+        check_conserved(self.acquirer, total_before, scenario.name)
         bookings = [
             Booking(p.stan, p.f7, p.kind, p.amount_minor, not p.reversed)
             for p in self.acquirer.ledger.postings
@@ -158,6 +154,15 @@ class World:
 def run_scenario(scenario: Scenario) -> Result:
     """Run one scenario from its seed and return what happened."""
     return World(scenario).run()
+
+
+def check_conserved(acquirer: Acquirer, total_before: int, what: str) -> None:
+    """Raise ConservationError unless cards plus merchant still hold ``total_before``."""
+    if acquirer.total_minor() != total_before:
+        raise ConservationError(
+            f"{what}: money not conserved: {total_before} -> "
+            f"{acquirer.total_minor()} minor units"
+        )
 
 
 def _yymm(expiry: str | None) -> str | None:
