@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import coldstart, fresh, throughput
+from benchmarks import coldstart, fresh, profile_sales, throughput
 from benchmarks.reference import reference_rates, run_reference
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,6 +34,15 @@ def test_reference_model_takes_the_sale_shape_in_simulated_time() -> None:
     rates = reference_rates(5, 2)
     assert len(rates) == 2
     assert all(r > 0 for r in rates)
+
+
+def test_profile_shows_the_printer_and_the_firmware(capsys: pytest.CaptureFixture[str]) -> None:
+    profile_sales.main(["--sales", "20"])
+    out = capsys.readouterr().out
+    assert out.startswith("python 3.")
+    assert "run_scenario" in out
+    assert "SimPrinter._job" in out
+    assert "Terminal._main" in out
 
 
 def test_throughput(capsys: pytest.CaptureFixture[str]) -> None:
