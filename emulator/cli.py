@@ -34,7 +34,7 @@ from emulator.errors import DeviceError, PosemuError, ScenarioError, TraceError
 from emulator.profiles import KNOBS, PROFILES, SETTINGS, Policy
 from emulator.result import Result
 from emulator.scenario import Scenario, load_scenario
-from emulator.trace import write_atomic
+from emulator.trace import AtomicFile, write_atomic
 from emulator.world import run_scenario
 
 EXIT_PASS, EXIT_FAIL, EXIT_INPUT, EXIT_IO = 0, 1, 2, 3
@@ -77,6 +77,17 @@ def build_parser() -> argparse.ArgumentParser:
                         help="run this file instead of the one the trace header names")
     replay.add_argument("--json", action="store_true", help="the comparison as one JSON object")
 
+    fleet = commands.add_parser(
+        "fleet", help="one scenario on N terminals served by one acquirer, counted")
+    fleet.add_argument("path", metavar="FILE")
+    fleet.add_argument("--terminals", type=int, required=True, metavar="N",
+                       help="how many terminals run the scenario (1 to 9,999,999)")
+    fleet.add_argument("--trace", type=Path, metavar="FILE",
+                       help="write the trace here as it happens (JSON Lines)")
+    fleet.add_argument("--json", action="store_true", help="the counts as one JSON object")
+    fleet.add_argument("--seed", type=int, help="override the scenario's seed")
+    fleet.add_argument("--profile", choices=sorted(PROFILES), help="override the firmware profile")
+
     faults = commands.add_parser("faults", help="the fault catalogue with its parameters")
     faults.add_argument("--json", action="store_true", help="as one JSON object")
     profiles = commands.add_parser("profiles", help="profiles, knobs and settings")
@@ -100,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     from emulator.fuzz import add_parser  # noqa: PLC0415  (see _fuzz)
 
     add_parser(commands)
-    for sub in (run, replay, faults, profiles, explain, printer):
+    for sub in (run, replay, fleet, faults, profiles, explain, printer):
         sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                          help="show tracebacks on errors")
     return parser
@@ -109,7 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the exit status."""
     args = build_parser().parse_args(argv)
-    command = {"run": _run, "replay": _replay, "faults": _faults, "profiles": _profiles,
+    command = {"run": _run, "replay": _replay, "fleet": _fleet, "faults": _faults,
+               "profiles": _profiles,
                "explain": _explain, "printer": _printer, "fuzz": _fuzz}[args.command]
     try:
         return command(args)
@@ -207,6 +219,27 @@ def _run(args: argparse.Namespace) -> int:
             report.add(result)
     report.summary()
     return EXIT_PASS if passed else EXIT_FAIL
+
+
+def _fleet(args: argparse.Namespace) -> int:
+    """``posemu fleet``: 0 when no terminal shows an anomaly, 1 otherwise."""
+    from emulator.fleet import MAX_TERMINALS, run_fleet  # noqa: PLC0415
+
+    if not 1 <= args.terminals <= MAX_TERMINALS:
+        raise UsageError(f"--terminals must be 1 to {MAX_TERMINALS:,}, not {args.terminals}")
+    scenario = load_scenario(args.path)
+    if args.seed is not None or args.profile is not None:
+        scenario = scenario.with_overrides(seed=args.seed, profile=args.profile)
+    if args.trace is None:
+        result = run_fleet(scenario, args.terminals)
+    else:
+        with AtomicFile(args.trace) as sink:
+            result = run_fleet(scenario, args.terminals, trace_sink=sink)
+    if args.json:
+        _print_json(result.to_json())
+    else:
+        print(result.summary())
+    return EXIT_FAIL if result.anomaly_total else EXIT_PASS
 
 
 def _bench_runner(args: argparse.Namespace, scenarios: list[Scenario]) -> Runner:

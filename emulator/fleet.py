@@ -35,6 +35,7 @@ from devices.link import Link
 from devices.printer import PrinterCore
 from devices.sim_printer import SimPrinter
 from emulator.injector import Injector
+from emulator.money import format_minor
 from emulator.oracle import Booking, Finding, Observer, StepView, Verdict
 from emulator.requests import CardInfo, Identity
 from emulator.terminal import Terminal
@@ -168,6 +169,43 @@ class FleetResult:
     @property
     def anomaly_total(self) -> int:
         return sum(self.anomaly_counts.values())
+
+    def to_json(self) -> dict[str, Any]:
+        """The counts as plain data (``posemu fleet --json``); money as decimal strings."""
+        return {
+            "scenario": self.scenario.name, "path": self.scenario.path,
+            "seed": self.scenario.seed, "profile": self.scenario.profile,
+            "terminals": self.terminals, "transactions": self.transactions,
+            "end_states": dict(sorted(self.end_states.items())),
+            "anomalies": dict(sorted(self.anomaly_counts.items())),
+            "first_anomalies": [
+                {"terminal": a.terminal, "kind": a.kind, "step": a.step, "detail": a.detail}
+                for a in self.anomalies
+            ],
+            "events": self.events, "postings": self.postings,
+            "sim_time_s": self.sim_time_s, "trace_sha256": self.trace_sha256,
+            "balances_before": {k: format_minor(v)
+                                for k, v in self.balances_before_minor.items()},
+            "balances": {k: format_minor(v) for k, v in self.balances_minor.items()},
+        }
+
+    def summary(self) -> str:
+        """A few plain lines for a person (``posemu fleet``)."""
+        states = ", ".join(f"{n:,} {state}" for state, n in sorted(self.end_states.items()))
+        lines = [
+            f"{self.scenario.path or self.scenario.name}: {self.terminals:,} terminals, "
+            f"{self.transactions:,} steps ({self.scenario.profile}, seed {self.scenario.seed})",
+            f"end states: {states}",
+            f"anomalies: {self.anomaly_total:,}" + (
+                " (" + ", ".join(f"{n:,} {k}" for k, n in sorted(self.anomaly_counts.items()))
+                + ")" if self.anomaly_total else ""),
+        ]
+        lines += [f"  {a.terminal} {a.step}: {a.kind}: {a.detail}" for a in self.anomalies]
+        if self.anomaly_total > len(self.anomalies):
+            lines.append(f"  ... {self.anomaly_total - len(self.anomalies):,} more")
+        lines.append(f"{self.events:,} events, {self.postings:,} postings, "
+                     f"{self.sim_time_s:.2f} simulated s, trace sha256 {self.trace_sha256}")
+        return "\n".join(lines)
 
 
 @dataclass

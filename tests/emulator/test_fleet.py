@@ -323,3 +323,66 @@ def test_the_collector_threshold_is_restored() -> None:
     before = gc.get_threshold()
     run_fleet(sales(1), 2)
     assert gc.get_threshold() == before
+
+
+# ------------------------------------------------------------------ posemu fleet
+
+
+def test_cli_fleet_counts_and_exits_1_on_anomalies(capsys: pytest.CaptureFixture[str]) -> None:
+    from emulator.cli import main  # noqa: PLC0415
+
+    assert main(["fleet", str(ROOT / "scenarios" / "sale_paper_jam.toml"),
+                 "--terminals", "3"]) == 1
+    out = capsys.readouterr().out
+    assert "3 terminals, 3 steps (naive, seed 7)" in out
+    assert "anomalies: 3 (3 charged_no_receipt)" in out
+    assert [line.split()[0] for line in out.splitlines() if line.startswith("  T")] == [
+        "T0000001", "T0000002", "T0000003"]
+
+
+def test_cli_fleet_json_and_streamed_trace_agree(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    from emulator.cli import main  # noqa: PLC0415
+
+    trace = tmp_path / "fleet.jsonl"
+    path = str(ROOT / "scenarios" / "sale_paper_jam_prevented.toml")
+    assert main(["fleet", path, "--terminals", "4", "--json", "--trace", str(trace)]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["terminals"] == 4
+    assert data["anomalies"] == {}
+    assert sum(data["end_states"].values()) == data["transactions"] == 4
+    body = trace.read_bytes().split(b"\n", 1)[1]
+    assert hashlib.sha256(body).hexdigest() == data["trace_sha256"]
+    assert body.count(b"\n") == data["events"]
+    assert [p.name for p in tmp_path.iterdir()] == ["fleet.jsonl"]  # no temporary file left
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--terminals", "0"], "--terminals must be 1 to 9,999,999, not 0"),
+    (["--terminals", "2", "--seed", "x"], "argument --seed: invalid int value: 'x'"),
+])
+def test_cli_fleet_bad_input_is_one_line_and_status_2(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str],
+) -> None:
+    from emulator.cli import main  # noqa: PLC0415
+
+    path = str(ROOT / "scenarios" / "sale_approved.toml")
+    with pytest.raises(SystemExit) as stop:
+        raise SystemExit(main(["fleet", path, *argv]))
+    assert stop.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert message in err[0]
+
+
+def test_cli_fleet_trace_that_cannot_be_written_leaves_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    from emulator.cli import main  # noqa: PLC0415
+
+    target = tmp_path / "missing-dir" / "fleet.jsonl"
+    path = str(ROOT / "scenarios" / "sale_approved.toml")
+    assert main(["fleet", path, "--terminals", "2", "--trace", str(target)]) == 3
+    assert "posemu:" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
