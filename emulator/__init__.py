@@ -1,8 +1,10 @@
 """posemu: a deterministic emulator of a card payment terminal and what it talks to.
 
-    from emulator import load_scenario, run_scenario
+    from emulator import load_scenario, run_fleet, run_scenario
     result = run_scenario(load_scenario("scenarios/sale_paper_jam.toml"))
     result.verdict, result.anomalies, result.trace_sha256
+    fleet = run_fleet(load_scenario("scenarios/sale_approved.toml"), 100)  # 100 terminals
+    fleet.end_states, fleet.anomaly_counts
 
 Names are loaded on first use, so ``import devices`` (which uses
 ``emulator.errors``) never drags in the whole engine.
@@ -15,11 +17,13 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from emulator.errors import PosemuError, ScenarioError
+    from emulator.fleet import FleetResult, run_fleet
     from emulator.result import Result, StepResult
     from emulator.scenario import Scenario, load_scenario, parse_scenario
     from emulator.world import run_scenario
 
 _HOME = {
+    "FleetResult": "emulator.fleet",
     "PosemuError": "emulator.errors",
     "ScenarioError": "emulator.errors",
     "Result": "emulator.result",
@@ -28,9 +32,11 @@ _HOME = {
     "load_scenario": "emulator.scenario",
     "parse_scenario": "emulator.scenario",
     "run_scenario": "emulator.world",
+    "run_fleet": "emulator.fleet",
 }
 
 __all__ = [
+    "FleetResult",
     "PosemuError",
     "Result",
     "Scenario",
@@ -38,6 +44,7 @@ __all__ = [
     "StepResult",
     "load_scenario",
     "parse_scenario",
+    "run_fleet",
     "run_scenario",
 ]
 

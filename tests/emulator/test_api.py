@@ -11,6 +11,7 @@ import pytest
 
 import emulator
 import emulator.errors
+import emulator.fleet
 import emulator.result
 import emulator.scenario
 import emulator.world
@@ -22,8 +23,8 @@ ROOT = Path(__file__).resolve().parents[2]
 JAM = ROOT / "scenarios" / "sale_paper_jam.toml"
 
 EXPECTED_ALL = {
-    "PosemuError", "Result", "Scenario", "ScenarioError", "StepResult", "load_scenario",
-    "parse_scenario", "run_scenario",
+    "FleetResult", "PosemuError", "Result", "Scenario", "ScenarioError", "StepResult",
+    "load_scenario", "parse_scenario", "run_fleet", "run_scenario",
 }
 
 
@@ -49,6 +50,7 @@ def test_public_names_are_the_implementing_objects() -> None:
     assert emulator.run_scenario is emulator.world.run_scenario
     assert emulator.load_scenario is emulator.scenario.load_scenario
     assert emulator.Result is emulator.result.Result
+    assert emulator.run_fleet is emulator.fleet.run_fleet
     assert emulator.ScenarioError is emulator.errors.ScenarioError
     assert issubclass(emulator.ScenarioError, emulator.PosemuError)
 
