@@ -216,3 +216,27 @@ def test_pan_is_masked() -> None:
     shown = redact(decode(encode(SALE, KEY)))
     assert shown["2"] == "411111******1111"
     assert "4111111111111111" not in repr(shown)
+
+
+def test_a_sale_encodes_and_decodes_each_frame_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The 0200 and the 0210 are each encoded once and decoded once (the host's shell,
+    core and MAC check share one decode), so the link carries bytes, not dicts."""
+    from devices import message  # noqa: PLC0415
+    from emulator.scenario import scenario_from_dict  # noqa: PLC0415
+    from emulator.world import run_scenario  # noqa: PLC0415
+
+    calls: list[str] = []
+    codec = message.CODEC
+    real_encode, real_decode = codec.encode, codec.decode
+    monkeypatch.setattr(message, "CODEC", type("Counting", (), {
+        "encode": staticmethod(lambda doc: (calls.append("encode"), real_encode(doc))[1]),
+        "decode": staticmethod(lambda raw: (calls.append("decode"), real_decode(raw))[1]),
+    })())
+    message._decode_raw.cache_clear()
+    result = run_scenario(scenario_from_dict({
+        "format": 1, "name": "one sale",
+        "cards": [{"id": "a", "pan": "4111111111111111", "balance": "10.00"}],
+        "steps": [{"do": "sale", "card": "a", "amount": "1.00"}],
+    }))
+    assert [s.end_state for s in result.steps] == ["approved"]
+    assert sorted(calls) == ["decode", "decode", "encode", "encode"]

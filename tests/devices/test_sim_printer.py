@@ -46,13 +46,28 @@ def test_every_library_scenario_gives_the_same_trace_with_and_without_run_ahead(
     assert fast == slow
 
 
-def test_a_clean_receipt_is_run_ahead_and_a_jam_mid_receipt_is_caught_up() -> None:
+def test_a_clean_receipt_is_run_ahead_and_a_jam_mid_receipt_is_caught_up(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    feeds: list[int] = []
+    real_feed = PrinterCore.feed
+
+    def counting_feed(core: PrinterCore, data: bytes) -> list[Any]:
+        feeds.append(len(data))
+        return real_feed(core, data)
+
+    monkeypatch.setattr(PrinterCore, "feed", counting_feed)
     clean = scenario_from_dict(document([]))
     jammed = scenario_from_dict(document([{"fault": "printer.paper_jam",
                                             "on": "printer.job_started", "for_s": 30}]))
     fast, printers = run(clean, run_ahead=True)
     assert printers[0].core.paper_m < clean.printer.paper_m  # the receipt used paper
-    assert b'"job_done"' in fast
+    assert fast.count(b'"job_done"') == 5  # four sales and a reprint
+    assert len(feeds) == 5  # each receipt fed to the core once, whole
+    feeds.clear()
+    slow, _ = run(clean, run_ahead=False)
+    assert len(feeds) > 5 * 10  # segment by segment: one feed per paper movement
+    assert fast == slow
     fast, _ = run(jammed, run_ahead=True)
     slow, _ = run(jammed, run_ahead=False)
     assert b'"job_failed"' in fast
