@@ -28,19 +28,25 @@ from typing import IO, TYPE_CHECKING, Any, cast
 
 import simpy
 
-from devices.acquirer import Account, Acquirer
 from devices.card_reader import CardReader
 from devices.host import Host
 from devices.link import Link
-from devices.printer import PrinterCore
-from devices.sim_printer import SimPrinter
 from emulator.injector import Injector
 from emulator.money import format_minor
-from emulator.oracle import Booking, Finding, Observer, StepView, Verdict
-from emulator.requests import CardInfo, Identity
+from emulator.oracle import Finding, Observer, Verdict
+from emulator.requests import Identity
 from emulator.terminal import Terminal
 from emulator.trace import Event, Listener, Listeners, Trace
-from emulator.world import MAC_KEY, _yymm, check_conserved
+from emulator.world import (
+    MAC_KEY,
+    balances_of,
+    bookings_of,
+    card_infos,
+    check_conserved,
+    make_acquirer,
+    sim_printer,
+    step_views,
+)
 
 if TYPE_CHECKING:
     from devices.ledger import Posting
@@ -240,15 +246,8 @@ class Fleet:
             "path": scenario.path, "terminals": terminals,
         }, sink=_Discard() if trace_sink is None else trace_sink)
         self.router = _Router(self.trace)
-        self.acquirer = Acquirer(
-            {c.pan: Account(c.id, c.balance_minor, _yymm(c.expiry), c.blocked)
-             for c in scenario.cards},
-            merchant_balance_minor=scenario.bank.merchant_balance_minor,
-            merchant_id=scenario.merchant.merchant_id,
-            duplicate_check=scenario.bank.duplicate_check,
-            mac_key=MAC_KEY if scenario.bank.verify_mac else None,
-        )
-        self._cards = {c.id: CardInfo(c.pan, _yymm(c.expiry) or "9912") for c in scenario.cards}
+        self.acquirer = make_acquirer(scenario)
+        self._cards = card_infos(scenario)
         self.units = [self._wire(terminal_id(k), keep_receipts) for k in range(1, terminals + 1)]
         at = attrgetter("at_s")
         for at_s, group in itertools.groupby(sorted(scenario.steps, key=at), key=at):
@@ -264,10 +263,7 @@ class Fleet:
         link = Link(env, self.rng, trace, scenario.network.latency_s, scenario.network.jitter_s)
         host = Host(env, trace, link, self.acquirer, scenario.start, scenario.bank.processing_s)
         reader = CardReader(env, trace)
-        spec = scenario.printer
-        printer = SimPrinter(env, trace, PrinterCore(paper_m=spec.paper_m,
-                                                     near_end_m=spec.near_end_m),
-                             spec.lines_per_s)
+        printer = sim_printer(env, trace, scenario)
         terminal = Terminal(
             env, trace, link, reader, printer, scenario.policy,
             Identity(scenario.merchant.name, scenario.merchant.merchant_id, tid),
@@ -290,7 +286,7 @@ class Fleet:
     def run(self, on_terminal: TerminalVerdict | None = None) -> FleetResult:
         """Run to the horizon (or until nothing is left to happen); judge every terminal."""
         scenario = self.scenario
-        before = self._balances()
+        before = balances_of(scenario, self.acquirer)
         total_before = self.acquirer.total_minor()
         with _young_collections(YOUNG_COLLECTION):
             self.env.run(until=scenario.until_s)
@@ -302,13 +298,14 @@ class Fleet:
         by_terminal: dict[str, list[Posting]] = {}
         for posting in postings:
             by_terminal.setdefault(posting.terminal_id, []).append(posting)
-        views = [StepView(s.id, s.do, s.amount_minor, s.target) for s in scenario.steps]
+        views = step_views(scenario)
         end_states: Counter[str] = Counter()
         counts: Counter[str] = Counter()
         kept: list[TerminalFinding] = []
         for unit in self.units:
             assert unit.observer is not None, "a fleet is judged once"
-            verdict = unit.observer.verdict(views, _bookings(by_terminal.pop(unit.terminal_id, ())))
+            postings_of_unit = by_terminal.pop(unit.terminal_id, ())
+            verdict = unit.observer.verdict(views, bookings_of(postings_of_unit))
             unit.observer = None  # its record is no longer needed
             end_states.update(verdict.end_states.values())
             counts.update(a.kind for a in verdict.anomalies)
@@ -320,14 +317,8 @@ class Fleet:
             end_states=end_states, anomaly_counts=counts, anomalies=tuple(kept),
             events=len(self.trace), trace_sha256=self.trace.sha256(),
             sim_time_s=float(self.env.now), postings=len(postings),
-            balances_minor=self._balances(), balances_before_minor=before,
+            balances_minor=balances_of(scenario, self.acquirer), balances_before_minor=before,
         )
-
-    def _balances(self) -> dict[str, int]:
-        by_pan = self.acquirer.balances()
-        balances = {c.id: by_pan[c.pan] for c in self.scenario.cards}
-        balances["merchant"] = self.acquirer.ledger.merchant_balance_minor
-        return balances
 
 
 def run_fleet(
@@ -354,10 +345,6 @@ def _young_collections(threshold: int) -> Iterator[None]:
         yield
     finally:
         gc.set_threshold(*before)
-
-
-def _bookings(postings: Iterable[Posting]) -> Iterable[Booking]:
-    return (Booking(p.stan, p.f7, p.kind, p.amount_minor, not p.reversed) for p in postings)
 
 
 def _tagged(tid: str, findings: Iterable[Finding]) -> list[TerminalFinding]:

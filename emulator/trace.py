@@ -95,8 +95,9 @@ class Listeners:
         if listeners:
             for listener in tuple(listeners):
                 listener(event)
-        for listener in tuple(self.every):
-            listener(event)
+        if self.every:
+            for listener in tuple(self.every):
+                listener(event)
 
 
 class Trace:

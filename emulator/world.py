@@ -10,7 +10,7 @@ printer factory; everything else is wired the same way.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, cast
 
 import simpy
@@ -32,6 +32,7 @@ from emulator.trace import Trace
 
 if TYPE_CHECKING:
     from devices.fault import ActiveFault
+    from devices.ledger import Posting
 
 MAC_KEY = b"posemu-test-mac-key-0001"
 """The MAC key terminal and host share: a test key, never a real one."""
@@ -70,29 +71,19 @@ class World:
         })
         self.link = Link(self.env, self.rng, self.trace, scenario.network.latency_s,
                          scenario.network.jitter_s)
-        accounts = {
-            c.pan: Account(c.id, c.balance_minor, _yymm(c.expiry), c.blocked)
-            for c in scenario.cards
-        }
-        self.acquirer = Acquirer(
-            accounts, merchant_balance_minor=scenario.bank.merchant_balance_minor,
-            merchant_id=scenario.merchant.merchant_id,
-            duplicate_check=scenario.bank.duplicate_check,
-            mac_key=MAC_KEY if scenario.bank.verify_mac else None,
-        )
+        self.acquirer = make_acquirer(scenario)
         self.host = Host(self.env, self.trace, self.link, self.acquirer, scenario.start,
                          scenario.bank.processing_s)
         self.reader = CardReader(self.env, self.trace)
         self.printer: Printer = (self._sim_printer if printer is None else printer)(
             self.env, self.trace)
-        cards = {c.id: CardInfo(c.pan, _yymm(c.expiry) or "9912") for c in scenario.cards}
         self.terminal = Terminal(
             self.env, self.trace, self.link, self.reader,
             cast("SimPrinter", self.printer),  # typed as SimPrinter; uses Printer's methods
             scenario.policy,
             Identity(scenario.merchant.name, scenario.merchant.merchant_id,
                      scenario.merchant.terminal_id),
-            scenario.start, cards, MAC_KEY,
+            scenario.start, card_infos(scenario), MAC_KEY,
         )
         Injector(self.env, self.trace, {
             "card": self.reader, "printer": self.printer, "network": self.link,
@@ -102,9 +93,7 @@ class World:
             self.env.timeout(step.at_s).callbacks.append(self._operator(step))
 
     def _sim_printer(self, env: simpy.Environment, trace: Trace) -> SimPrinter:
-        spec = self.scenario.printer
-        return SimPrinter(env, trace, PrinterCore(paper_m=spec.paper_m,
-                                                  near_end_m=spec.near_end_m), spec.lines_per_s)
+        return sim_printer(env, trace, self.scenario)
 
     def _operator(self, step: StepSpec) -> Callable[[simpy.Event], None]:
         """The operator starting ``step`` when its time comes."""
@@ -119,14 +108,8 @@ class World:
         for step, what in self.terminal.unresolved():
             self.trace.emit("terminal.unresolved", step=step, what=what)
         check_conserved(self.acquirer, total_before, scenario.name)
-        bookings = [
-            Booking(p.stan, p.f7, p.kind, p.amount_minor, not p.reversed)
-            for p in self.acquirer.ledger.postings
-        ]
-        verdict = judge(
-            [StepView(s.id, s.do, s.amount_minor, s.target) for s in scenario.steps],
-            self.trace.events, bookings,
-        )
+        verdict = judge(step_views(scenario), self.trace.events,
+                        bookings_of(self.acquirer.ledger.postings))
         balances = self._balances()
         rrns = {p.stan: p.rrn for p in self.acquirer.ledger.postings}
         steps = tuple(
@@ -145,15 +128,56 @@ class World:
         )
 
     def _balances(self) -> dict[str, int]:
-        by_pan = self.acquirer.balances()
-        balances = {c.id: by_pan[c.pan] for c in self.scenario.cards}
-        balances["merchant"] = self.acquirer.ledger.merchant_balance_minor
-        return balances
+        return balances_of(self.scenario, self.acquirer)
 
 
 def run_scenario(scenario: Scenario) -> Result:
     """Run one scenario from its seed and return what happened."""
     return World(scenario).run()
+
+
+def make_acquirer(scenario: Scenario) -> Acquirer:
+    """The bank of ``scenario``: its cards as accounts, its merchant, its ``[bank]``."""
+    accounts = {
+        c.pan: Account(c.id, c.balance_minor, _yymm(c.expiry), c.blocked)
+        for c in scenario.cards
+    }
+    return Acquirer(
+        accounts, merchant_balance_minor=scenario.bank.merchant_balance_minor,
+        merchant_id=scenario.merchant.merchant_id,
+        duplicate_check=scenario.bank.duplicate_check,
+        mac_key=MAC_KEY if scenario.bank.verify_mac else None,
+    )
+
+
+def card_infos(scenario: Scenario) -> dict[str, CardInfo]:
+    """What a terminal reads off each of the scenario's cards, by card id."""
+    return {c.id: CardInfo(c.pan, _yymm(c.expiry) or "9912") for c in scenario.cards}
+
+
+def sim_printer(env: simpy.Environment, trace: Trace, scenario: Scenario) -> SimPrinter:
+    """The simulated receipt printer of ``scenario``'s ``[printer]``."""
+    spec = scenario.printer
+    return SimPrinter(env, trace, PrinterCore(paper_m=spec.paper_m,
+                                              near_end_m=spec.near_end_m), spec.lines_per_s)
+
+
+def balances_of(scenario: Scenario, acquirer: Acquirer) -> dict[str, int]:
+    """Each card's balance by card id, and the merchant's."""
+    by_pan = acquirer.balances()
+    balances = {c.id: by_pan[c.pan] for c in scenario.cards}
+    balances["merchant"] = acquirer.ledger.merchant_balance_minor
+    return balances
+
+
+def bookings_of(postings: Iterable[Posting]) -> list[Booking]:
+    """The ledger's postings as the oracle reads them."""
+    return [Booking(p.stan, p.f7, p.kind, p.amount_minor, not p.reversed) for p in postings]
+
+
+def step_views(scenario: Scenario) -> list[StepView]:
+    """The scenario's steps as the oracle reads them."""
+    return [StepView(s.id, s.do, s.amount_minor, s.target) for s in scenario.steps]
 
 
 def check_conserved(acquirer: Acquirer, total_before: int, what: str) -> None:
