@@ -21,15 +21,22 @@ bit cleared):
   stands; the original's code if it was declined; 25 if unknown or reversed.
 - 0800 network management: 00.
 
+With ``retention_s`` the host forgets a transaction (its duplicate record and
+its postings) once its batch is closed and ``retention_s`` has passed since it
+was first seen, as a real host's duplicate window ends: a copy arriving later
+is a new transaction, a reversal or status query for it finds nothing (25).
+Balances keep what the postings did; ``on_retire`` is told what was forgotten.
+
 Decode errors get 30 with the MTI/STAN/TID that could be decoded (no MTI: no
 response); a bad or missing MAC, when the host has a key, gets 63.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections import deque
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from emulator.errors import MessageError
 
@@ -91,6 +98,8 @@ class _Record:
     amount_minor: int
     code: str
     response: bytes
+    at: datetime  # when the host first saw it
+    batch: int  # the terminal's open batch then
 
 
 class Acquirer:
@@ -104,6 +113,8 @@ class Acquirer:
         merchant_id: str = "POSEMU MERCHANT",
         duplicate_check: bool = True,
         mac_key: bytes | None = None,
+        retention_s: float | None = None,
+        on_retire: Callable[[list[Posting]], None] | None = None,
     ) -> None:
         self.ledger = Ledger(accounts, merchant_balance_minor)
         self.merchant_id = merchant_id
@@ -114,6 +125,10 @@ class Acquirer:
         self._counter = 0
         self._orphans: set[TxnKey] = set()  # reversed before the original arrived
         self._closes: dict[TxnKey, Reply] = {}  # batch closes answered 00, by their key
+        self._totals: dict[str, tuple[int, int, int, int]] = {}  # open batch, by terminal
+        self._held: dict[str, deque[TxnKey]] = {}  # each terminal's records, oldest first
+        self.retention = None if retention_s is None else timedelta(seconds=retention_s)
+        self.on_retire = on_retire
 
     def __repr__(self) -> str:
         return f"Acquirer({self.ledger!r}, duplicate_check={self.duplicate_check})"
@@ -147,12 +162,15 @@ class Acquirer:
             reply = self._dispatch(mti, fields, now, forced)
         finally:
             self.ledger.check()
+        tid = fields.get("41")
+        if self.retention is not None and isinstance(tid, str):
+            self._retire(tid, now - self.retention)
         return reply
 
     def _dispatch(self, mti: str, f: Fields, now: datetime, forced: Forced | None) -> Reply:
         partial = forced is not None and forced.code == "10" and mti[:3] in ("020", "022")
         if forced is not None and not forced.posted and not partial:
-            return self._forced_answer(mti, f, forced.code)
+            return self._forced_answer(mti, f, forced.code, now)
         if mti[:3] in ("020", "022"):
             reply = self._financial(mti, f, now, forced)
         elif mti[:3] in ("040", "042"):
@@ -175,7 +193,7 @@ class Acquirer:
                 record.code, record.response = reply.code, response
         return reply
 
-    def _forced_answer(self, mti: str, f: Fields, code: str) -> Reply:
+    def _forced_answer(self, mti: str, f: Fields, code: str, now: datetime) -> Reply:
         """Answer ``code`` and move nothing; a new financial request is remembered as
         answered so (its repeat gets the same answer, a status query reports it)."""
         key = self._key_of(f, mti)
@@ -187,9 +205,7 @@ class Acquirer:
         ):
             kind = _kind(mti, proc)
             if kind is not None:
-                self._records[key] = _Record(
-                    mti[:3], kind, pan, int(amount), code, reply.response or b""
-                )
+                self._remember(key, mti, kind, pan, int(amount), code, reply, now)
         return reply
 
     # -- financial ---------------------------------------------------------
@@ -205,7 +221,7 @@ class Acquirer:
             return self._answer(f, "12", key=key)
         if key in self._orphans:  # its reversal overtook it: it must never post
             reply = self._answer(f, LATE, key=key)
-            self._records[key] = _Record(mti[:3], kind, pan, amount, LATE, reply.response or b"")
+            self._remember(key, mti, kind, pan, amount, LATE, reply, now)
             self._orphans.discard(key)
             return reply
         seen = self._records.get(key) if self.duplicate_check else None
@@ -232,11 +248,20 @@ class Acquirer:
                 key, kind, pan, approved, rrn=rrn, batch=self.open_batch(key[0])
             )
             postings = (posting,)
+            self._tally(posting, 1)
             extra["38"] = approval
             extra["4"] = f"{approved:012d}"
         reply = self._answer(f, code, extra, key=key, postings=postings)
-        self._records[key] = _Record(mti[:3], kind, pan, amount, code, reply.response or b"")
+        self._remember(key, mti, kind, pan, amount, code, reply, now)
         return reply
+
+    def _remember(self, key: TxnKey, mti: str, kind: Kind, pan: str, amount: int, code: str,
+                  reply: Reply, now: datetime) -> None:
+        """Keep what a repeat or a status query of ``key`` is answered from."""
+        if key not in self._records:
+            self._held.setdefault(key[0], deque()).append(key)
+        self._records[key] = _Record(mti[:3], kind, pan, amount, code, reply.response or b"",
+                                     now, self.open_batch(key[0]))
 
     def _decide(self, kind: Kind, pan: str, amount: int, f14: str, now: datetime) -> str:
         account = self.ledger.accounts.get(pan)
@@ -279,18 +304,40 @@ class Acquirer:
         if any(p.batch < self.open_batch(key[0]) for p in standing):
             return self._answer(f, "12", key=key)
         undone = tuple(p for p in standing if self.ledger.reverse(p))
+        for posting in undone:
+            self._tally(posting, -1)
         extra: Fields = {"37": every[0].rrn} if every else {}
         return self._answer(f, "00", extra, key=key, reversed_=undone)
 
     def host_totals(self, terminal_id: str) -> tuple[int, int, int, int]:
         """(credits count, debits count, credits amount, debits amount) of the open batch:
         refunds are credits (to cards), sales and advices debits."""
-        batch = self.open_batch(terminal_id)
-        mine = [p for p in self.ledger.postings
-                if p.terminal_id == terminal_id and p.batch == batch and not p.reversed]
-        credits = [p.amount_minor for p in mine if p.kind == "refund"]
-        debits = [p.amount_minor for p in mine if p.kind != "refund"]
-        return len(credits), len(debits), sum(credits), sum(debits)
+        return self._totals.get(terminal_id, (0, 0, 0, 0))
+
+    def _tally(self, posting: Posting, sign: int) -> None:
+        """Count a posting into (or, reversed, out of) its terminal's open batch totals:
+        only open-batch postings are ever reversed, so the totals stay exact."""
+        cn, dn, ca, da = self.host_totals(posting.terminal_id)
+        amount = sign * posting.amount_minor
+        if posting.kind == "refund":
+            cn, ca = cn + sign, ca + amount
+        else:
+            dn, da = dn + sign, da + amount
+        self._totals[posting.terminal_id] = (cn, dn, ca, da)
+
+    def _retire(self, tid: str, cutoff: datetime) -> None:
+        """Forget ``tid``'s transactions first seen before ``cutoff`` in a closed batch."""
+        held = self._held.get(tid)
+        closed = self.open_batch(tid)
+        while held:
+            record = self._records.get(held[0])
+            if record is not None and (record.at >= cutoff or record.batch >= closed):
+                return
+            key = held.popleft()
+            self._records.pop(key, None)
+            gone = self.ledger.retire(key)
+            if gone and self.on_retire is not None:
+                self.on_retire(gone)
 
     def _batch_close(self, f: Fields) -> Reply:
         tid = f.get("41")
@@ -309,6 +356,7 @@ class Acquirer:
         if theirs != host:
             return self._answer(f, "95", extra)
         self._batch[tid] = self.open_batch(tid) + 1
+        self._totals.pop(tid, None)
         reply = self._answer(f, "00", extra)
         self._closes[key] = reply
         return reply

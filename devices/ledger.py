@@ -4,7 +4,8 @@ Every money movement is a :class:`Posting` between a card and the merchant, so
 the sum of all balances never changes (:meth:`Ledger.check` enforces it). A
 transaction is keyed the way the host keys duplicates: ``(terminal_id, stan,
 f7)``; :meth:`Ledger.standing_minor` tells an oracle how much money stands for
-a key (posted and not reversed).
+a key (posted and not reversed). The host may :meth:`~Ledger.retire` a key's
+postings once nothing can ask about them any more: balances keep their effect.
 """
 
 from __future__ import annotations
@@ -76,15 +77,21 @@ class Ledger:
             for pan, a in accounts.items()
         }
         self.merchant_balance_minor = merchant_balance_minor
-        self.postings: list[Posting] = []
+        self.count = 0  # postings ever made, retired ones included
         self._by_key: dict[TxnKey, list[Posting]] = {}
         self._total = self.total_minor()
 
     def __repr__(self) -> str:
         return (
             f"Ledger({len(self.accounts)} cards, merchant={self.merchant_balance_minor}, "
-            f"{len(self.postings)} postings)"
+            f"{self.count} postings)"
         )
+
+    @property
+    def postings(self) -> list[Posting]:
+        """The postings still held (not retired), in posting order."""
+        return sorted((p for held in self._by_key.values() for p in held),
+                      key=lambda p: p.seq)
 
     def total_minor(self) -> int:
         """Sum of all balances, cards and merchant: constant over the run."""
@@ -106,12 +113,12 @@ class Ledger:
         """Move ``amount_minor`` between the card and the merchant; the PAN must be known."""
         if amount_minor <= 0:
             raise ValueError("a posting moves a positive amount")
+        self.count += 1
         posting = Posting(
-            len(self.postings) + 1, *key, kind=kind, pan=pan, amount_minor=amount_minor,
+            self.count, *key, kind=kind, pan=pan, amount_minor=amount_minor,
             rrn=rrn, batch=batch,
         )
         self._move(posting, posting.card_delta)
-        self.postings.append(posting)
         self._by_key.setdefault(key, []).append(posting)
         return posting
 
@@ -138,6 +145,10 @@ class Ledger:
     def standing_minor(self, key: TxnKey) -> int:
         """How much money stands for ``key``: the sum of its unreversed postings."""
         return sum(p.amount_minor for p in self.standing(key))
+
+    def retire(self, key: TxnKey) -> list[Posting]:
+        """Forget the postings of ``key`` (their money stays moved); returns them."""
+        return self._by_key.pop(key, [])
 
     def txn_keys(self) -> Iterable[TxnKey]:
         """Every transaction key that was ever posted, in posting order."""

@@ -40,7 +40,6 @@ from emulator.trace import Event, Listener, Listeners, Trace
 from emulator.world import (
     MAC_KEY,
     balances_of,
-    bookings_of,
     card_infos,
     check_conserved,
     make_acquirer,
@@ -49,7 +48,6 @@ from emulator.world import (
 )
 
 if TYPE_CHECKING:
-    from devices.ledger import Posting
     from emulator.scenario import Scenario, StepSpec
 
 MAX_TERMINALS = 9_999_999
@@ -294,18 +292,13 @@ class Fleet:
             for step, what in unit.terminal.unresolved():
                 unit.view.emit("terminal.unresolved", step=step, what=what)
         check_conserved(self.acquirer, total_before, f"{scenario.name} (fleet of {self.size})")
-        postings = self.acquirer.ledger.postings
-        by_terminal: dict[str, list[Posting]] = {}
-        for posting in postings:
-            by_terminal.setdefault(posting.terminal_id, []).append(posting)
         views = step_views(scenario)
         end_states: Counter[str] = Counter()
         counts: Counter[str] = Counter()
         kept: list[TerminalFinding] = []
         for unit in self.units:
             assert unit.observer is not None, "a fleet is judged once"
-            postings_of_unit = by_terminal.pop(unit.terminal_id, ())
-            verdict = unit.observer.verdict(views, bookings_of(postings_of_unit))
+            verdict = unit.observer.verdict(views)  # standing money from the bank's events
             unit.observer = None  # its record is no longer needed
             end_states.update(verdict.end_states.values())
             counts.update(a.kind for a in verdict.anomalies)
@@ -316,7 +309,7 @@ class Fleet:
             scenario=scenario, terminals=self.size, transactions=self.size * len(views),
             end_states=end_states, anomaly_counts=counts, anomalies=tuple(kept),
             events=len(self.trace), trace_sha256=self.trace.sha256(),
-            sim_time_s=float(self.env.now), postings=len(postings),
+            sim_time_s=float(self.env.now), postings=self.acquirer.ledger.count,
             balances_minor=balances_of(scenario, self.acquirer), balances_before_minor=before,
         )
 

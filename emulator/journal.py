@@ -11,6 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+_CLOSED = frozenset(("settled", "declined", "voided", "reversed"))
+"""Record states nothing can change any more once the batch is settled."""
+
 
 @dataclass(slots=True)
 class TxnRecord:
@@ -89,6 +92,20 @@ class Journal:
 
     def txn(self, step: str) -> TxnRecord | None:
         return self.disk.txns.get(step)
+
+    def close_batch(self) -> int:
+        """After a settlement: drop the records that are done (settled, declined, voided,
+        reversed, none owed a message) with their receipts, as a terminal clears its batch
+        journal, and what it noted about other steps. Returns how many were dropped."""
+        owed = {entry.step for entry in self.queue()} | {e.target for e in self.queue()}
+        done = [step for step, record in self.disk.txns.items()
+                if record.state in _CLOSED and step not in owed]
+        disk = self.disk
+        for step in done:
+            del disk.txns[step]
+        disk.receipts = {k: v for k, v in disk.receipts.items() if k in disk.txns}
+        disk.shown.intersection_update(disk.txns)
+        return len(done)
 
     def queue(self) -> list[QueueEntry]:
         """Every queued entry, disk first, in the order they were written."""

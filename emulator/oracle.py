@@ -31,6 +31,7 @@ from emulator.money import format_minor
 from emulator.trace import Event
 
 _FINANCIAL = ("0200", "0201", "0220", "0221")
+_BANK = ("bank.posted", "bank.reversed")
 
 
 @dataclass(frozen=True)
@@ -100,15 +101,17 @@ class Observer:
     """:func:`judge` one event at a time: fold events as they happen, judge at the end.
 
     It keeps a small record per step (the keys of its financial requests, what
-    the terminal showed, whether an approved receipt was cut) and no events, so
-    it can listen to a streamed trace. With ``keep_receipts=False`` it does not
-    keep receipt text either (the verdict's receipts are all None); the end
-    states and anomalies are the same.
+    the terminal showed, whether an approved receipt was cut) and the amounts
+    standing per key (from ``bank.posted`` and ``bank.reversed``), no events, so
+    it can listen to a streamed trace and judge without the bank's ledger.
+    With ``keep_receipts=False`` it does not keep receipt text either (the
+    verdict's receipts are all None); the end states and anomalies are the same.
     """
 
     EVENTS: tuple[str, ...] = (
         "terminal.request_sent", "terminal.reversal_sent", "terminal.txn_done",
         "printer.job_done", "printer.job_failed", "terminal.unresolved",
+        "bank.posted", "bank.reversed",
     )
     """The only events :meth:`observe` reads: a listener may subscribe to just these."""
 
@@ -116,6 +119,7 @@ class Observer:
         self.keep_receipts = keep_receipts
         self._seen: dict[str, _Seen] = defaultdict(_Seen)
         self._voided: set[str] = set()
+        self._standing: dict[tuple[str, str], list[int]] = {}
 
     def __len__(self) -> int:
         """How many steps it holds a record for."""
@@ -123,15 +127,28 @@ class Observer:
 
     def observe(self, event: Event) -> None:
         """Fold one trace event in (a listener: ``trace.subscribe(None, observer.observe)``)."""
-        _observe(event, self._seen, self._voided, self.keep_receipts)
+        name = event.name
+        if name in _BANK:
+            f = event.fields
+            amounts = self._standing.setdefault((f["stan"], f["f7"]), [])
+            if name == "bank.posted":
+                amounts.append(f["amount_minor"])
+            else:
+                amounts.remove(f["amount_minor"])
+        else:
+            _observe(event, self._seen, self._voided, self.keep_receipts)
 
-    def verdict(self, steps: Iterable[StepView], bookings: Iterable[Booking]) -> Verdict:
-        """End state per step and the anomalies, given the bank's final bookings."""
+    def verdict(self, steps: Iterable[StepView],
+                bookings: Iterable[Booking] | None = None) -> Verdict:
+        """End state per step and the anomalies, given the bank's final ``bookings``
+        (None: the standing amounts this observer folded from the bank's events)."""
         steps = list(steps)
         seen = self._seen
         voided = self._voided
         standing: dict[tuple[str, str], list[int]] = defaultdict(list)
-        for booking in bookings:
+        if bookings is None:
+            standing.update((k, v) for k, v in self._standing.items() if v)
+        for booking in bookings or ():
             if booking.standing:
                 standing[(booking.stan, booking.f7)].append(booking.amount_minor)
         end_states: dict[str, str] = {}

@@ -112,6 +112,7 @@ class BankSpec(_Table, frozen=True):
     verify_mac: bool = True
     processing_s: float = 0.2
     merchant_balance_minor: int = 0
+    retention_s: float = 86_400.0  # how long a closed batch's transactions are remembered
 
 
 class NetworkSpec(_Table, frozen=True):
@@ -189,6 +190,7 @@ class _Bank(_Table, frozen=True):
     verify_mac: bool = True
     processing_s: Seconds = 0.2
     merchant_balance: Money = "0.00"
+    retention_s: Seconds = 86_400.0
 
 
 class _Card(_Table, frozen=True):
@@ -551,6 +553,7 @@ def _build(raw: _Raw, path: str | None) -> Scenario:
         bank=BankSpec(
             duplicate_check=raw.bank.duplicate_check, verify_mac=raw.bank.verify_mac,
             processing_s=raw.bank.processing_s, merchant_balance_minor=merchant_balance,
+            retention_s=raw.bank.retention_s,
         ),
         network=raw.network, printer=raw.printer, merchant=raw.merchant,
         cards=cards, steps=steps, faults=faults,

@@ -349,6 +349,7 @@ class Terminal:
         if code == "00":
             for record in (*debits, *credits):
                 record.state = "settled"
+            self.journal.close_batch()
             self._done(step.id, "settle", "settled", code=code)
         elif code == "95":
             self._done(step.id, "settle", "out_of_balance", code=code)

@@ -72,6 +72,8 @@ class World:
         self.link = Link(self.env, self.rng, self.trace, scenario.network.latency_s,
                          scenario.network.jitter_s)
         self.acquirer = make_acquirer(scenario)
+        self.retired: list[Posting] = []  # what the bank forgot: still judged
+        self.acquirer.on_retire = self.retired.extend
         self.host = Host(self.env, self.trace, self.link, self.acquirer, scenario.start,
                          scenario.bank.processing_s)
         self.reader = CardReader(self.env, self.trace)
@@ -108,10 +110,10 @@ class World:
         for step, what in self.terminal.unresolved():
             self.trace.emit("terminal.unresolved", step=step, what=what)
         check_conserved(self.acquirer, total_before, scenario.name)
-        verdict = judge(step_views(scenario), self.trace.events,
-                        bookings_of(self.acquirer.ledger.postings))
+        postings = [*self.retired, *self.acquirer.ledger.postings]
+        verdict = judge(step_views(scenario), self.trace.events, bookings_of(postings))
         balances = self._balances()
-        rrns = {p.stan: p.rrn for p in self.acquirer.ledger.postings}
+        rrns = {p.stan: p.rrn for p in sorted(postings, key=lambda p: p.seq)}
         steps = tuple(
             StepResult(
                 id=s.id, do=s.do, amount_minor=s.amount_minor,
@@ -147,6 +149,7 @@ def make_acquirer(scenario: Scenario) -> Acquirer:
         merchant_id=scenario.merchant.merchant_id,
         duplicate_check=scenario.bank.duplicate_check,
         mac_key=MAC_KEY if scenario.bank.verify_mac else None,
+        retention_s=scenario.bank.retention_s,
     )
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pytest
 from hypothesis import given, settings
@@ -394,3 +394,84 @@ def test_corrupted_requests_never_crash(seed: int, nbytes: int, mti: str) -> Non
         answered = str(decode(reply.response)["t"])  # the corruption may change the MTI
         assert answered[2] in "13579"  # a response MTI: the request's function + 1
     assert host.total_minor() == total
+
+
+@settings(max_examples=150, deadline=None)
+@given(OPS)
+def test_open_batch_totals_are_the_standing_postings_since_the_last_close(
+    ops: list[tuple[str, int, int, str]],
+) -> None:
+    """The totals are kept as postings come and go; they equal a scan of the ledger."""
+    host = bank()
+    next_stan = 100
+    for op, stan, amount, pan in ops:
+        next_stan += 1
+        if op in ("sale", "repeat", "forced"):
+            host.handle(fin(stan, amount, pan), NOW)
+        elif op == "refund":
+            host.handle(fin(stan, amount, pan, proc="200000"), NOW)
+        elif op == "advice":
+            host.handle(fin(stan, amount, pan, mti="0220"), NOW)
+        elif op in ("reversal", "status"):
+            host.handle(orig("0400", next_stan, stan), NOW)
+        else:
+            host.handle(batch(next_stan, *host.host_totals(TID)), NOW)
+        mine = [p for p in host.ledger.postings
+                if p.batch == host.open_batch(TID) and not p.reversed]
+        credits = [p.amount_minor for p in mine if p.kind == "refund"]
+        debits = [p.amount_minor for p in mine if p.kind != "refund"]
+        assert host.host_totals(TID) == (len(credits), len(debits), sum(credits), sum(debits))
+
+
+# -- retention: what the host forgets, and when ------------------------------------------
+
+DAY = timedelta(days=1)
+
+
+def test_without_retention_nothing_is_forgotten() -> None:
+    host = bank()
+    host.handle(fin(1, 100), NOW)
+    host.handle(batch(2, 0, 1, 0, 100), NOW)
+    host.handle(fin(3, 100), NOW + 10 * DAY)
+    assert len(host.ledger.postings) == 2
+    assert host.handle(fin(1, 100, mti="0201"), NOW + 10 * DAY).duplicate
+
+
+def test_an_open_batch_is_kept_however_old() -> None:
+    host = bank(retention_s=60)
+    host.handle(fin(1, 100), NOW)
+    host.handle(fin(2, 200), NOW + 10 * DAY)
+    assert [p.stan for p in host.ledger.postings] == ["000001", "000002"]
+    assert host.handle(orig("0400", 3, 1), NOW + 10 * DAY).code == "00"  # still voidable
+
+
+def test_a_closed_batch_is_forgotten_after_retention() -> None:
+    told: list[list[object]] = []
+    host = bank(retention_s=3600, on_retire=told.append)
+    total = host.total_minor()
+    host.handle(fin(1, 100), NOW)
+    host.handle(fin(2, 50, BLOCKED), NOW)  # declined (05): remembered, then forgotten too
+    assert host.handle(batch(3, 0, 1, 0, 100), NOW).code == "00"
+    host.handle(fin(4, 300), NOW + timedelta(minutes=59))
+    assert host.handle(fin(1, 100, mti="0201"), NOW + timedelta(minutes=59)).duplicate
+    host.handle(fin(5, 300), NOW + timedelta(minutes=61))  # the close is an hour old
+    assert [p.stan for p in host.ledger.postings] == ["000004", "000005"]
+    assert [[p.stan for p in gone] for gone in told] == [["000001"]]  # type: ignore[attr-defined]
+    assert host.ledger.count == 3
+    assert host.total_minor() == total
+    assert host.balances()[ALICE] == 25_000 - 700
+    # the host no longer knows it: a status query finds nothing, a late copy posts again
+    assert host.handle(orig("0600", 6, 1), NOW + 2 * DAY).code == "25"
+    assert host.handle(orig("0600", 7, 2), NOW + 2 * DAY).code == "25"  # was 05
+    again = host.handle(fin(1, 100, mti="0201"), NOW + 2 * DAY)
+    assert (again.code, again.duplicate) == ("00", False)
+
+
+def test_retention_keeps_the_close_totals_of_the_open_batch() -> None:
+    host = bank(retention_s=0)
+    host.handle(fin(1, 100), NOW)
+    assert host.handle(batch(2, 0, 1, 0, 100), NOW).code == "00"
+    host.handle(fin(3, 250), NOW + DAY)
+    host.handle(fin(4, 40, proc="200000"), NOW + DAY)
+    assert host.host_totals(TID) == (1, 1, 40, 250)
+    assert host.handle(batch(5, 1, 1, 40, 250), NOW + DAY).code == "00"
