@@ -2,11 +2,11 @@
 
 For each N of ``--terminals`` (default 10, 100, 1000) it runs a fleet
 (emulator/fleet.py) of N terminals, each doing ``--sales`` sales (default 100)
-spread evenly over 24 simulated hours, robust profile, full fidelity, the
-trace streamed to a temporary file. Then it runs ``--length`` terminals
-(default 100) with 10x the sales, to see how memory grows with the length of
-the run. Every point runs in a fresh child process (``--one N S``) so its
-peak resident memory (ru_maxrss) is its own.
+spread evenly over a simulated business day and settling at its end, robust
+profile, full fidelity, the trace streamed to a temporary file. Then it runs
+``--length`` terminals (default 100) for 10 such days, to see how memory grows
+with the length of the run. Every point runs in a fresh child process
+(``--one N S DAYS``) so its peak resident memory (ru_maxrss) is its own.
 
 Prints per point: wall time (median of ``--runs`` fresh processes for points of
 at most 10,000 transactions, ``--large-runs`` above), transactions per second, peak
@@ -14,8 +14,9 @@ RSS and its growth over the child's RSS before the fleet was built, the trace
 file's size; then the growth ratios and a verdict per target: time per 10x
 terminals <= 13x (linear within 1.3x), time per 10x run length <= 13x, and
 memory flat in run length: peak RSS for 10x the run at most 1.3x. The bytes kept
-per extra transaction are printed too (the bank's books, the terminals' journals
-and the oracle's compact record; no trace events are kept).
+per extra transaction are printed too (what stays is the oracle's compact record
+per step; the terminals clear their journals at settlement, the bank forgets a
+closed batch after ``[bank] retention_s``, no trace events are kept).
 
     .venv/bin/python benchmarks/scale.py [--terminals 10,100,1000] [--sales 100]
         [--length 100] [--runs 3] [--large-runs 1]
@@ -43,6 +44,8 @@ from emulator.fleet import run_fleet
 from emulator.scenario import scenario_from_dict
 
 DAY_S = 86_400.0
+OPEN_S = 23 * 3600.0
+"""Sales happen in the first 23 hours of a day; the terminal settles half an hour later."""
 SMALL = 10_000
 """Points of at most this many transactions are short and noisy: run them ``--runs`` times."""
 TIME_TARGET = 13.0
@@ -52,14 +55,20 @@ FLAT_TARGET = 1.3
 record, the terminal's journal entry, the oracle's record. Events are not kept."""
 
 
-def day_of_sales(sales: int) -> dict[str, object]:
-    """``sales`` 1.00 sales on one shared card, evenly spread over a simulated day."""
+def day_of_sales(sales: int, days: int = 1) -> dict[str, object]:
+    """``sales`` 1.00 sales a day on one shared card, evenly spread over the business
+    day, and the day's settlement; ``days`` such days."""
+    steps: list[dict[str, object]] = []
+    for day in range(days):
+        start = day * DAY_S
+        steps += [{"do": "sale", "card": "c", "amount": "1.00",
+                   "at_s": start + i * OPEN_S / sales} for i in range(sales)]
+        steps.append({"do": "settle", "at_s": start + OPEN_S + 1800})
     return {
-        "format": 1, "name": f"scale: {sales} sales over a day",
-        "printer": {"paper_m": sales * 0.1 + 10},
+        "format": 1, "name": f"scale: {sales} sales a day, settled, {days} days",
+        "printer": {"paper_m": sales * days * 0.1 + 10},
         "cards": [{"id": "c", "pan": "4111111111111111", "balance": "100000000.00"}],
-        "steps": [{"do": "sale", "card": "c", "amount": "1.00", "at_s": i * DAY_S / sales}
-                  for i in range(sales)],
+        "steps": steps,
     }
 
 
@@ -69,10 +78,10 @@ def rss_kib() -> int:
     return peak // 1024 if sys.platform == "darwin" else peak
 
 
-def one(terminals: int, sales: int) -> dict[str, Any]:
+def one(terminals: int, sales: int, days: int = 1) -> dict[str, Any]:
     """Run one fleet in this process; what it measured, as a JSON-able dict."""
     run_fleet(scenario_from_dict(day_of_sales(1)), 1)  # warm up: lazy imports, caches
-    scenario = scenario_from_dict(day_of_sales(sales))
+    scenario = scenario_from_dict(day_of_sales(sales, days))
     base = rss_kib()
     with tempfile.TemporaryDirectory(prefix="posemu-scale-") as tmp:
         path = Path(tmp) / "fleet.jsonl"
@@ -82,25 +91,27 @@ def one(terminals: int, sales: int) -> dict[str, Any]:
             wall_s = time.perf_counter() - started
         trace_bytes = path.stat().st_size
     peak = rss_kib()
-    transactions = terminals * sales
-    if result.end_states != {"approved": transactions} or result.anomaly_total:
-        raise SystemExit(f"not every sale approved: {dict(result.end_states)}, "
+    transactions = terminals * sales * days
+    if (result.end_states != {"approved": transactions, "settled": terminals * days}
+            or result.anomaly_total):
+        raise SystemExit(f"not every sale approved and settled: {dict(result.end_states)}, "
                          f"{dict(result.anomaly_counts)}")
     return {
-        "terminals": terminals, "sales": sales, "transactions": transactions,
+        "terminals": terminals, "sales": sales, "days": days, "transactions": transactions,
         "events": result.events, "postings": result.postings, "wall_s": wall_s,
         "sim_time_s": result.sim_time_s, "base_rss_kib": base, "peak_rss_kib": peak,
         "trace_bytes": trace_bytes, "trace_sha256": result.trace_sha256,
     }
 
 
-def measure(terminals: int, sales: int, args: argparse.Namespace) -> dict[str, Any]:
+def measure(terminals: int, sales: int, args: argparse.Namespace,
+            days: int = 1) -> dict[str, Any]:
     """Fresh child processes of one point: median wall time, largest peak RSS."""
-    runs = args.runs if terminals * sales <= SMALL else args.large_runs
+    runs = args.runs if terminals * sales * days <= SMALL else args.large_runs
     rows = []
     for _ in range(runs):
         out = subprocess.run(
-            [sys.executable, __file__, "--one", str(terminals), str(sales)],
+            [sys.executable, __file__, "--one", str(terminals), str(sales), str(days)],
             check=True, capture_output=True, text=True,
         ).stdout
         rows.append(json.loads(out.strip().splitlines()[-1]))
@@ -116,7 +127,8 @@ def measure(terminals: int, sales: int, args: argparse.Namespace) -> dict[str, A
 
 def show(p: dict[str, Any]) -> str:
     grown = (p["peak_rss_kib"] - p["base_rss_kib"]) / 1024
-    return (f"{p['terminals']:>6} {p['sales']:>6} {p['transactions']:>9,} {p['events']:>11,} "
+    return (f"{p['terminals']:>6} {p['sales']:>6} {p['days']:>4} {p['transactions']:>9,} "
+            f"{p['events']:>11,} "
             f"{p['wall_s']:>8.1f} {p['transactions'] / p['wall_s']:>8,.0f} "
             f"{p['peak_rss_kib'] / 1024:>8.1f} {grown:>8.1f} "
             f"{grown * 2**20 / p['transactions']:>9,.0f} {p['trace_bytes'] / 2**20:>9.1f}")
@@ -133,12 +145,12 @@ def main(argv: Sequence[str] | None = None) -> None:
                         help="fleet sizes, comma-separated (default 10,100,1000)")
     parser.add_argument("--sales", type=int, default=100, help="sales per terminal (default 100)")
     parser.add_argument("--length", type=int, default=100,
-                        help="fleet size run again with 10x the sales (default 100; 0: skip)")
+                        help="fleet size run again for 10 days (default 100; 0: skip)")
     parser.add_argument("--runs", type=int, default=3, help=(
         f"fresh processes per point of at most {SMALL:,} transactions (default 3)"))
     parser.add_argument("--large-runs", type=int, default=1,
                         help="fresh processes per larger point (default 1)")
-    parser.add_argument("--one", nargs=2, type=int, metavar=("N", "SALES"),
+    parser.add_argument("--one", nargs=3, type=int, metavar=("N", "SALES", "DAYS"),
                         help="run one point in this process and print it as JSON")
     args = parser.parse_args(argv)
     if args.one:
@@ -153,9 +165,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(f"python {sys.version.split()[0]} {platform.python_implementation()}, "
           f"{platform.machine()}; runs per point (a fresh process each): {args.runs} up to "
           f"{SMALL:,} transactions, {args.large_runs} above; wall time is their median")
-    print(f"workload: robust profile, 1.00 sales spread evenly over {DAY_S / 3600:.0f} "
-          "simulated hours, one shared card, trace streamed to a temporary file")
-    print(f"{'N':>6} {'sales':>6} {'txns':>9} {'events':>11} {'wall s':>8} {'txn/s':>8} "
+    print(f"workload: robust profile, 1.00 sales spread evenly over {OPEN_S / 3600:.0f} "
+          "simulated hours, then the day's settlement; one shared card, trace streamed "
+          "to a temporary file")
+    print(f"{'N':>6} {'sales':>6} {'days':>4} {'txns':>9} {'events':>11} {'wall s':>8} "
+          f"{'txn/s':>8} "
           f"{'peak MiB':>8} {'grew MiB':>8} {'B/txn':>9} {'trace MiB':>9}")
     by_size = []
     for n in sizes:
@@ -167,7 +181,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         if short is None:
             short = measure(args.length, args.sales, args)
             print(show(short), flush=True)
-        longer = measure(args.length, args.sales * 10, args)
+        longer = measure(args.length, args.sales, args, days=10)
         print(show(longer), flush=True)
 
     verdicts = []
@@ -183,8 +197,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         grew_kib = longer["peak_rss_kib"] - short["peak_rss_kib"]
         more = longer["transactions"] - short["transactions"]
         per_txn = max(grew_kib, 0) * 1024 / more
-        print(f"run length x10 at {args.length} terminals ({short['sales']} -> "
-              f"{longer['sales']} sales each): wall time x{longer['wall_s'] / short['wall_s']:.2f}"
+        print(f"run length x10 at {args.length} terminals ({short['days']} -> "
+              f"{longer['days']} days of {short['sales']} sales): wall time "
+              f"x{longer['wall_s'] / short['wall_s']:.2f}"
               f", peak RSS {short['peak_rss_kib'] / 1024:.1f} -> "
               f"{longer['peak_rss_kib'] / 1024:.1f} MiB (x"
               f"{longer['peak_rss_kib'] / short['peak_rss_kib']:.2f}), {per_txn:,.0f} bytes "

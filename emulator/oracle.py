@@ -23,15 +23,23 @@ Refunds mirror sales (``duplicate_refund``, ``refund_shown_failed_but_credited``
 
 from __future__ import annotations
 
+import sys
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from emulator.money import format_minor
 from emulator.trace import Event
 
 _FINANCIAL = ("0200", "0201", "0220", "0221")
 _BANK = ("bank.posted", "bank.reversed")
+_Amounts = tuple[int, ...]
+
+
+def _key(stan: str, f7: str) -> str:
+    """A request's key, STAN then field 7, as one shared string (compact: a long run's
+    oracle keeps one per transaction)."""
+    return sys.intern(stan + f7)
 
 
 @dataclass(frozen=True)
@@ -66,7 +74,7 @@ class Finding:
 
 @dataclass(slots=True)
 class _Seen:
-    keys: list[tuple[str, str]] = field(default_factory=list)
+    keys: tuple[str, ...] = ()  # _key(stan, f7) of its financial requests
     shown: str | None = None
     shown_minor: int | None = None
     code: str = ""
@@ -119,7 +127,7 @@ class Observer:
         self.keep_receipts = keep_receipts
         self._seen: dict[str, _Seen] = defaultdict(_Seen)
         self._voided: set[str] = set()
-        self._standing: dict[tuple[str, str], list[int]] = {}
+        self._standing: dict[str, _Amounts] = {}
 
     def __len__(self) -> int:
         """How many steps it holds a record for."""
@@ -130,11 +138,13 @@ class Observer:
         name = event.name
         if name in _BANK:
             f = event.fields
-            amounts = self._standing.setdefault((f["stan"], f["f7"]), [])
+            key = _key(f["stan"], f["f7"])
+            amounts = list(self._standing.get(key, ()))
             if name == "bank.posted":
                 amounts.append(f["amount_minor"])
             else:
                 amounts.remove(f["amount_minor"])
+            self._standing[key] = tuple(amounts)
         else:
             _observe(event, self._seen, self._voided, self.keep_receipts)
 
@@ -145,12 +155,13 @@ class Observer:
         steps = list(steps)
         seen = self._seen
         voided = self._voided
-        standing: dict[tuple[str, str], list[int]] = defaultdict(list)
+        standing: dict[str, _Amounts] = {}
         if bookings is None:
-            standing.update((k, v) for k, v in self._standing.items() if v)
+            standing = self._standing
         for booking in bookings or ():
             if booking.standing:
-                standing[(booking.stan, booking.f7)].append(booking.amount_minor)
+                key = _key(booking.stan, booking.f7)
+                standing[key] = (*standing.get(key, ()), booking.amount_minor)
         end_states: dict[str, str] = {}
         findings: list[Finding] = []
         for step in steps:
@@ -161,7 +172,7 @@ class Observer:
             end_states=end_states,
             anomalies=tuple(findings),
             receipts={s.id: seen[s.id].receipt for s in steps},
-            stans={s.id: seen[s.id].keys[0][0] if seen[s.id].keys else "" for s in steps},
+            stans={s.id: seen[s.id].keys[0][:6] if seen[s.id].keys else "" for s in steps},
         )
 
 
@@ -173,9 +184,9 @@ def _observe(
     if name == "terminal.request_sent":
         view = seen[f["step"]]
         if f.get("mti") in _FINANCIAL:
-            key = (f["stan"], f["f7"])
+            key = _key(f["stan"], f["f7"])
             if key not in view.keys:
-                view.keys.append(key)
+                view.keys = (*view.keys, key)
         view.online = True
     elif name == "terminal.reversal_sent":
         seen[f["step"]].online = True
@@ -201,13 +212,13 @@ def _observe(
 
 def _judge_step(
     step: StepView, view: _Seen, seen: dict[str, _Seen],
-    standing: dict[tuple[str, str], list[int]], voided: set[str],
+    standing: dict[str, _Amounts], voided: set[str],
 ) -> tuple[str, list[Finding]]:
     if step.do in ("sale", "refund"):
         return _judge_money(step, view, standing, voided)
     if step.do == "void":
         target = step.target or ""
-        moved = [a for k in seen[target].keys for a in standing.get(k, [])]
+        moved = [a for k in seen[target].keys for a in standing.get(k, ())]
         if view.shown in ("voided", "void_pending") and moved:
             if view.owed:
                 return _flag("in_doubt", step, "the void was never delivered")
@@ -227,10 +238,10 @@ def _judge_step(
 
 
 def _judge_money(
-    step: StepView, view: _Seen, standing: dict[tuple[str, str], list[int]], voided: set[str],
+    step: StepView, view: _Seen, standing: dict[str, _Amounts], voided: set[str],
 ) -> tuple[str, list[Finding]]:
     sale = step.do == "sale"
-    moved = [a for k in view.keys for a in standing.get(k, [])]
+    moved = [a for k in view.keys for a in standing.get(k, ())]
     total = sum(moved)
     found: list[Finding] = []
     if len(moved) > 1:

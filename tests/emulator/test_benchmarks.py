@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import coldstart, fresh, profile_sales, throughput
+from benchmarks import coldstart, fresh, profile_sales, scale, throughput
 from benchmarks.reference import reference_rates, run_reference
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -85,7 +85,21 @@ def test_coldstart(capsys: pytest.CaptureFixture[str]) -> None:
     assert "hypothesis" not in heavy[1]  # only posemu fuzz may load it
 
 
-@pytest.mark.parametrize("script", ["throughput", "fresh", "coldstart"])
+def test_scale_days_settle_and_are_all_approved() -> None:
+    point = scale.one(2, 3, 2)  # one() checks every sale approved and every day settled
+    assert (point["transactions"], point["days"]) == (12, 2)
+    assert point["postings"] == 12
+    assert point["peak_rss_kib"] >= point["base_rss_kib"] > 0
+
+
+def test_scale(capsys: pytest.CaptureFixture[str]) -> None:
+    scale.main(["--terminals", "1,2", "--sales", "2", "--length", "1", "--runs", "1"])
+    out = capsys.readouterr().out
+    assert len(VERDICT.findall(out)) == 3, out
+    assert "run length x10 at 1 terminals (1 -> 10 days of 2 sales)" in out
+
+
+@pytest.mark.parametrize("script", ["throughput", "fresh", "coldstart", "scale"])
 def test_help_runs_as_a_script_from_the_repo_root(script: str) -> None:
     proc = subprocess.run([sys.executable, f"benchmarks/{script}.py", "--help"], cwd=ROOT,
                           capture_output=True, text=True, check=False, timeout=60)
