@@ -37,6 +37,11 @@ _CODE_PAGES: dict[int, str] = {
     39: "iso8859_2", 40: "iso8859_15", 45: "cp1250", 46: "cp1251", 47: "cp1253",
     48: "cp1254", 49: "cp1255", 50: "cp1256", 51: "cp1257", 52: "cp1258",
 }
+_PRINTABLE_ASCII = bytes(range(0x20, 0x80))
+# Code pages that read printable ASCII as ASCII (not cp864): their ASCII text decodes fast.
+_ASCII_PAGES = frozenset(
+    c for c in ("cp437", *_CODE_PAGES.values())
+    if _PRINTABLE_ASCII.decode(c) == _PRINTABLE_ASCII.decode("ascii"))
 
 
 def _u16(args: bytes, i: int) -> int:
@@ -245,6 +250,11 @@ class Interpreter:
         """Text received but not printed yet (no LF so far)."""
         return "".join(self._parts)
 
+    def _decode(self, text: bytes) -> str:
+        if text.isascii() and self.codec in _ASCII_PAGES:
+            return text.decode("ascii")  # the same, several times faster
+        return text.decode(self.codec, "replace")
+
     def _line(self, dots: int | None = None) -> _Event:
         event = _Event("line", "".join(self._parts),
                        self.spacing * self._line_height if dots is None else dots)
@@ -255,7 +265,7 @@ class Interpreter:
         """Yield the events of ``data`` in order (lazily: callers may act between them)."""
         for token, end in self.tokens.feed(data):
             if isinstance(token, bytes):
-                self._parts.append(token.decode(self.codec, "replace"))
+                self._parts.append(self._decode(token))
                 self._line_height = max(self._line_height, self.height)
                 yield _DATA
             elif isinstance(token, int):

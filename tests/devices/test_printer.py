@@ -325,7 +325,8 @@ def test_decode_text_prints_lines_and_marks_cuts() -> None:
 
 @pytest.mark.parametrize(
     ("page", "byte", "char"),
-    [(0, 0x82, "é"), (16, 0x80, "€"), (19, 0xD5, "€"), (99, 0x82, "é")],
+    [(0, 0x82, "é"), (16, 0x80, "€"), (19, 0xD5, "€"), (99, 0x82, "é"),
+     (37, 0x25, "\u066a")],  # cp864 reads even ASCII "%" its own way
 )
 def test_decode_text_uses_the_selected_code_page(page: int, byte: int, char: str) -> None:
     assert decode_text(bytes((0x1B, 0x74, page, byte, 0x0A))) == char
