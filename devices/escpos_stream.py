@@ -7,6 +7,11 @@ layout). Binary payloads (images, QR data, barcodes, tab stops) are skipped by l
 ``DLE`` command is read as its two bytes and has no effect. ``Interpreter`` keeps the print
 modes and the line being composed and turns tokens into events; ``decode_text`` and
 ``segments`` are pure helpers over both. The default line spacing is 30 dots (3.75 mm).
+
+A caller that will not act between a piece's events can take it without the tokenizer: a
+plain line of text (``plain_line``, ``take_line``), or a short piece read before from the same
+modes, which ``run(..., remember=True)`` keeps in a bounded module-level memo (``recall``, then
+``replay`` or ``settle``). Receipts repeat most of their lines.
 """
 
 from __future__ import annotations
@@ -123,6 +128,10 @@ class _Tokenizer:
         twin._head = bytearray(self._head)
         return twin
 
+    def skip(self, n: int) -> None:
+        """Count ``n`` bytes read elsewhere, between tokens."""
+        self._offset += n
+
     @property
     def idle(self) -> bool:
         """True between tokens (no command half read)."""
@@ -213,6 +222,36 @@ class _Event(NamedTuple):
 _DATA = _Event("data")
 _SAID_DATA = (_DATA,)
 _RESET = _Event("reset")
+_PRINTS_LINES = frozenset(("data", "line"))
+_PAPER_EVENTS = frozenset(("line", "feed", "cut"))
+_PLAIN_LINE = re.compile(rb"[\x20-\xff]*\n")  # text then LF: no command to read
+
+# codec, spacing, height, barcode_dots, the line's height and parts
+_Modes: TypeAlias = tuple[str, int, int, int, int, tuple[str, ...]]
+
+
+class Replay(NamedTuple):
+    """What a piece of bytes does from given modes and line, read from between commands."""
+
+    events: tuple[_Event, ...]
+    moved: tuple[int, ...]  # paper movements read in the piece up to each event
+    moves: int              # paper movements read in the whole piece
+    move_end: int           # where the last one ended in the piece
+    dots: int               # paper its line, feed and cut events move
+    lines: tuple[tuple[str, int], ...] | None  # (text, dots) per line if it only prints text
+    after: _Modes           # modes and line afterwards
+
+
+MEMO_LIMIT = 4096  # pieces remembered; the memo is emptied when full (memory stays flat)
+_MEMO_BYTES, _MEMO_EVENTS = 256, 16  # longer pieces are not remembered
+_MEMO: dict[tuple[object, ...], Replay] = {}
+
+
+def _remember(key: tuple[object, ...], memo: Replay) -> Replay:
+    if len(_MEMO) >= MEMO_LIMIT:
+        _MEMO.clear()
+    _MEMO[key] = memo
+    return memo
 
 
 class Interpreter:
@@ -222,15 +261,21 @@ class Interpreter:
         self.tokens = _Tokenizer()
         self.moves = 0      # paper movements (LF, FF, ESC d/J, GS V/v/k) read so far
         self.move_end = 0   # where the last one ended in the data of the last run
-        self.reset()
+        self._touched = False  # drop_line or reset called during a run
+        self._defaults()
 
     def reset(self) -> None:
         """ESC @ / power on: modes back to their defaults, the print buffer cleared."""
+        self._defaults()
+        self._touched = True
+
+    def _defaults(self) -> None:
         self.codec = "cp437"
         self.spacing = DEFAULT_SPACING
         self.height = 1
         self.barcode_dots = 162
-        self.drop_line()
+        self._parts: list[str] = []
+        self._line_height = 1
 
     def copy(self) -> Interpreter:
         """An independent copy (modes, the line being composed, the tokenizer)."""
@@ -242,8 +287,9 @@ class Interpreter:
 
     def drop_line(self) -> None:
         """Discard the line being composed."""
-        self._parts: list[str] = []
+        self._parts = []
         self._line_height = 1
+        self._touched = True
 
     @property
     def pending(self) -> str:
@@ -258,11 +304,91 @@ class Interpreter:
     def _line(self, dots: int | None = None) -> _Event:
         event = _Event("line", "".join(self._parts),
                        self.spacing * self._line_height if dots is None else dots)
-        self.drop_line()
+        self._parts = []
+        self._line_height = 1
         return event
 
-    def run(self, data: bytes) -> Iterator[_Event]:
-        """Yield the events of ``data`` in order (lazily: callers may act between them)."""
+    def _modes(self) -> _Modes:
+        return (self.codec, self.spacing, self.height, self.barcode_dots, self._line_height,
+                tuple(self._parts))
+
+    def _key(self, data: bytes) -> tuple[object, ...]:
+        return (data, self.codec, self.spacing, self.height, self.barcode_dots,
+                self._line_height, *self._parts)
+
+    def plain_line(self, data: bytes) -> tuple[str, int] | None:
+        """The text and dots of the line ``data`` prints if it is plain text then LF, read
+        from between commands (``take_line`` reads it so); else None."""
+        if not (self.tokens.idle and _PLAIN_LINE.fullmatch(data)):
+            return None
+        if len(data) == 1:
+            return "".join(self._parts), self.spacing * self._line_height
+        return ("".join(self._parts) + self._decode(data[:-1]),
+                self.spacing * max(self._line_height, self.height))
+
+    def take_line(self, data: bytes, base: int = 0) -> None:
+        """Read ``data``, a plain line (see ``plain_line``), without yielding its events."""
+        self.moves += 1
+        self.move_end = base + len(data)
+        self._parts = []
+        self._line_height = 1
+        self.tokens.skip(len(data))
+
+    def recall(self, data: bytes) -> Replay | None:
+        """What ``data`` did when ``run`` last read and remembered it from the present modes
+        and line; None if it did not, or a command is half read."""
+        return _MEMO.get(self._key(data)) if self.tokens.idle else None
+
+    def settle(self, memo: Replay, data: bytes, base: int = 0) -> None:
+        """Take the state ``data`` leaves (``memo`` is ``recall(data)``) without its events;
+        ``base``: where ``data`` starts in the bytes ``move_end`` counts in."""
+        self.moves += memo.moves
+        if memo.moves:
+            self.move_end = base + memo.move_end
+        (self.codec, self.spacing, self.height, self.barcode_dots, self._line_height,
+         parts) = memo.after
+        self._parts = list(parts)
+        self.tokens.skip(len(data))
+
+    def replay(self, memo: Replay, data: bytes, base: int = 0) -> Iterator[_Event]:
+        """Yield the events of ``data`` from ``memo`` (``recall(data)``) as ``run`` would,
+        with ``moves`` current at each. The rest of the state is taken after the last one:
+        the caller must not act on the interpreter (``drop_line``, ``reset``) meanwhile."""
+        moves = self.moves
+        for event, moved in zip(memo.events, memo.moved, strict=True):
+            self.moves = moves + moved
+            yield event
+        self.moves = moves
+        self.settle(memo, data, base)
+
+    def run(self, data: bytes, base: int = 0, *, remember: bool = False) -> Iterator[_Event]:
+        """Yield the events of ``data`` in order (lazily: callers may act between them).
+
+        ``base``: where ``data`` starts in the bytes ``move_end`` counts in. ``remember``:
+        keep what ``data`` did for ``recall`` when it starts and ends between commands, is
+        short, and the caller did not call ``drop_line`` or ``reset`` meanwhile.
+        """
+        if not (remember and self.tokens.idle and len(data) <= _MEMO_BYTES):
+            yield from self._run(data, base)
+            return
+        key, moves, self._touched = self._key(data), self.moves, False
+        events: list[_Event] = []
+        moved: list[int] = []
+        for event in self._run(data, base):
+            events.append(event)
+            moved.append(self.moves - moves)
+            yield event
+        if self._touched or not self.tokens.idle or len(events) > _MEMO_EVENTS:
+            return
+        prints = all(e.kind in _PRINTS_LINES for e in events)
+        _remember(key, Replay(
+            tuple(events), tuple(moved), self.moves - moves,
+            self.move_end - base if self.moves > moves else 0,
+            sum(e.n for e in events if e.kind in _PAPER_EVENTS),
+            tuple((e.text, e.n) for e in events if e.kind == "line") if prints else None,
+            self._modes()))
+
+    def _run(self, data: bytes, base: int) -> Iterator[_Event]:
         for token, end in self.tokens.feed(data):
             if isinstance(token, bytes):
                 self._parts.append(self._decode(token))
@@ -271,7 +397,7 @@ class Interpreter:
             elif isinstance(token, int):
                 if token in (LF, FF):
                     self.moves += 1
-                    self.move_end = end
+                    self.move_end = base + end
                     yield self._line()
                 elif token == HT:
                     self._parts.append("\t")
@@ -279,13 +405,13 @@ class Interpreter:
             else:
                 if token.key in _PAPER_KEYS:
                     self.moves += 1
-                    self.move_end = end
+                    self.move_end = base + end
                 yield from self._command(token.key, token.args)
 
     def _command(self, key: bytes, args: bytes) -> tuple[_Event, ...]:
         match key:
             case b"\x1b@":
-                self.reset()
+                self._defaults()
                 return (_RESET,)
             case b"\x1bt":
                 self.codec = _CODE_PAGES.get(args[0], "cp437")

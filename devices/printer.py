@@ -8,10 +8,11 @@ re-exported here). Units: 8 dots per mm.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TypeAlias
 
-from devices.escpos_stream import CUT_MARK, Interpreter, decode_text, segments
+from devices.escpos_stream import CUT_MARK, Interpreter, _Event, decode_text, segments
 
 __all__ = ["CONDITIONS", "CUT_MARK", "DOTS_PER_MM", "JobDone", "JobFailed", "LinePrinted",
            "Output", "PrinterCore", "StatusBack", "StatusReply", "decode_text", "segments"]
@@ -208,16 +209,53 @@ class PrinterCore:
         return out
 
     def feed(self, data: bytes) -> list[Output]:
-        """Receive bytes (any piece of a stream); returns the outputs in order."""
+        """Receive bytes (any piece of a stream); returns the outputs in order.
+
+        The bytes are read a line (through LF) at a time. A line of plain text, or one the
+        interpreter remembers from the same modes (``Interpreter.recall``), is taken without
+        being read again when nothing in it can be refused or reported (online, no failed
+        job being dropped, paper for all of it, no status back): then nothing here acts on
+        the interpreter between its events.
+        """
         out: list[Output] = []
         if self._off:
             return out
         interp = self._interp
-        for ev in interp.run(data):
+        start, size = 0, len(data)
+        while start < size:
+            stop = data.find(b"\n", start) + 1 or size
+            piece = data if stop - start == size else data[start:stop]
+            line = interp.plain_line(piece)
+            if line is not None:
+                if self._steady(line[1]):
+                    interp.take_line(piece, start)
+                    self._print_lines((line,), line[1], out)
+                else:
+                    self._take(interp.run(piece, start), out)
+            else:
+                memo = interp.recall(piece)
+                if memo is None:
+                    self._take(interp.run(piece, start, remember=True), out)
+                elif not self._steady(memo.dots):
+                    self._take(interp.run(piece, start), out)
+                elif memo.lines is None:
+                    self._take(interp.replay(memo, piece, start), out)
+                else:
+                    interp.settle(memo, piece, start)
+                    if memo.events:
+                        self._print_lines(memo.lines, memo.dots, out)
+            start = stop
+        return out
+
+    # -- internals --------------------------------------------------------------------
+
+    def _take(self, events: Iterator[_Event], out: list[Output]) -> None:
+        """Act on the interpreter's events in turn."""
+        for ev in events:
             kind = ev.kind
             if kind in _PRINTING:  # most events: checked first
                 if not self._accepts_print(out):
-                    interp.drop_line()
+                    self._interp.drop_line()
                 elif kind == "line":
                     self._print(ev.text, ev.n, out)
                 elif kind == "feed":
@@ -234,9 +272,23 @@ class PrinterCore:
                 self._discarding = False
             elif kind == "cut":
                 self._cut(ev.n, out)
-        return out
 
-    # -- internals --------------------------------------------------------------------
+    def _steady(self, dots: int) -> bool:
+        """Nothing can refuse or report print data moving ``dots`` of paper: printing it
+        changes nothing but the paper left and the job."""
+        return not (self._discarding or self._jam or self._cover_open or self._asb
+                    or self._paper_dots <= dots)
+
+    def _print_lines(self, lines: tuple[tuple[str, int], ...], dots: int,
+                     out: list[Output]) -> None:
+        """What ``_take`` does with print data and lines moving ``dots`` when steady."""
+        self._paper_dots -= dots
+        job = self._job
+        if job is None:
+            job = self._job = []
+        for text, n in lines:
+            job.append(text)
+            out.append(LinePrinted(text, n))
 
     def _accepts_print(self, out: list[Output]) -> bool:
         if self._discarding:

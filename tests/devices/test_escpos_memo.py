@@ -1,0 +1,223 @@
+"""The ESC/POS memo: taking a piece from it does exactly what reading the piece does.
+
+The reference is the printer core before the memo: the interpreter's lazy ``run`` over the
+whole of each fed piece, every event acted on in turn (``PrinterCore._take``).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from devices import escpos_stream
+from devices.escpos_stream import Interpreter
+from devices.printer import (
+    CONDITIONS,
+    JobDone,
+    JobFailed,
+    LinePrinted,
+    Output,
+    PrinterCore,
+    StatusBack,
+    StatusReply,
+)
+
+
+def reference_feed(core: PrinterCore, data: bytes) -> list[Output]:
+    """``PrinterCore.feed`` without the memo: one lazy run over all of ``data``."""
+    out: list[Output] = []
+    if not core._off:
+        core._take(core._interp.run(data), out)
+    return out
+
+
+def seen(core: PrinterCore) -> tuple[Any, ...]:
+    """Everything observable about a core, its interpreter included."""
+    interp = core._interp
+    half_read = None if interp.tokens.idle else interp.tokens.start
+    return (core.state, core.paper_m, core.moves, core.move_end, core.between_commands,
+            core.job_active, core.asb_enabled, interp.pending, interp.codec, interp.spacing,
+            interp.height, interp.barcode_dots, half_read)
+
+
+def both(stream: list[bytes], paper_m: float = 20.0) -> list[list[Output]]:
+    """Feed the pieces to a core with the memo and to the reference; they must agree."""
+    core, ref = PrinterCore(paper_m=paper_m), PrinterCore(paper_m=paper_m)
+    outs = []
+    for piece in stream:
+        out = core.feed(piece)
+        assert out == reference_feed(ref, piece), piece
+        assert seen(core) == seen(ref), piece
+        outs.append(out)
+    return outs
+
+
+@pytest.fixture
+def fresh_memo(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An empty memo for this test (the shared one is left as it was)."""
+    monkeypatch.setattr(escpos_stream, "_MEMO", {})
+
+
+@pytest.fixture
+def reads(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    """The pieces the interpreter actually reads (not taken from the memo)."""
+    read: list[bytes] = []
+    real = Interpreter._run
+
+    def counting(interp: Interpreter, data: bytes, base: int) -> Iterator[Any]:
+        read.append(data)
+        return real(interp, data, base)
+
+    monkeypatch.setattr(Interpreter, "_run", counting)
+    return read
+
+
+# -- random streams, random pieces, faults -------------------------------------------------
+
+_FRAGMENTS = [
+    b"ab", b"TOTAL       1.00", b"50%", b"\xe9\x80 caf\x82", b" ", b"\n", b"\n", b"\n", b"\x0c",
+    b"\t", b"\r", b"\x00", b"\x1b@", b"\x1bE\x01", b"\x1ba\x01", b"\x1b!\x00", b"\x1b!\x10",
+    b"\x1b!\x20", b"\x1b!\n", b"\x1d!\x11", b"\x1d!\n", b"\x1bt\x00", b"\x1bt\x10", b"\x1bt%",
+    b"\x1bt\n", b"\x1b3\n", b"\x1b3@", b"\x1b2", b"\x1bd\x00", b"\x1bd\x03", b"\x1bd\n",
+    b"\x1bJ\x00", b"\x1bJ\n", b"\x1dV\x00", b"\x1dVA\n", b"\x1dh\n", b"\x1dk\x04A\nB\x00",
+    b"\x1dkI\x03\n\x10\x04", b"\x1dv0\x00\x01\x00\x02\x00\n\n", b"\x1bD\n\x14\x00",
+    b"\x10\x04\x01", b"\x10\x04\x04", b"\x1da\xff", b"\x1da\x00", b"\x1b\xff",
+    b"\x1d(k\x03\x001Q0", b"\x1b*\x00\x02\x00\n\n",
+]
+
+_fragment = st.sampled_from(_FRAGMENTS)
+_line = st.lists(st.one_of(_fragment, _fragment, _fragment, st.binary(max_size=6)),
+                 max_size=6).map(lambda parts: b"".join(parts) + b"\n")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_line, min_size=1, max_size=6), st.lists(st.integers(0, 5), max_size=40),
+       st.lists(st.integers(0, 4000), max_size=10),
+       st.lists(st.tuples(st.integers(0, 10), st.sampled_from(CONDITIONS), st.booleans()),
+                max_size=4),
+       st.sampled_from([(20.0, 0.5), (20.0, 19.99), (0.1, 0.09), (0.02, 0.5)]))
+def test_memo_gives_what_reading_gives(
+    lines: list[bytes], order: list[int], cuts: list[int],
+    faults: list[tuple[int, str, bool]], roll: tuple[float, float],
+) -> None:
+    stream = b"".join(lines[i % len(lines)] for i in order)  # lines repeat: memo hits
+    bounds = [0, *sorted(c % (len(stream) + 1) for c in cuts), len(stream)]
+    core, ref = PrinterCore(*roll), PrinterCore(*roll)  # some reach the near end
+    for i, (a, b) in enumerate(itertools.pairwise(bounds)):
+        for when, name, active in faults:
+            if when == i:
+                assert core.set_condition(name, active) == ref.set_condition(name, active)
+        assert core.feed(stream[a:b]) == reference_feed(ref, stream[a:b])
+        assert seen(core) == seen(ref)
+
+
+# -- what the memo must get right ----------------------------------------------------------
+
+
+def test_a_repeated_receipt_is_not_read_again(reads: list[bytes]) -> None:
+    receipt = (b"\x1b@\x1bE\x01\x1ba\x01SHOP\n\x1bE\x00TID 1\n\n\x1b!\x10TOTAL\n"
+               b"\x1b!\x00\x1ba\x00STAN 000001\n\x1bd\x03\x1dV\x00")
+    outs = both([receipt] * 3)
+    assert outs[0][:-1] == outs[1][:-1] == outs[2][:-1]
+    assert [o.moves for o in (outs[0][-1], outs[1][-1]) if isinstance(o, JobDone)] == [7, 14]
+    reads.clear()
+    core = PrinterCore()
+    core.feed(receipt)
+    assert core.feed(receipt) == outs[1]
+    assert reads == []
+
+
+def test_a_line_feed_as_a_command_argument() -> None:
+    stream = b"a\x1bd\nb\x1b3\nc\n\x1bJ\n\x1b!\nd\n\x1b2"  # ESC d/3/J/! 10, ESC 2
+    outs = both([stream] * 3)
+    assert outs[0] == outs[1] == outs[2]
+    assert outs[0][:10] == [LinePrinted("a", 30)] + [LinePrinted("", 30)] * 9
+    assert outs[0][10:] == [LinePrinted("bc", 10), LinePrinted("d", 10)]
+
+
+@pytest.mark.usefixtures("fresh_memo")
+def test_a_payload_with_line_feeds_is_never_remembered_in_halves() -> None:
+    stream = b"x\n\x1dk\x04AB\nC\x00after\n\x1bD\n\x14\x00tab\n"
+    outs = both([stream] * 2)
+    assert outs[0] == outs[1]
+    assert [o.text for o in outs[0] if isinstance(o, LinePrinted)] == ["x", "after", "tab"]
+    halves = (b"\x1dk\x04AB\n", b"C\x00after\n", b"\x1bD\n", b"\x14\x00tab\n")
+    assert not [key for key in escpos_stream._MEMO if key[0] in halves]
+
+
+def test_a_reset_inside_a_piece() -> None:
+    outs = both([b"one\nhalf", b"x\x1b@y\n\x1dV\x00"] * 2)
+    assert outs[1][:2] == outs[3][:2] == [JobFailed("one", "reset"), LinePrinted("y", 30)]
+
+
+def test_the_same_bytes_in_other_modes_do_other_things() -> None:
+    outs = both([b"big\n\x82\n", b"\x1b!\x10\x1bt\x10", b"big\n\x82\n", b"half ", b"big\n",
+                 b"\x1b!\x00big", b"\n", b"\x1b!\x10big\x1b!\x00", b"\n",
+                 b"\x1b!\x10big\x1b!\x00", b" more\n"])
+    assert outs[0] == [LinePrinted("big", 30), LinePrinted("é", 30)]
+    assert outs[2] == [LinePrinted("big", 60), LinePrinted("\u201a", 60)]
+    assert outs[4] == [LinePrinted("half big", 60)]
+    assert outs[6] == [LinePrinted("big", 30)]
+    assert outs[8] == [LinePrinted("big", 60)]  # the line is as tall as its tallest text
+    assert outs[10] == [LinePrinted("big more", 60)]
+
+
+def test_paper_running_out_in_a_remembered_line() -> None:
+    line = b"\x1bE\x01a long line\n"
+    both([line] * 3)  # remembered
+    outs = both([b"x\n", line, line], paper_m=1.5 * 30 / 8000)
+    assert outs[1] == [JobFailed("x", "paper_out")]
+
+
+def test_faults_between_remembered_lines() -> None:
+    lines = [b"\x1bE\x01head\n", b"plain\n", b"\x1dV\x00"]
+    both(lines * 2)
+    for fault in ("jam", "cover_open", "paper_out", "off"):
+        core, ref = PrinterCore(), PrinterCore()
+        for i, piece in enumerate(lines * 3):
+            if i in (1, 4):
+                assert core.set_condition(fault, i == 1) == ref.set_condition(fault, i == 1)
+            assert core.feed(piece) == reference_feed(ref, piece)
+            assert seen(core) == seen(ref)
+
+
+def test_status_back_and_queries_inside_remembered_lines() -> None:
+    stream = b"\x1da\xff\x1b@text\n" + b"plain\n" * 3 + b"\x10\x04\x04more\n\x1dV\x00"
+    outs = both([stream] * 4, paper_m=(4000 + 190) / 8000)  # near end at the 7th line
+    assert [i for i, out in enumerate(outs) for o in out if isinstance(o, StatusBack)] == [
+        0, 1, 1, 2, 3]
+    assert outs[1][3] == StatusBack(bytes((0x10, 0, 0x03, 0)))
+    assert [o for o in outs[1] if isinstance(o, StatusReply)] == [StatusReply(0x1E)]
+
+
+@pytest.mark.usefixtures("fresh_memo")
+def test_a_run_the_caller_acted_in_is_not_remembered() -> None:
+    piece = b"\x1bE\x01ab\n"
+    interp = Interpreter()
+    events = interp.run(piece, remember=True)
+    next(events)
+    interp.drop_line()
+    assert [e.text for e in events] == [""]
+    assert Interpreter().recall(piece) is None
+    list(Interpreter().run(piece, remember=True))
+    memo = Interpreter().recall(piece)
+    assert memo is not None
+    assert memo.lines == (("ab", 30),)
+
+
+@pytest.mark.usefixtures("fresh_memo")
+def test_the_memo_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(escpos_stream, "MEMO_LIMIT", 8)
+    core = PrinterCore()
+    for i in range(100):
+        core.feed(b"\x1bE\x01line %d\n" % i)
+        core.feed(b"plain %d\n" % i)
+        assert len(escpos_stream._MEMO) <= 8
+    escpos_stream._MEMO.clear()
+    PrinterCore().feed(b"x" * 10_000 + b"\n" + b"\x1bE\x01" * 1000 + b"\n")
+    assert not escpos_stream._MEMO
