@@ -108,8 +108,18 @@ class _Cmd(NamedTuple):
 _Token: TypeAlias = bytes | int | _Cmd  # text run | control byte | command
 
 
+def _copy_slots(source: object, target: object) -> None:
+    """Copy every slot; slots instead of ``__dict__`` keep attribute access fast (CPython
+    slows down every access to an instance once its ``__dict__`` has been read)."""
+    for name in type(source).__slots__:  # type: ignore[attr-defined]
+        setattr(target, name, getattr(source, name))
+
+
 class _Tokenizer:
     """Incremental ESC/POS tokenizer: keeps partial command state between ``feed`` calls."""
+
+    __slots__ = ("_extended", "_head", "_layout", "_offset", "_pending", "_skip", "_to_nul",
+                 "_want", "start")
 
     def __init__(self) -> None:
         self._head = bytearray()       # prefix + args of the command being read
@@ -124,7 +134,7 @@ class _Tokenizer:
 
     def copy(self) -> _Tokenizer:
         twin = _Tokenizer.__new__(_Tokenizer)
-        twin.__dict__.update(self.__dict__)
+        _copy_slots(self, twin)
         twin._head = bytearray(self._head)
         return twin
 
@@ -257,6 +267,9 @@ def _remember(key: tuple[object, ...], memo: Replay) -> Replay:
 class Interpreter:
     """Print modes plus the line being composed; turns bytes into ``_Event``s."""
 
+    __slots__ = ("_line_height", "_parts", "_touched", "barcode_dots", "codec", "height",
+                 "move_end", "moves", "spacing", "tokens")
+
     def __init__(self) -> None:
         self.tokens = _Tokenizer()
         self.moves = 0      # paper movements (LF, FF, ESC d/J, GS V/v/k) read so far
@@ -280,7 +293,7 @@ class Interpreter:
     def copy(self) -> Interpreter:
         """An independent copy (modes, the line being composed, the tokenizer)."""
         twin = Interpreter.__new__(Interpreter)
-        twin.__dict__.update(self.__dict__)
+        _copy_slots(self, twin)
         twin._parts = list(self._parts)
         twin.tokens = self.tokens.copy()
         return twin

@@ -12,7 +12,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TypeAlias
 
-from devices.escpos_stream import CUT_MARK, Interpreter, _Event, decode_text, segments
+from devices.escpos_stream import (
+    CUT_MARK,
+    Interpreter,
+    _copy_slots,
+    _Event,
+    decode_text,
+    segments,
+)
 
 __all__ = ["CONDITIONS", "CUT_MARK", "DOTS_PER_MM", "JobDone", "JobFailed", "LinePrinted",
            "Output", "PrinterCore", "StatusBack", "StatusReply", "decode_text", "segments"]
@@ -70,6 +77,9 @@ class PrinterCore:
     switching off is a power cycle (modes, partial commands and ASB are reset).
     A jam recovers as soon as it is cleared; DLE ENQ 1/2 is accepted and changes nothing.
     """
+
+    __slots__ = ("_asb", "_cover_open", "_discarding", "_interp", "_jam", "_job", "_last_asb",
+                 "_low", "_near_end_dots", "_off", "_paper_dots", "_roll_dots")
 
     def __init__(self, paper_m: float = 20.0, near_end_m: float = 0.5) -> None:
         self._roll_dots = round(paper_m * 1000 * DOTS_PER_MM)
@@ -168,14 +178,14 @@ class PrinterCore:
     def snapshot(self) -> PrinterCore:
         """An independent copy of the whole state (paper, sensors, job, parser)."""
         twin = PrinterCore.__new__(PrinterCore)
-        twin.__dict__.update(self.__dict__)
+        _copy_slots(self, twin)
         twin._job = None if self._job is None else list(self._job)
         twin._interp = self._interp.copy()
         return twin
 
     def restore(self, snapshot: PrinterCore) -> None:
         """Go back to the state ``snapshot`` was taken in (the snapshot is used up)."""
-        self.__dict__.update(snapshot.__dict__)
+        _copy_slots(snapshot, self)
 
     # -- inputs -----------------------------------------------------------------------
 
