@@ -252,7 +252,7 @@ class Replay(NamedTuple):
     after: _Modes           # modes and line afterwards
 
 
-MEMO_LIMIT = 4096  # pieces remembered; the memo is emptied when full (memory stays flat)
+MEMO_LIMIT = 1024  # pieces remembered; the memo is emptied when full (memory stays flat)
 _MEMO_BYTES, _MEMO_EVENTS = 256, 16  # longer pieces are not remembered
 _MEMO: dict[tuple[object, ...], Replay] = {}
 
