@@ -219,6 +219,9 @@ class _Tokenizer:
 
 # Tokens after which the paper has moved: where ``segments`` cuts the stream.
 _PAPER_KEYS = frozenset((b"\x1bd", b"\x1bJ", b"\x1dV", b"\x1dv", b"\x1dk"))
+# The commands ``Interpreter._command`` acts on; others (ESC E, ESC a, ...) have no effect.
+_MODEL_KEYS = _PAPER_KEYS | {b"\x1b@", b"\x1bt", b"\x1b!", b"\x1d!", b"\x1b3", b"\x1b2",
+                             b"\x1dh", b"\x1b*", b"\x1d(", b"\x10\x04", b"\x1da"}
 
 
 class _Event(NamedTuple):
@@ -393,13 +396,17 @@ class Interpreter:
             yield event
         if self._touched or not self.tokens.idle or len(events) > _MEMO_EVENTS:
             return
+        dots, lines = 0, []
+        for e in events:
+            if e.kind in _PAPER_EVENTS:
+                dots += e.n
+            if e.kind == "line":
+                lines.append((e.text, e.n))
         prints = all(e.kind in _PRINTS_LINES for e in events)
-        _remember(key, Replay(
+        _remember(key, Replay._make((
             tuple(events), tuple(moved), self.moves - moves,
-            self.move_end - base if self.moves > moves else 0,
-            sum(e.n for e in events if e.kind in _PAPER_EVENTS),
-            tuple((e.text, e.n) for e in events if e.kind == "line") if prints else None,
-            self._modes()))
+            self.move_end - base if self.moves > moves else 0, dots,
+            tuple(lines) if prints else None, self._modes())))
 
     def _run(self, data: bytes, base: int) -> Iterator[_Event]:
         for token, end in self.tokens.feed(data):
@@ -419,7 +426,8 @@ class Interpreter:
                 if token.key in _PAPER_KEYS:
                     self.moves += 1
                     self.move_end = base + end
-                yield from self._command(token.key, token.args)
+                if token.key in _MODEL_KEYS:
+                    yield from self._command(token.key, token.args)
 
     def _command(self, key: bytes, args: bytes) -> tuple[_Event, ...]:
         match key:

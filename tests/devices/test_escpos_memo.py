@@ -221,3 +221,16 @@ def test_the_memo_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     escpos_stream._MEMO.clear()
     PrinterCore().feed(b"x" * 10_000 + b"\n" + b"\x1bE\x01" * 1000 + b"\n")
     assert not escpos_stream._MEMO
+
+
+def test_commands_left_out_of_the_model_have_no_effect() -> None:
+    for key in [*escpos_stream._LAYOUTS, b"\x1b\xff", b"\x1d\x01"]:
+        if key in escpos_stream._MODEL_KEYS:
+            continue
+        interp = Interpreter()
+        list(interp.run(b"\x1b!\x10\x1bt\x10\x1b3\x40ab"))
+        before = (interp.codec, interp.spacing, interp.height, interp.barcode_dots,
+                  interp.pending)
+        assert interp._command(key, bytes(range(1, 9))) == (), key
+        assert (interp.codec, interp.spacing, interp.height, interp.barcode_dots,
+                interp.pending) == before, key
