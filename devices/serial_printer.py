@@ -231,7 +231,9 @@ class SerialPrinter:
 
     def _check(self) -> None:
         """Read DLE EOT 1-4; report changed faults and state."""
-        self._report_packets()  # older news first
+        if self.spec.asb:  # packets already here are older than any reply: report them first
+            self._drain()
+        self._report_packets()
         first = self._query(1)
         replies: Replies = (first, None, None, None) if first is None else (
             first, self._query(2), self._query(3), self._query(4))
