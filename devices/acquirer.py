@@ -330,11 +330,11 @@ class Acquirer:
         held = self._held.get(tid)
         closed = self.open_batch(tid)
         while held:
-            record = self._records.get(held[0])
-            if record is not None and (record.at >= cutoff or record.batch >= closed):
+            record = self._records[held[0]]  # a key is held exactly while it is recorded
+            if record.at >= cutoff or record.batch >= closed:
                 return
             key = held.popleft()
-            self._records.pop(key, None)
+            del self._records[key]
             gone = self.ledger.retire(key)
             if gone and self.on_retire is not None:
                 self.on_retire(gone)

@@ -93,19 +93,16 @@ class Journal:
     def txn(self, step: str) -> TxnRecord | None:
         return self.disk.txns.get(step)
 
-    def close_batch(self) -> int:
+    def close_batch(self) -> None:
         """After a settlement: drop the records that are done (settled, declined, voided,
         reversed, none owed a message) with their receipts, as a terminal clears its batch
-        journal, and what it noted about other steps. Returns how many were dropped."""
-        owed = {entry.step for entry in self.queue()} | {e.target for e in self.queue()}
-        done = [step for step, record in self.disk.txns.items()
-                if record.state in _CLOSED and step not in owed]
+        journal, and what it noted about other steps."""
+        owed = {name for entry in self.queue() for name in (entry.step, entry.target)}
         disk = self.disk
-        for step in done:
-            del disk.txns[step]
+        disk.txns = {step: record for step, record in disk.txns.items()
+                     if record.state not in _CLOSED or step in owed}
         disk.receipts = {k: v for k, v in disk.receipts.items() if k in disk.txns}
         disk.shown.intersection_update(disk.txns)
-        return len(done)
 
     def queue(self) -> list[QueueEntry]:
         """Every queued entry, disk first, in the order they were written."""

@@ -158,10 +158,11 @@ class Observer:
         standing: dict[str, _Amounts] = {}
         if bookings is None:
             standing = self._standing
-        for booking in bookings or ():
-            if booking.standing:
-                key = _key(booking.stan, booking.f7)
-                standing[key] = (*standing.get(key, ()), booking.amount_minor)
+        else:
+            for booking in bookings:
+                if booking.standing:
+                    key = _key(booking.stan, booking.f7)
+                    standing[key] = (*standing.get(key, ()), booking.amount_minor)
         end_states: dict[str, str] = {}
         findings: list[Finding] = []
         for step in steps:
