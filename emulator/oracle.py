@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import sys
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from emulator.money import format_minor
@@ -33,7 +33,10 @@ from emulator.trace import Event
 
 _FINANCIAL = ("0200", "0201", "0220", "0221")
 _BANK = ("bank.posted", "bank.reversed")
+_PRINTER = ("printer.job_started", "printer.job_done", "printer.job_failed")
 _Amounts = tuple[int, ...]
+UNATTRIBUTED = "unattributed_posting"
+"""A fleet's finding for money the bank moved under a key no step still judged holds."""
 
 
 def _key(stan: str, f7: str) -> str:
@@ -85,6 +88,10 @@ class _Seen:
     target: str | None = None
 
 
+_NOTHING = _Seen()
+"""The record of a step nothing was seen of (never changed)."""
+
+
 @dataclass(frozen=True)
 class Verdict:
     """The oracle's answer: end state per step (in step order) and the anomalies."""
@@ -106,7 +113,7 @@ def judge(
 
 
 class Observer:
-    """:func:`judge` one event at a time: fold events as they happen, judge at the end.
+    """:func:`judge` one event at a time: fold events as they happen, judge when asked.
 
     It keeps a small record per step (the keys of its financial requests, what
     the terminal showed, whether an approved receipt was cut) and the amounts
@@ -114,12 +121,18 @@ class Observer:
     it can listen to a streamed trace and judge without the bank's ledger.
     With ``keep_receipts=False`` it does not keep receipt text either (the
     verdict's receipts are all None); the end states and anomalies are the same.
+
+    :meth:`verdict` judges every step at the end. :meth:`judge_final` judges
+    steps that nothing can change any more and forgets them, so a long run's
+    record stays small (a fleet calls it at each settlement). Money the bank
+    moves under a key no held step's request carries (a forgotten step's late
+    copy, a key mangled on the way) is kept apart: :meth:`unattributed`.
     """
 
     EVENTS: tuple[str, ...] = (
         "terminal.request_sent", "terminal.reversal_sent", "terminal.txn_done",
-        "printer.job_done", "printer.job_failed", "terminal.unresolved",
-        "bank.posted", "bank.reversed",
+        "printer.job_started", "printer.job_done", "printer.job_failed",
+        "terminal.unresolved", "bank.posted", "bank.reversed",
     )
     """The only events :meth:`observe` reads: a listener may subscribe to just these."""
 
@@ -127,26 +140,60 @@ class Observer:
         self.keep_receipts = keep_receipts
         self._seen: dict[str, _Seen] = defaultdict(_Seen)
         self._voided: set[str] = set()
-        self._standing: dict[str, _Amounts] = {}
+        self._standing: dict[str, _Amounts] = {}  # every key a held step's request carried
+        self._late: dict[str, tuple[tuple[str, int], ...]] = {}  # (kind, +/-amount) by key
+        self._printing: set[int] = set()  # print jobs started and not ended
 
     def __len__(self) -> int:
         """How many steps it holds a record for."""
         return len(self._seen)
 
+    @property
+    def keys(self) -> int:
+        """How many request keys it holds standing amounts for."""
+        return len(self._standing)
+
+    @property
+    def printing(self) -> bool:
+        """A print job has started and not ended: it may still complete a receipt (and
+        jobs queued behind it have not started)."""
+        return bool(self._printing)
+
     def observe(self, event: Event) -> None:
         """Fold one trace event in (a listener: ``trace.subscribe(None, observer.observe)``)."""
         name = event.name
+        f = event.fields
         if name in _BANK:
-            f = event.fields
-            key = _key(f["stan"], f["f7"])
-            amounts = list(self._standing.get(key, ()))
-            if name == "bank.posted":
-                amounts.append(f["amount_minor"])
+            self._bank(name, _key(f["stan"], f["f7"]), f["kind"], f["amount_minor"])
+            return
+        if name == "terminal.request_sent" and f.get("mti") in _FINANCIAL:
+            self._standing.setdefault(_key(f["stan"], f["f7"]), ())
+        elif name in _PRINTER:
+            job: int = f.get("job", 0)
+            if name == "printer.job_started":
+                self._printing.add(job)
             else:
-                amounts.remove(f["amount_minor"])
-            self._standing[key] = tuple(amounts)
+                self._printing.discard(job)
+        _observe(event, self._seen, self._voided, self.keep_receipts)
+
+    def _bank(self, name: str, key: str, kind: str, amount: int) -> None:
+        """Fold a posting or a reversal into the key's standing amounts (or, for a key
+        no held step carries, into the unattributed ones)."""
+        amounts = self._standing.get(key)
+        if amounts is not None:
+            if name == "bank.posted":
+                self._standing[key] = (*amounts, amount)
+            else:
+                rest = list(amounts)
+                rest.remove(amount)
+                self._standing[key] = tuple(rest)
+            return
+        late = list(self._late.get(key, ()))
+        if name == "bank.reversed" and (kind, amount) in late:
+            late.remove((kind, amount))
         else:
-            _observe(event, self._seen, self._voided, self.keep_receipts)
+            late.append((kind, amount if name == "bank.posted" else -amount))
+        self._late[key] = tuple(late)
 
     def verdict(self, steps: Iterable[StepView],
                 bookings: Iterable[Booking] | None = None) -> Verdict:
@@ -175,6 +222,40 @@ class Observer:
             receipts={s.id: seen[s.id].receipt for s in steps},
             stans={s.id: seen[s.id].keys[0][:6] if seen[s.id].keys else "" for s in steps},
         )
+
+    def judge_final(self, steps: Sequence[StepView]) -> list[tuple[str, list[Finding]]]:
+        """End state and findings of each of ``steps``, then forget them: their records,
+        their keys' standing amounts, their void marks.
+
+        Only for steps nothing can change any more: no event of theirs is still to
+        come, and no void still to be judged targets one of them.
+        """
+        seen, standing, voided = self._seen, self._standing, self._voided
+        judged = [_judge_step(step, seen.get(step.id, _NOTHING), seen, standing, voided)
+                  for step in steps]
+        for step in steps:
+            view = seen.pop(step.id, None)
+            if view is not None:
+                for key in view.keys:
+                    standing.pop(key, None)
+            voided.discard(step.id)
+        return judged
+
+    def unattributed(self) -> list[Finding]:
+        """Money that stands under keys no held step's request carried: a copy of a
+        request arriving after its step was judged and forgotten (the bank took it as
+        a new transaction), or a key mangled on the way."""
+        found = []
+        for key, moves in self._late.items():
+            total = sum(amount for _, amount in moves)
+            if total:
+                kinds = "/".join(sorted({kind for kind, _ in moves}))
+                found.append(Finding(
+                    UNATTRIBUTED, "",
+                    f"{format_minor(total)} ({kinds}) stands under STAN {key[:6]}, field 7 "
+                    f"{key[6:]}, which no step still held sent: a copy that came after its "
+                    "step was judged, or a mangled key"))
+        return found
 
 
 def _observe(
@@ -219,7 +300,7 @@ def _judge_step(
         return _judge_money(step, view, standing, voided)
     if step.do == "void":
         target = step.target or ""
-        moved = [a for k in seen[target].keys for a in standing.get(k, ())]
+        moved = [a for k in seen.get(target, _NOTHING).keys for a in standing.get(k, ())]
         if view.shown in ("voided", "void_pending") and moved:
             if view.owed:
                 return _flag("in_doubt", step, "the void was never delivered")

@@ -102,6 +102,17 @@ class Terminal:
         owed += [(step, "held_receipt") for step in sorted(self._held)]
         return owed
 
+    def open_steps(self) -> set[str]:
+        """Steps the terminal may still act on: its journal's records, queued messages and
+        the steps they are for, held receipts, and the last receipt (a reprint copies it)."""
+        journal = self.journal
+        steps = set(journal.disk.txns)
+        steps.update(name for e in journal.queue() for name in (e.step, e.target) if name)
+        steps.update(self._held)
+        if self._last_receipt is not None:
+            steps.add(self._last_receipt[0])
+        return steps
+
     # -- main loop ---------------------------------------------------------
 
     def _main(self) -> Gen:
