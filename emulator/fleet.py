@@ -4,26 +4,28 @@ scenario, N -> one Environment, one seeded RNG, one trace (streamed) -> one
 :class:`Acquirer` core (one ledger: the bank) -> per terminal ``T0000001``,
 ``T0000002``, ...: its own link, host shell, card reader, printer, terminal and
 injector (the scenario's faults, on its own devices) -> the steps, at their
-``at_s``, on every terminal -> run -> one oracle verdict per terminal, counted.
+``at_s``, on every terminal -> run -> each step judged by its terminal's oracle at the
+settlement after which nothing can change it (or at the end), counted.
 
 Every event a terminal's components emit carries ``tid`` (the terminal id,
 ISO 8583 field 41), so step ids and STANs may repeat across terminals. Memory
 does not grow with the trace: it is written (or only hashed) as it happens,
-and each terminal's :class:`Observer` keeps a small record per step, no
-events and no receipt text.
+and each terminal's :class:`Observer` keeps a small record per step not yet
+judged, no events and no receipt text.
 """
 
 from __future__ import annotations
 
+import bisect
 import gc
 import io
 import itertools
 import random
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
-from operator import attrgetter
+from dataclasses import dataclass, field, replace
+from operator import attrgetter, itemgetter
 from typing import IO, TYPE_CHECKING, Any, cast
 
 import simpy
@@ -33,7 +35,7 @@ from devices.host import Host
 from devices.link import Link
 from emulator.injector import Injector
 from emulator.money import format_minor
-from emulator.oracle import Finding, Observer, Verdict
+from emulator.oracle import Finding, Observer, StepView, Verdict
 from emulator.requests import Identity
 from emulator.terminal import Terminal
 from emulator.trace import Event, Listener, Listeners, Trace
@@ -216,10 +218,47 @@ class FleetResult:
 class _Unit:
     """One terminal of the fleet and what judges it."""
 
+    number: int  # 0-based, the order its findings are kept in
     terminal_id: str
     view: TerminalTrace
     terminal: Terminal
     observer: Observer | None
+    judged: int = 0  # steps before this place in submission order are judged or held
+    held: list[StepView] = field(default_factory=list)  # not final at the last settlement
+
+
+_Rank = tuple[int, int, int]  # terminal, step in file order, finding of the step
+
+
+class _Tally:
+    """The fleet's counts, and its first ``KEPT_FINDINGS`` findings in the order of a
+    judgement at the end (by terminal, then step, in file order), whenever they come."""
+
+    def __init__(self) -> None:
+        self.end_states: Counter[str] = Counter()
+        self.counts: Counter[str] = Counter()
+        self._kept: list[tuple[_Rank, TerminalFinding]] = []
+
+    def add(self, unit: _Unit, place: int, state: str | None,
+            findings: Sequence[Finding]) -> None:
+        """Count one judged step at ``place`` (``state`` None: findings of no step)."""
+        if state is not None:
+            self.end_states[state] += 1
+        for j, found in enumerate(findings):
+            self.find(unit, (unit.number, place, j), found)
+
+    def find(self, unit: _Unit, rank: _Rank, found: Finding) -> None:
+        """Count one finding; keep it if it ranks among the first ``KEPT_FINDINGS``."""
+        self.counts[found.kind] += 1
+        kept = self._kept
+        if len(kept) < KEPT_FINDINGS or rank < kept[-1][0]:
+            tagged = TerminalFinding(unit.terminal_id, found.kind, found.step, found.detail)
+            bisect.insort(kept, (rank, tagged), key=itemgetter(0))
+            del kept[KEPT_FINDINGS:]
+
+    @property
+    def kept(self) -> tuple[TerminalFinding, ...]:
+        return tuple(found for _, found in self._kept)
 
 
 TerminalVerdict = Callable[[str, Verdict], object]
@@ -246,13 +285,23 @@ class Fleet:
         self.router = _Router(self.trace)
         self.acquirer = make_acquirer(scenario)
         self._cards = card_infos(scenario)
-        self.units = [self._wire(terminal_id(k), keep_receipts) for k in range(1, terminals + 1)]
+        self.views = step_views(scenario)
+        self._place = {view.id: i for i, view in enumerate(self.views)}
         at = attrgetter("at_s")
-        for at_s, group in itertools.groupby(sorted(scenario.steps, key=at), key=at):
+        submitted = sorted(scenario.steps, key=at)  # the order every terminal gets them
+        self._order = [self.views[self._place[step.id]] for step in submitted]
+        self._position = {step.id: i for i, step in enumerate(submitted)}
+        self.early = True
+        """Judge each step at the settlement after which nothing can change it, and keep
+        only counts (:meth:`run` turns it off when it is asked for every verdict)."""
+        self._tally = _Tally()
+        self.units = [self._wire(k, keep_receipts) for k in range(terminals)]
+        for at_s, group in itertools.groupby(submitted, key=at):
             self.env.timeout(at_s).callbacks.append(self._operator(tuple(group)))
 
-    def _wire(self, tid: str, keep_receipts: bool) -> _Unit:
+    def _wire(self, number: int, keep_receipts: bool) -> _Unit:
         scenario, env = self.scenario, self.env
+        tid = terminal_id(number + 1)
         view = self.router.view(tid)
         trace = cast("Trace", view)  # the part of Trace the components use
         observer = Observer(keep_receipts=keep_receipts)
@@ -267,11 +316,13 @@ class Fleet:
             Identity(scenario.merchant.name, scenario.merchant.merchant_id, tid),
             scenario.start, self._cards, MAC_KEY,
         )
+        unit = _Unit(number, tid, view, terminal, observer)
+        view.subscribe("terminal.txn_done", self._settlements(unit))
         Injector(env, trace, {
             "card": reader, "printer": printer, "network": link, "bank": host,
             "terminal": terminal,
         }, scenario.faults)
-        return _Unit(tid, view, terminal, observer)
+        return unit
 
     def _operator(self, steps: tuple[StepSpec, ...]) -> Callable[[simpy.Event], None]:
         """Every terminal's operator starting ``steps`` (all due now), terminal by terminal."""
@@ -281,9 +332,49 @@ class Fleet:
                     unit.terminal.submit(step)
         return start
 
+    def _settlements(self, unit: _Unit) -> Listener:
+        """Told the unit's ``terminal.txn_done``: after a settlement, judge what is final."""
+        def heard(event: Event) -> None:
+            if self.early and event.fields["result"] == "settled":
+                self._judge_settled(unit, self._position[event.fields["step"]] + 1)
+        return heard
+
+    def _judge_settled(self, unit: _Unit, upto: int) -> None:
+        """Judge and count the steps submitted up to ``upto`` (the settlement included),
+        and those held before, that nothing can change any more; hold the others.
+
+        Every one of them has run: the terminal takes steps in turn. A step is held
+        while the terminal may still act on it (:meth:`Terminal.open_steps`: a record
+        the settlement kept because a message is owed or it is not closed, a held
+        receipt, the last receipt, which a reprint can still copy), a void while its
+        target is held (its verdict reads the target's money), and every step while
+        a print job is under way (one outliving a power cut may still cut a receipt).
+        The bank cannot reverse what the settlement closed, and its duplicate check
+        answers a late copy without posting it; what it still posts for a judged step
+        (no duplicate check, or a copy arriving after ``retention_s``) is counted as
+        unattributed at the end.
+        """
+        observer = unit.observer
+        assert observer is not None
+        steps = [*unit.held, *self._order[unit.judged:upto]]
+        unit.judged = upto
+        if observer.printing:
+            unit.held = steps
+            return
+        busy = unit.terminal.open_steps()
+        unit.held = [s for s in steps if _busy(s, busy)]
+        final = [s for s in steps if not _busy(s, busy)]
+        for step, (state, found) in zip(final, observer.judge_final(final), strict=True):
+            self._tally.add(unit, self._place[step.id], state, found)
+
     def run(self, on_terminal: TerminalVerdict | None = None) -> FleetResult:
-        """Run to the horizon (or until nothing is left to happen); judge every terminal."""
+        """Run to the horizon (or until nothing is left to happen); judge every terminal.
+
+        With ``on_terminal`` every step is judged at the end, as a single run is, and
+        each terminal's :class:`Verdict` is passed on; without it steps are judged as
+        they become final (:attr:`early`) and only counts are kept."""
         scenario = self.scenario
+        self.early = on_terminal is None
         before = balances_of(scenario, self.acquirer)
         total_before = self.acquirer.total_minor()
         with _young_collections(YOUNG_COLLECTION):
@@ -292,26 +383,45 @@ class Fleet:
             for step, what in unit.terminal.unresolved():
                 unit.view.emit("terminal.unresolved", step=step, what=what)
         check_conserved(self.acquirer, total_before, f"{scenario.name} (fleet of {self.size})")
-        views = step_views(scenario)
-        end_states: Counter[str] = Counter()
-        counts: Counter[str] = Counter()
-        kept: list[TerminalFinding] = []
         for unit in self.units:
-            assert unit.observer is not None, "a fleet is judged once"
-            verdict = unit.observer.verdict(views)  # standing money from the bank's events
-            unit.observer = None  # its record is no longer needed
-            end_states.update(verdict.end_states.values())
-            counts.update(a.kind for a in verdict.anomalies)
-            kept.extend(_tagged(unit.terminal_id, verdict.anomalies[:KEPT_FINDINGS - len(kept)]))
-            if on_terminal is not None:
-                on_terminal(unit.terminal_id, verdict)
+            self._judge_rest(unit, on_terminal)
+        tally = self._tally
         return FleetResult(
-            scenario=scenario, terminals=self.size, transactions=self.size * len(views),
-            end_states=end_states, anomaly_counts=counts, anomalies=tuple(kept),
+            scenario=scenario, terminals=self.size, transactions=self.size * len(self.views),
+            end_states=tally.end_states, anomaly_counts=tally.counts, anomalies=tally.kept,
             events=len(self.trace), trace_sha256=self.trace.sha256(),
             sim_time_s=float(self.env.now), postings=self.acquirer.ledger.count,
             balances_minor=balances_of(scenario, self.acquirer), balances_before_minor=before,
         )
+
+    def _judge_rest(self, unit: _Unit, on_terminal: TerminalVerdict | None) -> None:
+        """At the end of the run: judge what is left of ``unit``, then drop its record."""
+        observer = unit.observer
+        assert observer is not None, "a fleet is judged once"
+        unit.observer = None
+        tally = self._tally
+        if on_terminal is None:
+            steps = [*unit.held, *self._order[unit.judged:]]
+            unit.held, unit.judged = [], len(self._order)
+            for step, (state, found) in zip(steps, observer.judge_final(steps), strict=True):
+                tally.add(unit, self._place[step.id], state, found)
+            tally.add(unit, len(self.views), None, observer.unattributed())
+            return
+        verdict = observer.verdict(self.views)  # standing money from the bank's events
+        tally.end_states.update(verdict.end_states.values())
+        for j, finding in enumerate(verdict.anomalies):
+            tally.find(unit, (unit.number, self._place[finding.step], j), finding)
+        extra = observer.unattributed()
+        tally.add(unit, len(self.views), None, extra)
+        if extra:
+            verdict = replace(verdict, anomalies=(*verdict.anomalies, *extra))
+        on_terminal(unit.terminal_id, verdict)
+
+
+def _busy(step: StepView, busy: set[str]) -> bool:
+    """Whether ``step`` may still change: the terminal may act on it, or it voids a
+    step the terminal may act on."""
+    return step.id in busy or (step.do == "void" and (step.target or "") in busy)
 
 
 def run_fleet(

@@ -1,0 +1,205 @@
+"""A fleet judges each step once nothing can change it and keeps only counts: the
+same verdict as judging everything at the end, with a record that stays small however
+long the run."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from emulator.fleet import Fleet, FleetResult
+from emulator.oracle import UNATTRIBUTED, Verdict
+from emulator.scenario import scenario_from_dict
+from emulator.trace import Event
+
+ROOT = Path(__file__).resolve().parents[2]
+LIBRARY = sorted((ROOT / "scenarios").glob("*.toml"))
+DAY_S = 86_400.0
+
+
+def both(raw: dict[str, Any], terminals: int = 3) -> tuple[FleetResult, FleetResult]:
+    """The fleet judged step by step (counts only) and judged at the end (verdicts)."""
+    early = Fleet(scenario_from_dict(raw), terminals).run()
+    verdicts: dict[str, Verdict] = {}
+    late = Fleet(scenario_from_dict(raw), terminals).run(verdicts.__setitem__)
+    assert len(verdicts) == terminals
+    return early, late
+
+
+def same(early: FleetResult, late: FleetResult) -> None:
+    assert early.trace_sha256 == late.trace_sha256
+    assert early.end_states == late.end_states
+    assert early.anomaly_counts == late.anomaly_counts
+    assert early.anomalies == late.anomalies
+
+
+def over_days(raw: dict[str, Any], count: int) -> dict[str, Any]:
+    """``raw``'s steps once a day for ``count`` days, each day ending in a settlement
+    (targets point into the same day); its faults as they are."""
+    steps = raw.get("steps", [])
+    ids = [s.get("id", f"t{i + 1}") for i, s in enumerate(steps)]
+    last = max((float(s.get("at_s", 0)) for s in steps), default=0.0)
+    days = []
+    for day in range(count):
+        for step_id, step in zip(ids, steps, strict=True):
+            copy = dict(step, id=f"{step_id}.{day}", at_s=float(step.get("at_s", 0)) + day * DAY_S)
+            if "target" in step:
+                copy["target"] = f"{step['target']}.{day}"
+            days.append(copy)
+        days.append({"id": f"settle.{day}", "do": "settle", "at_s": day * DAY_S + last + 3600})
+    expect = {k: v for k, v in raw.get("expect", {}).items() if k == "balances"}
+    return {**raw, "steps": days, "expect": expect, "until_s": count * DAY_S}
+
+
+def test_every_library_scenario_over_days_gets_the_end_verdict() -> None:
+    for path in LIBRARY:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        raw.pop("expect", None)
+        early, late = both(over_days(raw, 3))
+        same(early, late)
+        assert late.anomaly_counts[UNATTRIBUTED] == 0, path.name
+
+
+STEP = st.sampled_from(["sale", "sale", "sale", "refund", "void", "reprint", "reprint_last"])
+FAULT = st.one_of(
+    st.builds(lambda nth, for_s: {"fault": "printer.paper_jam", "on": "printer.job_started",
+                                  "nth": nth, "for_s": for_s},
+              st.integers(1, 6), st.sampled_from([5, 60, 4000])),
+    st.builds(lambda nth: {"fault": "network.duplicate", "on": "terminal.request_sent",
+                           "nth": nth, "direction": "to_bank"}, st.integers(1, 6)),
+    st.builds(lambda nth, for_s: {"fault": "terminal.power_loss", "on": "printer.job_started",
+                                  "nth": nth, "for_s": for_s},
+              st.integers(1, 6), st.sampled_from([1, 30])),
+    st.builds(lambda at_s: {"fault": "bank.timeout", "at_s": at_s, "for_s": 20},
+              st.sampled_from([0.0, 300.0, DAY_S])),
+    st.builds(lambda at_s: {"fault": "network.down", "at_s": at_s, "for_s": 40},
+              st.sampled_from([2.0, 310.0, DAY_S + 5])),
+)
+
+
+@st.composite
+def workloads(draw: st.DrawFn) -> dict[str, Any]:
+    """A few days of sales, refunds, voids and reprints, each day settled, under faults."""
+    steps: list[dict[str, Any]] = []
+    sales: list[str] = []
+    for day in range(draw(st.integers(2, 3))):
+        for i, do in enumerate(draw(st.lists(STEP, min_size=1, max_size=4))):
+            step: dict[str, Any] = {"id": f"d{day}s{i}", "at_s": day * DAY_S + 100 * i}
+            if do in ("sale", "refund"):
+                step.update(do=do, card="c", amount="2.00")
+                sales += [step["id"]] if do == "sale" else []
+            elif do == "void" and sales:
+                step.update(do="void", target=draw(st.sampled_from(sales)))
+            elif do == "reprint" and sales:
+                step.update(do="reprint", target=draw(st.sampled_from(sales)))
+            else:
+                step.update(do="reprint")
+            steps.append(step)
+        steps.append({"id": f"d{day}st", "do": "settle", "at_s": day * DAY_S + 1000})
+    return {
+        "format": 1, "name": "days", "seed": draw(st.integers(0, 9)),
+        "terminal": {"profile": draw(st.sampled_from(["robust", "naive"]))},
+        "bank": {"duplicate_check": draw(st.booleans())},
+        "cards": [{"id": "c", "pan": "4111111111111111", "balance": "1000.00"}],
+        "steps": steps, "faults": draw(st.lists(FAULT, max_size=3)),
+    }
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(workloads())
+def test_judging_at_settlements_gives_the_end_verdict(raw: dict[str, Any]) -> None:
+    early, late = both(raw)
+    assert early.trace_sha256 == late.trace_sha256
+    assert early.end_states.total() == late.end_states.total() == early.transactions
+    if early.anomaly_counts[UNATTRIBUTED] == late.anomaly_counts[UNATTRIBUTED]:
+        same(early, late)
+    else:  # a copy came after its step was judged: counted apart, not lost
+        assert early.anomaly_counts[UNATTRIBUTED] > late.anomaly_counts[UNATTRIBUTED]
+
+
+def days_of_sales(count: int, sales: int = 4) -> dict[str, Any]:
+    steps: list[dict[str, Any]] = []
+    for day in range(count):
+        steps += [{"id": f"d{day}s{i}", "do": "sale", "card": "c", "amount": "1.00",
+                   "at_s": day * DAY_S + 60 * i} for i in range(sales)]
+        steps.append({"id": f"d{day}st", "do": "settle", "at_s": day * DAY_S + 3600})
+    return {"format": 1, "name": "days", "steps": steps,
+            "cards": [{"id": "c", "pan": "4111111111111111", "balance": "1000.00"}],
+            "faults": [{"fault": "printer.paper_jam", "on": "printer.job_started", "nth": 2,
+                        "for_s": 30}]}
+
+
+def most_held(count: int) -> tuple[int, int, int]:
+    """The most step records, request keys and held steps any terminal's oracle holds
+    right after a settlement, over ``count`` days."""
+    fleet = Fleet(scenario_from_dict(days_of_sales(count)), 3)
+    most = [0, 0, 0]
+
+    def probe(event: Event) -> None:
+        if event.fields["result"] == "settled":
+            for unit in fleet.units:
+                assert unit.observer is not None
+                held = (len(unit.observer), unit.observer.keys, len(unit.held))
+                most[:] = [max(a, b) for a, b in zip(most, held, strict=True)]
+
+    fleet.trace.subscribe("terminal.txn_done", probe)
+    result = fleet.run()
+    assert result.end_states.total() == 3 * 5 * count
+    return most[0], most[1], most[2]
+
+
+def test_the_oracles_record_does_not_grow_with_the_run() -> None:
+    short, long = most_held(2), most_held(8)
+    assert short == long
+    records, keys, held = long
+    # another terminal may not have settled yet: at most a day's five steps, and the
+    # last receipt's step held from the day before
+    assert records <= 5 + 1
+    assert keys <= 4 + 1
+    assert held <= 1  # the last receipt: a reprint can still copy it
+
+
+def late_copy(retention_s: float) -> dict[str, Any]:
+    """A sale whose host never answers; its repeat (same key) is held up on the way for
+    two hours, while the terminal reverses, shows it failed and settles."""
+    return {
+        "format": 1, "name": "late copy", "bank": {"retention_s": retention_s},
+        "cards": [{"id": "alice", "pan": "4111111111111111", "balance": "1000.00"}],
+        "steps": [
+            {"id": "s1", "do": "sale", "card": "alice", "amount": "10.00", "at_s": 0},
+            {"id": "st", "do": "settle", "at_s": 600},
+            {"id": "s2", "do": "sale", "card": "alice", "amount": "10.00", "at_s": 9000},
+        ],
+        "faults": [
+            {"fault": "bank.timeout", "at_s": 0, "for_s": 20},
+            {"fault": "network.latency", "direction": "to_bank", "delay_s": 7200,
+             "at_s": 25, "for_s": 10},
+        ],
+    }
+
+
+def test_a_late_copy_after_the_bank_forgot_is_counted_not_lost() -> None:
+    early, late = both(late_copy(retention_s=60), terminals=2)
+    assert early.trace_sha256 == late.trace_sha256
+    # judged at the end, the copy's money is the step's: shown failed, yet charged
+    assert late.anomaly_counts == {"charged_shown_unpaid": 2}
+    # judged at the settlement, the step was final; the copy the bank took as new later
+    # is counted on its own, with its money, under its key
+    assert early.end_states == {"declined": 2, "settled": 2, "approved": 2}
+    assert early.anomaly_counts == {UNATTRIBUTED: 2}
+    assert [(a.terminal, a.step) for a in early.anomalies] == [
+        ("T0000001", ""), ("T0000002", "")]
+    assert all("10.00 (sale)" in a.detail and "STAN 000001" in a.detail
+               for a in early.anomalies)
+    assert early.balances_minor == late.balances_minor
+
+
+def test_a_late_copy_the_bank_still_remembers_moves_nothing() -> None:
+    early, late = both(late_copy(retention_s=86_400), terminals=2)
+    same(early, late)
+    assert early.anomaly_total == 0
+    assert early.end_states == {"declined": 2, "settled": 2, "approved": 2}
