@@ -21,6 +21,7 @@ from devices.host import Host
 from devices.link import Link
 from devices.printer import PrinterCore
 from devices.sim_printer import SimPrinter
+from emulator.collector import young_collections
 from emulator.errors import ConservationError
 from emulator.injector import Injector
 from emulator.oracle import Booking, StepView, judge
@@ -106,7 +107,8 @@ class World:
         scenario = self.scenario
         before = self._balances()
         total_before = self.acquirer.total_minor()
-        self.env.run(until=scenario.until_s if until is None else until)
+        with young_collections():
+            self.env.run(until=scenario.until_s if until is None else until)
         for step, what in self.terminal.unresolved():
             self.trace.emit("terminal.unresolved", step=step, what=what)
         check_conserved(self.acquirer, total_before, scenario.name)
