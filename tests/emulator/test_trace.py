@@ -8,9 +8,11 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from emulator.errors import TraceError
-from emulator.trace import AtomicFile, Event, Trace, read_trace, write_atomic
+from emulator.trace import AtomicFile, Event, Trace, canonical_json, read_trace, write_atomic
 
 
 class Clock:
@@ -60,6 +62,27 @@ def test_event_json_is_ascii_only() -> None:
     line = Event(0.0, "printer.job_done", {"text": "Caf\u00e9 \u20ac"}).to_json()
     line.encode("ascii")
     assert json.loads(line)["fields"]["text"] == "Caf\u00e9 \u20ac"
+
+
+_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
+    max_leaves=8,
+)
+
+
+@given(
+    t=st.floats(min_value=0, max_value=1e9, allow_nan=False),
+    name=st.text(min_size=1),
+    fields=st.dictionaries(st.text(), _VALUES, max_size=5),
+)
+def test_event_line_is_the_canonical_json_of_the_whole_event(
+    t: float, name: str, fields: dict[str, object],
+) -> None:
+    """The line is built from its parts; it must equal the canonical form of the whole."""
+    component, _, event = name.partition(".")
+    whole = {"t": round(t, 6), "component": component, "event": event, "fields": fields}
+    assert Event(t, name, fields).to_line() == canonical_json(whole)
 
 
 def test_event_component_is_the_part_before_the_first_dot() -> None:
