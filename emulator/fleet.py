@@ -17,13 +17,11 @@ judged, no events and no receipt text.
 from __future__ import annotations
 
 import bisect
-import gc
 import io
 import itertools
 import random
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from operator import attrgetter, itemgetter
 from typing import IO, TYPE_CHECKING, Any, cast
@@ -33,6 +31,7 @@ import simpy
 from devices.card_reader import CardReader
 from devices.host import Host
 from devices.link import Link
+from emulator.collector import young_collections
 from emulator.injector import Injector
 from emulator.money import format_minor
 from emulator.oracle import Finding, Observer, StepView, Verdict
@@ -56,12 +55,6 @@ MAX_TERMINALS = 9_999_999
 """Terminal ids are ``T`` and seven digits: ISO 8583 field 41 holds eight characters."""
 KEPT_FINDINGS = 20
 """How many anomalies a :class:`FleetResult` keeps in full (all are counted)."""
-YOUNG_COLLECTION = 50_000
-"""The cyclic collector's generation-0 threshold while a fleet runs (CPython's default
-is 700). A run allocates mostly objects that die young or live to its end, and a
-large fleet keeps many in flight, so frequent young collections promote them and
-trigger full collections over everything the bank has booked: with the default,
-1,000 terminals x 10 sales took about 1.3x as long as 10 terminals x 1,000 sales."""
 
 
 def terminal_id(k: int) -> str:
@@ -377,7 +370,7 @@ class Fleet:
         self.early = on_terminal is None
         before = balances_of(scenario, self.acquirer)
         total_before = self.acquirer.total_minor()
-        with _young_collections(YOUNG_COLLECTION):
+        with young_collections():
             self.env.run(until=scenario.until_s)
         for unit in self.units:
             for step, what in unit.terminal.unresolved():
@@ -438,16 +431,6 @@ def run_fleet(
     return Fleet(scenario, terminals, trace_sink=trace_sink,
                  keep_receipts=keep_receipts).run(on_terminal)
 
-
-@contextmanager
-def _young_collections(threshold: int) -> Iterator[None]:
-    """Collect generation 0 every ``threshold`` allocations (at least), then restore."""
-    before = gc.get_threshold()
-    gc.set_threshold(max(before[0], threshold), *before[1:])
-    try:
-        yield
-    finally:
-        gc.set_threshold(*before)
 
 
 def _tagged(tid: str, findings: Iterable[Finding]) -> list[TerminalFinding]:
