@@ -14,9 +14,10 @@ RSS and its growth over the child's RSS before the fleet was built, the trace
 file's size; then the growth ratios and a verdict per target: time per 10x
 terminals <= 13x (linear within 1.3x), time per 10x run length <= 13x, and
 memory flat in run length: peak RSS for 10x the run at most 1.3x. The bytes kept
-per extra transaction are printed too (what stays is the oracle's compact record
-per step; the terminals clear their journals at settlement, the bank forgets a
-closed batch after ``[bank] retention_s``, no trace events are kept).
+per extra transaction are printed too (nothing need stay: the terminals clear
+their journals at settlement, the oracle judges and forgets each step then, the
+bank forgets a closed batch after ``[bank] retention_s``, no trace events are
+kept).
 
     .venv/bin/python benchmarks/scale.py [--terminals 10,100,1000] [--sales 100]
         [--length 100] [--runs 3] [--large-runs 1]
@@ -51,8 +52,9 @@ SMALL = 10_000
 TIME_TARGET = 13.0
 """Wall time may grow at most 13x per 10x transactions: linear within 1.3x."""
 FLAT_TARGET = 1.3
-"""Memory that stays per transaction, at most: the bank's posting and duplicate
-record, the terminal's journal entry, the oracle's record. Events are not kept."""
+"""Peak memory for 10x the run length may be at most 1.3x: what a day holds (the bank's
+postings and duplicate records, the journals, the oracle's records of steps not yet
+judged) is kept, what earlier days held is not."""
 
 
 def day_of_sales(sales: int, days: int = 1) -> dict[str, object]:
