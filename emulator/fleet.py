@@ -21,7 +21,7 @@ import io
 import itertools
 import random
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from operator import attrgetter, itemgetter
 from typing import IO, TYPE_CHECKING, Any, cast
@@ -430,8 +430,3 @@ def run_fleet(
     """
     return Fleet(scenario, terminals, trace_sink=trace_sink,
                  keep_receipts=keep_receipts).run(on_terminal)
-
-
-
-def _tagged(tid: str, findings: Iterable[Finding]) -> list[TerminalFinding]:
-    return [TerminalFinding(tid, f.kind, f.step, f.detail) for f in findings]
