@@ -4,9 +4,10 @@ Full fidelity: ISO 8583 frames encoded, MACed and decoded on the link, ESC/POS
 receipts rendered with python-escpos and parsed by the printer core, every
 event traced, the oracle run. The same number of back-to-back sales is run in
 the bare simpy model of benchmarks/reference.py, run by run in turn with posemu
-(so other load on the machine slows both alike). Prints the medians, the ratio
-posemu / reference (target >= 0.2) and posemu's speed-up over real time
-(target >= 10,000x).
+(so other load on the machine slows both alike), each timed from a full
+collection (so neither pays for the garbage the other left). Prints the
+medians, the ratio posemu / reference (target >= 0.2) and posemu's speed-up
+over real time (target >= 10,000x).
 
     .venv/bin/python benchmarks/throughput.py [--sales N] [--runs R]
 """
@@ -14,6 +15,7 @@ posemu / reference (target >= 0.2) and posemu's speed-up over real time
 from __future__ import annotations
 
 import argparse
+import gc
 import statistics
 import time
 from collections.abc import Sequence
@@ -47,12 +49,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     rates: list[float] = []
     reference: list[float] = []
     for _ in range(args.runs):
+        gc.collect()  # neither pays for the other's garbage
         started = time.perf_counter()
         result = run_scenario(scenario)
         wall_s = time.perf_counter() - started
         assert result.passed
         assert all(s.end_state == "approved" for s in result.steps)
         rates.append(args.sales / wall_s)
+        gc.collect()
         started = time.perf_counter()
         reference_sim_s = run_reference(args.sales)
         reference.append(args.sales / (time.perf_counter() - started))
