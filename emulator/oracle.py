@@ -33,7 +33,6 @@ from emulator.trace import Event
 
 _FINANCIAL = ("0200", "0201", "0220", "0221")
 _BANK = ("bank.posted", "bank.reversed")
-_PRINTER = ("printer.job_started", "printer.job_done", "printer.job_failed")
 _Amounts = tuple[int, ...]
 UNATTRIBUTED = "unattributed_posting"
 """A fleet's finding for money the bank moved under a key no step still judged holds."""
@@ -163,18 +162,41 @@ class Observer:
         """Fold one trace event in (a listener: ``trace.subscribe(None, observer.observe)``)."""
         name = event.name
         f = event.fields
+        seen = self._seen
         if name in _BANK:
             self._bank(name, _key(f["stan"], f["f7"]), f["kind"], f["amount_minor"])
-            return
-        if name == "terminal.request_sent" and f.get("mti") in _FINANCIAL:
-            self._standing.setdefault(_key(f["stan"], f["f7"]), ())
-        elif name in _PRINTER:
-            job: int = f.get("job", 0)
-            if name == "printer.job_started":
-                self._printing.add(job)
-            else:
-                self._printing.discard(job)
-        _observe(event, self._seen, self._voided, self.keep_receipts)
+        elif name == "terminal.request_sent":
+            view = seen[f["step"]]
+            if f.get("mti") in _FINANCIAL:
+                key = _key(f["stan"], f["f7"])
+                self._standing.setdefault(key, ())
+                if key not in view.keys:
+                    view.keys = (*view.keys, key)
+            view.online = True
+        elif name == "terminal.reversal_sent":
+            seen[f["step"]].online = True
+        elif name == "terminal.txn_done":
+            view = seen[f["step"]]
+            view.shown = f["result"]
+            view.shown_minor = f.get("amount_minor")
+            view.code = f.get("code", "")
+            view.target = f.get("target")
+            if f["result"] == "voided" and f.get("target"):
+                self._voided.add(f["target"])
+        elif name == "printer.job_started":
+            self._printing.add(f.get("job", 0))
+        elif name == "printer.job_done":
+            self._printing.discard(f.get("job", 0))
+            if self.keep_receipts:
+                seen[f["step"]].receipt = f.get("text")
+            if f.get("slip") in ("approved", "copy"):
+                seen[f["receipt_of"]].receipt_done = True
+        elif name == "printer.job_failed":
+            self._printing.discard(f.get("job", 0))
+            if self.keep_receipts and f.get("text"):
+                seen[f["step"]].receipt = f["text"]
+        elif name == "terminal.unresolved":
+            seen[f["step"]].owed = True
 
     def _bank(self, name: str, key: str, kind: str, amount: int) -> None:
         """Fold a posting or a reversal into the key's standing amounts (or, for a key
@@ -256,40 +278,6 @@ class Observer:
                     f"{key[6:]}, which no step still held sent: a copy that came after its "
                     "step was judged, or a mangled key"))
         return found
-
-
-def _observe(
-    event: Event, seen: dict[str, _Seen], voided: set[str], keep_receipts: bool = True,
-) -> None:
-    f = event.fields
-    name = event.name
-    if name == "terminal.request_sent":
-        view = seen[f["step"]]
-        if f.get("mti") in _FINANCIAL:
-            key = _key(f["stan"], f["f7"])
-            if key not in view.keys:
-                view.keys = (*view.keys, key)
-        view.online = True
-    elif name == "terminal.reversal_sent":
-        seen[f["step"]].online = True
-    elif name == "terminal.txn_done":
-        view = seen[f["step"]]
-        view.shown = f["result"]
-        view.shown_minor = f.get("amount_minor")
-        view.code = f.get("code", "")
-        view.target = f.get("target")
-        if f["result"] == "voided" and f.get("target"):
-            voided.add(f["target"])
-    elif name == "printer.job_done":
-        if keep_receipts:
-            seen[f["step"]].receipt = f.get("text")
-        if f.get("slip") in ("approved", "copy"):
-            seen[f["receipt_of"]].receipt_done = True
-    elif name == "printer.job_failed":
-        if keep_receipts and f.get("text"):
-            seen[f["step"]].receipt = f["text"]
-    elif name == "terminal.unresolved":
-        seen[f["step"]].owed = True
 
 
 def _judge_step(

@@ -289,8 +289,8 @@ def test_observer_reads_only_its_events() -> None:
     """Observer.EVENTS names every event the fold reads, so subscribing to just those
     loses nothing."""
     source = (ROOT / "emulator" / "oracle.py").read_text(encoding="utf-8")
-    fold = source[source.index("def _observe("):source.index("def _judge_step(")]
-    bank = set(oracle._BANK) | {"printer.job_started"}  # folded by Observer.observe itself
+    fold = source[source.index("    def observe("):source.index("    def _bank(")]
+    bank = set(oracle._BANK)  # ``name in _BANK``
     assert set(re.findall(r'name == "([a-z_.]+)"', fold)) | bank == set(Observer.EVENTS)
     observer = Observer()
     trace = Trace(_Clock())
