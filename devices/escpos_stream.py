@@ -9,9 +9,9 @@ modes and the line being composed and turns tokens into events; ``decode_text`` 
 ``segments`` are pure helpers over both. The default line spacing is 30 dots (3.75 mm).
 
 A caller that will not act between a piece's events can take it without the tokenizer: a
-plain line of text (``plain_line``, ``take_line``), or a short piece read before from the same
-modes, which ``run(..., remember=True)`` keeps in a bounded module-level memo (``recall``, then
-``replay`` or ``settle``). Receipts repeat most of their lines.
+run of plain text lines (``plain_lines``, ``take_lines``), or a short piece read before from
+the same modes, which ``run(..., remember=True)`` keeps in a bounded module-level memo
+(``recall``, then ``replay`` or ``settle``). Receipts repeat most of their lines.
 """
 
 from __future__ import annotations
@@ -237,7 +237,7 @@ _SAID_DATA = (_DATA,)
 _RESET = _Event("reset")
 _PRINTS_LINES = frozenset(("data", "line"))
 _PAPER_EVENTS = frozenset(("line", "feed", "cut"))
-_PLAIN_LINE = re.compile(rb"[\x20-\xff]*\n")  # text then LF: no command to read
+_PLAIN_LINES = re.compile(rb"(?:[\x20-\xff]*\n)+")  # text and LFs: no command to read
 
 # codec, spacing, height, barcode_dots, the line's height and parts
 _Modes: TypeAlias = tuple[str, int, int, int, int, tuple[str, ...]]
@@ -251,7 +251,11 @@ class Replay(NamedTuple):
     moves: int              # paper movements read in the whole piece
     move_end: int           # where the last one ended in the piece
     dots: int               # paper its line, feed and cut events move
-    lines: tuple[tuple[str, int], ...] | None  # (text, dots) per line if it only prints text
+    # (text, dots) per line when, but for a leading reset and a final cut, it only prints text
+    lines: tuple[tuple[str, int], ...] | None
+    prints: bool            # it has print data (a job starts)
+    reset: bool             # its first event is a reset (ESC @)
+    cut: int | None         # the dots of the cut that is its last event, if any
     after: _Modes           # modes and line afterwards
 
 
@@ -332,23 +336,34 @@ class Interpreter:
         return (data, self.codec, self.spacing, self.height, self.barcode_dots,
                 self._line_height, *self._parts)
 
-    def plain_line(self, data: bytes) -> tuple[str, int] | None:
-        """The text and dots of the line ``data`` prints if it is plain text then LF, read
-        from between commands (``take_line`` reads it so); else None."""
-        if not (self.tokens.idle and _PLAIN_LINE.fullmatch(data)):
+    def plain_lines(self, data: bytes, start: int) -> tuple[list[tuple[str, int]], int] | None:
+        """The text and dots of each line ``data`` prints from ``start`` while it holds only
+        plain text and LFs, read from between commands (``take_lines`` reads them so), and
+        where the last one ends; None if no such line starts there."""
+        match = _PLAIN_LINES.match(data, start) if self.tokens.idle else None
+        if match is None:
             return None
-        if len(data) == 1:
-            return "".join(self._parts), self.spacing * self._line_height
-        return ("".join(self._parts) + self._decode(data[:-1]),
-                self.spacing * max(self._line_height, self.height))
+        stop = match.end()
+        chunk = data[start:stop - 1]
+        if chunk.isascii() and self.codec in _ASCII_PAGES:
+            texts = chunk.decode("ascii").split("\n")
+        else:
+            texts = [self._decode(line) for line in chunk.split(b"\n")]
+        spacing, tall = self.spacing, self.spacing * self.height
+        lines = [(text, tall if text else spacing) for text in texts]
+        first = texts[0]  # ends the line being composed
+        lines[0] = ("".join(self._parts) + first,
+                    spacing * (max(self._line_height, self.height) if first else self._line_height))
+        return lines, stop
 
-    def take_line(self, data: bytes, base: int = 0) -> None:
-        """Read ``data``, a plain line (see ``plain_line``), without yielding its events."""
-        self.moves += 1
-        self.move_end = base + len(data)
+    def take_lines(self, count: int, start: int, stop: int) -> None:
+        """Read the ``count`` plain lines ``plain_lines`` found between ``start`` and
+        ``stop`` without yielding their events."""
+        self.moves += count
+        self.move_end = stop
         self._parts = []
         self._line_height = 1
-        self.tokens.skip(len(data))
+        self.tokens.skip(stop - start)
 
     def recall(self, data: bytes) -> Replay | None:
         """What ``data`` did when ``run`` last read and remembered it from the present modes
@@ -402,11 +417,14 @@ class Interpreter:
                 dots += e.n
             if e.kind == "line":
                 lines.append((e.text, e.n))
-        prints = all(e.kind in _PRINTS_LINES for e in events)
+        reset = bool(events) and events[0].kind == "reset"
+        cut = events[-1].n if events and events[-1].kind == "cut" else None
+        body = events[reset:len(events) - (cut is not None)]
+        only_text = all(e.kind in _PRINTS_LINES for e in body)
         _remember(key, Replay._make((
             tuple(events), tuple(moved), self.moves - moves,
             self.move_end - base if self.moves > moves else 0, dots,
-            tuple(lines) if prints else None, self._modes())))
+            tuple(lines) if only_text else None, bool(body), reset, cut, self._modes())))
 
     def _run(self, data: bytes, base: int) -> Iterator[_Event]:
         for token, end in self.tokens.feed(data):

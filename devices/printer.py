@@ -8,13 +8,14 @@ re-exported here). Units: 8 dots per mm.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import TypeAlias
+from typing import NamedTuple, TypeAlias
 
 from devices.escpos_stream import (
     CUT_MARK,
     Interpreter,
+    Replay,
     _copy_slots,
     _Event,
     decode_text,
@@ -41,9 +42,10 @@ class StatusBack:
     data: bytes
 
 
-@dataclass(frozen=True, slots=True)
-class LinePrinted:
-    """A line came out of the printer; ``dots`` of paper were fed for it."""
+class LinePrinted(NamedTuple):
+    """A line came out of the printer; ``dots`` of paper were fed for it. (A named tuple,
+    not a frozen dataclass like the other outputs: a receipt makes one per line, and a
+    tuple is made in half the time.)"""
     text: str
     dots: int
 
@@ -117,12 +119,15 @@ class PrinterCore:
     @property
     def state(self) -> str:
         """off, jam, cover_open, paper_out, paper_near_end or online (first that holds)."""
-        for name, active in (("off", self._off), ("jam", self._jam),
-                             ("cover_open", self._cover_open), ("paper_out", self.paper_out),
-                             ("paper_near_end", self.near_end)):
-            if active:
-                return name
-        return "online"
+        if self._off:
+            return "off"
+        if self._jam:
+            return "jam"
+        if self._cover_open:
+            return "cover_open"
+        if self.paper_out:
+            return "paper_out"
+        return "paper_near_end" if self.near_end else "online"
 
     @property
     def asb_enabled(self) -> bool:
@@ -221,11 +226,11 @@ class PrinterCore:
     def feed(self, data: bytes) -> list[Output]:
         """Receive bytes (any piece of a stream); returns the outputs in order.
 
-        The bytes are read a line (through LF) at a time. A line of plain text, or one the
-        interpreter remembers from the same modes (``Interpreter.recall``), is taken without
-        being read again when nothing in it can be refused or reported (online, no failed
-        job being dropped, paper for all of it, no status back): then nothing here acts on
-        the interpreter between its events.
+        The bytes are read a line (through LF) at a time. A run of plain text lines, or a
+        line the interpreter remembers from the same modes (``Interpreter.recall``), is taken
+        without being read again when nothing in it can be refused or reported (online, no
+        failed job being dropped, paper for all of it, no status back): then nothing here
+        acts on the interpreter between its events.
         """
         out: list[Output] = []
         if self._off:
@@ -233,27 +238,28 @@ class PrinterCore:
         interp = self._interp
         start, size = 0, len(data)
         while start < size:
+            plain = interp.plain_lines(data, start)
+            if plain is not None:
+                lines, stop = plain
+                dots = sum(n for _, n in lines)
+                if self._steady(dots):
+                    interp.take_lines(len(lines), start, stop)
+                    self._print_lines(lines, dots, out)
+                else:
+                    self._take(interp.run(data[start:stop], start), out)
+                start = stop
+                continue
             stop = data.find(b"\n", start) + 1 or size
             piece = data if stop - start == size else data[start:stop]
-            line = interp.plain_line(piece)
-            if line is not None:
-                if self._steady(line[1]):
-                    interp.take_line(piece, start)
-                    self._print_lines((line,), line[1], out)
-                else:
-                    self._take(interp.run(piece, start), out)
+            memo = interp.recall(piece)
+            if memo is None:
+                self._take(interp.run(piece, start, remember=True), out)
+            elif not self._steady(memo.dots):
+                self._take(interp.run(piece, start), out)
+            elif memo.lines is None or (memo.reset and self._job is not None):
+                self._take(interp.replay(memo, piece, start), out)
             else:
-                memo = interp.recall(piece)
-                if memo is None:
-                    self._take(interp.run(piece, start, remember=True), out)
-                elif not self._steady(memo.dots):
-                    self._take(interp.run(piece, start), out)
-                elif memo.lines is None:
-                    self._take(interp.replay(memo, piece, start), out)
-                else:
-                    interp.settle(memo, piece, start)
-                    if memo.events:
-                        self._print_lines(memo.lines, memo.dots, out)
+                self._take_steady(memo, piece, start, out)
             start = stop
         return out
 
@@ -281,7 +287,18 @@ class PrinterCore:
                 self._fail("reset", out)
                 self._discarding = False
             elif kind == "cut":
-                self._cut(ev.n, out)
+                self._cut(ev.n, out, self._interp.moves)
+
+    def _take_steady(self, memo: Replay, piece: bytes, start: int, out: list[Output]) -> None:
+        """What ``_take`` does with the events of ``piece`` (``memo``: their replay) when
+        steady and they are a reset with no job in progress (which does nothing), lines of
+        text and a cut, each optional, in that order."""
+        moves = self._interp.moves
+        self._interp.settle(memo, piece, start)
+        if memo.prints:
+            self._print_lines(memo.lines or (), memo.dots - (memo.cut or 0), out)
+        if memo.cut is not None:
+            self._cut(memo.cut, out, moves + memo.moved[-1])
 
     def _steady(self, dots: int) -> bool:
         """Nothing can refuse or report print data moving ``dots`` of paper: printing it
@@ -289,16 +306,15 @@ class PrinterCore:
         return not (self._discarding or self._jam or self._cover_open or self._asb
                     or self._paper_dots <= dots)
 
-    def _print_lines(self, lines: tuple[tuple[str, int], ...], dots: int,
+    def _print_lines(self, lines: Sequence[tuple[str, int]], dots: int,
                      out: list[Output]) -> None:
         """What ``_take`` does with print data and lines moving ``dots`` when steady."""
         self._paper_dots -= dots
         job = self._job
         if job is None:
             job = self._job = []
-        for text, n in lines:
-            job.append(text)
-            out.append(LinePrinted(text, n))
+        job.extend(text for text, _ in lines)
+        out.extend(map(LinePrinted._make, lines))
 
     def _accepts_print(self, out: list[Output]) -> bool:
         if self._discarding:
@@ -323,7 +339,8 @@ class PrinterCore:
         if self._asb:
             self._report(out)
 
-    def _cut(self, dots: int, out: list[Output]) -> None:
+    def _cut(self, dots: int, out: list[Output], moves: int) -> None:
+        """GS V: cut after ``dots`` of paper; ``moves``: paper movements read through it."""
         if self._discarding or not self.online:
             self._discarding = False
             return
@@ -334,7 +351,7 @@ class PrinterCore:
         else:
             self._paper_dots -= dots
             if self._job is not None:
-                out.append(JobDone("\n".join(self._job), len(self._job), self._interp.moves))
+                out.append(JobDone("\n".join(self._job), len(self._job), moves))
                 self._job = None
         self._report(out)
 

@@ -132,6 +132,39 @@ def test_a_repeated_receipt_is_not_read_again(reads: list[bytes]) -> None:
     assert reads == []
 
 
+def test_a_run_of_plain_lines_is_taken_at_once(reads: list[bytes]) -> None:
+    """Several plain lines in one piece: the first ends the line being composed (and is as
+    tall as its tallest text), the rest are new lines; none is read by the tokenizer."""
+    outs = both([b"\x1b!\x10big", b" end\nnext\n\nlast\n", b"\x1b!\x00", b"a\nb\n"])
+    assert outs[1] == [LinePrinted("big end", 60), LinePrinted("next", 60),
+                       LinePrinted("", 30), LinePrinted("last", 60)]
+    assert outs[3] == [LinePrinted("a", 30), LinePrinted("b", 30)]
+    reads.clear()
+    core = PrinterCore()
+    assert core.feed(b"one\n\xe9t\xe9\ntwo\n") == [
+        LinePrinted("one", 30), LinePrinted("\u0398t\u0398", 30), LinePrinted("two", 30)]
+    assert reads == []
+
+
+def test_a_remembered_reset_or_cut_is_taken_without_reading(reads: list[bytes]) -> None:
+    """A remembered piece that starts with ESC @ and ends with a cut is taken whole when no
+    job is in progress; with a job in progress its reset fails the job, as reading it does."""
+    head, tail = b"\x1b@\x1bE\x01SHOP\n", b"\x1bd\x02\x1dV\x00"
+    both([head, b"x\n", tail] * 2)  # remembered
+    outs = both([head, b"x\n", tail, b"half\n", head, tail])
+    assert outs[2][-1] == JobDone("SHOP\nx\n\n", 4, 4)  # LF, LF, ESC d, GS V
+    assert outs[4][0] == JobFailed("half", "reset")
+    assert isinstance(outs[5][-1], JobDone)
+    reads.clear()
+    core = PrinterCore()
+    core.feed(head + b"x\n")
+    assert core.feed(tail)[-1] == JobDone("SHOP\nx\n\n", 4, 4)
+    assert reads == []
+    moved_after_cut = b"\x1bd\x01\x1dV\x00\x1bd\x00"  # ESC d 0 with no text: no event
+    outs = both([b"x\n", moved_after_cut] * 3)
+    assert [o.moves for out in outs for o in out if isinstance(o, JobDone)] == [3, 7, 11]
+
+
 def test_a_line_feed_as_a_command_argument() -> None:
     stream = b"a\x1bd\nb\x1b3\nc\n\x1bJ\n\x1b!\nd\n\x1b2"  # ESC d/3/J/! 10, ESC 2
     outs = both([stream] * 3)
