@@ -29,6 +29,8 @@ from devices.printer import JobDone, JobFailed, Output, PrinterCore, segments
 if TYPE_CHECKING:
     from emulator.trace import Trace
 
+_JOB_ENDS = (JobDone, JobFailed)  # a tuple: ``JobDone | JobFailed`` is built anew at each use
+
 _CONDITIONS = {
     "printer.paper_out": "paper_out",
     "printer.paper_jam": "jam",
@@ -163,7 +165,7 @@ class SimPrinter:
             return None
         before = core.snapshot()
         state, moved = core.state, core.moves
-        done = [out for out in core.feed(data) if isinstance(out, JobDone | JobFailed)]
+        done = [out for out in core.feed(data) if isinstance(out, _JOB_ENDS)]
         moves = core.moves - moved
         if (core.state != state or len(done) != 1 or not isinstance(done[0], JobDone)
                 or not core.online or moves == 0):
