@@ -17,6 +17,7 @@ segment by segment: the outcome and the trace are those of the slow path.
 from __future__ import annotations
 
 from bisect import bisect_left
+from collections import deque
 from collections.abc import Generator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
@@ -53,6 +54,39 @@ class _RunAhead:
     stopped: int = 0    # segments fed when something reached the printer mid-job
 
 
+class Turns:
+    """Jobs print one at a time, in the order they asked: a simpy ``Resource`` of capacity 1
+    whose events fire in the same order, without its request and release events (their
+    bookkeeping was about 3% of a sale's instructions).
+
+    ``take()`` is the event to yield; the holder calls ``done()`` when its job ends. As with
+    the resource, a job asking while the printer is free gets its turn at once (one step
+    later), and the first one waiting gets it when the job before it ends, one step after
+    the end (or at once if another job asks meanwhile).
+    """
+
+    def __init__(self, env: simpy.Environment) -> None:
+        self.env = env
+        self.busy = False
+        self.waiting: deque[simpy.Event] = deque()
+
+    def take(self) -> simpy.Event:
+        turn = simpy.Event(self.env)
+        self.waiting.append(turn)
+        self._hand_on()
+        return turn
+
+    def done(self) -> None:
+        self.busy = False
+        if self.waiting:  # the resource's release event, processed one step later
+            self.env.timeout(0).callbacks.append(self._hand_on)
+
+    def _hand_on(self, _event: simpy.Event | None = None) -> None:
+        if not self.busy and self.waiting:
+            self.busy = True
+            self.waiting.popleft().succeed()
+
+
 class SimPrinter:
     """An ESC/POS receipt printer driven in simulated time."""
 
@@ -66,7 +100,7 @@ class SimPrinter:
         self.line_s = 1.0 / lines_per_s
         self.faults = FaultBoard()
         self._jobs = 0
-        self._lock = simpy.Resource(env, capacity=1)
+        self._turns = Turns(env)
         self._stash: list[Output] = []  # what a condition change made the core say
         self._ahead: _RunAhead | None = None
         self._shown = core.state
@@ -103,30 +137,34 @@ class SimPrinter:
         return self.env.process(self._job(data, about))
 
     def _job(self, data: bytes, about: dict[str, Any]) -> Generator[simpy.Event, Any, bool]:
-        with self._lock.request() as turn:
-            yield turn
-            self._jobs += 1
-            job = self._jobs
-            self.trace.emit("printer.job_started", job=job, **about)
-            ahead = self._run_ahead(data)
-            if ahead is None:
-                return (yield from self._segments(segments(data), 0, job, about, done=False))
-            try:
-                yield self.env.timeout(ahead.times[ahead.cut] - self.env.now)
-                ahead.released = ahead.cut + 1
-                self.trace.emit("printer.job_done", job=job, text=ahead.text, **about)
-                if self._ahead is ahead:  # no fault triggered by that event
-                    yield self.env.timeout(ahead.times[-1] + self.line_s - self.env.now)
-                    self._ahead = None
-                    return True
-                first = ahead.stopped
-            except simpy.Interrupt as stop:  # touched mid-job: go on segment by segment
-                first = cast(int, stop.cause)
-            count = len(ahead.times)
-            due = ahead.times[first] if first < count else ahead.times[-1] + self.line_s
-            yield self.env.timeout(max(due - self.env.now, 0.0))
-            return (yield from self._segments(segments(data), first, job, about,
-                                              done=first > ahead.cut))
+        yield self._turns.take()
+        whole = yield from self._print(data, about)
+        self._turns.done()  # not on a run's end mid-job: nothing asks after it
+        return whole
+
+    def _print(self, data: bytes, about: dict[str, Any]) -> Generator[simpy.Event, Any, bool]:
+        self._jobs += 1
+        job = self._jobs
+        self.trace.emit("printer.job_started", job=job, **about)
+        ahead = self._run_ahead(data)
+        if ahead is None:
+            return (yield from self._segments(segments(data), 0, job, about, done=False))
+        try:
+            yield self.env.timeout(ahead.times[ahead.cut] - self.env.now)
+            ahead.released = ahead.cut + 1
+            self.trace.emit("printer.job_done", job=job, text=ahead.text, **about)
+            if self._ahead is ahead:  # no fault triggered by that event
+                yield self.env.timeout(ahead.times[-1] + self.line_s - self.env.now)
+                self._ahead = None
+                return True
+            first = ahead.stopped
+        except simpy.Interrupt as stop:  # touched mid-job: go on segment by segment
+            first = cast(int, stop.cause)
+        count = len(ahead.times)
+        due = ahead.times[first] if first < count else ahead.times[-1] + self.line_s
+        yield self.env.timeout(max(due - self.env.now, 0.0))
+        return (yield from self._segments(segments(data), first, job, about,
+                                          done=first > ahead.cut))
 
     def _segments(
         self, pieces: list[bytes], first: int, job: int, about: dict[str, Any], *, done: bool,
