@@ -313,8 +313,9 @@ class PrinterCore:
         job = self._job
         if job is None:
             job = self._job = []
-        job.extend(text for text, _ in lines)
-        out.extend(map(LinePrinted._make, lines))
+        for text, n in lines:
+            job.append(text)
+            out.append(LinePrinted(text, n))
 
     def _accepts_print(self, out: list[Output]) -> bool:
         if self._discarding:
