@@ -72,8 +72,7 @@ def _clean(text: str) -> str:
 
 def _pair(label: str, value: str) -> str:
     """``label`` left and ``value`` right on one line (or separated by a space if too long)."""
-    gap = WIDTH - len(label) - len(value)
-    return f"{label}{' ' * max(gap, 1)}{value}"
+    return f"{label} {value.rjust(WIDTH - 1 - len(label))}"
 
 
 def _operations(d: ReceiptData) -> list[str | _Call]:
@@ -107,16 +106,17 @@ def render(data: ReceiptData) -> bytes:
 def _assemble(ops: list[str | _Call]) -> bytes | None:
     """Fast path: the bytes from cached call bytes, or None if some text is not ASCII."""
     parts: list[bytes] = []
+    text_start = _text_start()  # MagicEncode selects a code page before the first text
     for op in ops:
         if isinstance(op, str):
             if not op.isascii():
                 return None
+            if op and text_start:
+                parts.append(text_start)
+                text_start = b""
             parts.append(op.encode("ascii"))
         else:
             parts.append(_call_bytes(op))
-    # MagicEncode emits one code page selection before the first text it writes.
-    first = next(i for i, op in enumerate(ops) if isinstance(op, str) and op)
-    parts.insert(first, _text_start())
     return b"".join(parts)
 
 
