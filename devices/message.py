@@ -195,16 +195,18 @@ def encode(fields: Mapping[str, str | bytes], mac_key: bytes | None = None) -> b
     the receiver recomputes M by zeroing those 8 bytes (:func:`mac_ok`). This
     works with or without a secondary bitmap (fields 65-128 follow field 64).
     """
-    doc: dict[str, str] = {}
-    for key, value in fields.items():
-        if key in ("p", "1", "h"):
-            continue
-        if key in BINARY_FIELDS:
-            doc[key] = value.hex() if isinstance(value, bytes) else value
-        elif isinstance(value, bytes):
+    # Copied in C and edited in place (keys keep their order): cheaper than a loop that
+    # builds the dict.
+    doc: dict[str, Any] = dict(fields)
+    for key in ("p", "1", "h"):
+        doc.pop(key, None)
+    for key, value in doc.items():
+        if isinstance(value, bytes) and key not in BINARY_FIELDS:
             raise TypeError(f"field {key} takes str, not bytes")
-        else:
-            doc[key] = value
+    for key in BINARY_FIELDS:
+        value = doc.get(key)
+        if isinstance(value, bytes):
+            doc[key] = value.hex()
     if mac_key is not None:
         doc["64"] = "00" * MAC_LEN
     bad = _check_content(doc)
@@ -223,7 +225,15 @@ def encode(fields: Mapping[str, str | bytes], mac_key: bytes | None = None) -> b
 
 
 def _mac(key: bytes, zeroed_msg: bytes) -> bytes:
-    return hmac.new(key, zeroed_msg, hashlib.sha256).digest()[:MAC_LEN]
+    mac = _keyed_hmac(key).copy()
+    mac.update(zeroed_msg)
+    return mac.digest()[:MAC_LEN]
+
+
+@functools.lru_cache(maxsize=8)
+def _keyed_hmac(key: bytes) -> hmac.HMAC:
+    """HMAC-SHA256 with ``key`` set up once; :func:`_mac` copies it (cheaper than a new one)."""
+    return hmac.new(key, digestmod=hashlib.sha256)
 
 
 @functools.lru_cache(maxsize=32)
@@ -252,12 +262,14 @@ def _decode_raw(frame: bytes) -> tuple[dict[str, str], Spans]:
 
 
 def _public(doc_dec: dict[str, str]) -> Fields:
-    """pyiso8583's dict without bitmaps/header, binary fields as bytes."""
-    out: Fields = {}
-    for key, value in doc_dec.items():
-        if key in ("p", "1", "h"):
-            continue
-        out[key] = bytes.fromhex(value) if key in BINARY_FIELDS else value
+    """pyiso8583's dict without bitmaps/header, binary fields as bytes (in the same order)."""
+    out: Fields = dict(doc_dec)  # copied in C, then edited in place: keys keep their order
+    for key in ("p", "1", "h"):
+        out.pop(key, None)
+    for key in BINARY_FIELDS:
+        value = out.get(key)
+        if isinstance(value, str):
+            out[key] = bytes.fromhex(value)
     return out
 
 
@@ -267,6 +279,13 @@ def decode(frame: bytes) -> Fields:
     ``MessageError.pos`` counts from the start of the frame (header included);
     ``partial`` holds the fields that did decode (never the failing one).
     """
+    return dict(_decode_checked(frame))  # a copy: the cached dict stays as decoded
+
+
+@functools.lru_cache(maxsize=32)
+def _decode_checked(frame: bytes) -> Fields:
+    """:func:`decode`'s work, cached like :func:`_decode_raw`: the host's shell and core
+    both decode each request (errors are not cached: each call raises afresh)."""
     doc_dec, spans = _decode_raw(frame)
     bad = _check_content(doc_dec)
     if bad is not None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import random
 
 import pytest
@@ -69,6 +71,23 @@ def test_mac_detects_any_single_flipped_byte(fields: dict[str, str]) -> None:
             bad = bytearray(frame)
             bad[pos] ^= mask
             assert not mac_ok(bytes(bad), KEY), (pos, mask)
+
+
+def test_mac_is_hmac_sha256_of_the_zeroed_message() -> None:
+    """The documented scheme, for each key (the keyed HMAC is set up once per key)."""
+    for key in (KEY, b"other key", b"k" * 100):
+        frame = encode(SALE, key)
+        start, end = field_spans(frame)["64"]
+        zeroed = frame[2:start] + bytes(8) + frame[end:]
+        assert frame[start:end] == hmac.new(key, zeroed, hashlib.sha256).digest()[:8]
+
+
+def test_decode_returns_a_fresh_dict_each_time() -> None:
+    frame = encode(SALE, KEY)
+    first = decode(frame)
+    first["4"] = "999999999999"
+    del first["2"]
+    assert decode(frame) == {**SALE, "64": decode(frame)["64"]}
 
 
 def test_mac_missing_is_not_ok() -> None:
@@ -233,6 +252,7 @@ def test_a_sale_encodes_and_decodes_each_frame_once(monkeypatch: pytest.MonkeyPa
         "decode": staticmethod(lambda raw: (calls.append("decode"), real_decode(raw))[1]),
     })())
     message._decode_raw.cache_clear()
+    message._decode_checked.cache_clear()
     result = run_scenario(scenario_from_dict({
         "format": 1, "name": "one sale",
         "cards": [{"id": "a", "pan": "4111111111111111", "balance": "10.00"}],
