@@ -41,10 +41,12 @@ def _ids(who: Identity) -> Fields:
 
 def financial(record: TxnRecord, card: CardInfo, who: Identity, now: datetime) -> Fields:
     """A 0200 sale or refund (0201 when ``record.mti`` says so)."""
+    # Fields 12/13 as f-strings: strftime's digits at a third of its cost.
     return {
         "t": record.mti, "2": card.pan, "3": PROC[record.do],
         "4": f"{record.amount_minor:012d}", "7": record.f7, "11": record.stan,
-        "12": now.strftime("%H%M%S"), "13": now.strftime("%m%d"), "14": card.expiry,
+        "12": f"{now.hour:02d}{now.minute:02d}{now.second:02d}",
+        "13": f"{now.month:02d}{now.day:02d}", "14": card.expiry,
         "25": "00", **_ids(who), "49": CURRENCY,
     }
 
