@@ -48,6 +48,9 @@ REASON_CANCEL = "17"
 REASON_INVALID = "06"
 REASON_NOT_COMPLETED = "21"
 
+_2D = tuple(f"{n:02d}" for n in range(100))
+"""``"00"`` to ``"99"``: clock strings built from these cost a sixth of a ``strftime``."""
+
 
 class Terminal:
     """The payment terminal as a simpy component."""
@@ -74,6 +77,7 @@ class Terminal:
         self._waits: list[simpy.Event] = []
         self._held: set[str] = set()
         self._last_receipt: tuple[str, ReceiptData] | None = None
+        self._clock_at: tuple[float, datetime] | None = None
         self._process = env.process(self._main())
 
     # -- the outside world -------------------------------------------------
@@ -686,7 +690,7 @@ class Terminal:
         return ReceiptData(
             merchant=self.identity.merchant, merchant_id=self.identity.merchant_id,
             terminal_id=self.identity.terminal_id,
-            when=self._clock().strftime("%Y-%m-%d %H:%M:%S"), title=title,
+            when=_when(self._clock()), title=title,
             pan_last4=card.pan[-4:], amount=format_minor(amount or record.amount_minor),
             result=result, response_code=record.code, stan=record.stan, rrn=record.rrn,
             approval_code=record.auth,
@@ -697,10 +701,25 @@ class Terminal:
         self.trace.emit("terminal.txn_done", step=step, do=do, result=result, **fields)
 
     def _clock(self) -> datetime:
-        return self.start + timedelta(seconds=self.env.now)
+        """The simulated wall clock, computed once per instant (a record's field 7 and
+        its request read it at the same moment)."""
+        now = self.env.now
+        if self._clock_at is None or self._clock_at[0] != now:
+            self._clock_at = (now, self.start + timedelta(seconds=now))
+        return self._clock_at[1]
 
     def _f7(self) -> str:
-        return self._clock().strftime("%m%d%H%M%S")
+        return _field7(self._clock())
+
+
+def _field7(t: datetime) -> str:
+    """Field 7 (transmission date and time), ``strftime("%m%d%H%M%S")`` of ``t``."""
+    return f"{_2D[t.month]}{_2D[t.day]}{_2D[t.hour]}{_2D[t.minute]}{_2D[t.second]}"
+
+
+def _when(t: datetime) -> str:
+    """A receipt's date and time, ``strftime("%Y-%m-%d %H:%M:%S")`` of ``t``."""
+    return f"{t.year}-{_2D[t.month]}-{_2D[t.day]} {_2D[t.hour]}:{_2D[t.minute]}:{_2D[t.second]}"
 
 
 def _amount(fields: dict[str, Any], default: int) -> int:
