@@ -106,8 +106,10 @@ def judge(
 ) -> Verdict:
     """Give every step its end state and list the anomalies."""
     observer = Observer()
+    read = _READ
     for event in events:
-        observer.observe(event)
+        if event.name in read:  # most events are not read: skip the call
+            observer.observe(event)
     return observer.verdict(steps, bookings)
 
 
@@ -278,6 +280,10 @@ class Observer:
                     f"{key[6:]}, which no step still held sent: a copy that came after its "
                     "step was judged, or a mangled key"))
         return found
+
+
+_READ = frozenset(Observer.EVENTS)
+"""What :func:`judge` hands its observer (the other events would be ignored)."""
 
 
 def _judge_step(
