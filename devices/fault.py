@@ -50,6 +50,8 @@ class FaultBoard:
             self._faults.remove(fault)
 
     def has(self, kind: str) -> bool:
+        if not self._faults:  # the usual case: no generator to build and run
+            return False
         return any(f.kind == kind and not f.spent for f in self._faults)
 
     def first(self, kind: str, direction: str | None = None) -> ActiveFault | None:
