@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import NamedTuple, TypeAlias
 
 from devices.escpos_stream import (
+    _PREFIXES,
     CUT_MARK,
     Interpreter,
     Replay,
@@ -238,7 +239,8 @@ class PrinterCore:
         interp = self._interp
         start, size = 0, len(data)
         while start < size:
-            plain = interp.plain_lines(data, start)
+            # a line starting with a command is not plain: no need to ask
+            plain = None if data[start] in _PREFIXES else interp.plain_lines(data, start)
             if plain is not None:
                 lines, stop = plain
                 dots = sum(n for _, n in lines)
