@@ -1,9 +1,10 @@
 """The network link between terminal and acquirer: real frames, latency, faults.
 
-Two directions (``to_bank``, ``to_terminal``), each ending in a simpy Store
-the receiver reads. Latency and jitter come from the world's seeded RNG.
-Faults in force are read from the link's :class:`FaultBoard` as each frame
-is sent; ``network.down`` also loses frames already in flight.
+Two directions (``to_bank``, ``to_terminal``), each ending in a mailbox (a
+simpy ``Store`` in effect, see ``devices.queues``) the receiver reads.
+Latency and jitter come from the world's seeded RNG. Faults in force are read
+from the link's :class:`FaultBoard` as each frame is sent; ``network.down``
+also loses frames already in flight.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import simpy
 
 from devices.fault import ActiveFault, FaultBoard
 from devices.message import corrupt
+from devices.queues import Mailbox
 
 if TYPE_CHECKING:
     from emulator.trace import Trace
@@ -44,7 +46,7 @@ class Link:
         self.trace = trace
         self.latency_s = latency_s
         self.jitter_s = jitter_s
-        self.inbox = {TO_BANK: simpy.Store(env), TO_TERMINAL: simpy.Store(env)}
+        self.inbox = {TO_BANK: Mailbox(env), TO_TERMINAL: Mailbox(env)}
         self.faults = FaultBoard()
         self._epoch = 0  # bumped by network.down: frames in flight are lost
 

@@ -17,7 +17,6 @@ segment by segment: the outcome and the trace are those of the slow path.
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections import deque
 from collections.abc import Generator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
@@ -26,6 +25,7 @@ import simpy
 
 from devices.fault import ActiveFault, FaultBoard
 from devices.printer import JobDone, JobFailed, Output, PrinterCore, segments
+from devices.queues import Turns
 
 if TYPE_CHECKING:
     from emulator.trace import Trace
@@ -52,39 +52,6 @@ class _RunAhead:
     text: str           # what the job printed
     released: int = 0   # segments whose events were emitted
     stopped: int = 0    # segments fed when something reached the printer mid-job
-
-
-class Turns:
-    """Jobs print one at a time, in the order they asked: a simpy ``Resource`` of capacity 1
-    whose events fire in the same order, without its request and release events (their
-    bookkeeping was about 3% of a sale's instructions).
-
-    ``take()`` is the event to yield; the holder calls ``done()`` when its job ends. As with
-    the resource, a job asking while the printer is free gets its turn at once (one step
-    later), and the first one waiting gets it when the job before it ends, one step after
-    the end (or at once if another job asks meanwhile).
-    """
-
-    def __init__(self, env: simpy.Environment) -> None:
-        self.env = env
-        self.busy = False
-        self.waiting: deque[simpy.Event] = deque()
-
-    def take(self) -> simpy.Event:
-        turn = simpy.Event(self.env)
-        self.waiting.append(turn)
-        self._hand_on()
-        return turn
-
-    def done(self) -> None:
-        self.busy = False
-        if self.waiting:  # the resource's release event, processed one step later
-            self.env.timeout(0).callbacks.append(self._hand_on)
-
-    def _hand_on(self, _event: simpy.Event | None = None) -> None:
-        if not self.busy and self.waiting:
-            self.busy = True
-            self.waiting.popleft().succeed()
 
 
 class SimPrinter:

@@ -20,6 +20,7 @@ from devices.card_reader import CardReader
 from devices.fault import ActiveFault
 from devices.link import TO_BANK, TO_TERMINAL, Link, Refused
 from devices.message import Fields, decode, encode, mac_ok
+from devices.queues import Mailbox
 from devices.receipt import ReceiptData, render
 from devices.sim_printer import SimPrinter
 from emulator import requests
@@ -71,7 +72,7 @@ class Terminal:
         self.cards = cards
         self.mac_key = mac_key
         self.journal = Journal()
-        self.steps: simpy.Store = simpy.Store(env)
+        self.steps = Mailbox(env)
         self.powered = True
         self._power_back: simpy.Event | None = None
         self._waits: list[simpy.Event] = []

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from devices.printer import PrinterCore
-from devices.sim_printer import SimPrinter, Turns
+from devices.sim_printer import SimPrinter
 from emulator.catalogue import TRIGGER_EVENTS
 from emulator.scenario import Scenario, load_scenario, scenario_from_dict
 from emulator.trace import Trace
@@ -117,55 +117,3 @@ def test_run_ahead_never_changes_the_trace(
     slow, _ = run(scenario, run_ahead=False)
     assert fast == slow
 
-
-# -- jobs take turns as with a simpy Resource ----------------------------------------------
-
-def turn_order(jobs: list[tuple[int, int, int]], light: bool) -> list[tuple[float, str]]:
-    """When each job asks, gets its turn and ends, with witnesses recording at every whole
-    second so that steps at the same time are ordered too; with ``Turns`` or a Resource.
-    A job ``(at, hold, later)`` asks at ``at`` after ``later`` more steps at that time."""
-    env = simpy.Environment()
-    seen: list[tuple[float, str]] = []
-    turns, lock = Turns(env), simpy.Resource(env, capacity=1)
-
-    def job(name: str, at: int, hold: int, later: int) -> Any:
-        yield env.timeout(at)
-        for _ in range(later):
-            yield env.timeout(0)
-        seen.append((env.now, f"{name} asks"))
-        if light:
-            yield turns.take()
-        else:
-            request = lock.request()
-            yield request
-        seen.append((env.now, f"{name} prints"))
-        yield env.timeout(hold)
-        seen.append((env.now, f"{name} ends"))
-        if light:
-            turns.done()
-        else:
-            lock.release(request)
-
-    def witness(at: int) -> Any:
-        yield env.timeout(at)
-        for _ in range(6):
-            seen.append((env.now, "witness"))
-            yield env.timeout(0)
-
-    for i, (at, hold, later) in enumerate(jobs):
-        env.process(job(f"job{i}", at, hold, later))
-    for at in range(8):
-        env.process(witness(at))
-    env.run()
-    return seen
-
-
-@settings(max_examples=300, deadline=None)
-@given(st.lists(st.tuples(st.integers(0, 4), st.integers(0, 2), st.integers(0, 3)),
-                min_size=1, max_size=6))
-def test_turns_are_handed_out_as_a_simpy_resource_hands_them_out(
-    jobs: list[tuple[int, int, int]],
-) -> None:
-    light = turn_order(jobs, light=True)
-    assert light == turn_order(jobs, light=False)
-    assert sum(what.endswith("prints") for _, what in light) == len(jobs)
