@@ -1,21 +1,22 @@
-"""Two simpy queues without simpy's resource bookkeeping, their events in the same order.
+"""Two simpy queues and a race without simpy's bookkeeping, their events in the same order.
 
 simpy's ``Store`` and ``Resource`` make an event object per request and release and
 walk their queues on every one; a sale went through them seven times, about 5% of its
 cost. :class:`Mailbox` (an unbounded ``Store``) and :class:`Turns` (a ``Resource`` of
 capacity 1) schedule their events at the same moments as simpy's (one step after a put,
 a free turn or a release), so a run's trace does not change; tests/devices/test_queues.py
-compares them with simpy's under random timings.
+compares them with simpy's under random timings. :func:`any_of` is ``a | b`` without
+building the condition's value.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from typing import Any
+from typing import Any, cast
 
 import simpy
 
-__all__ = ["Mailbox", "Turns"]
+__all__ = ["Mailbox", "Turns", "any_of"]
 
 
 class _Get(simpy.Event):
@@ -90,3 +91,27 @@ class Turns:
         if not self.busy and self.waiting:
             self.busy = True
             self.waiting.popleft().succeed()
+
+
+def any_of(*events: simpy.Event) -> simpy.Event:
+    """An event processed one step after the first of ``events`` is (or failing with its
+    exception): simpy's ``a | b`` (``AnyOf``) at the same moment, without building the
+    condition's value. As with it, more than one of ``events`` may have been processed by
+    then: ask each one's ``processed``. The events must share one environment."""
+    race = simpy.Event(events[0].env)
+
+    def check(event: simpy.Event) -> None:
+        if race.triggered:
+            return
+        if event.ok:
+            race.succeed()
+        else:
+            event.defused = True
+            race.fail(cast(Exception, event.value))
+
+    for event in events:
+        if event.callbacks is None:  # already processed
+            check(event)
+        else:
+            event.callbacks.append(check)
+    return race

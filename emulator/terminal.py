@@ -20,7 +20,7 @@ from devices.card_reader import CardReader
 from devices.fault import ActiveFault
 from devices.link import TO_BANK, TO_TERMINAL, Link, Refused
 from devices.message import Fields, decode, encode, mac_ok
-from devices.queues import Mailbox
+from devices.queues import Mailbox, any_of
 from devices.receipt import ReceiptData, render
 from devices.sim_printer import SimPrinter
 from emulator import requests
@@ -150,9 +150,9 @@ class Terminal:
         get = self.steps.get()
         if self.journal.pending():
             self._waits.append(get)
-            got = yield get | self.env.timeout(self.policy.saf_retry_s)
+            yield any_of(get, self.env.timeout(self.policy.saf_retry_s))
             self._waits.remove(get)
-            if get not in got:
+            if not get.processed:
                 get.cancel()
                 yield from self._flush_queue()
                 return
@@ -463,9 +463,9 @@ class Terminal:
                 return TIMEOUT, None
             get = inbox.get()
             self._waits.append(get)
-            got = yield get | self.env.timeout(left)
+            yield any_of(get, self.env.timeout(left))
             self._waits.remove(get)
-            if get not in got:
+            if not get.processed:
                 get.cancel()
                 return TIMEOUT, None
             item = cast("bytes | Refused", get.value)

@@ -14,7 +14,7 @@ import simpy
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from devices.queues import Mailbox, Turns
+from devices.queues import Mailbox, Turns, any_of
 
 Log = list[tuple[float, str]]
 Steps = Generator[simpy.Event, Any, None]
@@ -134,3 +134,61 @@ def test_a_mailbox_delivers_as_a_simpy_store_delivers(
     acts: list[tuple[str, int, int, int]],
 ) -> None:
     assert mail_order(acts, light=True) == mail_order(acts, light=False)
+
+
+# -- any_of and simpy's AnyOf -------------------------------------------------------------
+
+def race_order(racers: list[tuple[int, int, int, int]], light: bool) -> Log:
+    """Racers ``(at, later, patience, put_at)`` wait at ``at`` for a mailbox item put at
+    ``put_at`` or their patience running out, whichever comes first."""
+    env = simpy.Environment()
+    seen: Log = []
+    box = Mailbox(env)
+
+    def racer(name: str, at: int, later: int, patience: int, put_at: int) -> Steps:
+        yield from _arrive(env, at, later)
+        get, timer = box.get(), env.timeout(patience)
+        if light:
+            yield any_of(get, timer)
+            first = "item" if get.processed else "timer"
+        else:
+            got = yield get | timer
+            first = "item" if get in got else "timer"
+        seen.append((env.now, f"{name}: {first}"))
+        if first == "timer":
+            get.cancel()
+
+    def putter(name: str, at: int) -> Steps:
+        yield env.timeout(at)
+        box.put(name)
+
+    for i, (at, later, patience, put_at) in enumerate(racers):
+        env.process(racer(f"racer{i}", at, later, patience, put_at))
+        env.process(putter(f"item{i}", put_at))
+    _witnesses(env, seen, 10)
+    env.run()
+    return seen
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 4), st.integers(0, 3), st.integers(0, 3),
+                          st.integers(0, 6)), min_size=1, max_size=5))
+def test_any_of_fires_as_simpy_any_of_fires(racers: list[tuple[int, int, int, int]]) -> None:
+    assert race_order(racers, light=True) == race_order(racers, light=False)
+
+
+def test_any_of_an_event_already_processed_and_a_failure() -> None:
+    env = simpy.Environment()
+    done, late = env.timeout(0), env.timeout(5)
+    env.run(until=1)
+    race = any_of(done, late)
+    assert race.triggered
+    env.run(until=2)
+    assert race.processed
+    assert not late.processed
+    failing = env.event()
+    race = any_of(failing, env.timeout(3))
+    failing.fail(ValueError("no"))
+    race.defused = True
+    env.run(until=4)
+    assert isinstance(race.value, ValueError)
