@@ -49,9 +49,6 @@ REASON_CANCEL = "17"
 REASON_INVALID = "06"
 REASON_NOT_COMPLETED = "21"
 
-_2D = tuple(f"{n:02d}" for n in range(100))
-"""``"00"`` to ``"99"``: clock strings built from these cost a sixth of a ``strftime``."""
-
 
 class Terminal:
     """The payment terminal as a simpy component."""
@@ -691,7 +688,7 @@ class Terminal:
         return ReceiptData(
             merchant=self.identity.merchant, merchant_id=self.identity.merchant_id,
             terminal_id=self.identity.terminal_id,
-            when=_when(self._clock()), title=title,
+            when=self._clock().isoformat(" ", "seconds"), title=title,
             pan_last4=card.pan[-4:], amount=format_minor(amount or record.amount_minor),
             result=result, response_code=record.code, stan=record.stan, rrn=record.rrn,
             approval_code=record.auth,
@@ -710,17 +707,7 @@ class Terminal:
         return self._clock_at[1]
 
     def _f7(self) -> str:
-        return _field7(self._clock())
-
-
-def _field7(t: datetime) -> str:
-    """Field 7 (transmission date and time), ``strftime("%m%d%H%M%S")`` of ``t``."""
-    return f"{_2D[t.month]}{_2D[t.day]}{_2D[t.hour]}{_2D[t.minute]}{_2D[t.second]}"
-
-
-def _when(t: datetime) -> str:
-    """A receipt's date and time, ``strftime("%Y-%m-%d %H:%M:%S")`` of ``t``."""
-    return f"{t.year}-{_2D[t.month]}-{_2D[t.day]} {_2D[t.hour]}:{_2D[t.minute]}:{_2D[t.second]}"
+        return requests.field7(self._clock())
 
 
 def _amount(fields: dict[str, Any], default: int) -> int:

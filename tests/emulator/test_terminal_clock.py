@@ -6,7 +6,8 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from emulator.terminal import _field7, _when
+from emulator.journal import TxnRecord
+from emulator.requests import CardInfo, Identity, field7, financial
 
 
 # Years from 1000 on: below that, strftime pads %Y on some platforms and not on others.
@@ -15,5 +16,10 @@ from emulator.terminal import _field7, _when
 @pytest.mark.parametrize("seconds", [0, 0.5, 59.999999, 3601.25, 86_399.0, 31 * 86_400 + 7])
 def test_clock_strings_match_strftime(start: datetime, seconds: float) -> None:
     t = start + timedelta(seconds=seconds)
-    assert _when(t) == t.strftime("%Y-%m-%d %H:%M:%S")
-    assert _field7(t) == t.strftime("%m%d%H%M%S")
+    assert field7(t) == t.strftime("%m%d%H%M%S")
+    record = TxnRecord(step="s1", do="sale", card="a", amount_minor=100, mti="0200",
+                       stan="000001", f7=field7(t))
+    fields = financial(record, CardInfo("4111111111111111", "2712"),
+                       Identity("Shop", "M1", "T1"), t)
+    assert (fields["12"], fields["13"]) == (t.strftime("%H%M%S"), t.strftime("%m%d"))
+    assert t.isoformat(" ", "seconds") == t.strftime("%Y-%m-%d %H:%M:%S")  # the receipt's
