@@ -344,11 +344,8 @@ class Interpreter:
         if match is None:
             return None
         stop = match.end()
-        chunk = data[start:stop - 1]
-        if chunk.isascii() and self.codec in _ASCII_PAGES:
-            texts = chunk.decode("ascii").split("\n")
-        else:
-            texts = [self._decode(line) for line in chunk.split(b"\n")]
+        # One decode for all the lines: every code page reads LF, and only LF, as "\n".
+        texts = self._decode(data[start:stop - 1]).split("\n")
         spacing, tall = self.spacing, self.spacing * self.height
         lines = [(text, tall if text else spacing) for text in texts]
         first = texts[0]  # ends the line being composed

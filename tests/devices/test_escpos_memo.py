@@ -146,6 +146,13 @@ def test_a_run_of_plain_lines_is_taken_at_once(reads: list[bytes]) -> None:
     assert reads == []
 
 
+def test_every_code_page_reads_lf_and_only_lf_as_a_line_end() -> None:
+    """What lets ``plain_lines`` decode a run of lines at once and split it after."""
+    for codec in {"cp437", *escpos_stream._CODE_PAGES.values()}:
+        assert b"\n".decode(codec) == "\n", codec
+        assert "\n" not in bytes(range(0x20, 0x100)).decode(codec, "replace"), codec
+
+
 def test_a_remembered_reset_or_cut_is_taken_without_reading(reads: list[bytes]) -> None:
     """A remembered piece that starts with ESC @ and ends with a cut is taken whole when no
     job is in progress; with a job in progress its reset fails the job, as reading it does."""
