@@ -1,12 +1,16 @@
-"""How the cyclic garbage collector runs while a simulation runs.
+"""How the cyclic garbage collector runs while a simulation runs: not at all.
 
 A run allocates mostly objects that die young (events, frames, generator
-steps) or live to its end (trace events, postings, the oracle's record), and
-almost none of them form cycles. With CPython's default generation-0
-threshold (700) the collector runs every few sales, promotes what is still
-in flight, and so keeps scanning everything the run has kept: about a fifth
-of a single terminal's run time, and more for a large fleet. A run raises
-the threshold while it runs and restores it after.
+steps) and are freed by reference counting, or live to its end (trace events,
+postings, the oracle's records). Almost none form cycles: the unreachable
+objects a run leaves are its own world (environment, processes, devices), a
+few hundred whatever the run's length, its faults or its fleet size
+(tests/emulator/test_collector.py pins this). Automatic collections would
+only scan, again and again, what the run keeps: about 5% of a single
+terminal's time in young collections, and a full collection now and then
+that can take a tenth of a 2,000-sale run (docs/performance.md). So a run
+pauses automatic collection while it runs, and restores it after; the world
+it leaves is collected as usual afterwards.
 """
 
 from __future__ import annotations
@@ -15,19 +19,14 @@ import gc
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-YOUNG_COLLECTION = 50_000
-"""The generation-0 threshold while a run runs (CPython's default is 700). With the
-default, 1,000 terminals x 10 sales took about 1.3x as long as 10 terminals x 1,000
-sales, and one terminal's back-to-back sales spent about 20% of their time in the
-collector (benchmarks/throughput.py; see docs/performance.md)."""
-
 
 @contextmanager
-def young_collections(threshold: int = YOUNG_COLLECTION) -> Iterator[None]:
-    """Collect generation 0 every ``threshold`` allocations (at least), then restore."""
-    before = gc.get_threshold()
-    gc.set_threshold(max(before[0], threshold), *before[1:])
+def collection_paused() -> Iterator[None]:
+    """No automatic cyclic collection inside; as before after (also on error)."""
+    enabled = gc.isenabled()
+    gc.disable()
     try:
         yield
     finally:
-        gc.set_threshold(*before)
+        if enabled:
+            gc.enable()

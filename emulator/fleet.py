@@ -31,7 +31,7 @@ import simpy
 from devices.card_reader import CardReader
 from devices.host import Host
 from devices.link import Link
-from emulator.collector import young_collections
+from emulator.collector import collection_paused
 from emulator.injector import Injector
 from emulator.money import format_minor
 from emulator.oracle import Finding, Observer, StepView, Verdict
@@ -366,26 +366,26 @@ class Fleet:
         With ``on_terminal`` every step is judged at the end, as a single run is, and
         each terminal's :class:`Verdict` is passed on; without it steps are judged as
         they become final (:attr:`early`) and only counts are kept."""
-        scenario = self.scenario
-        self.early = on_terminal is None
-        before = balances_of(scenario, self.acquirer)
-        total_before = self.acquirer.total_minor()
-        with young_collections():
+        with collection_paused():
+            scenario = self.scenario
+            self.early = on_terminal is None
+            before = balances_of(scenario, self.acquirer)
+            total_before = self.acquirer.total_minor()
             self.env.run(until=scenario.until_s)
-        for unit in self.units:
-            for step, what in unit.terminal.unresolved():
-                unit.view.emit("terminal.unresolved", step=step, what=what)
-        check_conserved(self.acquirer, total_before, f"{scenario.name} (fleet of {self.size})")
-        for unit in self.units:
-            self._judge_rest(unit, on_terminal)
-        tally = self._tally
-        return FleetResult(
-            scenario=scenario, terminals=self.size, transactions=self.size * len(self.views),
-            end_states=tally.end_states, anomaly_counts=tally.counts, anomalies=tally.kept,
-            events=len(self.trace), trace_sha256=self.trace.sha256(),
-            sim_time_s=float(self.env.now), postings=self.acquirer.ledger.count,
-            balances_minor=balances_of(scenario, self.acquirer), balances_before_minor=before,
-        )
+            for unit in self.units:
+                for step, what in unit.terminal.unresolved():
+                    unit.view.emit("terminal.unresolved", step=step, what=what)
+            check_conserved(self.acquirer, total_before, f"{scenario.name} (fleet of {self.size})")
+            for unit in self.units:
+                self._judge_rest(unit, on_terminal)
+            tally = self._tally
+            return FleetResult(
+                scenario=scenario, terminals=self.size, transactions=self.size * len(self.views),
+                end_states=tally.end_states, anomaly_counts=tally.counts, anomalies=tally.kept,
+                events=len(self.trace), trace_sha256=self.trace.sha256(),
+                sim_time_s=float(self.env.now), postings=self.acquirer.ledger.count,
+                balances_minor=balances_of(scenario, self.acquirer), balances_before_minor=before,
+            )
 
     def _judge_rest(self, unit: _Unit, on_terminal: TerminalVerdict | None) -> None:
         """At the end of the run: judge what is left of ``unit``, then drop its record."""

@@ -21,7 +21,7 @@ from devices.host import Host
 from devices.link import Link
 from devices.printer import PrinterCore
 from devices.sim_printer import SimPrinter
-from emulator.collector import young_collections
+from emulator.collector import collection_paused
 from emulator.errors import ConservationError
 from emulator.injector import Injector
 from emulator.oracle import Booking, StepView, judge
@@ -104,32 +104,32 @@ class World:
 
     def run(self, until: float | simpy.Event | None = None) -> Result:
         """Run to ``until`` (default: the horizon, or until nothing is left to happen); judge."""
-        scenario = self.scenario
-        before = self._balances()
-        total_before = self.acquirer.total_minor()
-        with young_collections():
+        with collection_paused():
+            scenario = self.scenario
+            before = self._balances()
+            total_before = self.acquirer.total_minor()
             self.env.run(until=scenario.until_s if until is None else until)
-        for step, what in self.terminal.unresolved():
-            self.trace.emit("terminal.unresolved", step=step, what=what)
-        check_conserved(self.acquirer, total_before, scenario.name)
-        postings = [*self.retired, *self.acquirer.ledger.postings]
-        verdict = judge(step_views(scenario), self.trace.events, bookings_of(postings))
-        balances = self._balances()
-        rrns = {p.stan: p.rrn for p in sorted(postings, key=lambda p: p.seq)}
-        steps = tuple(
-            StepResult(
-                id=s.id, do=s.do, amount_minor=s.amount_minor,
-                end_state=verdict.end_states[s.id], receipt=verdict.receipts[s.id],
-                stan=verdict.stans[s.id], rrn=rrns.get(verdict.stans[s.id], ""),
+            for step, what in self.terminal.unresolved():
+                self.trace.emit("terminal.unresolved", step=step, what=what)
+            check_conserved(self.acquirer, total_before, scenario.name)
+            postings = [*self.retired, *self.acquirer.ledger.postings]
+            verdict = judge(step_views(scenario), self.trace.events, bookings_of(postings))
+            balances = self._balances()
+            rrns = {p.stan: p.rrn for p in sorted(postings, key=lambda p: p.seq)}
+            steps = tuple(
+                StepResult(
+                    id=s.id, do=s.do, amount_minor=s.amount_minor,
+                    end_state=verdict.end_states[s.id], receipt=verdict.receipts[s.id],
+                    stan=verdict.stans[s.id], rrn=rrns.get(verdict.stans[s.id], ""),
+                )
+                for s in scenario.steps
             )
-            for s in scenario.steps
-        )
-        return Result(
-            scenario=scenario, steps=steps, anomalies=verdict.anomalies,
-            balances_minor=balances, balances_before_minor=before, trace=self.trace,
-            trace_sha256=self.trace.sha256(), sim_time_s=float(self.env.now),
-            failures=check(scenario.expect, verdict.end_states, verdict.anomalies, balances),
-        )
+            return Result(
+                scenario=scenario, steps=steps, anomalies=verdict.anomalies,
+                balances_minor=balances, balances_before_minor=before, trace=self.trace,
+                trace_sha256=self.trace.sha256(), sim_time_s=float(self.env.now),
+                failures=check(scenario.expect, verdict.end_states, verdict.anomalies, balances),
+            )
 
     def _balances(self) -> dict[str, int]:
         return balances_of(self.scenario, self.acquirer)
