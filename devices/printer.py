@@ -231,7 +231,8 @@ class PrinterCore:
         line the interpreter remembers from the same modes (``Interpreter.recall``), is taken
         without being read again when nothing in it can be refused or reported (online, no
         failed job being dropped, paper for all of it, no status back): then nothing here
-        acts on the interpreter between its events.
+        acts on the interpreter between its events. So is such a line of the rest of a
+        failed job, which is dropped whatever the printer's state.
         """
         out: list[Output] = []
         if self._off:
@@ -244,7 +245,9 @@ class PrinterCore:
             if plain is not None:
                 lines, stop = plain
                 dots = sum(n for _, n in lines)
-                if self._steady(dots):
+                if self._discarding:  # the rest of a failed job: each line dropped
+                    interp.take_lines(len(lines), start, stop)
+                elif self._steady(dots):
                     interp.take_lines(len(lines), start, stop)
                     self._print_lines(lines, dots, out)
                 else:
@@ -256,6 +259,8 @@ class PrinterCore:
             memo = interp.recall(piece)
             if memo is None:
                 self._take(interp.run(piece, start, remember=True), out)
+            elif self._discarding and memo.lines is not None and not memo.reset:
+                self._drop(memo, piece, start)
             elif not self._steady(memo.dots):
                 self._take(interp.run(piece, start), out)
             elif memo.lines is None or (memo.reset and self._job is not None):
@@ -301,6 +306,16 @@ class PrinterCore:
             self._print_lines(memo.lines or (), memo.dots - (memo.cut or 0), out)
         if memo.cut is not None:
             self._cut(memo.cut, out, moves + memo.moved[-1])
+
+    def _drop(self, memo: Replay, piece: bytes, start: int) -> None:
+        """What ``_take`` does with the events of ``piece`` (``memo``: their replay) while
+        the rest of a failed job is dropped, when they are lines of text and a cut, each
+        optional: every line is dropped, and the cut ends the dropping."""
+        self._interp.settle(memo, piece, start)
+        if memo.prints:
+            self._interp.drop_line()
+        if memo.cut is not None:
+            self._discarding = False
 
     def _steady(self, dots: int) -> bool:
         """Nothing can refuse or report print data moving ``dots`` of paper: printing it

@@ -226,6 +226,31 @@ def test_faults_between_remembered_lines() -> None:
             assert seen(core) == seen(ref)
 
 
+def test_the_rest_of_a_failed_job_is_dropped_without_reading(reads: list[bytes]) -> None:
+    """While a failed job's rest is dropped, remembered lines (a cut among them) and plain
+    runs are taken without the tokenizer; the cut ends the dropping. So does a reset,
+    which is read: the text after it prints."""
+    lines = [b"\x1bE\x01head\n", b"plain\nrun\n", b"\x1ba\x00mid\x1bd\x01", b"\x1bE\x00no LF",
+             b"\x1b@\x1bE\x01again\n", b"tail\n\x1dV\x00"]
+    both(lines * 2)  # remembered
+    core, ref = PrinterCore(), PrinterCore()
+    for i, piece in enumerate(lines + lines):
+        if i in (1, 7, 11):  # a jam fails the job in progress; cleared at once
+            for name, active in (("jam", True), ("jam", False)):
+                assert core.set_condition(name, active) == ref.set_condition(name, active)
+        reads.clear()
+        out = core.feed(piece)
+        read = list(reads)
+        assert out == reference_feed(ref, piece), piece
+        assert seen(core) == seen(ref), piece
+        if i in (1, 2, 3, 7, 8, 9, 11):  # dropped: a plain run, remembered lines, line and cut
+            assert out == [], (i, piece)
+            assert read == [], (i, piece)
+        if i in (4, 10):  # the reset ends the dropping: "again" prints
+            assert out == [LinePrinted("again", 30)], (i, piece)
+    assert core.feed(b"x\n\x1dV\x00") == [LinePrinted("x", 30), JobDone("x", 1, 16)]
+
+
 def test_status_back_and_queries_inside_remembered_lines() -> None:
     stream = b"\x1da\xff\x1b@text\n" + b"plain\n" * 3 + b"\x10\x04\x04more\n\x1dV\x00"
     outs = both([stream] * 4, paper_m=(4000 + 190) / 8000)  # near end at the 7th line
