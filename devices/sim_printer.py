@@ -12,6 +12,9 @@ takes two timeouts (to the cut, to the end) instead of one per segment. If a
 fault or power change reaches the printer mid-job, the core goes back to the
 snapshot, takes again the segments whose time has passed, and the job goes on
 segment by segment: the outcome and the trace are those of the slow path.
+A job that reaches a printer already offline (jammed, cover open, out of
+paper) fails at its first segment and the rest of it is dropped; it is run
+ahead the same way, and takes one timeout.
 """
 
 from __future__ import annotations
@@ -48,8 +51,9 @@ class _RunAhead:
     process: simpy.Process
     data: bytes
     times: list[float]
-    cut: int            # the segment whose cut completes the job
+    cut: int            # the segment whose cut completes the job (-1: it fails)
     text: str           # what the job printed
+    reason: str | None  # why it fails at its first segment; None: it completes
     released: int = 0   # segments whose events were emitted
     stopped: int = 0    # segments fed when something reached the printer mid-job
 
@@ -116,14 +120,20 @@ class SimPrinter:
         ahead = self._run_ahead(data)
         if ahead is None:
             return (yield from self._segments(segments(data), 0, job, about, done=False))
+        failed = ahead.reason is not None
         try:
-            yield self.env.timeout(ahead.times[ahead.cut] - self.env.now)
-            ahead.released = ahead.cut + 1
-            self.trace.emit("printer.job_done", job=job, text=ahead.text, **about)
+            if failed:
+                ahead.released = 1
+                self.trace.emit("printer.job_failed", job=job, text=ahead.text,
+                                reason=ahead.reason, **about)
+            else:
+                yield self.env.timeout(ahead.times[ahead.cut] - self.env.now)
+                ahead.released = ahead.cut + 1
+                self.trace.emit("printer.job_done", job=job, text=ahead.text, **about)
             if self._ahead is ahead:  # no fault triggered by that event
                 yield self.env.timeout(ahead.times[-1] + self.line_s - self.env.now)
                 self._ahead = None
-                return True
+                return not failed
             first = ahead.stopped
         except simpy.Interrupt as stop:  # touched mid-job: go on segment by segment
             first = cast(int, stop.cause)
@@ -131,13 +141,15 @@ class SimPrinter:
         due = ahead.times[first] if first < count else ahead.times[-1] + self.line_s
         yield self.env.timeout(max(due - self.env.now, 0.0))
         return (yield from self._segments(segments(data), first, job, about,
-                                          done=first > ahead.cut))
+                                          done=not failed and first > ahead.cut,
+                                          failed=failed))
 
     def _segments(
         self, pieces: list[bytes], first: int, job: int, about: dict[str, Any], *, done: bool,
+        failed: bool = False,
     ) -> Generator[simpy.Event, Any, bool]:
-        """Feed ``pieces[first:]`` one per line time, the first one now."""
-        failed = False
+        """Feed ``pieces[first:]`` one per line time, the first one now (``done`` /
+        ``failed``: the job's end was traced from an earlier piece)."""
         for piece in pieces[first:]:
             outs, self._stash = [*self._stash, *self.core.feed(piece)], []
             for out in outs:
@@ -165,9 +177,10 @@ class SimPrinter:
         movements before it, as :func:`segments` splits the job after each one.
         """
         core = self.core
-        if (not self.run_ahead or self._stash or not core.online or not data
-                or not core.between_commands):
+        if not self.run_ahead or self._stash or not data or not core.between_commands:
             return None
+        if not core.online:
+            return self._fail_ahead(data)
         before = core.snapshot()
         state, moved = core.state, core.moves
         done = [out for out in core.feed(data) if isinstance(out, _JOB_ENDS)]
@@ -177,6 +190,41 @@ class SimPrinter:
             core.restore(before)
             return None
         count = moves + (core.move_end < len(data))  # a tail after the last movement
+        return self._ahead_by(before, data, count, done[0].moves - 1 - moved, done[0].text)
+
+    def _fail_ahead(self, data: bytes) -> _RunAhead | None:
+        """The job reaches an offline printer: feed it whole now, and keep that when it
+        fails at its first segment and the state stays steady (what follows is dropped, or
+        fails again after a reset, which is not traced); else go back to the snapshot
+        (None: segment by segment).
+
+        The job is fed in two parts, through its first LF byte and the rest. A movement
+        ends the first segment, so the first part lies inside it when it reads none, or
+        one that ends the part; then a failure it reports is the first segment's.
+        """
+        core = self.core
+        before = core.snapshot()
+        state, moved = core.state, core.moves
+        head = data[:data.find(b"\n") + 1] or data
+        failed = [out for out in core.feed(head) if isinstance(out, _JOB_ENDS)]
+        head_moves = core.moves - moved
+        inside = head_moves == 0 or (head_moves == 1 and core.move_end == len(head))
+        rest = data[len(head):]
+        if rest:
+            core.feed(rest)
+        moves = core.moves - moved
+        if (not inside or len(failed) != 1 or not isinstance(failed[0], JobFailed)
+                or core.state != state or moves == 0):
+            core.restore(before)
+            return None
+        # a tail after the last movement: in the rest, or all of the rest
+        tail = core.move_end < len(rest) if moves > head_moves else bool(rest)
+        return self._ahead_by(before, data, moves + tail, -1, failed[0].text,
+                              failed[0].reason)
+
+    def _ahead_by(self, before: PrinterCore, data: bytes, count: int, cut: int, text: str,
+                  reason: str | None = None) -> _RunAhead:
+        """Keep ``data`` as run ahead: ``count`` segments due one per line time from now."""
         times = []
         t = self.env.now
         for _ in range(count):
@@ -184,8 +232,7 @@ class SimPrinter:
             t += self.line_s
         process = self.env.active_process
         assert process is not None
-        self._ahead = _RunAhead(before, process, data, times, done[0].moves - 1 - moved,
-                                done[0].text)
+        self._ahead = _RunAhead(before, process, data, times, cut, text, reason)
         return self._ahead
 
     def _catch_up(self) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ import simpy
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from devices.fault import ActiveFault
 from devices.printer import PrinterCore
 from devices.sim_printer import SimPrinter
 from emulator.catalogue import TRIGGER_EVENTS
@@ -74,6 +76,37 @@ def test_a_clean_receipt_is_run_ahead_and_a_jam_mid_receipt_is_caught_up(
     assert fast == slow
 
 
+@pytest.mark.parametrize("for_s", [30.0, 0.2])
+def test_a_receipt_reaching_a_jammed_printer_fails_at_once_and_is_dropped_whole(
+    monkeypatch: pytest.MonkeyPatch, for_s: float,
+) -> None:
+    """Jammed at the first job's start: it fails at its first line and the rest of it is
+    dropped; the terminal prints it again once the printer is back. 30 s: the jam lasts the
+    whole job, fed in two parts (through its first LF, the rest). 0.2 s: it clears while
+    the job is dropped, which goes on segment by segment. Either way, the trace is that of
+    printing segment by segment."""
+    feeds: list[int] = []
+    real_feed = PrinterCore.feed
+
+    def counting_feed(core: PrinterCore, data: bytes) -> list[Any]:
+        feeds.append(len(data))
+        return real_feed(core, data)
+
+    monkeypatch.setattr(PrinterCore, "feed", counting_feed)
+    jammed = scenario_from_dict(document([{"fault": "printer.paper_jam",
+                                            "on": "printer.job_started", "for_s": for_s}]))
+    fast, _ = run(jammed, run_ahead=True)
+    fed = len(feeds)
+    slow, _ = run(jammed, run_ahead=False)
+    assert fast == slow
+    assert fast.count(b'"job_failed"') == 1
+    assert fast.count(b'"job_done"') == 5  # the failed one again, three sales, a reprint
+    if for_s > 1:
+        assert fed == 2 + 5  # the failed job in two parts; each other one whole
+    else:  # the segments due when the jam cleared again, then the rest one by one
+        assert fed > 2 + 10 + 5
+
+
 def document(faults: list[dict[str, Any]], paper_m: float = 20.0,
              lines_per_s: float = 20.0, seed: int = 0) -> dict[str, Any]:
     return {
@@ -117,3 +150,55 @@ def test_run_ahead_never_changes_the_trace(
     slow, _ = run(scenario, run_ahead=False)
     assert fast == slow
 
+
+
+# Pieces of jobs that start or end unlike a receipt: a cut or ESC d 0 before any text (a
+# first segment that prints nothing), text never ended by LF (a tail), a reset mid-job.
+PIECES = [b"text\n", b"\x1dV\x00", b"\x1bd\x00", b"\x1bd\x02", b"tail", b"\x1b@", b"\n",
+          b"\x1bJ\x10", b"\x10\x04\x01", b"\x1b3\n"]
+KINDS = ["printer.paper_jam", "printer.cover_open", "printer.paper_out", "printer.offline"]
+
+
+def print_jobs(jobs: list[bytes], start: str | None,
+               changes: list[tuple[float, str, bool]], *, run_ahead: bool) -> bytes:
+    env = simpy.Environment()
+    trace = Trace(env)
+    printer = SimPrinter(env, trace, PrinterCore(paper_m=0.3), run_ahead=run_ahead)
+    faults: dict[str, ActiveFault] = {}
+
+    def change(at: float, kind: str, on: bool) -> Generator[simpy.Event, Any, None]:
+        yield env.timeout(at)
+        if on and kind not in faults:
+            faults[kind] = ActiveFault(kind)
+            printer.apply(faults[kind])
+        elif not on and kind in faults:
+            printer.clear(faults.pop(kind))
+
+    def jobs_in_turn() -> Generator[simpy.Event, Any, None]:
+        for data in jobs:
+            whole = yield printer.print_job(data)
+            trace.emit("test.job_ended", whole=whole)
+
+    if start is not None:
+        faults[start] = ActiveFault(start)
+        printer.apply(faults[start])
+    for at, kind, on in changes:
+        env.process(change(at, kind, on))
+    env.process(jobs_in_turn())
+    env.run()
+    return trace.to_jsonl()
+
+
+@settings(max_examples=int(os.environ.get("POSEMU_EXAMPLES", "300")), deadline=None,
+          derandomize=os.environ.get("POSEMU_EXAMPLES") is None)
+@given(st.lists(st.lists(st.sampled_from(PIECES), min_size=1, max_size=8).map(b"".join),
+                min_size=1, max_size=3),
+       st.sampled_from([None, *KINDS]),
+       st.lists(st.tuples(st.sampled_from([0.0, 0.05, 0.1, 0.12, 0.3, 0.5, 1.0]),
+                          st.sampled_from(KINDS), st.booleans()), max_size=3))
+def test_jobs_of_any_shape_print_alike_run_ahead_or_not(
+    jobs: list[bytes], start: str | None, changes: list[tuple[float, str, bool]],
+) -> None:
+    """Odd jobs on a printer that may be offline when they start and change mid-job."""
+    fast = print_jobs(jobs, start, changes, run_ahead=True)
+    assert fast == print_jobs(jobs, start, changes, run_ahead=False)
