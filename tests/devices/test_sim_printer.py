@@ -48,17 +48,21 @@ def test_every_library_scenario_gives_the_same_trace_with_and_without_run_ahead(
     assert fast == slow
 
 
-def test_a_clean_receipt_is_run_ahead_and_a_jam_mid_receipt_is_caught_up(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    feeds: list[int] = []
+@pytest.fixture
+def feeds(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The size of each piece fed to any printer core, in order."""
+    fed: list[int] = []
     real_feed = PrinterCore.feed
 
     def counting_feed(core: PrinterCore, data: bytes) -> list[Any]:
-        feeds.append(len(data))
+        fed.append(len(data))
         return real_feed(core, data)
 
     monkeypatch.setattr(PrinterCore, "feed", counting_feed)
+    return fed
+
+
+def test_a_clean_receipt_is_run_ahead_and_a_jammed_one_fails_alike(feeds: list[int]) -> None:
     clean = scenario_from_dict(document([]))
     jammed = scenario_from_dict(document([{"fault": "printer.paper_jam",
                                             "on": "printer.job_started", "for_s": 30}]))
@@ -78,21 +82,13 @@ def test_a_clean_receipt_is_run_ahead_and_a_jam_mid_receipt_is_caught_up(
 
 @pytest.mark.parametrize("for_s", [30.0, 0.2])
 def test_a_receipt_reaching_a_jammed_printer_fails_at_once_and_is_dropped_whole(
-    monkeypatch: pytest.MonkeyPatch, for_s: float,
+    feeds: list[int], for_s: float,
 ) -> None:
     """Jammed at the first job's start: it fails at its first line and the rest of it is
     dropped; the terminal prints it again once the printer is back. 30 s: the jam lasts the
     whole job, fed in two parts (through its first LF, the rest). 0.2 s: it clears while
     the job is dropped, which goes on segment by segment. Either way, the trace is that of
     printing segment by segment."""
-    feeds: list[int] = []
-    real_feed = PrinterCore.feed
-
-    def counting_feed(core: PrinterCore, data: bytes) -> list[Any]:
-        feeds.append(len(data))
-        return real_feed(core, data)
-
-    monkeypatch.setattr(PrinterCore, "feed", counting_feed)
     jammed = scenario_from_dict(document([{"fault": "printer.paper_jam",
                                             "on": "printer.job_started", "for_s": for_s}]))
     fast, _ = run(jammed, run_ahead=True)
