@@ -62,10 +62,8 @@ def feeds(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return fed
 
 
-def test_a_clean_receipt_is_run_ahead_and_a_jammed_one_fails_alike(feeds: list[int]) -> None:
+def test_a_clean_receipt_is_run_ahead(feeds: list[int]) -> None:
     clean = scenario_from_dict(document([]))
-    jammed = scenario_from_dict(document([{"fault": "printer.paper_jam",
-                                            "on": "printer.job_started", "for_s": 30}]))
     fast, printers = run(clean, run_ahead=True)
     assert printers[0].core.paper_m < clean.printer.paper_m  # the receipt used paper
     assert fast.count(b'"job_done"') == 5  # four sales and a reprint
@@ -73,10 +71,6 @@ def test_a_clean_receipt_is_run_ahead_and_a_jammed_one_fails_alike(feeds: list[i
     feeds.clear()
     slow, _ = run(clean, run_ahead=False)
     assert len(feeds) > 5 * 10  # segment by segment: one feed per paper movement
-    assert fast == slow
-    fast, _ = run(jammed, run_ahead=True)
-    slow, _ = run(jammed, run_ahead=False)
-    assert b'"job_failed"' in fast
     assert fast == slow
 
 
@@ -145,7 +139,6 @@ def test_run_ahead_never_changes_the_trace(
     fast, _ = run(scenario, run_ahead=True)
     slow, _ = run(scenario, run_ahead=False)
     assert fast == slow
-
 
 
 # Pieces of jobs that start or end unlike a receipt: a cut or ESC d 0 before any text (a
