@@ -1,4 +1,4 @@
-"""Fresh scenarios per second on one core: validate, build a world, run, judge.
+"""Fresh scenarios per second on one core: validate, build a world, run, judge, hash.
 
 Each scenario is built anew from a dict (scenario_from_dict) with its own seed
 (network jitter is on, so the seed changes the timing) and its own amounts, and
@@ -7,7 +7,8 @@ sale, refund) and two faults that fire (the first sale's request is dropped on
 its way to the bank and retried; the second sale's receipt jams and is reprinted
 when the jam clears). Every scenario must end as expected (approved, approved,
 refunded, no anomaly, the balances its amounts give) with both faults started,
-or the benchmark fails. Target: >= 1,000 scenarios per second.
+or the benchmark fails. Each run's trace is hashed (``Result.trace_sha256``, as
+CI's pytest plugin reads it). Target: >= 1,000 scenarios per second.
 
     .venv/bin/python benchmarks/fresh.py [--scenarios N] [--runs R]
 """
@@ -64,6 +65,7 @@ def fresh(n: int) -> dict[str, Any]:
 def run_one(n: int) -> int:
     """Build and run scenario ``n``, check it ended as expected; its number of events."""
     result = run_scenario(scenario_from_dict(fresh(n)))
+    assert len(result.trace_sha256) == 64  # hashed when read: CI (the pytest plugin) reads it
     assert result.passed, (n, result.failures)
     assert {s.id: s.end_state for s in result.steps} == END_STATES, n
     started = tuple(e.fields["fault"] for e in result.trace.events if e.name == "fault.started")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from emulator.money import format_minor
@@ -37,9 +38,15 @@ class Result:
     balances_minor: dict[str, int]
     balances_before_minor: dict[str, int]
     trace: Trace
-    trace_sha256: str
     sim_time_s: float
     failures: tuple[str, ...]
+
+    @cached_property
+    def trace_sha256(self) -> str:
+        """The trace's identity (:meth:`Trace.sha256`), hashed when first asked for: a
+        caller that never reads it (a fuzz campaign) does not pay for serialising every
+        event."""
+        return self.trace.sha256()
 
     @property
     def verdict(self) -> str:

@@ -127,7 +127,7 @@ class World:
             return Result(
                 scenario=scenario, steps=steps, anomalies=verdict.anomalies,
                 balances_minor=balances, balances_before_minor=before, trace=self.trace,
-                trace_sha256=self.trace.sha256(), sim_time_s=float(self.env.now),
+                sim_time_s=float(self.env.now),
                 failures=check(scenario.expect, verdict.end_states, verdict.anomalies, balances),
             )
 

@@ -83,6 +83,28 @@ def test_run_scenario_returns_a_result_with_verdict_anomalies_steps_balances() -
     assert result.trace_sha256 == result.trace.sha256()
 
 
+def test_the_trace_is_hashed_once_and_only_when_its_identity_is_read(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from emulator.trace import Trace  # noqa: PLC0415
+
+    hashed: list[Trace] = []
+    real = Trace.sha256
+
+    def counting(trace: Trace) -> str:
+        hashed.append(trace)
+        return real(trace)
+
+    monkeypatch.setattr(Trace, "sha256", counting)
+    result = run_scenario(load_scenario(JAM))
+    assert result.verdict == "pass"
+    assert hashed == []
+    first = result.trace_sha256
+    assert result.trace_sha256 == first
+    assert result.to_json()["trace_sha256"] == first
+    assert hashed == [result.trace]
+
+
 def test_load_scenario_accepts_str_and_path_alike() -> None:
     assert load_scenario(str(JAM)) == load_scenario(JAM)
 
