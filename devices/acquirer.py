@@ -25,6 +25,9 @@ With ``retention_s`` the host forgets a transaction (its duplicate record and
 its postings) once its batch is closed and ``retention_s`` has passed since it
 was first seen, as a real host's duplicate window ends: a copy arriving later
 is a new transaction, a reversal or status query for it finds nothing (25).
+So with a batch close it answered 00, ``retention_s`` after answering it: a
+copy arriving later is weighed as a new close. What the host remembers is
+then about ``retention_s`` of work, however long the run.
 Balances keep what the postings did; ``on_retire`` is told what was forgotten.
 
 Decode errors get 30 with the MTI/STAN/TID that could be decoded (no MTI: no
@@ -125,6 +128,7 @@ class Acquirer:
         self._counter = 0
         self._orphans: set[TxnKey] = set()  # reversed before the original arrived
         self._closes: dict[TxnKey, Reply] = {}  # batch closes answered 00, by their key
+        self._closed: dict[str, deque[tuple[datetime, TxnKey]]] = {}  # their keys, oldest first
         self._totals: dict[str, tuple[int, int, int, int]] = {}  # open batch, by terminal
         self._held: dict[str, deque[TxnKey]] = {}  # each terminal's records, oldest first
         self.retention = None if retention_s is None else timedelta(seconds=retention_s)
@@ -140,6 +144,10 @@ class Acquirer:
     def balances(self) -> dict[str, int]:
         """Card balances by PAN."""
         return self.ledger.balances()
+
+    def remembered(self) -> tuple[int, int]:
+        """How many transactions and batch closes the host remembers (retention bounds both)."""
+        return len(self._records), len(self._closes)
 
     def open_batch(self, terminal_id: str) -> int:
         """The number of the terminal's open batch (1 before its first close)."""
@@ -176,7 +184,7 @@ class Acquirer:
         elif mti[:3] in ("040", "042"):
             reply = self._reversal(f)
         elif mti[:3] == "050":
-            reply = self._batch_close(f)
+            reply = self._batch_close(f, now)
         elif mti[:3] == "060":
             reply = self._status(f)
         elif mti[:3] == "080":
@@ -326,7 +334,11 @@ class Acquirer:
         self._totals[posting.terminal_id] = (cn, dn, ca, da)
 
     def _retire(self, tid: str, cutoff: datetime) -> None:
-        """Forget ``tid``'s transactions first seen before ``cutoff`` in a closed batch."""
+        """Forget ``tid``'s transactions first seen before ``cutoff`` in a closed batch, and
+        its batch closes answered before ``cutoff``."""
+        closes = self._closed.get(tid)
+        while closes and closes[0][0] < cutoff:
+            self._closes.pop(closes.popleft()[1], None)
         held = self._held.get(tid)
         closed = self.open_batch(tid)
         while held:
@@ -339,7 +351,7 @@ class Acquirer:
             if gone and self.on_retire is not None:
                 self.on_retire(gone)
 
-    def _batch_close(self, f: Fields) -> Reply:
+    def _batch_close(self, f: Fields, now: datetime) -> Reply:
         tid = f.get("41")
         if not isinstance(tid, str):
             return self._answer(f, "30")
@@ -359,6 +371,7 @@ class Acquirer:
         self._totals.pop(tid, None)
         reply = self._answer(f, "00", extra)
         self._closes[key] = reply
+        self._closed.setdefault(tid, deque()).append((now, key))
         return reply
 
     def _status(self, f: Fields) -> Reply:

@@ -467,6 +467,20 @@ def test_a_closed_batch_is_forgotten_after_retention() -> None:
     assert (again.code, again.duplicate) == ("00", False)
 
 
+def test_a_close_is_answered_alike_until_retention_then_weighed_anew() -> None:
+    host = bank(retention_s=3600)
+    host.handle(fin(1, 100), NOW)
+    close = host.handle(batch(2, 0, 1, 0, 100), NOW)
+    assert (close.code, host.open_batch(TID), host.remembered()) == ("00", 2, (1, 1))
+    copy = host.handle(batch(2, 0, 1, 0, 100), NOW + timedelta(minutes=59))
+    assert (copy.code, copy.response) == ("00", close.response)
+    host.handle(fin(3, 300), NOW + timedelta(minutes=61))  # the close is an hour old
+    assert host.remembered() == (1, 0)  # the sale of the open batch
+    late = host.handle(batch(2, 0, 1, 0, 100), NOW + timedelta(minutes=62))
+    assert late.code == "95"  # against the open batch's 3.00, not the closed 1.00
+    assert (resp(late)["88"], host.open_batch(TID)) == ("0000000000000300", 2)
+
+
 def test_retention_keeps_the_close_totals_of_the_open_batch() -> None:
     host = bank(retention_s=0)
     host.handle(fin(1, 100), NOW)

@@ -133,34 +133,40 @@ def days_of_sales(count: int, sales: int = 4) -> dict[str, Any]:
                         "for_s": 30}]}
 
 
-def most_held(count: int) -> tuple[int, int, int]:
-    """The most step records, request keys and held steps any terminal's oracle holds
-    right after a settlement, over ``count`` days."""
+def most_held(count: int) -> tuple[int, ...]:
+    """The most step records, request keys and held steps any terminal's oracle holds, and
+    the most transactions and batch closes the bank remembers, right after a settlement,
+    over ``count`` days."""
     fleet = Fleet(scenario_from_dict(days_of_sales(count)), 3)
-    most = [0, 0, 0]
+    most = [0] * 5
 
     def probe(event: Event) -> None:
         if event.fields["result"] == "settled":
             for unit in fleet.units:
                 assert unit.observer is not None
-                held = (len(unit.observer), unit.observer.keys, len(unit.held))
+                held = (len(unit.observer), unit.observer.keys, len(unit.held),
+                        *fleet.acquirer.remembered())
                 most[:] = [max(a, b) for a, b in zip(most, held, strict=True)]
 
     fleet.trace.subscribe("terminal.txn_done", probe)
     result = fleet.run()
     assert result.end_states.total() == 3 * 5 * count
-    return most[0], most[1], most[2]
+    return tuple(most)
 
 
-def test_the_oracles_record_does_not_grow_with_the_run() -> None:
+def test_the_oracles_and_the_banks_record_do_not_grow_with_the_run() -> None:
     short, long = most_held(2), most_held(8)
     assert short == long
-    records, keys, held = long
+    records, keys, held, bank_records, bank_closes = long
     # another terminal may not have settled yet: at most a day's five steps, and the
     # last receipt's step held from the day before
     assert records <= 5 + 1
     assert keys <= 4 + 1
     assert held <= 1  # the last receipt: a reprint can still copy it
+    # the bank (retention: a day) forgets yesterday's sales at today's settlement, and
+    # yesterday's close about then: the day's sales of 3 terminals, two closes each
+    assert bank_records <= 3 * 4
+    assert bank_closes <= 3 * 2
 
 
 def late_copy(retention_s: float) -> dict[str, Any]:
