@@ -65,7 +65,8 @@ def fresh(n: int) -> dict[str, Any]:
 def run_one(n: int) -> int:
     """Build and run scenario ``n``, check it ended as expected; its number of events."""
     result = run_scenario(scenario_from_dict(fresh(n)))
-    assert len(result.trace_sha256) == 64  # hashed when read: CI (the pytest plugin) reads it
+    digest = result.trace_sha256  # hashed when read: CI (the pytest plugin) reads it
+    assert len(digest) == 64
     assert result.passed, (n, result.failures)
     assert {s.id: s.end_state for s in result.steps} == END_STATES, n
     started = tuple(e.fields["fault"] for e in result.trace.events if e.name == "fault.started")

@@ -26,8 +26,10 @@ its postings) once its batch is closed and ``retention_s`` has passed since it
 was first seen, as a real host's duplicate window ends: a copy arriving later
 is a new transaction, a reversal or status query for it finds nothing (25).
 So with a batch close it answered 00, ``retention_s`` after answering it: a
-copy arriving later is weighed as a new close. What the host remembers is
-then about ``retention_s`` of work, however long the run.
+copy arriving later is weighed as a new close (the 0500 names no batch, so it
+closes the open one if the totals match). Each terminal's old records and
+closes go when its next request arrives. What the host remembers is then
+about ``retention_s`` of work, however long the run.
 Balances keep what the postings did; ``on_retire`` is told what was forgotten.
 
 Decode errors get 30 with the MTI/STAN/TID that could be decoded (no MTI: no
@@ -371,7 +373,8 @@ class Acquirer:
         self._totals.pop(tid, None)
         reply = self._answer(f, "00", extra)
         self._closes[key] = reply
-        self._closed.setdefault(tid, deque()).append((now, key))
+        if self.retention is not None:  # else kept for good, and never retired
+            self._closed.setdefault(tid, deque()).append((now, key))
         return reply
 
     def _status(self, f: Fields) -> Reply:

@@ -45,7 +45,7 @@ class Result:
     def trace_sha256(self) -> str:
         """The trace's identity (:meth:`Trace.sha256`), hashed when first asked for: a
         caller that never reads it (a fuzz campaign) does not pay for serialising every
-        event."""
+        event. Like ``events``, it reads the trace as it is then (a ``World`` is run once)."""
         return self.trace.sha256()
 
     @property

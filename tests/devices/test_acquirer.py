@@ -472,13 +472,23 @@ def test_a_close_is_answered_alike_until_retention_then_weighed_anew() -> None:
     host.handle(fin(1, 100), NOW)
     close = host.handle(batch(2, 0, 1, 0, 100), NOW)
     assert (close.code, host.open_batch(TID), host.remembered()) == ("00", 2, (1, 1))
+    host.handle(fin(3, 300), NOW + timedelta(minutes=30))  # each request retires the old
     copy = host.handle(batch(2, 0, 1, 0, 100), NOW + timedelta(minutes=59))
     assert (copy.code, copy.response) == ("00", close.response)
-    host.handle(fin(3, 300), NOW + timedelta(minutes=61))  # the close is an hour old
-    assert host.remembered() == (1, 0)  # the sale of the open batch
+    assert host.remembered() == (2, 1)
+    host.handle(fin(4, 200), NOW + timedelta(minutes=61))  # the close is an hour old
+    assert host.remembered() == (2, 0)  # the sales of the open batch
     late = host.handle(batch(2, 0, 1, 0, 100), NOW + timedelta(minutes=62))
-    assert late.code == "95"  # against the open batch's 3.00, not the closed 1.00
-    assert (resp(late)["88"], host.open_batch(TID)) == ("0000000000000300", 2)
+    assert late.code == "95"  # against the open batch's 5.00, not the closed 1.00
+    assert (resp(late)["88"], host.open_batch(TID)) == ("0000000000000500", 2)
+
+
+def test_without_retention_a_close_is_kept_for_good() -> None:
+    host = bank()
+    close = host.handle(batch(1, 0, 0, 0, 0), NOW)
+    host.handle(fin(2, 100), NOW + 10 * DAY)
+    copy = host.handle(batch(1, 0, 0, 0, 0), NOW + 10 * DAY)
+    assert (copy.response, host.open_batch(TID), host.remembered()) == (close.response, 2, (1, 1))
 
 
 def test_retention_keeps_the_close_totals_of_the_open_batch() -> None:
