@@ -491,6 +491,44 @@ def test_without_retention_a_close_is_kept_for_good() -> None:
     assert (copy.response, host.open_batch(TID), host.remembered()) == (close.response, 2, (1, 1))
 
 
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["sale", "close", "copy"]),
+                          st.sampled_from([0, 1, 30, 59, 60, 61, 90]),  # waits, s
+                          st.integers(0, 5)), max_size=30))
+def test_a_close_is_answered_from_memory_exactly_while_retention_keeps_it(
+    ops: list[tuple[str, int, int]],
+) -> None:
+    """A model of the host's memory of closes: each request from the terminal forgets
+    those answered more than ``retention_s`` before it; a copy of one still kept gets its
+    answer, a copy of one forgotten is weighed against the open batch."""
+    host = bank(retention_s=60)
+    now, stan = NOW, 0
+    sent: list[tuple[bytes, tuple[int, int, int, int]]] = []  # every close, with its totals
+    kept: dict[bytes, tuple[datetime, bytes | None]] = {}  # answered 00: when, the answer
+    for op, wait_s, pick in ops:
+        now, stan = now + timedelta(seconds=wait_s), stan + 1
+        if op == "sale":
+            host.handle(fin(stan, 100 + stan), now)
+        elif op == "close" or not sent:
+            totals = host.host_totals(TID)
+            sent.append((batch(stan, *totals), totals))
+            reply = host.handle(sent[-1][0], now)
+            assert reply.code == "00"
+            kept[sent[-1][0]] = (now, reply.response)
+        else:
+            frame, totals = sent[pick % len(sent)]
+            weighed = "00" if totals == host.host_totals(TID) else "95"
+            reply = host.handle(frame, now)
+            if frame in kept:
+                assert reply.response == kept[frame][1]
+            else:
+                assert reply.code == weighed
+                if weighed == "00":
+                    kept[frame] = (now, reply.response)
+        kept = {k: v for k, v in kept.items() if v[0] >= now - timedelta(seconds=60)}
+        assert host.remembered()[1] == len(kept)
+
+
 def test_retention_keeps_the_close_totals_of_the_open_batch() -> None:
     host = bank(retention_s=0)
     host.handle(fin(1, 100), NOW)
