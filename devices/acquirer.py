@@ -340,7 +340,7 @@ class Acquirer:
         its batch closes answered before ``cutoff``."""
         closes = self._closed.get(tid)
         while closes and closes[0][0] < cutoff:
-            self._closes.pop(closes.popleft()[1], None)
+            del self._closes[closes.popleft()[1]]  # a key is queued exactly while it is kept
         held = self._held.get(tid)
         closed = self.open_batch(tid)
         while held:

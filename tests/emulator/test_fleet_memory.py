@@ -142,10 +142,10 @@ def most_held(count: int) -> tuple[int, ...]:
 
     def probe(event: Event) -> None:
         if event.fields["result"] == "settled":
+            bank = fleet.acquirer.remembered()  # one bank for every terminal
             for unit in fleet.units:
                 assert unit.observer is not None
-                held = (len(unit.observer), unit.observer.keys, len(unit.held),
-                        *fleet.acquirer.remembered())
+                held = (len(unit.observer), unit.observer.keys, len(unit.held), *bank)
                 most[:] = [max(a, b) for a, b in zip(most, held, strict=True)]
 
     fleet.trace.subscribe("terminal.txn_done", probe)
