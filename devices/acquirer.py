@@ -12,7 +12,8 @@ bit cleared):
   original in a closed batch 12. It undoes every standing posting of the
   original's key (several only when the duplicate check is off). A reversal
   that overtakes its original is remembered: the original, when it arrives, is
-  answered 68 and never posted.
+  answered 68 and never posted (with ``retention_s``, if it arrives within
+  that time of the reversal).
 - 0500 batch totals (74/76/86/88; missing fields count as 0; a copy of a close
   already answered 00 gets the same answer) against the host's
   standing postings of that terminal since its last close: 00 and close, or 95
@@ -27,8 +28,10 @@ was first seen, as a real host's duplicate window ends: a copy arriving later
 is a new transaction, a reversal or status query for it finds nothing (25).
 So with a batch close it answered 00, ``retention_s`` after answering it: a
 copy arriving later is weighed as a new close (the 0500 names no batch, so it
-closes the open one if the totals match). Each terminal's old records and
-closes go when its next request arrives. What the host remembers is then
+closes the open one if the totals match). So too with a reversal that found no
+original, ``retention_s`` after it came: an original arriving later is a new
+transaction. Each terminal's old records, closes and such reversals go when
+its next request arrives. What the host remembers is then
 about ``retention_s`` of work, however long the run.
 Balances keep what the postings did; ``on_retire`` is told what was forgotten.
 
@@ -42,6 +45,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from typing import Generic, TypeVar
 
 from emulator.errors import MessageError
 
@@ -55,6 +59,7 @@ APPROVED = frozenset({"00", "10"})
 LATE = "68"
 """Answer to an original that arrives after its own reversal: never posted."""
 _ECHO = ("3", "4", "7", "11", "12", "13", "41", "42", "49", "90")
+V = TypeVar("V")
 
 
 @dataclass(frozen=True)
@@ -107,6 +112,45 @@ class _Record:
     batch: int  # the terminal's open batch then
 
 
+class _Timed(Generic[V]):
+    """Entries by transaction key, each forgotten (:meth:`forget`) once the time it was
+    kept is older than a cutoff; without ``forgets``, kept for good."""
+
+    def __init__(self, forgets: bool) -> None:
+        self._items: dict[TxnKey, tuple[datetime, V]] = {}
+        self._queue: dict[str, deque[tuple[datetime, TxnKey]]] = {}  # by terminal, oldest first
+        self._forgets = forgets
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __contains__(self, key: TxnKey) -> bool:
+        return key in self._items
+
+    def get(self, key: TxnKey) -> V | None:
+        item = self._items.get(key)
+        return None if item is None else item[1]
+
+    def keep(self, key: TxnKey, value: V, now: datetime) -> None:
+        """Keep ``value`` from ``now`` on, unless ``key`` is already kept."""
+        if key not in self._items:
+            self._items[key] = (now, value)
+            if self._forgets:
+                self._queue.setdefault(key[0], deque()).append((now, key))
+
+    def drop(self, key: TxnKey) -> None:
+        self._items.pop(key, None)
+
+    def forget(self, terminal_id: str, cutoff: datetime) -> None:
+        """Forget the terminal's entries kept before ``cutoff``."""
+        queue = self._queue.get(terminal_id)
+        while queue and queue[0][0] < cutoff:
+            at, key = queue.popleft()
+            item = self._items.get(key)
+            if item is not None and item[0] == at:  # not dropped, nor dropped and kept anew
+                del self._items[key]
+
+
 class Acquirer:
     """The acquirer host: accounts, duplicate check, reversals, batches, MACs."""
 
@@ -128,12 +172,12 @@ class Acquirer:
         self._records: dict[TxnKey, _Record] = {}
         self._batch: dict[str, int] = {}  # terminal id -> its open batch number
         self._counter = 0
-        self._orphans: set[TxnKey] = set()  # reversed before the original arrived
-        self._closes: dict[TxnKey, Reply] = {}  # batch closes answered 00, by their key
-        self._closed: dict[str, deque[tuple[datetime, TxnKey]]] = {}  # their keys, oldest first
+        self.retention = None if retention_s is None else timedelta(seconds=retention_s)
+        forgets = self.retention is not None
+        self._orphans: _Timed[None] = _Timed(forgets)  # reversals with no original (yet)
+        self._closes: _Timed[Reply] = _Timed(forgets)  # batch closes answered 00
         self._totals: dict[str, tuple[int, int, int, int]] = {}  # open batch, by terminal
         self._held: dict[str, deque[TxnKey]] = {}  # each terminal's records, oldest first
-        self.retention = None if retention_s is None else timedelta(seconds=retention_s)
         self.on_retire = on_retire
 
     def __repr__(self) -> str:
@@ -147,9 +191,10 @@ class Acquirer:
         """Card balances by PAN."""
         return self.ledger.balances()
 
-    def remembered(self) -> tuple[int, int]:
-        """How many transactions and batch closes the host remembers (retention bounds both)."""
-        return len(self._records), len(self._closes)
+    def remembered(self) -> tuple[int, int, int]:
+        """How many transactions, batch closes and reversals that found no original the
+        host remembers (retention bounds all three)."""
+        return len(self._records), len(self._closes), len(self._orphans)
 
     def open_batch(self, terminal_id: str) -> int:
         """The number of the terminal's open batch (1 before its first close)."""
@@ -184,7 +229,7 @@ class Acquirer:
         if mti[:3] in ("020", "022"):
             reply = self._financial(mti, f, now, forced)
         elif mti[:3] in ("040", "042"):
-            reply = self._reversal(f)
+            reply = self._reversal(f, now)
         elif mti[:3] == "050":
             reply = self._batch_close(f, now)
         elif mti[:3] == "060":
@@ -232,7 +277,7 @@ class Acquirer:
         if key in self._orphans:  # its reversal overtook it: it must never post
             reply = self._answer(f, LATE, key=key)
             self._remember(key, mti, kind, pan, amount, LATE, reply, now)
-            self._orphans.discard(key)
+            self._orphans.drop(key)
             return reply
         seen = self._records.get(key) if self.duplicate_check else None
         if seen is not None:
@@ -302,13 +347,13 @@ class Acquirer:
             return None
         return (tid, stan, f7)
 
-    def _reversal(self, f: Fields) -> Reply:
+    def _reversal(self, f: Fields, now: datetime) -> Reply:
         key = self._original(f)
         if key is None:
             return self._answer(f, "30")
         every = self.ledger.postings_for(key)
         if not every and key not in self._records:
-            self._orphans.add(key)
+            self._orphans.keep(key, None, now)
             return self._answer(f, "25", key=key)
         standing = [p for p in every if not p.reversed]
         if any(p.batch < self.open_batch(key[0]) for p in standing):
@@ -337,10 +382,9 @@ class Acquirer:
 
     def _retire(self, tid: str, cutoff: datetime) -> None:
         """Forget ``tid``'s transactions first seen before ``cutoff`` in a closed batch, and
-        its batch closes answered before ``cutoff``."""
-        closes = self._closed.get(tid)
-        while closes and closes[0][0] < cutoff:
-            del self._closes[closes.popleft()[1]]  # a key is queued exactly while it is kept
+        its batch closes answered and reversals without original seen before ``cutoff``."""
+        self._closes.forget(tid, cutoff)
+        self._orphans.forget(tid, cutoff)
         held = self._held.get(tid)
         closed = self.open_batch(tid)
         while held:
@@ -372,9 +416,7 @@ class Acquirer:
         self._batch[tid] = self.open_batch(tid) + 1
         self._totals.pop(tid, None)
         reply = self._answer(f, "00", extra)
-        self._closes[key] = reply
-        if self.retention is not None:  # else kept for good, and never retired
-            self._closed.setdefault(tid, deque()).append((now, key))
+        self._closes.keep(key, reply, now)
         return reply
 
     def _status(self, f: Fields) -> Reply:

@@ -9,11 +9,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from devices.acquirer import Account, Acquirer, Forced, Reply
+from devices.acquirer import Account, Acquirer, Forced, Reply, _Timed
 from devices.message import corrupt, decode, encode, mac_ok, original_data
 from emulator.errors import ConservationError
 
 NOW = datetime(2026, 11, 22, 9, 0)
+DAY = timedelta(days=1)
 F7 = "1122090000"
 TID = "TERM0001"
 ALICE = "4111111111111111"
@@ -224,6 +225,16 @@ def test_reversal_of_unknown_or_declined_original() -> None:
     assert host.handle(orig("0400", 4, 3), NOW).code == "00"
 
 
+def test_a_reversal_that_overtakes_its_original_keeps_it_from_posting() -> None:
+    host = bank()
+    assert host.handle(orig("0400", 2, 1, "68"), NOW).code == "25"
+    assert host.remembered() == (0, 0, 1)
+    late = host.handle(fin(1, 1250), NOW + 10 * DAY)  # however late, without retention
+    assert (late.code, late.postings, host.remembered()) == ("68", (), (1, 0, 0))
+    assert host.balances()[ALICE] == 25_000
+    assert host.handle(fin(1, 1250, mti="0201"), NOW + 10 * DAY).code == "68"  # its repeat
+
+
 def test_reversal_after_batch_close_is_12() -> None:
     host = bank()
     host.handle(fin(1, 1250), NOW)
@@ -425,8 +436,6 @@ def test_open_batch_totals_are_the_standing_postings_since_the_last_close(
 
 # -- retention: what the host forgets, and when ------------------------------------------
 
-DAY = timedelta(days=1)
-
 
 def test_without_retention_nothing_is_forgotten() -> None:
     host = bank()
@@ -471,13 +480,13 @@ def test_a_close_is_answered_alike_until_retention_then_weighed_anew() -> None:
     host = bank(retention_s=3600)
     host.handle(fin(1, 100), NOW)
     close = host.handle(batch(2, 0, 1, 0, 100), NOW)
-    assert (close.code, host.open_batch(TID), host.remembered()) == ("00", 2, (1, 1))
+    assert (close.code, host.open_batch(TID), host.remembered()) == ("00", 2, (1, 1, 0))
     host.handle(fin(3, 300), NOW + timedelta(minutes=30))  # each request retires the old
     copy = host.handle(batch(2, 0, 1, 0, 100), NOW + timedelta(minutes=59))
     assert (copy.code, copy.response) == ("00", close.response)
-    assert host.remembered() == (2, 1)
+    assert host.remembered() == (2, 1, 0)
     host.handle(fin(4, 200), NOW + timedelta(minutes=61))  # the close is an hour old
-    assert host.remembered() == (2, 0)  # the sales of the open batch
+    assert host.remembered() == (2, 0, 0)  # the sales of the open batch
     late = host.handle(batch(2, 0, 1, 0, 100), NOW + timedelta(minutes=62))
     assert late.code == "95"  # against the open batch's 5.00, not the closed 1.00
     assert (resp(late)["88"], host.open_batch(TID)) == ("0000000000000500", 2)
@@ -488,7 +497,8 @@ def test_without_retention_a_close_is_kept_for_good() -> None:
     close = host.handle(batch(1, 0, 0, 0, 0), NOW)
     host.handle(fin(2, 100), NOW + 10 * DAY)
     copy = host.handle(batch(1, 0, 0, 0, 0), NOW + 10 * DAY)
-    assert (copy.response, host.open_batch(TID), host.remembered()) == (close.response, 2, (1, 1))
+    assert (copy.response, host.open_batch(TID)) == (close.response, 2)
+    assert host.remembered() == (1, 1, 0)
 
 
 @settings(max_examples=150, deadline=None)
@@ -527,6 +537,33 @@ def test_a_close_is_answered_from_memory_exactly_while_retention_keeps_it(
                     kept[frame] = (now, reply.response)
         kept = {k: v for k, v in kept.items() if v[0] >= now - timedelta(seconds=60)}
         assert host.remembered()[1] == len(kept)
+
+
+def test_a_reversal_without_original_is_remembered_until_retention() -> None:
+    host = bank(retention_s=3600)
+    assert host.handle(orig("0400", 2, 1, "68"), NOW).code == "25"
+    host.handle(orig("0400", 4, 3, "68"), NOW + timedelta(minutes=30))
+    host.handle(fin(5, 100), NOW + timedelta(minutes=59))  # each request retires the old
+    assert host.remembered() == (1, 0, 2)
+    assert host.handle(fin(3, 300), NOW + timedelta(minutes=59)).code == "68"
+    host.handle(fin(6, 100), NOW + timedelta(minutes=61))  # the first reversal is an hour old
+    assert host.remembered() == (3, 0, 0)
+    late = host.handle(fin(1, 1250), NOW + timedelta(minutes=62))
+    assert (late.code, len(late.postings)) == ("00", 1)  # a new transaction to the host
+    assert host.balances()[ALICE] == 25_000 - 100 - 100 - 1250
+
+
+def test_an_entry_dropped_and_kept_anew_is_forgotten_from_its_new_time() -> None:
+    timed: _Timed[str] = _Timed(forgets=True)
+    key = (TID, "000001", F7)
+    timed.keep(key, "first", NOW)
+    timed.drop(key)
+    timed.keep(key, "again", NOW + DAY)
+    timed.keep(key, "ignored", NOW + 2 * DAY)  # already kept: keeps its value and time
+    timed.forget(TID, NOW + DAY)  # the first keep's turn: not this entry's
+    assert (len(timed), timed.get(key)) == (1, "again")
+    timed.forget(TID, NOW + DAY + timedelta(seconds=1))
+    assert (len(timed), key in timed) == (0, False)
 
 
 def test_retention_keeps_the_close_totals_of_the_open_batch() -> None:
