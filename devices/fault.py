@@ -35,7 +35,11 @@ class ActiveFault:
 
 
 class FaultBoard:
-    """The faults in force on one device, in the order they started."""
+    """The faults in force on one device, in the order they started.
+
+    A fault whose ``count`` is used up leaves the board (:meth:`consume`): it would
+    act no more, and every frame or request would still pass over it.
+    """
 
     __slots__ = ("_faults",)
 
@@ -48,6 +52,12 @@ class FaultBoard:
     def remove(self, fault: ActiveFault) -> None:
         if fault in self._faults:
             self._faults.remove(fault)
+
+    def consume(self, fault: ActiveFault) -> None:
+        """``fault`` acted once; off the board when its ``count`` is used up."""
+        fault.consume()
+        if fault.spent:
+            self.remove(fault)
 
     def has(self, kind: str) -> bool:
         if not self._faults:  # the usual case: no generator to build and run

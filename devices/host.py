@@ -79,7 +79,7 @@ class Host:
         forced = None
         rule = self.faults.first("bank.respond")
         if rule is not None and fields.get("t") in _FINANCIAL:
-            rule.consume()
+            self.faults.consume(rule)
             amount = rule.param("amount")
             forced = Forced(
                 code=str(rule.param("code", "96")),
@@ -89,7 +89,7 @@ class Host:
         delay_s: float | None = 0.0
         late = self.faults.first("bank.timeout")
         if late is not None:
-            late.consume()
+            self.faults.consume(late)
             value = late.param("delay_s")
             delay_s = float(value) if isinstance(value, int | float) else None
         now = self.start + timedelta(seconds=self.env.now)

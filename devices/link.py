@@ -80,11 +80,11 @@ class Link:
                     except ValueError:  # the targeted field is not in this frame
                         pass
                     else:
-                        bad.consume()
+                        faults.consume(bad)
                         self.trace.emit("network.corrupted", direction=direction, **about)
             dup = faults.first("network.duplicate", direction)
             if dup is not None:
-                dup.consume()
+                faults.consume(dup)
                 copies = 2
             for slow in faults.all("network.latency", direction):
                 delay_s += _num(slow.param("delay_s", 0.0))
@@ -107,7 +107,7 @@ class Link:
             return True
         drop = self.faults.first("network.drop", direction)
         if drop is not None:
-            drop.consume()
+            self.faults.consume(drop)
             return True
         return False
 
