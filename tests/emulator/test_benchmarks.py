@@ -92,11 +92,26 @@ def test_scale_days_settle_and_are_all_approved() -> None:
     assert point["peak_rss_kib"] >= point["base_rss_kib"] > 0
 
 
+def test_scale_with_faults_still_approves_every_sale() -> None:
+    plain, faulty = scale.one(2, 4, 2), scale.one(2, 4, 2, faults=True)
+    assert faulty["postings"] == plain["postings"] == 16  # one() checks approvals too
+    # per terminal and day: a lost request and its repeat, a doubled request and its
+    # answer, the faults' own events
+    assert faulty["events"] > plain["events"]
+    assert faulty["trace_sha256"] != plain["trace_sha256"]
+
+
 def test_scale(capsys: pytest.CaptureFixture[str]) -> None:
     scale.main(["--terminals", "1,2", "--sales", "2", "--length", "1", "--runs", "1"])
     out = capsys.readouterr().out
     assert len(VERDICT.findall(out)) == 3, out
     assert "run length x10 at 1 terminals (1 -> 10 days of 2 sales)" in out
+    scale.main(["--terminals", "1", "--sales", "4", "--length", "1", "--days", "3",
+                "--faults", "--runs", "1"])
+    out = capsys.readouterr().out
+    assert len(VERDICT.findall(out)) == 2, out
+    assert "run length x3 at 1 terminals (1 -> 3 days of 4 sales)" in out
+    assert "each day a request lost, one doubled, one answered late" in out
 
 
 @pytest.mark.parametrize("script", ["throughput", "fresh", "coldstart", "scale"])
