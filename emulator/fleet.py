@@ -31,6 +31,7 @@ import simpy
 from devices.card_reader import CardReader
 from devices.host import Host
 from devices.link import Link
+from emulator.agenda import Agenda
 from emulator.collector import collection_paused
 from emulator.injector import Injector
 from emulator.money import format_minor
@@ -289,8 +290,9 @@ class Fleet:
         only counts (:meth:`run` turns it off when it is asked for every verdict)."""
         self._tally = _Tally()
         self.units = [self._wire(k, keep_receipts) for k in range(terminals)]
-        for at_s, group in itertools.groupby(submitted, key=at):
-            self.env.timeout(at_s).callbacks.append(self._operator(tuple(group)))
+        self.agenda = Agenda(self.env, (
+            (at_s, tuple(group)) for at_s, group in itertools.groupby(submitted, key=at)
+        ), self._start)
 
     def _wire(self, number: int, keep_receipts: bool) -> _Unit:
         scenario, env = self.scenario, self.env
@@ -317,13 +319,11 @@ class Fleet:
         }, scenario.faults)
         return unit
 
-    def _operator(self, steps: tuple[StepSpec, ...]) -> Callable[[simpy.Event], None]:
+    def _start(self, steps: tuple[StepSpec, ...]) -> None:
         """Every terminal's operator starting ``steps`` (all due now), terminal by terminal."""
-        def start(_event: simpy.Event) -> None:
-            for unit in self.units:
-                for step in steps:
-                    unit.terminal.submit(step)
-        return start
+        for unit in self.units:
+            for step in steps:
+                unit.terminal.submit(step)
 
     def _settlements(self, unit: _Unit) -> Listener:
         """Told the unit's ``terminal.txn_done``: after a settlement, judge what is final."""

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Protocol
 import simpy
 
 from devices.fault import ActiveFault
+from emulator.agenda import Agenda
 
 if TYPE_CHECKING:
     from emulator.scenario import FaultSpec
@@ -37,14 +38,11 @@ class Injector:
         self.trace = trace
         self.targets = targets
         for spec in faults:
-            if spec.at_s is not None:
-                env.timeout(spec.at_s).callbacks.append(self._starter(spec))
-            else:
+            if spec.at_s is None:
                 assert spec.on is not None
                 self._arm(spec)
-
-    def _starter(self, spec: FaultSpec) -> Callable[[simpy.Event], None]:
-        return lambda _event: self._start(spec)
+        self.agenda = Agenda(env, ((spec.at_s, spec) for spec in faults
+                                   if spec.at_s is not None), self._start)
 
     def _arm(self, spec: FaultSpec) -> None:
         seen = 0

@@ -21,13 +21,14 @@ from devices.host import Host
 from devices.link import Link
 from devices.printer import PrinterCore
 from devices.sim_printer import SimPrinter
+from emulator.agenda import Agenda
 from emulator.collector import collection_paused
 from emulator.errors import ConservationError
 from emulator.injector import Injector
 from emulator.oracle import Booking, StepView, judge
 from emulator.requests import CardInfo, Identity
 from emulator.result import Result, StepResult, check
-from emulator.scenario import Scenario, StepSpec
+from emulator.scenario import Scenario
 from emulator.terminal import Terminal
 from emulator.trace import Trace
 
@@ -92,15 +93,12 @@ class World:
             "card": self.reader, "printer": self.printer, "network": self.link,
             "bank": self.host, "terminal": self.terminal,
         }, scenario.faults)
-        for step in scenario.steps:
-            self.env.timeout(step.at_s).callbacks.append(self._operator(step))
+        self.agenda = Agenda(self.env, ((step.at_s, step) for step in scenario.steps),
+                             self.terminal.submit)
 
     def _sim_printer(self, env: simpy.Environment, trace: Trace) -> SimPrinter:
         return sim_printer(env, trace, self.scenario)
 
-    def _operator(self, step: StepSpec) -> Callable[[simpy.Event], None]:
-        """The operator starting ``step`` when its time comes."""
-        return lambda _event: self.terminal.submit(step)
 
     def run(self, until: float | simpy.Event | None = None) -> Result:
         """Run to ``until`` (default: the horizon, or until nothing is left to happen); judge."""
