@@ -45,7 +45,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Generic, TypeVar
+from typing import Any, TypeAlias
 
 from emulator.errors import MessageError
 
@@ -59,7 +59,7 @@ APPROVED = frozenset({"00", "10"})
 LATE = "68"
 """Answer to an original that arrives after its own reversal: never posted."""
 _ECHO = ("3", "4", "7", "11", "12", "13", "41", "42", "49", "90")
-V = TypeVar("V")
+_Store: TypeAlias = dict[TxnKey, tuple[datetime, Any]]
 
 
 @dataclass(frozen=True)
@@ -112,45 +112,6 @@ class _Record:
     batch: int  # the terminal's open batch then
 
 
-class _Timed(Generic[V]):
-    """Entries by transaction key, each forgotten (:meth:`forget`) once the time it was
-    kept is older than a cutoff; without ``forgets``, kept for good."""
-
-    def __init__(self, forgets: bool) -> None:
-        self._items: dict[TxnKey, tuple[datetime, V]] = {}
-        self._queue: dict[str, deque[tuple[datetime, TxnKey]]] = {}  # by terminal, oldest first
-        self._forgets = forgets
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def __contains__(self, key: TxnKey) -> bool:
-        return key in self._items
-
-    def get(self, key: TxnKey) -> V | None:
-        item = self._items.get(key)
-        return None if item is None else item[1]
-
-    def keep(self, key: TxnKey, value: V, now: datetime) -> None:
-        """Keep ``value`` from ``now`` on, unless ``key`` is already kept."""
-        if key not in self._items:
-            self._items[key] = (now, value)
-            if self._forgets:
-                self._queue.setdefault(key[0], deque()).append((now, key))
-
-    def drop(self, key: TxnKey) -> None:
-        self._items.pop(key, None)
-
-    def forget(self, terminal_id: str, cutoff: datetime) -> None:
-        """Forget the terminal's entries kept before ``cutoff``."""
-        queue = self._queue.get(terminal_id)
-        while queue and queue[0][0] < cutoff:
-            at, key = queue.popleft()
-            item = self._items.get(key)
-            if item is not None and item[0] == at:  # not dropped, nor dropped and kept anew
-                del self._items[key]
-
-
 class Acquirer:
     """The acquirer host: accounts, duplicate check, reversals, batches, MACs."""
 
@@ -173,9 +134,10 @@ class Acquirer:
         self._batch: dict[str, int] = {}  # terminal id -> its open batch number
         self._counter = 0
         self.retention = None if retention_s is None else timedelta(seconds=retention_s)
-        forgets = self.retention is not None
-        self._orphans: _Timed[None] = _Timed(forgets)  # reversals with no original (yet)
-        self._closes: _Timed[Reply] = _Timed(forgets)  # batch closes answered 00
+        # Kept (when, what) by key, and with retention forgotten in turn (_keep, _retire):
+        self._orphans: dict[TxnKey, tuple[datetime, None]] = {}  # reversals, no original yet
+        self._closes: dict[TxnKey, tuple[datetime, Reply]] = {}  # batch closes answered 00
+        self._kept: dict[str, deque[tuple[datetime, _Store, TxnKey]]] = {}  # by terminal
         self._totals: dict[str, tuple[int, int, int, int]] = {}  # open batch, by terminal
         self._held: dict[str, deque[TxnKey]] = {}  # each terminal's records, oldest first
         self.on_retire = on_retire
@@ -277,7 +239,7 @@ class Acquirer:
         if key in self._orphans:  # its reversal overtook it: it must never post
             reply = self._answer(f, LATE, key=key)
             self._remember(key, mti, kind, pan, amount, LATE, reply, now)
-            self._orphans.drop(key)
+            del self._orphans[key]
             return reply
         seen = self._records.get(key) if self.duplicate_check else None
         if seen is not None:
@@ -353,7 +315,7 @@ class Acquirer:
             return self._answer(f, "30")
         every = self.ledger.postings_for(key)
         if not every and key not in self._records:
-            self._orphans.keep(key, None, now)
+            self._keep(self._orphans, key, None, now)
             return self._answer(f, "25", key=key)
         standing = [p for p in every if not p.reversed]
         if any(p.batch < self.open_batch(key[0]) for p in standing):
@@ -383,8 +345,12 @@ class Acquirer:
     def _retire(self, tid: str, cutoff: datetime) -> None:
         """Forget ``tid``'s transactions first seen before ``cutoff`` in a closed batch, and
         its batch closes answered and reversals without original seen before ``cutoff``."""
-        self._closes.forget(tid, cutoff)
-        self._orphans.forget(tid, cutoff)
+        kept = self._kept.get(tid)
+        while kept and kept[0][0] < cutoff:
+            _, store, key = kept.popleft()
+            # gone already if an orphan's original came; kept again only after this turn
+            # (an orphan's key comes back only once the original's record is forgotten)
+            store.pop(key, None)
         held = self._held.get(tid)
         closed = self.open_batch(tid)
         while held:
@@ -404,7 +370,7 @@ class Acquirer:
         key = (tid, str(f.get("11", "")), str(f.get("7", "")))
         closed = self._closes.get(key)
         if closed is not None:  # a copy of a close already answered: the same answer
-            return closed
+            return closed[1]
         host = self.host_totals(tid)
         theirs = tuple(int(str(f.get(k, "0"))) for k in ("74", "76", "86", "88"))
         extra: Fields = {
@@ -416,8 +382,16 @@ class Acquirer:
         self._batch[tid] = self.open_batch(tid) + 1
         self._totals.pop(tid, None)
         reply = self._answer(f, "00", extra)
-        self._closes.keep(key, reply, now)
+        self._keep(self._closes, key, reply, now)
         return reply
+
+    def _keep(self, store: _Store, key: TxnKey, value: object, now: datetime) -> None:
+        """Keep ``value`` in ``store`` from ``now`` on, unless ``key`` is kept already;
+        with retention, queue it to be forgotten (:meth:`_retire`)."""
+        if key not in store:
+            store[key] = (now, value)
+            if self.retention is not None:
+                self._kept.setdefault(key[0], deque()).append((now, store, key))
 
     def _status(self, f: Fields) -> Reply:
         key = self._original(f)

@@ -38,7 +38,7 @@ class Agenda(Generic[T]):
         self._act = act
         now = env.now
         booked = [(now + at_s, next(env._eid), item) for at_s, item in instants]
-        booked.sort(key=lambda entry: entry[:2])  # simpy's order: time, then id
+        booked.sort()  # simpy's order: time, then id (ids differ: items are never compared)
         self._due = deque(booked)
         self._queue_next()
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from devices.acquirer import Account, Acquirer, Forced, Reply, _Timed
+from devices.acquirer import Account, Acquirer, Forced, Reply
 from devices.message import corrupt, decode, encode, mac_ok, original_data
 from emulator.errors import ConservationError
 
@@ -551,19 +551,6 @@ def test_a_reversal_without_original_is_remembered_until_retention() -> None:
     late = host.handle(fin(1, 1250), NOW + timedelta(minutes=62))
     assert (late.code, len(late.postings)) == ("00", 1)  # a new transaction to the host
     assert host.balances()[ALICE] == 25_000 - 100 - 100 - 1250
-
-
-def test_an_entry_dropped_and_kept_anew_is_forgotten_from_its_new_time() -> None:
-    timed: _Timed[str] = _Timed(forgets=True)
-    key = (TID, "000001", F7)
-    timed.keep(key, "first", NOW)
-    timed.drop(key)
-    timed.keep(key, "again", NOW + DAY)
-    timed.keep(key, "ignored", NOW + 2 * DAY)  # already kept: keeps its value and time
-    timed.forget(TID, NOW + DAY)  # the first keep's turn: not this entry's
-    assert (len(timed), timed.get(key)) == (1, "again")
-    timed.forget(TID, NOW + DAY + timedelta(seconds=1))
-    assert (len(timed), key in timed) == (0, False)
 
 
 def test_retention_keeps_the_close_totals_of_the_open_batch() -> None:
