@@ -11,8 +11,8 @@ would with every timer made up front: the next instant is always queued before
 anything that comes after it could be taken.
 
 This reads two private parts of ``simpy.Environment`` (``_eid``, the id counter, and
-``_queue``, its heap), as simpy 4 has them; ``tests/emulator/test_agenda.py`` checks
-the order against timers made up front.
+``_queue``, its heap), as simpy 4 has them (pyproject.toml keeps simpy below 5);
+``tests/emulator/test_agenda.py`` checks the order against timers made up front.
 """
 
 from __future__ import annotations
