@@ -31,7 +31,7 @@ copy arriving later is weighed as a new close (the 0500 names no batch, so it
 closes the open one if the totals match). So too with a reversal that found no
 original, ``retention_s`` after it came: an original arriving later is a new
 transaction. Each terminal's old records, closes and such reversals go when
-its next request arrives. What the host remembers is then
+its next request arrives, before that request is weighed. What the host remembers is then
 about ``retention_s`` of work, however long the run.
 Balances keep what the postings did; ``on_retire`` is told what was forgotten.
 
@@ -175,14 +175,13 @@ class Acquirer:
             return Reply(None, fields, "12")  # not a request: nothing to answer
         if self.mac_key is not None and not message.mac_ok(request, self.mac_key):
             return self._answer(fields, "63")
-        try:
-            reply = self._dispatch(mti, fields, now, forced)
-        finally:
-            self.ledger.check()
         tid = fields.get("41")
         if self.retention is not None and isinstance(tid, str):
-            self._retire(tid, now - self.retention)
-        return reply
+            self._retire(tid, now - self.retention)  # before it is weighed: it may be late
+        try:
+            return self._dispatch(mti, fields, now, forced)
+        finally:
+            self.ledger.check()
 
     def _dispatch(self, mti: str, f: Fields, now: datetime, forced: Forced | None) -> Reply:
         partial = forced is not None and forced.code == "10" and mti[:3] in ("020", "022")

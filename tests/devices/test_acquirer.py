@@ -508,15 +508,16 @@ def test_without_retention_a_close_is_kept_for_good() -> None:
 def test_a_close_is_answered_from_memory_exactly_while_retention_keeps_it(
     ops: list[tuple[str, int, int]],
 ) -> None:
-    """A model of the host's memory of closes: each request from the terminal forgets
-    those answered more than ``retention_s`` before it; a copy of one still kept gets its
-    answer, a copy of one forgotten is weighed against the open batch."""
+    """A model of the host's memory of closes: each request from the terminal first
+    forgets those answered more than ``retention_s`` before it; a copy of one still kept
+    gets its answer, a copy of one forgotten is weighed against the open batch."""
     host = bank(retention_s=60)
     now, stan = NOW, 0
     sent: list[tuple[bytes, tuple[int, int, int, int]]] = []  # every close, with its totals
     kept: dict[bytes, tuple[datetime, bytes | None]] = {}  # answered 00: when, the answer
     for op, wait_s, pick in ops:
         now, stan = now + timedelta(seconds=wait_s), stan + 1
+        kept = {k: v for k, v in kept.items() if v[0] >= now - timedelta(seconds=60)}
         if op == "sale":
             host.handle(fin(stan, 100 + stan), now)
         elif op == "close" or not sent:
@@ -535,7 +536,6 @@ def test_a_close_is_answered_from_memory_exactly_while_retention_keeps_it(
                 assert reply.code == weighed
                 if weighed == "00":
                     kept[frame] = (now, reply.response)
-        kept = {k: v for k, v in kept.items() if v[0] >= now - timedelta(seconds=60)}
         assert host.remembered()[1] == len(kept)
 
 
@@ -551,6 +551,29 @@ def test_a_reversal_without_original_is_remembered_until_retention() -> None:
     late = host.handle(fin(1, 1250), NOW + timedelta(minutes=62))
     assert (late.code, len(late.postings)) == ("00", 1)  # a new transaction to the host
     assert host.balances()[ALICE] == 25_000 - 100 - 100 - 1250
+
+
+def test_a_late_request_is_weighed_after_what_it_outlived_is_forgotten() -> None:
+    """The first request after ``retention_s`` is weighed as new, even when it is the
+    terminal's only one since: forgetting comes before weighing."""
+    late = NOW + timedelta(minutes=61)
+    host = bank(retention_s=3600)
+    host.handle(fin(1, 100), NOW)
+    host.handle(batch(2, 0, 1, 0, 100), NOW)
+    copy = host.handle(fin(1, 100, mti="0201"), late)
+    assert (copy.code, copy.duplicate, len(copy.postings)) == ("00", False, 1)
+
+    host = bank(retention_s=3600)
+    close = host.handle(batch(1, 0, 0, 0, 0), NOW)
+    assert (close.code, host.open_batch(TID)) == ("00", 2)
+    again = host.handle(batch(1, 0, 0, 0, 0), late)  # weighed anew: closes batch 2
+    assert (again.code, host.open_batch(TID)) == ("00", 3)
+
+    host = bank(retention_s=3600)
+    assert host.handle(orig("0400", 2, 1, "68"), NOW).code == "25"
+    original = host.handle(fin(1, 1250), late)
+    assert (original.code, len(original.postings)) == ("00", 1)
+    assert host.remembered() == (1, 0, 0)
 
 
 def test_retention_keeps_the_close_totals_of_the_open_batch() -> None:
