@@ -38,7 +38,8 @@ class Mailbox:
 
     As in the store, a get is served at once when an item waits, and only the first get
     in the queue ever is; a put serves the first waiting get one step later (the store's
-    put event), and needs no step when nobody waits.
+    put event), even when nobody waited at the put: a get may come to wait before then,
+    and another put fill the box.
     """
 
     def __init__(self, env: simpy.Environment) -> None:
@@ -48,8 +49,7 @@ class Mailbox:
 
     def put(self, item: Any) -> None:
         self.items.append(item)
-        if self.get_queue:
-            self.env.timeout(0).callbacks.append(self._serve)
+        self.env.timeout(0).callbacks.append(self._serve)  # the store's put event
 
     def get(self) -> _Get:
         get = _Get(self)

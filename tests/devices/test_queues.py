@@ -130,6 +130,9 @@ def mail_order(acts: list[tuple[str, int, int, int]], light: bool) -> Log:
 @given(st.lists(st.one_of(_put, _put, _get, _get, _clear), min_size=1, max_size=8))
 @example([("put", 1, 1, 1), ("get", 0, 0, 1), ("get", 1, 1, 1)])  # two puts, two waiting:
 # the second put's step, not the first's, serves the second taker
+@example([("put", 0, 0, 0), ("put", 0, 2, 0), ("get", 0, 0, 0), ("get", 0, 2, 0),
+          ("put", 0, 2, 0)])  # put1's step, taken when nobody waited, serves get3 with
+# put4's item, ahead of get3's patience
 def test_a_mailbox_delivers_as_a_simpy_store_delivers(
     acts: list[tuple[str, int, int, int]],
 ) -> None:
