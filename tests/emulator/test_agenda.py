@@ -10,6 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from emulator.agenda import Agenda
+from emulator.fleet import run_fleet
+from emulator.scenario import scenario_from_dict
+from emulator.world import run_scenario
 
 TIMES = [0, 0.5, 1, 2, 2.5, 4, 5]  # few values: instants and what they start tie often
 Build = Callable[[simpy.Environment, list[tuple[float, str]], Callable[[str], None]], object]
@@ -82,3 +85,21 @@ def test_an_agenda_holds_one_event_until_its_instant() -> None:
     assert len(env._queue) == 2  # the next instant, and the run's own end at 500.5
     env.run()
     assert (len(plan), len(seen), env.now) == (0, 1000, 999.0)
+
+
+def test_a_fault_listed_at_a_steps_instant_comes_first() -> None:
+    """Faults are listed on the queue before steps, as when each had its timer made at
+    build, faults first: the terminal loses power before it takes the sale, and makes
+    it after the reboot (the other way round, the power loss would cancel it)."""
+    raw = {
+        "format": 1, "name": "tie",
+        "cards": [{"id": "a", "pan": "4111111111111111", "balance": "100.00"}],
+        "steps": [{"id": "s1", "do": "sale", "card": "a", "amount": "1.00", "at_s": 10}],
+        "faults": [{"fault": "terminal.power_loss", "at_s": 10, "for_s": 5}],
+    }
+    result = run_scenario(scenario_from_dict(raw))
+    assert [s.end_state for s in result.steps] == ["approved"]
+    started = next(e for e in result.trace if e.name == "terminal.txn_started")
+    assert started.t == 15.0  # after the reboot
+    fleet = run_fleet(scenario_from_dict(raw), 2)
+    assert dict(fleet.end_states) == {"approved": 2}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import subprocess
 import sys
@@ -110,8 +111,15 @@ def test_scale(capsys: pytest.CaptureFixture[str]) -> None:
                 "--faults", "--runs", "1"])
     out = capsys.readouterr().out
     assert len(VERDICT.findall(out)) == 2, out
-    assert "run length x3 at 1 terminals (1 -> 3 days of 4 sales)" in out
     assert "each day a request lost, one doubled, one answered late" in out
+    # the child processes ran the faulty days: the 3-day row's events are theirs
+    row = re.search(r"^ +1 +4 +3 +12 +([\d,]+) ", out, re.MULTILINE)
+    assert row, out
+    assert int(row[1].replace(",", "")) == scale.one(1, 4, 3, faults=True)["events"]
+    ratio = re.search(r"run length x3 at 1 terminals \(1 -> 3 days of 4 sales\): wall time "
+                      r"x([\d.]+) \(per 10x: x([\d.]+)\)", out)
+    assert ratio, out
+    assert float(ratio[2]) == pytest.approx(float(ratio[1]) ** (1 / math.log10(3)), rel=0.02)
 
 
 @pytest.mark.parametrize("script", ["throughput", "fresh", "coldstart", "scale"])
