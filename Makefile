@@ -28,6 +28,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/throughput.py
 	$(BIN)/python benchmarks/fresh.py
 	$(BIN)/python benchmarks/coldstart.py
+	$(BIN)/python benchmarks/fidelity.py
 	$(BIN)/python benchmarks/scale.py
 
 clean:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import coldstart, fresh, profile_sales, scale, throughput
+from benchmarks import coldstart, fidelity, fresh, profile_sales, scale, throughput
 from benchmarks.reference import reference_rates, run_reference
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -56,6 +56,28 @@ def test_throughput(capsys: pytest.CaptureFixture[str]) -> None:
     assert number(out, "ratio posemu / reference:") > 0
     assert number(out, "posemu speed-up over real time:") > 0
     assert number(out, "reference: simulated time:") == pytest.approx(5 * 5.09, abs=1)
+
+
+def test_fidelity_parts_add_up_and_are_set_against_the_budget(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    fidelity.main(["--calls", "20", "--runs", "1", "--sales", "5"])
+    out = capsys.readouterr().out
+    assert out.startswith("python 3.")
+    labels = ["0200 encoded with its MAC", "0210 encoded with its MAC",
+              "0200 decoded, MAC checked", "0210 decoded, MAC checked",
+              "receipt rendered to ESC/POS", "receipt through the printer core",
+              "16 trace events kept", "16 hash lines written"]  # a sale's 16 events
+    costs = [number(out, label) for label in labels]
+    assert all(us > 0 for us in costs)
+    assert number(out, "the fidelity parts together") == pytest.approx(sum(costs), abs=0.05)
+    reference = number(out, "the reference sale (median of 7 x 5)")
+    sale = number(out, "a whole posemu sale (median of 3 x 5)")
+    assert number(out, "budget of target (2), 5 reference sales:") == pytest.approx(
+        5 * reference, abs=0.1)
+    assert number(out, "ratio now:") == pytest.approx(reference / sale, abs=0.002)
+    assert number(out, "with nothing but the fidelity parts costing anything:") == (
+        pytest.approx(reference / sum(costs), abs=0.002))
 
 
 def test_fresh(capsys: pytest.CaptureFixture[str]) -> None:
@@ -122,7 +144,7 @@ def test_scale(capsys: pytest.CaptureFixture[str]) -> None:
     assert float(ratio[2]) == pytest.approx(float(ratio[1]) ** (1 / math.log10(3)), rel=0.02)
 
 
-@pytest.mark.parametrize("script", ["throughput", "fresh", "coldstart", "scale"])
+@pytest.mark.parametrize("script", ["throughput", "fresh", "coldstart", "scale", "fidelity"])
 def test_help_runs_as_a_script_from_the_repo_root(script: str) -> None:
     proc = subprocess.run([sys.executable, f"benchmarks/{script}.py", "--help"], cwd=ROOT,
                           capture_output=True, text=True, check=False, timeout=60)
