@@ -31,8 +31,10 @@ copy arriving later is weighed as a new close (the 0500 names no batch, so it
 closes the open one if the totals match). So too with a reversal that found no
 original, ``retention_s`` after it came: an original arriving later is a new
 transaction. Each terminal's old records, closes and such reversals go when
-its next request arrives, before that request is weighed. What the host remembers is then
-about ``retention_s`` of work, however long the run.
+its next request arrives that decodes and passes the MAC check, before that
+request is weighed (one that fails is weighed against nothing remembered).
+What the host remembers is then about ``retention_s`` of work, however long
+the run.
 Balances keep what the postings did; ``on_retire`` is told what was forgotten.
 
 Decode errors get 30 with the MTI/STAN/TID that could be decoded (no MTI: no
