@@ -50,6 +50,29 @@ def _line_head(name: str) -> bytes:
     return canonical_json({"component": component, "event": event})[:-1] + b',"fields":'
 
 
+_HALVES_EXACT = float(2**52)
+"""Below this, every integer and half-integer is a double."""
+
+
+def micro_rounded(t: float) -> float:
+    """``round(t, 6)``, the same value and type, about twice as fast.
+
+    ``round`` rounds the exact decimal value of ``t`` to whole µs. ``t * 1e6`` is that
+    product rounded to a double, and rounding to a double never moves a number past a
+    half-integer that is itself a double: so unless the product landed exactly on one,
+    its nearest integer is ``round``'s. Dividing that integer by 1e6 (both exact
+    doubles) then rounds as reading it back from decimal does. Exact halves, and
+    other values, go to ``round``.
+    """
+    if type(t) is float:
+        scaled = t * 1e6
+        if 0.0 < scaled < _HALVES_EXACT:
+            whole = round(scaled)
+            if abs(scaled - whole) != 0.5:
+                return whole / 1e6
+    return round(t, 6)
+
+
 class Clock(Protocol):
     @property
     def now(self) -> float: ...
@@ -71,7 +94,7 @@ class Event(NamedTuple):
         ``canonical_json`` of ``{"component", "event", "fields", "t"}``, built from its
         parts, as the four keys are already in sorted order."""
         return b"".join((_line_head(self.name), canonical_json(self.fields), b',"t":',
-                         _ENCODER.encode(round(self.t, 6)), b"}"))
+                         _ENCODER.encode(micro_rounded(self.t)), b"}"))
 
     def to_json(self) -> str:
         return self.to_line().decode("ascii")

@@ -5,14 +5,23 @@ from __future__ import annotations
 import errno
 import hashlib
 import json
+import math
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from emulator.errors import TraceError
-from emulator.trace import AtomicFile, Event, Trace, canonical_json, read_trace, write_atomic
+from emulator.trace import (
+    AtomicFile,
+    Event,
+    Trace,
+    canonical_json,
+    micro_rounded,
+    read_trace,
+    write_atomic,
+)
 
 
 class Clock:
@@ -306,3 +315,24 @@ def test_read_trace_refuses_what_is_not_a_posemu_trace_with_trace_error(
 def test_read_trace_of_a_directory_is_a_trace_error(tmp_path: Path) -> None:
     with pytest.raises(TraceError):
         read_trace(tmp_path)
+
+
+def _near_ties() -> st.SearchStrategy[float]:
+    """Times a few doubles away from a half-microsecond tie, where rounding is hardest."""
+    return st.builds(lambda whole, step: (whole + 0.5) / 1e6 + step * math.ulp(whole / 1e6),
+                     st.integers(0, 2**41), st.integers(-4, 4))
+
+
+@settings(max_examples=3000)
+@given(st.one_of(st.floats(min_value=0.0, max_value=2e6), st.floats(min_value=0.0),
+                 _near_ties(), st.integers(0, 10**9),
+                 st.integers(0, 2**45).map(lambda k: k / 1e6)))
+@example(0.0)
+@example(0.0000005)  # a tie below the first microsecond
+@example(5.839999999999997)
+@example(4503599627.370496)  # 2**52 µs, where the quick way stops
+@example(4503599627.3704955)
+@example(10803576795.076519)  # beyond 2**53 µs the product is not exact to a whole µs
+def test_times_are_rounded_as_round_rounds_them(t: float) -> None:
+    quick, slow = micro_rounded(t), round(t, 6)
+    assert (quick, type(quick), repr(quick)) == (slow, type(slow), repr(slow))
