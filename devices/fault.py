@@ -38,7 +38,8 @@ class FaultBoard:
     """The faults in force on one device, in the order they started.
 
     A fault whose ``count`` is used up leaves the board (:meth:`consume`): it would
-    act no more, and every frame or request would still pass over it.
+    act no more, and every frame or request would still pass over it. So every fault
+    on the board is in force (one is never added spent).
     """
 
     __slots__ = ("_faults",)
@@ -62,12 +63,12 @@ class FaultBoard:
     def has(self, kind: str) -> bool:
         if not self._faults:  # the usual case: no generator to build and run
             return False
-        return any(f.kind == kind and not f.spent for f in self._faults)
+        return any(f.kind == kind for f in self._faults)
 
     def first(self, kind: str, direction: str | None = None) -> ActiveFault | None:
-        """The oldest unspent fault of this kind acting on ``direction`` (if given)."""
+        """The oldest fault of this kind acting on ``direction`` (if given)."""
         for f in self._faults:
-            if f.kind != kind or f.spent:
+            if f.kind != kind:
                 continue
             if direction is not None and f.params.get("direction", "both") not in (
                 "both", direction,
@@ -79,7 +80,7 @@ class FaultBoard:
     def all(self, kind: str, direction: str | None = None) -> list[ActiveFault]:
         return [
             f for f in self._faults
-            if f.kind == kind and not f.spent
+            if f.kind == kind
             and (direction is None or f.params.get("direction", "both") in ("both", direction))
         ]
 
