@@ -6,17 +6,24 @@ cost. :class:`Mailbox` (an unbounded ``Store``) and :class:`Turns` (a ``Resource
 capacity 1) schedule their events at the same moments as simpy's (one step after a put,
 a free turn or a release), so a run's trace does not change; tests/devices/test_queues.py
 compares them with simpy's under random timings. :func:`any_of` is ``a | b`` without
-building the condition's value.
+building the condition's value. :func:`due_at` is a timer set for a moment rather than
+after a delay.
 """
 
 from __future__ import annotations
 
+import heapq
 from collections import deque
 from typing import Any, cast
 
 import simpy
+from simpy.events import NORMAL, EventPriority
 
-__all__ = ["Mailbox", "Turns", "any_of"]
+__all__ = ["LATE", "Mailbox", "Turns", "any_of", "due_at"]
+
+LATE = EventPriority(NORMAL + 1)
+"""A priority after simpy's own two (URGENT, NORMAL): an event of it comes after every
+other event due at the same moment."""
 
 
 class _Get(simpy.Event):
@@ -115,3 +122,20 @@ def any_of(*events: simpy.Event) -> simpy.Event:
         else:
             event.callbacks.append(check)
     return race
+
+
+def due_at(env: simpy.Environment, when: float, priority: EventPriority = NORMAL,
+           eid: int | None = None) -> simpy.Event:
+    """A timer processed at exactly ``when`` (not before now): ``env.timeout(when -
+    env.now)`` can land a float's last bit away, as ``now + (when - now)`` need not be
+    ``when``. Among events due at the same moment it comes by ``priority``, then by
+    ``eid``: the event id it takes now, unless one was taken for it before.
+
+    This reads two private parts of ``simpy.Environment`` (``_eid``, the id counter, and
+    ``_queue``, its heap), as simpy 4 has them (pyproject.toml keeps simpy below 5).
+    """
+    event = simpy.Event(env)
+    event._ok, event._value = True, None  # triggered, as a timer is when made
+    heapq.heappush(env._queue, (max(when, env.now), priority,
+                                next(env._eid) if eid is None else eid, event))
+    return event

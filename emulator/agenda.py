@@ -10,20 +10,20 @@ when the instant before it comes. simpy then takes events in exactly the order i
 would with every timer made up front: the next instant is always queued before
 anything that comes after it could be taken.
 
-This reads two private parts of ``simpy.Environment`` (``_eid``, the id counter, and
-``_queue``, its heap), as simpy 4 has them (pyproject.toml keeps simpy below 5);
-``tests/emulator/test_agenda.py`` checks the order against timers made up front.
+It takes the ids from simpy's private id counter and queues the events with
+:func:`devices.queues.due_at`; ``tests/emulator/test_agenda.py`` checks the order
+against timers made up front.
 """
 
 from __future__ import annotations
 
-import heapq
 from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Generic, TypeVar
 
 import simpy
-from simpy.events import NORMAL
+
+from devices.queues import due_at
 
 T = TypeVar("T")
 
@@ -50,10 +50,7 @@ class Agenda(Generic[T]):
         if not self._due:
             return
         at, eid, _ = self._due[0]
-        event = simpy.Event(self._env)
-        event._ok, event._value = True, None  # triggered, as a timer is when made
-        event.callbacks.append(self._fire)
-        heapq.heappush(self._env._queue, (at, NORMAL, eid, event))
+        due_at(self._env, at, eid=eid).callbacks.append(self._fire)
 
     def _fire(self, _event: simpy.Event) -> None:
         _, _, item = self._due.popleft()
