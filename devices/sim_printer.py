@@ -1,7 +1,10 @@
 """The receipt printer in simulated time: the ESC/POS core fed line by line.
 
 A job's bytes go to the core one paper-moving segment at a time, segment i at
-``start + i / lines_per_s``, so a fault can strike between lines. The job's
+``start + i / lines_per_s``, so a fault can strike between lines. Each segment after
+the first is fed after everything else due at that moment (priority ``LATE``): a fault,
+or its clearing, reaching the printer at the very moment a line is due comes before
+that line, whenever it was scheduled. The job's
 result (completed through the cut, or not) is what the printer reports after
 the cut; :meth:`status` answers DLE EOT n at once, as a real printer does.
 
@@ -11,7 +14,10 @@ core, and when that shows the printer's state steady until the cut, the job
 takes two timeouts (to the cut, to the end) instead of one per segment. If a
 fault or power change reaches the printer mid-job, the core goes back to the
 snapshot, takes again the segments whose time has passed, and the job goes on
-segment by segment: the outcome and the trace are those of the slow path.
+segment by segment: the outcome and the trace are those of the slow path. (That rule
+for a tie is what makes them so: which of a segment's timer and a fault's comes first
+otherwise depends on which was made first, and a job run ahead makes no timer for the
+segments between its first and its cut.)
 A job that reaches a printer already offline (jammed, cover open, out of
 paper) fails at its first segment and the rest of it is dropped; it is run
 ahead the same way, and takes one timeout.
@@ -28,7 +34,7 @@ import simpy
 
 from devices.fault import ActiveFault, FaultBoard
 from devices.printer import JobDone, JobFailed, Output, PrinterCore, segments
-from devices.queues import Turns
+from devices.queues import LATE, Turns, due_at
 
 if TYPE_CHECKING:
     from emulator.trace import Trace
@@ -127,11 +133,11 @@ class SimPrinter:
                 self.trace.emit("printer.job_failed", job=job, text=ahead.text,
                                 reason=ahead.reason, **about)
             else:
-                yield self.env.timeout(ahead.times[ahead.cut] - self.env.now)
+                yield due_at(self.env, ahead.times[ahead.cut], LATE)
                 ahead.released = ahead.cut + 1
                 self.trace.emit("printer.job_done", job=job, text=ahead.text, **about)
             if self._ahead is ahead:  # no fault triggered by that event
-                yield self.env.timeout(ahead.times[-1] + self.line_s - self.env.now)
+                yield due_at(self.env, ahead.times[-1] + self.line_s, LATE)
                 self._ahead = None
                 return not failed
             first = ahead.stopped
@@ -139,7 +145,7 @@ class SimPrinter:
             first = cast(int, stop.cause)
         count = len(ahead.times)
         due = ahead.times[first] if first < count else ahead.times[-1] + self.line_s
-        yield self.env.timeout(max(due - self.env.now, 0.0))
+        yield due_at(self.env, due, LATE)
         return (yield from self._segments(segments(data), first, job, about,
                                           done=not failed and first > ahead.cut,
                                           failed=failed))
@@ -161,7 +167,7 @@ class SimPrinter:
                     self.trace.emit("printer.job_failed", job=job, text=out.text,
                                     reason=out.reason, **about)
             self._show_state()
-            yield self.env.timeout(self.line_s)
+            yield due_at(self.env, self.env.now + self.line_s, LATE)
         if not done and not failed:
             self.trace.emit(
                 "printer.job_failed", job=job, text="", reason=self.core.state, **about,
@@ -242,7 +248,8 @@ class SimPrinter:
         ahead, self._ahead = self._ahead, None
         if ahead is None:
             return
-        fed = max(ahead.released, bisect_left(ahead.times, self.env.now))
+        # Segment 0 was fed as the job started; the others when due, after all else then.
+        fed = max(ahead.released, 1, bisect_left(ahead.times, self.env.now))
         self.core.restore(ahead.before)
         for piece in segments(ahead.data)[:fed]:
             self.core.feed(piece)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Generator
 from pathlib import Path
@@ -11,9 +12,11 @@ import pytest
 import simpy
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from simpy.events import NORMAL, URGENT
 
 from devices.fault import ActiveFault
 from devices.printer import PrinterCore
+from devices.queues import LATE, due_at
 from devices.sim_printer import SimPrinter
 from emulator.catalogue import TRIGGER_EVENTS
 from emulator.scenario import Scenario, load_scenario, scenario_from_dict
@@ -191,3 +194,58 @@ def test_jobs_of_any_shape_print_alike_run_ahead_or_not(
     """Odd jobs on a printer that may be offline when they start and change mid-job."""
     fast = print_jobs(jobs, start, changes, run_ahead=True)
     assert fast == print_jobs(jobs, start, changes, run_ahead=False)
+
+
+def print_at_instants(start_s: float, job: bytes, changes: list[tuple[str, bool, int, int, int]],
+                      *, run_ahead: bool) -> bytes:
+    """One job started at ``start_s``. Each change (kind, on, made, priority, due) reaches
+    the printer at exactly the job's ``due``-th line instant, by a timer made at its
+    ``made``-th (-1: before the job) by a process woken there with ``priority``."""
+    env = simpy.Environment()
+    trace = Trace(env)
+    printer = SimPrinter(env, trace, PrinterCore(), 20.0, run_ahead=run_ahead)
+    instants = list(itertools.accumulate([printer.line_s] * 12, initial=start_s))
+    faults: dict[str, ActiveFault] = {}
+
+    def change(kind: str, on: bool, made: int, priority: int,
+               due: int) -> Generator[simpy.Event, Any, None]:
+        if made >= 0:
+            yield due_at(env, instants[made], priority)
+        yield due_at(env, instants[due])
+        if on and kind not in faults:
+            faults[kind] = ActiveFault(kind)
+            printer.apply(faults[kind])
+        elif not on and kind in faults:
+            printer.clear(faults.pop(kind))
+
+    def one_job() -> Generator[simpy.Event, Any, None]:
+        yield env.timeout(start_s)
+        whole = yield printer.print_job(job)
+        trace.emit("test.job_ended", whole=whole)
+
+    for kind, on, made, priority, due in changes:
+        env.process(change(kind, on, made, priority, max(made, due)))
+    env.process(one_job())
+    env.run()
+    return trace.to_jsonl()
+
+
+@settings(max_examples=int(os.environ.get("POSEMU_EXAMPLES", "300")), deadline=None,
+          derandomize=os.environ.get("POSEMU_EXAMPLES") is None)
+@given(st.sampled_from([0.0, 0.022, 0.3, 4.94, 1234.5678]),
+       st.integers(0, 4), st.integers(0, 2),
+       st.lists(st.tuples(st.sampled_from(KINDS), st.booleans(), st.integers(-1, 6),
+                          st.sampled_from([URGENT, NORMAL, LATE]), st.integers(0, 8)),
+                min_size=1, max_size=3))
+def test_what_reaches_the_printer_on_a_line_instant_comes_first_run_ahead_or_not(
+    start_s: float, before_cut: int, after_cut: int,
+    changes: list[tuple[str, bool, int, int, int]],
+) -> None:
+    """A fault or its clearing due at the very instant a line is: whenever its timer was
+    made (before the job, or mid-job before or after the printer's own step), it reaches
+    the printer before that line is fed, and the job runs ahead or not alike. Jobs that
+    start near 0 s also check the instants themselves: waiting ``t - now`` from there can
+    miss ``t`` by a bit."""
+    job = b"line\n" * before_cut + b"\x1dV\x00" + b"more\n" * after_cut
+    fast = print_at_instants(start_s, job, changes, run_ahead=True)
+    assert fast == print_at_instants(start_s, job, changes, run_ahead=False)
