@@ -259,6 +259,12 @@ def _decode_raw(frame: bytes) -> tuple[dict[str, str], Spans]:
             pos=exc.pos + _HEADER,
             partial=dict(_public(partial)),
         ) from exc
+    except KeyError as exc:  # pyiso8583 looks up field 129+ unguarded: no DecodeError
+        raise MessageError(
+            "undecodable message: the secondary bitmap sets bit 65 (a third bitmap, fields "
+            f"129-192; field {exc.args[0]} named), which the spec does not have",
+            field="1", pos=_HEADER + SPEC["t"]["max_len"] + SPEC["p"]["max_len"],
+        ) from exc
 
 
 def _public(doc_dec: dict[str, str]) -> Fields:

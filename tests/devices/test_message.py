@@ -191,6 +191,19 @@ def test_encode_errors() -> None:
         encode(dict(SALE, **{"41": b"TERM0001"}))
 
 
+def test_a_third_bitmap_is_a_decode_error_not_a_crash() -> None:
+    """Bit 65 set (say, by a flipped byte of the secondary bitmap) names fields 129 and up,
+    which pyiso8583 looks up in the spec without catching its KeyError."""
+    body = b"0200" + b"8000000000000000" + b"8400000000000000" + b"8000000000000000" + b"001"
+    frame = len(body).to_bytes(2, "big") + body
+    with pytest.raises(MessageError) as info:
+        decode(frame)
+    assert (info.value.field, info.value.pos) == ("1", 2 + 4 + 16)
+    with pytest.raises(MessageError):
+        field_spans(frame)
+    assert not mac_ok(frame, KEY)
+
+
 @given(st.binary(max_size=120))
 def test_garbage_never_crashes(body: bytes) -> None:
     frame = len(body).to_bytes(2, "big") + body
