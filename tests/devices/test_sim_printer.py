@@ -151,6 +151,15 @@ PIECES = [b"text\n", b"\x1dV\x00", b"\x1bd\x00", b"\x1bd\x02", b"tail", b"\x1b@"
 KINDS = ["printer.paper_jam", "printer.cover_open", "printer.paper_out", "printer.offline"]
 
 
+def toggle(printer: SimPrinter, faults: dict[str, ActiveFault], kind: str, on: bool) -> None:
+    """Start fault ``kind`` on ``printer`` (``on``) or clear it, unless it is so already."""
+    if on and kind not in faults:
+        faults[kind] = ActiveFault(kind)
+        printer.apply(faults[kind])
+    elif not on and kind in faults:
+        printer.clear(faults.pop(kind))
+
+
 def print_jobs(jobs: list[bytes], start: str | None,
                changes: list[tuple[float, str, bool]], *, run_ahead: bool) -> bytes:
     env = simpy.Environment()
@@ -160,11 +169,7 @@ def print_jobs(jobs: list[bytes], start: str | None,
 
     def change(at: float, kind: str, on: bool) -> Generator[simpy.Event, Any, None]:
         yield env.timeout(at)
-        if on and kind not in faults:
-            faults[kind] = ActiveFault(kind)
-            printer.apply(faults[kind])
-        elif not on and kind in faults:
-            printer.clear(faults.pop(kind))
+        toggle(printer, faults, kind, on)
 
     def jobs_in_turn() -> Generator[simpy.Event, Any, None]:
         for data in jobs:
@@ -212,11 +217,7 @@ def print_at_instants(start_s: float, job: bytes, changes: list[tuple[str, bool,
         if made >= 0:
             yield due_at(env, instants[made], priority)
         yield due_at(env, instants[due])
-        if on and kind not in faults:
-            faults[kind] = ActiveFault(kind)
-            printer.apply(faults[kind])
-        elif not on and kind in faults:
-            printer.clear(faults.pop(kind))
+        toggle(printer, faults, kind, on)
 
     def one_job() -> Generator[simpy.Event, Any, None]:
         yield env.timeout(start_s)
