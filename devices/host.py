@@ -44,6 +44,8 @@ class Host:
         self.start = start
         self.processing_s = processing_s
         self.faults = FaultBoard()
+        self.weighing = 0
+        """Requests taken off the link and not yet weighed (processing time)."""
         env.process(self._serve())
 
     def apply(self, fault: ActiveFault) -> None:
@@ -62,6 +64,7 @@ class Host:
                 self.trace.emit("bank.refused")
                 self.link.send(Refused(frame), TO_TERMINAL)
                 continue
+            self.weighing += 1
             self.env.process(self._handle(frame))
 
     def _handle(self, frame: bytes) -> Generator[simpy.Event, Any, None]:
@@ -72,6 +75,7 @@ class Host:
             fields = dict(exc.partial)
         label = {"mti": fields.get("t"), "stan": fields.get("11")}
         self.trace.emit("bank.request_received", **label)
+        self.weighing -= 1
         if self.faults.has("bank.down"):
             self.trace.emit("bank.refused", **label)
             self.link.send(Refused(frame), TO_TERMINAL, **label)

@@ -49,6 +49,8 @@ class Link:
         self.inbox = {TO_BANK: Mailbox(env), TO_TERMINAL: Mailbox(env)}
         self.faults = FaultBoard()
         self._epoch = 0  # bumped by network.down: frames in flight are lost
+        self.in_flight = {TO_BANK: 0, TO_TERMINAL: 0}
+        """Copies sent each way and not yet delivered or lost."""
 
     def apply(self, fault: ActiveFault) -> None:
         self.faults.add(fault)
@@ -92,6 +94,7 @@ class Link:
                 if jitter:
                     delay_s += self.rng.uniform(0.0, jitter)
         epoch = self._epoch
+        self.in_flight[direction] += copies
         for copy in range(copies):
             extra = self._delay() if copy else 0.0
             timer = self.env.timeout(delay_s + extra)
@@ -119,6 +122,7 @@ class Link:
     def _deliver(
         self, frame: bytes | Refused, direction: str, epoch: int, about: dict[str, Any],
     ) -> None:
+        self.in_flight[direction] -= 1
         if epoch != self._epoch or self.faults.has("network.down"):
             self.trace.emit("network.lost", direction=direction, **about)
             return

@@ -30,7 +30,7 @@ import simpy
 
 from devices.card_reader import CardReader
 from devices.host import Host
-from devices.link import Link
+from devices.link import TO_BANK, Link
 from emulator.agenda import Agenda
 from emulator.collector import collection_paused
 from emulator.injector import Injector
@@ -216,9 +216,16 @@ class _Unit:
     terminal_id: str
     view: TerminalTrace
     terminal: Terminal
+    link: Link
+    host: Host
     observer: Observer | None
     judged: int = 0  # steps before this place in submission order are judged or held
     held: list[StepView] = field(default_factory=list)  # not final at the last settlement
+
+    def in_flight(self) -> bool:
+        """A request is on its way to the bank or being weighed there: it may still
+        post or reverse money of a step the settlement would judge."""
+        return bool(self.link.in_flight[TO_BANK] or self.host.weighing)
 
 
 _Rank = tuple[int, int, int]  # terminal, step in file order, finding of the step
@@ -311,7 +318,7 @@ class Fleet:
             Identity(scenario.merchant.name, scenario.merchant.merchant_id, tid),
             scenario.start, self._cards, MAC_KEY,
         )
-        unit = _Unit(number, tid, view, terminal, observer)
+        unit = _Unit(number, tid, view, terminal, link, host, observer)
         view.subscribe("terminal.txn_done", self._settlements(unit))
         Injector(env, trace, {
             "card": reader, "printer": printer, "network": link, "bank": host,
@@ -341,17 +348,15 @@ class Fleet:
         the settlement kept because a message is owed or it is not closed, a held
         receipt, the last receipt, which a reprint can still copy), a void while its
         target is held (its verdict reads the target's money), and every step while
-        a print job is under way (one outliving a power cut may still cut a receipt).
-        The bank cannot reverse what the settlement closed, and its duplicate check
-        answers a late copy without posting it; what it still posts for a judged step
-        (no duplicate check, or a copy arriving after ``retention_s``) is counted as
-        unattributed at the end.
+        a print job is under way (one outliving a power cut may still cut a receipt)
+        or a frame is on its way to the bank or being weighed there (a request given
+        up on may still post or reverse). What is judged then can no longer change.
         """
         observer = unit.observer
         assert observer is not None
         steps = [*unit.held, *self._order[unit.judged:upto]]
         unit.judged = upto
-        if observer.printing:
+        if observer.printing or unit.in_flight():
             unit.held = steps
             return
         busy = unit.terminal.open_steps()

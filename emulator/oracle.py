@@ -126,8 +126,9 @@ class Observer:
     :meth:`verdict` judges every step at the end. :meth:`judge_final` judges
     steps that nothing can change any more and forgets them, so a long run's
     record stays small (a fleet calls it at each settlement). Money the bank
-    moves under a key no held step's request carries (a forgotten step's late
-    copy, a key mangled on the way) is kept apart: :meth:`unattributed`.
+    moves under a key no held step's request carries (a key mangled on the way, or
+    a request of a step judged while it could still reach the bank) is kept apart:
+    :meth:`unattributed`.
     """
 
     EVENTS: tuple[str, ...] = (
@@ -266,9 +267,9 @@ class Observer:
         return judged
 
     def unattributed(self) -> list[Finding]:
-        """Money that stands under keys no held step's request carried: a copy of a
-        request arriving after its step was judged and forgotten (the bank took it as
-        a new transaction), or a key mangled on the way."""
+        """Money that stands under keys no held step's request carried: a key mangled on
+        the way, or a request of a step judged while it could still reach the bank (the
+        bank took it as a new transaction; a fleet holds its steps until nothing can)."""
         found = []
         for key, moves in self._late.items():
             total = sum(amount for _, amount in moves)
@@ -277,8 +278,8 @@ class Observer:
                 found.append(Finding(
                     UNATTRIBUTED, "",
                     f"{format_minor(total)} ({kinds}) stands under STAN {key[:6]}, field 7 "
-                    f"{key[6:]}, which no step still held sent: a copy that came after its "
-                    "step was judged, or a mangled key"))
+                    f"{key[6:]}, which no request of a step still to be judged carried: a key "
+                    "mangled on the way"))
         return found
 
 
