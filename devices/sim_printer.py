@@ -77,6 +77,9 @@ class SimPrinter:
         self.line_s = 1.0 / lines_per_s
         self.faults = FaultBoard()
         self._jobs = 0
+        self.open_jobs = 0
+        """Jobs given and not yet over: waiting their turn, printing, or holding the
+        printer for the line after their cut."""
         self._turns = Turns(env)
         self._stash: list[Output] = []  # what a condition change made the core say
         self._ahead: _RunAhead | None = None
@@ -111,12 +114,14 @@ class SimPrinter:
 
     def print_job(self, data: bytes, **about: Any) -> simpy.Process:
         """Print one receipt; the process's value is True when it came out whole."""
+        self.open_jobs += 1
         return self.env.process(self._job(data, about))
 
     def _job(self, data: bytes, about: dict[str, Any]) -> Generator[simpy.Event, Any, bool]:
         yield self._turns.take()
         whole = yield from self._print(data, about)
         self._turns.done()  # not on a run's end mid-job: nothing asks after it
+        self.open_jobs -= 1
         return whole
 
     def _print(self, data: bytes, about: dict[str, Any]) -> Generator[simpy.Event, Any, bool]:

@@ -31,6 +31,7 @@ import simpy
 from devices.card_reader import CardReader
 from devices.host import Host
 from devices.link import TO_BANK, Link
+from devices.sim_printer import SimPrinter
 from emulator.agenda import Agenda
 from emulator.collector import collection_paused
 from emulator.injector import Injector
@@ -218,6 +219,7 @@ class _Unit:
     terminal: Terminal
     link: Link
     host: Host
+    printer: SimPrinter
     observer: Observer | None
     judged: int = 0  # steps before this place in submission order are judged or held
     held: list[StepView] = field(default_factory=list)  # not final at the last settlement
@@ -318,7 +320,7 @@ class Fleet:
             Identity(scenario.merchant.name, scenario.merchant.merchant_id, tid),
             scenario.start, self._cards, MAC_KEY,
         )
-        unit = _Unit(number, tid, view, terminal, link, host, observer)
+        unit = _Unit(number, tid, view, terminal, link, host, printer, observer)
         view.subscribe("terminal.txn_done", self._settlements(unit))
         Injector(env, trace, {
             "card": reader, "printer": printer, "network": link, "bank": host,
@@ -348,15 +350,15 @@ class Fleet:
         the settlement kept because a message is owed or it is not closed, a held
         receipt, the last receipt, which a reprint can still copy), a void while its
         target is held (its verdict reads the target's money), and every step while
-        a print job is under way (one outliving a power cut may still cut a receipt)
-        or a frame is on its way to the bank or being weighed there (a request given
-        up on may still post or reverse). What is judged then can no longer change.
-        """
+        the printer has a job (one outliving a power cut, or queued behind it, may
+        still cut a receipt) or a frame is on its way to the bank or being weighed
+        there (a request given up on may still post or reverse). What is judged then
+        can no longer change, but for a key mangled into a judged step's key."""
         observer = unit.observer
         assert observer is not None
         steps = [*unit.held, *self._order[unit.judged:upto]]
         unit.judged = upto
-        if observer.printing or unit.in_flight():
+        if unit.printer.open_jobs or unit.in_flight():
             unit.held = steps
             return
         busy = unit.terminal.open_steps()

@@ -133,7 +133,7 @@ class Observer:
 
     EVENTS: tuple[str, ...] = (
         "terminal.request_sent", "terminal.reversal_sent", "terminal.txn_done",
-        "printer.job_started", "printer.job_done", "printer.job_failed",
+        "printer.job_done", "printer.job_failed",
         "terminal.unresolved", "bank.posted", "bank.reversed",
     )
     """The only events :meth:`observe` reads: a listener may subscribe to just these."""
@@ -144,7 +144,6 @@ class Observer:
         self._voided: set[str] = set()
         self._standing: dict[str, _Amounts] = {}  # every key a held step's request carried
         self._late: dict[str, tuple[tuple[str, int], ...]] = {}  # (kind, +/-amount) by key
-        self._printing: set[int] = set()  # print jobs started and not ended
 
     def __len__(self) -> int:
         """How many steps it holds a record for."""
@@ -154,12 +153,6 @@ class Observer:
     def keys(self) -> int:
         """How many request keys it holds standing amounts for."""
         return len(self._standing)
-
-    @property
-    def printing(self) -> bool:
-        """A print job has started and not ended: it may still complete a receipt (and
-        jobs queued behind it have not started)."""
-        return bool(self._printing)
 
     def observe(self, event: Event) -> None:
         """Fold one trace event in (a listener: ``trace.subscribe(None, observer.observe)``)."""
@@ -186,16 +179,12 @@ class Observer:
             view.target = f.get("target")
             if f["result"] == "voided" and f.get("target"):
                 self._voided.add(f["target"])
-        elif name == "printer.job_started":
-            self._printing.add(f.get("job", 0))
         elif name == "printer.job_done":
-            self._printing.discard(f.get("job", 0))
             if self.keep_receipts:
                 seen[f["step"]].receipt = f.get("text")
             if f.get("slip") in ("approved", "copy"):
                 seen[f["receipt_of"]].receipt_done = True
         elif name == "printer.job_failed":
-            self._printing.discard(f.get("job", 0))
             if self.keep_receipts and f.get("text"):
                 seen[f["step"]].receipt = f["text"]
         elif name == "terminal.unresolved":

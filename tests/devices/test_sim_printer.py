@@ -250,3 +250,17 @@ def test_what_reaches_the_printer_on_a_line_instant_comes_first_run_ahead_or_not
     job = b"line\n" * before_cut + b"\x1dV\x00" + b"more\n" * after_cut
     fast = print_at_instants(start_s, job, changes, run_ahead=True)
     assert fast == print_at_instants(start_s, job, changes, run_ahead=False)
+
+
+def test_open_jobs_counts_a_job_from_when_it_is_given_until_it_lets_the_printer_go() -> None:
+    """Queued jobs count too: a fleet judges nothing while one may still cut a receipt."""
+    env = simpy.Environment()
+    printer = SimPrinter(env, Trace(env), PrinterCore(), lines_per_s=10.0)
+    first = printer.print_job(b"one\ntwo\n\x1dV\x00")
+    second = printer.print_job(b"three\n\x1dV\x00")
+    assert printer.open_jobs == 2  # neither has started
+    env.run(until=first)
+    assert (printer.open_jobs, second.is_alive) == (1, True)
+    env.run(until=second)
+    assert printer.open_jobs == 0
+    assert (first.value, second.value) == (True, True)

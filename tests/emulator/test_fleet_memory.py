@@ -240,6 +240,35 @@ def test_a_request_retried_as_new_and_posted_after_the_settlement_is_a_duplicate
     assert early.end_states["settled"] == 3
 
 
+def test_a_reprint_queued_behind_a_job_holds_the_settlement() -> None:
+    """``p1``'s copy fails at once on a jammed printer but holds it for its last line;
+    power losses free the terminal from waiting, ``p2``'s copy of ``s1`` queues behind
+    it, and the settlement is answered before that copy (which completes ``s1``) has
+    started."""
+    early, late = both({
+        "format": 1, "name": "queued reprint", "terminal": {"on_receipt_failure": "ignore"},
+        "cards": [{"id": "c", "pan": "4111111111111111", "balance": "100.00"}],
+        "steps": [
+            {"id": "s1", "do": "sale", "card": "c", "amount": "10.00", "at_s": 0},
+            {"id": "s2", "do": "sale", "card": "c", "amount": "10.00", "at_s": 500},
+            {"id": "p1", "do": "reprint", "at_s": 1000},
+            {"id": "p2", "do": "reprint", "target": "s1", "at_s": 1000.2},
+            {"id": "st", "do": "settle", "at_s": 1000.3},
+        ],
+        "faults": [
+            {"fault": "printer.paper_jam", "on": "printer.job_started", "nth": 1, "for_s": 5},
+            {"fault": "printer.paper_jam", "at_s": 999, "for_s": 1.5},
+            {"fault": "terminal.power_loss", "on": "printer.job_started", "nth": 3,
+             "for_s": 0.1},
+            {"fault": "terminal.power_loss", "on": "terminal.txn_started", "step": "p2",
+             "for_s": 0.1},
+        ],
+    }, terminals=1)
+    same(early, late)
+    assert early.anomaly_total == 0
+    assert early.end_states == {"approved": 2, "reprint_failed": 2, "settled": 1}
+
+
 def test_a_mangled_key_is_unattributed_in_both_modes() -> None:
     """A STAN flipped on the way to a bank that checks no MAC: the bank posts under a key
     no request carried, and a terminal that checks nothing takes the answer."""
@@ -268,3 +297,37 @@ def test_a_late_copy_the_bank_still_remembers_moves_nothing() -> None:
     same(early, late)
     assert early.anomaly_total == 0
     assert early.end_states == {"declined": 2, "settled": 2, "approved": 2}
+
+
+def test_a_key_mangled_into_a_judged_steps_key_is_that_steps_only_at_the_end() -> None:
+    """The one documented difference: ``x``'s advice, given a new STAN at the reboot,
+    is mangled on the way (no MACs checked) into the key of ``y``, judged at the
+    settlement; the bank posts it."""
+    raw = {
+        "format": 1, "name": "collision", "seed": 116,
+        "terminal": {"dedupe_saf_after_reboot": False,
+                     "block_sale_while_reversal_pending": False,
+                     "offline_floor": "5.00", "verify_mac": False},
+        "bank": {"verify_mac": False, "retention_s": 60},
+        "printer": {"lines_per_s": 100000.0},
+        "cards": [{"id": "c", "pan": "4111111111111111", "balance": "100.00"}],
+        "steps": [
+            {"id": "x", "do": "sale", "card": "c", "amount": "2.00", "at_s": 0},
+            {"id": "y", "do": "sale", "card": "c", "amount": "500.00", "at_s": 995.5},
+            {"id": "st", "do": "settle", "at_s": 1040},
+        ],
+        "faults": [
+            {"fault": "bank.down", "at_s": 0, "for_s": 10},
+            {"fault": "terminal.power_loss", "on": "terminal.txn_done", "step": "y",
+             "for_s": 0.01},
+            {"fault": "network.drop", "on": "terminal.rebooted", "direction": "to_bank",
+             "count": 1},
+            {"fault": "network.corrupt", "at_s": 1045, "for_s": 200, "direction": "to_bank",
+             "field": 11, "count": 1},
+        ],
+    }
+    early, late = both(raw, terminals=1)
+    assert early.trace_sha256 == late.trace_sha256
+    assert late.anomaly_counts == {"duplicate_charge": 1, "charged_shown_unpaid": 1}
+    assert early.anomaly_counts == {"duplicate_charge": 1, UNATTRIBUTED: 1}
+    assert [a.step for a in late.anomalies] == ["x", "y"]
