@@ -8,7 +8,7 @@ response back.
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Generator, Mapping
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -36,9 +36,14 @@ class Host:
     def __init__(
         self, env: simpy.Environment, trace: Trace, link: Link, core: Acquirer,
         start: datetime, processing_s: float = 0.2,
+        *, traces: Mapping[str, Trace] | None = None,
     ) -> None:
         self.env = env
         self.trace = trace
+        self.traces = traces if traces is not None else {}
+        """Where to trace money moved for another terminal (by terminal id), in a fleet:
+        a request whose field 41 was mangled on the way into another terminal's id,
+        with MACs unchecked, moves that terminal's money."""
         self.link = link
         self.core = core
         self.start = start
@@ -53,6 +58,10 @@ class Host:
 
     def clear(self, fault: ActiveFault) -> None:
         self.faults.remove(fault)
+
+    def _trace_for(self, terminal_id: str) -> Trace:
+        """The trace of the terminal whose money a posting moved (this one's by default)."""
+        return self.traces.get(terminal_id, self.trace)
 
     def _serve(self) -> Generator[simpy.Event, Any, None]:
         inbox = self.link.inbox[TO_BANK]
@@ -99,11 +108,13 @@ class Host:
         now = self.start + timedelta(seconds=self.env.now)
         reply = self.core.handle(frame, now, forced)
         for posting in reply.postings:
-            self.trace.emit("bank.posted", kind=posting.kind, stan=posting.stan,
-                            f7=posting.f7, amount_minor=posting.amount_minor)
+            self._trace_for(posting.terminal_id).emit(
+                "bank.posted", kind=posting.kind, stan=posting.stan, f7=posting.f7,
+                amount_minor=posting.amount_minor)
         for posting in reply.reversed:
-            self.trace.emit("bank.reversed", kind=posting.kind, stan=posting.stan,
-                            f7=posting.f7, amount_minor=posting.amount_minor)
+            self._trace_for(posting.terminal_id).emit(
+                "bank.reversed", kind=posting.kind, stan=posting.stan, f7=posting.f7,
+                amount_minor=posting.amount_minor)
         if reply.response is None:
             return
         if delay_s is None:

@@ -312,7 +312,8 @@ class Fleet:
         for name in Observer.EVENTS:  # before the injector: it sees events in trace order
             view.subscribe(name, observer.observe)
         link = Link(env, self.rng, trace, scenario.network.latency_s, scenario.network.jitter_s)
-        host = Host(env, trace, link, self.acquirer, scenario.start, scenario.bank.processing_s)
+        host = Host(env, trace, link, self.acquirer, scenario.start, scenario.bank.processing_s,
+                    traces=cast("dict[str, Trace]", self.router.views))
         reader = CardReader(env, trace)
         printer = sim_printer(env, trace, scenario)
         terminal = Terminal(

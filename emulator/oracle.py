@@ -192,16 +192,19 @@ class Observer:
 
     def _bank(self, name: str, key: str, kind: str, amount: int) -> None:
         """Fold a posting or a reversal into the key's standing amounts (or, for a key
-        no held step carries, into the unattributed ones)."""
+        no held step carries or a reversal of nothing standing under it, into the
+        unattributed ones)."""
         amounts = self._standing.get(key)
         if amounts is not None:
             if name == "bank.posted":
                 self._standing[key] = (*amounts, amount)
-            else:
+                return
+            if amount in amounts:
                 rest = list(amounts)
                 rest.remove(amount)
                 self._standing[key] = tuple(rest)
-            return
+                return
+            # nothing of that amount stands under the key here: not this step's money
         late = list(self._late.get(key, ()))
         if name == "bank.reversed" and (kind, amount) in late:
             late.remove((kind, amount))

@@ -389,3 +389,47 @@ def test_cli_fleet_trace_that_cannot_be_written_leaves_nothing(
     assert main(["fleet", path, "--terminals", "2", "--trace", str(target)]) == 3
     assert "posemu:" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_money_moved_for_another_terminal_is_traced_and_judged_as_its() -> None:
+    """With MACs unchecked by the bank, T0000002's reversal reaches it with field 41
+    mangled into T0000001: the bank reverses T0000001's sale (same STAN and field 7,
+    as both run the same steps). That reversal is T0000001's money: it is traced with
+    its id and judged by its oracle (it was folded into T0000002's, which crashed on a
+    reversal of nothing it had standing)."""
+    raw = {
+        "format": 1, "name": "mangled terminal id", "seed": 131,
+        "bank": {"verify_mac": False, "duplicate_check": False},
+        "network": {"latency_s": 0.001}, "printer": {"lines_per_s": 2.0},
+        "cards": [{"id": "c", "pan": "4111111111111111", "balance": "1000.00"}],
+        "steps": [{"id": "s1", "do": "sale", "card": "c", "amount": "500.00", "at_s": 0}],
+        "faults": [{"fault": "network.corrupt", "direction": "both", "field": 41,
+                    "count": 2, "on": "terminal.reversal_sent", "nth": 1, "for_s": 100}],
+    }
+    sink = io.BytesIO()
+    verdicts: dict[str, Verdict] = {}
+    result = run_fleet(scenario_from_dict(raw), 2, trace_sink=sink,
+                       on_terminal=verdicts.__setitem__)
+    early = run_fleet(scenario_from_dict(raw), 2)
+    events = [json.loads(line) for line in sink.getvalue().splitlines()[1:]]
+    came = [(e["fields"]["tid"], e["fields"]["mti"]) for e in events
+            if e["event"] == "request_received"]
+    reversed_ = [e["fields"]["tid"] for e in events if e["event"] == "reversed"]
+    assert came[4:6] == [("T0000001", "0400"), ("T0000002", "0400")]
+    assert reversed_ == ["T0000001", "T0000002"]  # the first came in through T0000002
+    assert {t: dict(v.end_states) for t, v in verdicts.items()} == {
+        "T0000001": {"s1": "declined"}, "T0000002": {"s1": "declined"}}
+    assert result.balances_minor == result.balances_before_minor
+    assert (early.end_states, early.anomaly_counts) == (result.end_states,
+                                                        result.anomaly_counts)
+
+
+def test_a_reversal_of_nothing_standing_under_its_key_is_kept_apart() -> None:
+    observer = Observer()
+    trace = Trace(_Clock())
+    trace.subscribe(None, observer.observe)
+    trace.emit("terminal.request_sent", step="s1", mti="0200", stan="000001", f7="x")
+    trace.emit("bank.posted", kind="sale", stan="000001", f7="x", amount_minor=500)
+    trace.emit("bank.reversed", kind="sale", stan="000001", f7="x", amount_minor=400)
+    assert observer._standing["000001x"] == (500,)
+    assert [f.detail.split(" stands")[0] for f in observer.unattributed()] == ["-4.00 (sale)"]
