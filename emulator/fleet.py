@@ -352,14 +352,15 @@ class Fleet:
         receipt, the last receipt, which a reprint can still copy), a void while its
         target is held (its verdict reads the target's money), and every step while
         the printer has a job (one outliving a power cut, or queued behind it, may
-        still cut a receipt) or a frame is on its way to the bank or being weighed
-        there (a request given up on may still post or reverse). What is judged then
-        can no longer change, but for a key mangled into a judged step's key."""
+        still cut a receipt) or a frame that may move its money is on its way to the
+        bank or being weighed there (a request given up on may still post or
+        reverse). What is judged then can no longer change, but for a key mangled into
+        a judged step's key."""
         observer = unit.observer
         assert observer is not None
         steps = [*unit.held, *self._order[unit.judged:upto]]
         unit.judged = upto
-        if unit.printer.open_jobs or unit.in_flight():
+        if unit.printer.open_jobs or self._in_flight(unit):
             unit.held = steps
             return
         busy = unit.terminal.open_steps()
@@ -367,6 +368,14 @@ class Fleet:
         final = [s for s in steps if not _busy(s, busy)]
         for step, (state, found) in zip(final, observer.judge_final(final), strict=True):
             self._tally.add(unit, self._place[step.id], state, found)
+
+    def _in_flight(self, unit: _Unit) -> bool:
+        """A frame that may still move ``unit``'s money is on its way to the bank or being
+        weighed there: one of its own, or, when the bank checks no MAC, any terminal's
+        (field 41 mangled on the way names the terminal whose money the bank moves)."""
+        if unit.in_flight():
+            return True
+        return not self.scenario.bank.verify_mac and any(u.in_flight() for u in self.units)
 
     def run(self, on_terminal: TerminalVerdict | None = None) -> FleetResult:
         """Run to the horizon (or until nothing is left to happen); judge every terminal.

@@ -331,3 +331,32 @@ def test_a_key_mangled_into_a_judged_steps_key_is_that_steps_only_at_the_end() -
     assert late.anomaly_counts == {"duplicate_charge": 1, "charged_shown_unpaid": 1}
     assert early.anomaly_counts == {"duplicate_charge": 1, UNATTRIBUTED: 1}
     assert [a.step for a in late.anomalies] == ["x", "y"]
+
+
+def test_another_terminals_frame_on_its_way_holds_the_settlement_without_bank_macs() -> None:
+    """T0000002's first 0200 has field 41 mangled into T0000004 and is slowed on the way;
+    as every terminal sends the same steps, it carries T0000004's STAN and field 7 for
+    ``s1``. It posts under T0000004 after T0000004 settled: with the bank checking no
+    MAC, any terminal's frame on its way holds a settlement."""
+    early, late = both({
+        "format": 1, "name": "mangled into another terminal", "seed": 44,
+        "bank": {"verify_mac": False, "duplicate_check": False},
+        "terminal": {"verify_mac": False},
+        "network": {"latency_s": 0.01}, "printer": {"lines_per_s": 1000.0},
+        "cards": [{"id": "c", "pan": "4111111111111111", "balance": "1000.00"}],
+        "steps": [
+            {"id": "s1", "do": "sale", "card": "c", "amount": "5.00", "at_s": 0},
+            {"id": "s2", "do": "sale", "card": "c", "amount": "1.00", "at_s": 35},
+            {"id": "st", "do": "settle", "at_s": 45},
+        ],
+        "faults": [
+            {"fault": "network.corrupt", "direction": "to_bank", "field": 41, "count": 1,
+             "on": "terminal.request_sent", "nth": 1, "for_s": 0.001},
+            {"fault": "network.latency", "direction": "to_bank", "delay_s": 0,
+             "jitter_s": 300, "on": "terminal.request_sent", "nth": 1, "for_s": 0.001},
+        ],
+    }, terminals=4)
+    same(early, late)
+    assert early.anomaly_counts == {"duplicate_charge": 3}
+    assert [(a.terminal, a.step) for a in early.anomalies] == [
+        ("T0000001", "s1"), ("T0000003", "s1"), ("T0000004", "s1")]
