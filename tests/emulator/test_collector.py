@@ -4,6 +4,9 @@ safe because a run leaves no cyclic garbage that grows with its length."""
 from __future__ import annotations
 
 import gc
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -12,7 +15,7 @@ from emulator.collector import collection_paused
 from emulator.fleet import Fleet
 from emulator.scenario import scenario_from_dict
 from emulator.trace import Event
-from emulator.world import World
+from emulator.world import World, run_scenario
 
 
 def one_sale() -> World:
@@ -55,6 +58,36 @@ def test_a_collector_disabled_before_stays_disabled() -> None:
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_run_scenario_resumes_collection_only_once_its_world_is_garbage(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Then the next young collection frees the world instead of promoting it alive."""
+    worlds: list[weakref.ref[World]] = []
+    built = World.__init__
+
+    def init(self: World, *args: Any, **kwargs: Any) -> None:
+        built(self, *args, **kwargs)
+        worlds.append(weakref.ref(self))
+
+    scenario = one_sale().scenario
+    resumed: list[bool] = []  # after each pause: is the world still reachable?
+
+    @contextmanager
+    def paused() -> Iterator[None]:
+        with collection_paused():
+            yield
+        gc.collect(0)  # the young collection that may follow any resumption
+        resumed.append(worlds[0]() is not None)
+
+    monkeypatch.setattr(World, "__init__", init)
+    monkeypatch.setattr("emulator.world.collection_paused", paused)
+    gc.collect()
+    result = run_scenario(scenario)
+    assert result.steps[0].end_state == "approved"
+    assert resumed[-1] is False  # the outermost pause ended with the world gone
+    assert len(worlds) == 1
+    assert worlds[0]() is None
 
 
 def faulty_sales(count: int) -> dict[str, Any]:
