@@ -39,7 +39,9 @@ def test_reference_model_takes_the_sale_shape_in_simulated_time() -> None:
 
 
 def test_profile_shows_the_printer_and_the_firmware(capsys: pytest.CaptureFixture[str]) -> None:
-    profile_sales.main(["--sales", "20"])
+    # enough sales for about a hundred samples: with 20 (a dozen samples) a frame
+    # holding a third of the time went unsampled now and then
+    profile_sales.main(["--sales", "400"])
     out = capsys.readouterr().out
     assert out.startswith("python 3.")
     assert "run_scenario" in out
