@@ -3,7 +3,7 @@
 ``posemu run PATH... [--json] [--verbose] [--trace-dir DIR] [--seed N] [--profile NAME]``
 ``posemu run FILE --printer serial:<device>[?baudrate=N]`` runs it in real time with a
 real (or virtual) printer (:mod:`emulator.bench`).
-``posemu replay TRACE`` re-runs a trace's scenario and compares the traces.
+``posemu replay TRACE`` re-runs a trace's scenario (or fleet) and compares the traces.
 ``posemu faults | profiles | explain ANOMALY`` list the catalogue.
 ``posemu printer --pty`` is a virtual ESC/POS printer on a pseudo-terminal.
 
@@ -19,13 +19,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-import hashlib
 import json
 import os
 import sys
 import traceback
 from collections.abc import Callable, Sequence
-from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -297,90 +295,35 @@ def _fuzz(args: argparse.Namespace) -> int:
 # ----------------------------------------------------------------------- replay
 
 
-def read_trace_lines(path: Path) -> tuple[dict[str, Any], list[str]]:
-    """A trace's header and its event lines exactly as written; TraceError names the line."""
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise TraceError(f"{path}: cannot read trace: {exc.strerror or exc}") from exc
-    try:
-        rows = data.decode("ascii").split("\n")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise TraceError(f"{path}:{line}: not a posemu trace (not ASCII text)") from exc
-    if rows[-1] == "":
-        rows.pop()
-    try:
-        header = json.loads(rows[0]) if rows else None
-    except ValueError:
-        header = None
-    if not isinstance(header, dict) or header.get("posemu_trace") != 1:
-        raise TraceError(f"{path}:1: not a posemu trace (no trace header)")
-    for number, row in enumerate(rows[1:], start=2):
-        try:
-            event = json.loads(row)
-            ok = (isinstance(event, dict) and isinstance(event.get("t"), int | float)
-                  and isinstance(event.get("component"), str)
-                  and isinstance(event.get("event"), str)
-                  and isinstance(event.get("fields"), dict))
-        except ValueError:
-            ok = False
-        if not ok:
-            raise TraceError(f"{path}:{number}: malformed trace event")
-    return header, rows[1:]
-
-
-def _header_scenario(path: Path, header: dict[str, Any], override: Path | None) -> Scenario:
-    """The scenario a trace header names, with the header's seed and profile."""
-    seed, profile, source = header.get("seed"), header.get("profile"), header.get("path")
-    if not isinstance(seed, int) or isinstance(seed, bool):
-        raise TraceError(f"{path}:1: seed: missing or not an integer")
-    if not isinstance(profile, str) or profile not in PROFILES:
-        raise TraceError(f"{path}:1: profile: missing or unknown ({profile!r})")
-    if override is not None:
-        return load_scenario(override).with_overrides(seed=seed, profile=profile)
-    if not isinstance(source, str) or not source:
-        raise TraceError(f"{path}:1: path: the trace names no scenario file (use --scenario)")
-    if not Path(source).is_file():
-        raise TraceError(f"{path}:1: path: scenario file {source} not found (run from the "
-                         "directory the trace was written in, or use --scenario FILE)")
-    return load_scenario(source).with_overrides(seed=seed, profile=profile)
-
-
 def _replay(args: argparse.Namespace) -> int:
-    header, old = read_trace_lines(args.trace)
-    scenario = _header_scenario(args.trace, header, args.scenario)
-    result = run_scenario(scenario)
-    new = list(islice(result.trace.lines(), 1, None))
-    old_sha = hashlib.sha256("".join(f"{line}\n" for line in old).encode("ascii")).hexdigest()
-    identical = old_sha == result.trace_sha256
-    first = None
-    if not identical:
-        index = next((i for i, (a, b) in enumerate(zip(old, new, strict=False)) if a != b),
-                     min(len(old), len(new)))
-        first = {"index": index, "line": index + 2,
-                 "old": old[index] if index < len(old) else None,
-                 "new": new[index] if index < len(new) else None}
+    from emulator.replay import replay  # noqa: PLC0415
+
+    done = replay(args.trace, args.scenario)
+    scenario, first = done.scenario, done.first_difference
     if args.json:
         _print_json({
             "trace": str(args.trace), "scenario": scenario.path, "seed": scenario.seed,
-            "profile": scenario.profile, "identical": identical,
-            "old": {"events": len(old), "trace_sha256": old_sha},
-            "new": {"events": len(new), "trace_sha256": result.trace_sha256},
-            "first_difference": first,
+            "profile": scenario.profile, "terminals": done.terminals,
+            "identical": done.identical,
+            "old": {"events": done.old_events, "trace_sha256": done.old_sha256},
+            "new": {"events": done.new_events, "trace_sha256": done.new_sha256},
+            "first_difference": None if first is None else {
+                "index": first.index, "line": first.line, "old": first.old, "new": first.new},
         })
-        return EXIT_PASS if identical else EXIT_FAIL
+        return EXIT_PASS if done.identical else EXIT_FAIL
     run = f"{scenario.path} ({scenario.profile}, seed {scenario.seed})"
+    if done.terminals is not None:
+        run += f" on {done.terminals:,} terminals"
     if first is None:
-        print(f"identical: {args.trace} = a new run of {run}: {len(new)} events, "
-              f"sha256 {old_sha}")
+        print(f"identical: {args.trace} = a new run of {run}: {done.new_events} events, "
+              f"sha256 {done.old_sha256}")
         return EXIT_PASS
     print(f"differs: {args.trace} != a new run of {run}")
-    print(f"first difference at event {first['index']} (line {first['line']} of {args.trace}):")
-    print(f"  old: {first['old'] or '(no event)'}")
-    print(f"  new: {first['new'] or '(no event)'}")
-    print(f"old: {len(old)} events, sha256 {old_sha}")
-    print(f"new: {len(new)} events, sha256 {result.trace_sha256}")
+    print(f"first difference at event {first.index} (line {first.line} of {args.trace}):")
+    print(f"  old: {first.old or '(no event)'}")
+    print(f"  new: {first.new or '(no event)'}")
+    print(f"old: {done.old_events} events, sha256 {done.old_sha256}")
+    print(f"new: {done.new_events} events, sha256 {done.new_sha256}")
     return EXIT_FAIL
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import json
 import os
 import pty
@@ -395,27 +396,34 @@ def test_replay_of_a_fresh_trace_is_identical(
     assert "(naive, seed 7): 20 events" in out
 
 
-def test_replay_of_a_tampered_trace_shows_the_first_differing_event(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str],
-) -> None:
-    trace = trace_of(tmp_path, capsys)
+def tamper(capsys: pytest.CaptureFixture[str], trace: Path, old: str,
+           new: str) -> tuple[int, str, str]:
+    """Replace ``old`` in the first line holding it; check replay shows that line first.
+    Its index in the file, the line as it was and as it is now."""
     lines = trace.read_text().splitlines()
-    at = next(i for i, line in enumerate(lines) if '"code":"00"' in line)
+    at = next(i for i, line in enumerate(lines) if old in line)
     original = lines[at]
-    lines[at] = original.replace('"code":"00"', '"code":"05"')
+    lines[at] = original.replace(old, new)
     trace.write_text("\n".join(lines) + "\n")
     code, out, _ = cli(capsys, "replay", trace)
     assert code == 1
     assert out.startswith("differs: ")
     assert f"first difference at event {at - 1} (line {at + 1} of {trace}):" in out
-    assert f"  old: {lines[at]}\n" in out
-    assert f"  new: {original}\n" in out
+    assert f"  old: {lines[at]}\n  new: {original}\n" in out
+    return at, original, lines[at]
+
+
+def test_replay_of_a_tampered_trace_shows_the_first_differing_event(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    trace = trace_of(tmp_path, capsys)
+    at, original, changed = tamper(capsys, trace, '"code":"00"', '"code":"05"')
     code, out, _ = cli(capsys, "replay", "--json", trace)
     data = json.loads(out)
     assert code == 1
     assert data["identical"] is False
     assert data["first_difference"] == {
-        "index": at - 1, "line": at + 1, "old": lines[at], "new": original,
+        "index": at - 1, "line": at + 1, "old": changed, "new": original,
     }
 
 
@@ -441,6 +449,45 @@ def test_replay_with_another_scenario_file(
     code, out, _ = cli(capsys, "replay", trace, "--scenario", moved)
     assert code == 0
     assert out.startswith("identical: ")
+
+
+def fleet_trace_of(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Path:
+    scenario = copy(JAM, tmp_path / "scenario" / JAM.name)
+    trace = tmp_path / "fleet.jsonl"
+    assert cli(capsys, "fleet", scenario, "--terminals", "3", "--trace", trace)[0] == 1
+    return trace
+
+
+def test_replay_of_a_fleet_trace_runs_the_fleet_again(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    trace = fleet_trace_of(tmp_path, capsys)
+    events = len(trace.read_text().splitlines()) - 1
+    code, out, err = cli(capsys, "replay", trace)
+    assert (code, err) == (0, "")
+    assert out.startswith(f"identical: {trace}")
+    assert f"(naive, seed 7) on 3 terminals: {events} events" in out
+    code, out, _ = cli(capsys, "replay", "--json", trace)
+    data = json.loads(out)
+    assert (code, data["terminals"], data["identical"]) == (0, 3, True)
+    assert data["old"] == data["new"] == {
+        "events": events, "trace_sha256": hashlib.sha256(
+            "".join(f"{line}\n" for line in trace.read_text().splitlines()[1:]).encode()
+        ).hexdigest()}
+
+
+def test_replay_of_a_tampered_fleet_trace_shows_the_first_differing_event(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    tamper(capsys, fleet_trace_of(tmp_path, capsys), '"tid":"T0000002"', '"tid":"T0000003"')
+
+
+def test_replay_of_a_single_run_trace_says_it_is_no_fleet(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, _ = cli(capsys, "replay", "--json", trace_of(tmp_path, capsys))
+    assert code == 0
+    assert json.loads(out)["terminals"] is None
 
 
 def garbage(tmp: Path) -> tuple[Path, str]:
@@ -474,6 +521,14 @@ def missing_scenario(tmp: Path) -> tuple[Path, str]:
     return path, f"{tmp}/gone.toml"
 
 
+def bad_terminals(tmp: Path) -> tuple[Path, str]:
+    path = tmp / "fleet.jsonl"
+    copy(JAM, tmp / "jam.toml")
+    path.write_text(f'{{"posemu_trace":1,"path":"{tmp}/jam.toml","seed":1,"profile":"naive",'
+                    '"terminals":true}\n')
+    return path, f"{path}:1: terminals"
+
+
 def missing_trace(tmp: Path) -> tuple[Path, str]:
     return tmp / "nope.jsonl", "nope.jsonl"
 
@@ -485,7 +540,8 @@ def empty(tmp: Path) -> tuple[Path, str]:
 
 
 BAD_TRACES = {f.__name__: f for f in (garbage, not_json, bad_event, bad_seed,
-                                       missing_scenario, missing_trace, empty)}
+                                       bad_terminals, missing_scenario, missing_trace,
+                                       empty)}
 
 
 @pytest.mark.parametrize("case", sorted(BAD_TRACES))
