@@ -134,6 +134,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(args, exc, EXIT_IO, _os_message(exc))
     except PosemuError as exc:
         return _fail(args, exc, EXIT_IO, f"internal error: {exc}")
+    except MemoryError as exc:  # a fleet too large for this machine, say
+        return _fail(args, exc, EXIT_IO, "out of memory")
     except KeyboardInterrupt as exc:  # a bench run says where its trace went
         return _fail(args, exc, 130, f"interrupted; {exc}" if str(exc) else "interrupted")
 
@@ -296,7 +298,7 @@ def _fuzz(args: argparse.Namespace) -> int:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from emulator.replay import replay  # noqa: PLC0415
+    from emulator.replay import replay  # noqa: PLC0415  (only this command uses it)
 
     done = replay(args.trace, args.scenario)
     scenario, first = done.scenario, done.first_difference

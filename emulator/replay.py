@@ -1,17 +1,18 @@
 """``posemu replay``: run a trace's scenario again and compare the event lines.
 
 A trace names its scenario file, seed and profile in its header; a fleet's
-trace names its number of terminals too, and is replayed as a fleet. Both
-traces are read a line at a time (a fleet's new trace goes to a temporary
-file), so replaying a long fleet run takes no more memory than running it.
+trace names its number of terminals too, and is replayed as a fleet of that
+many. The trace is read once, a line at a time, as the new run's lines come
+(a fleet's as it writes them), so it may be a pipe, and replaying a long
+fleet run takes the memory of running it and no disk.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
-import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -50,18 +51,58 @@ class Replay:
 
     @property
     def identical(self) -> bool:
+        """The same event lines: the same SHA-256."""
         return self.old_sha256 == self.new_sha256
 
 
-def _rows(lines: Iterable[bytes], path: Path) -> Iterator[tuple[int, str]]:
-    """Each line (1-based number, text without its newline); TraceError if not ASCII."""
-    for number, raw in enumerate(lines, start=1):
-        if not raw.isascii():
-            raise TraceError(f"{path}:{number}: not a posemu trace (not ASCII text)")
-        yield number, raw.decode("ascii").removesuffix("\n")
+class _OldTrace:
+    """The trace being replayed, read a line at a time: each line checked, counted and
+    hashed as it is read."""
+
+    def __init__(self, file: IO[bytes], path: Path) -> None:
+        self.path = path
+        self._rows = self._read(file)
+        first = next(self._rows, None)
+        try:
+            header = json.loads(first) if first is not None else None
+        except ValueError:
+            header = None
+        if not isinstance(header, dict) or header.get("posemu_trace") != 1:
+            raise TraceError(f"{path}:1: not a posemu trace (no trace header)")
+        self.header: dict[str, Any] = header
+        self.events = 0
+        self._digest = hashlib.sha256()
+
+    def _read(self, file: IO[bytes]) -> Iterator[str]:
+        number = 0
+        try:
+            for number, raw in enumerate(file, start=1):
+                if not raw.isascii():
+                    raise TraceError(f"{self.path}:{number}: not a posemu trace (not ASCII text)")
+                yield raw.decode("ascii").removesuffix("\n")
+        except OSError as exc:
+            raise TraceError(f"{self.path}:{number + 1}: cannot read trace: "
+                             f"{exc.strerror or exc}") from exc
+
+    def next_event(self) -> str | None:
+        """The next event line exactly as written; None at the end."""
+        row = next(self._rows, None)
+        if row is None:
+            return None
+        self.events += 1
+        if not _is_event(row):
+            raise TraceError(f"{self.path}:{self.events + 1}: malformed trace event")
+        self._digest.update(f"{row}\n".encode("ascii"))
+        return row
+
+    @property
+    def sha256(self) -> str:
+        """SHA-256 of the event lines read so far."""
+        return self._digest.hexdigest()
 
 
 def _is_event(row: str) -> bool:
+    """Whether ``row`` is an event line: JSON with t, component, event and fields."""
     try:
         event = json.loads(row)
     except ValueError:
@@ -71,32 +112,45 @@ def _is_event(row: str) -> bool:
             and isinstance(event.get("event"), str) and isinstance(event.get("fields"), dict))
 
 
-def _events(file: IO[bytes], path: Path) -> Iterator[str]:
-    """The event lines after the header, exactly as written."""
-    rows = _rows(file, path)
-    next(rows, None)
-    for _, row in rows:
-        yield row
+class _Comparison:
+    """The new run's event lines, set one by one against the old trace's."""
+
+    def __init__(self, old: _OldTrace) -> None:
+        self.old = old
+        self.new_events = 0
+        self.first: Difference | None = None
+
+    def add(self, new: str) -> None:
+        """The new run's next event line."""
+        old = self.old.next_event()
+        if self.first is None and old != new:
+            self.first = Difference(self.new_events, old, new)
+        self.new_events += 1
+
+    def finish(self) -> None:
+        """The new run has ended: read the rest of the old trace."""
+        while (old := self.old.next_event()) is not None:
+            if self.first is None:
+                self.first = Difference(self.old.events - 1, old, None)
 
 
-def read_header(path: Path) -> dict[str, Any]:
-    """The trace's header, after checking every line; TraceError names the bad line."""
-    try:
-        with path.open("rb") as file:
-            rows = _rows(file, path)
-            first = next(rows, None)
-            try:
-                header = json.loads(first[1]) if first is not None else None
-            except ValueError:
-                header = None
-            if not isinstance(header, dict) or header.get("posemu_trace") != 1:
-                raise TraceError(f"{path}:1: not a posemu trace (no trace header)")
-            for number, row in rows:
-                if not _is_event(row):
-                    raise TraceError(f"{path}:{number}: malformed trace event")
-    except OSError as exc:
-        raise TraceError(f"{path}: cannot read trace: {exc.strerror or exc}") from exc
-    return header
+class _ComparingSink(io.BytesIO):
+    """A fleet's trace sink that keeps nothing: each event line is compared as written."""
+
+    def __init__(self, comparison: _Comparison) -> None:
+        super().__init__()
+        self._comparison = comparison
+        self._header = True  # the trace writes its header line first
+        self._partial = b""
+
+    def write(self, data: Any, /) -> int:
+        *lines, self._partial = (self._partial + bytes(data)).split(b"\n")
+        for line in lines:
+            if self._header:
+                self._header = False
+            else:
+                self._comparison.add(line.decode("ascii"))
+        return len(data)
 
 
 def header_scenario(path: Path, header: dict[str, Any], override: Path | None) -> Scenario:
@@ -105,7 +159,7 @@ def header_scenario(path: Path, header: dict[str, Any], override: Path | None) -
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise TraceError(f"{path}:1: seed: missing or not an integer")
     if not isinstance(profile, str) or profile not in PROFILES:
-        raise TraceError(f"{path}:1: profile: missing or unknown ({profile!r})")
+        raise TraceError(f"{path}:1: profile: missing or unknown ({json.dumps(profile)})")
     if override is not None:
         return load_scenario(override).with_overrides(seed=seed, profile=profile)
     if not isinstance(source, str) or not source:
@@ -126,46 +180,31 @@ def header_terminals(path: Path, header: dict[str, Any]) -> int | None:
     if (not isinstance(terminals, int) or isinstance(terminals, bool)
             or not 1 <= terminals <= MAX_TERMINALS):
         raise TraceError(f"{path}:1: terminals: not a whole number from 1 to {MAX_TERMINALS:,} "
-                         f"({terminals!r})")
+                         f"({json.dumps(terminals)})")
     return terminals
-
-
-def compare(old: Iterable[str], new: Iterable[str]) -> tuple[int, str, int, Difference | None]:
-    """Old events counted and hashed, new events counted, and the first difference."""
-    digest = hashlib.sha256()
-    old_count = new_count = index = 0
-    first: Difference | None = None
-    olds, news = iter(old), iter(new)
-    while True:
-        a, b = next(olds, None), next(news, None)
-        if a is None and b is None:
-            return old_count, digest.hexdigest(), new_count, first
-        if a is not None:
-            digest.update(f"{a}\n".encode("ascii"))
-            old_count += 1
-        if b is not None:
-            new_count += 1
-        if first is None and a != b:
-            first = Difference(index, a, b)
-        index += 1
 
 
 def replay(path: Path, override: Path | None = None) -> Replay:
     """Run the scenario (or fleet) ``path``'s header names again; compare the traces."""
-    header = read_header(path)
-    scenario = header_scenario(path, header, override)
-    terminals = header_terminals(path, header)
-    with path.open("rb") as old:
+    try:
+        file = path.open("rb")
+    except OSError as exc:
+        raise TraceError(f"{path}: cannot read trace: {exc.strerror or exc}") from exc
+    with file:
+        old = _OldTrace(file, path)
+        terminals = header_terminals(path, old.header)
+        scenario = header_scenario(path, old.header, override)
+        comparison = _Comparison(old)
         if terminals is None:
             result = run_scenario(scenario)
-            counts = compare(_events(old, path), (event.to_json() for event in result.trace))
+            for event in result.trace:
+                comparison.add(event.to_json())
             new_sha = result.trace_sha256
         else:
             from emulator.fleet import run_fleet  # noqa: PLC0415  (fleets only)
 
-            with tempfile.TemporaryFile() as sink:
-                new_sha = run_fleet(scenario, terminals, trace_sink=sink).trace_sha256
-                sink.seek(0)
-                counts = compare(_events(old, path), _events(sink, Path("(new trace)")))
-    old_events, old_sha, new_events, first = counts
-    return Replay(scenario, terminals, old_events, old_sha, new_events, new_sha, first)
+            sink = _ComparingSink(comparison)
+            new_sha = run_fleet(scenario, terminals, trace_sink=sink).trace_sha256
+        comparison.finish()
+    return Replay(scenario, terminals, old.events, old.sha256, comparison.new_events, new_sha,
+                  comparison.first)

@@ -490,6 +490,46 @@ def test_replay_of_a_single_run_trace_says_it_is_no_fleet(
     assert json.loads(out)["terminals"] is None
 
 
+@pytest.mark.parametrize("fleet", [False, True])
+def test_replay_reads_a_trace_from_a_pipe(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], fleet: bool,
+) -> None:
+    """Read once, as it comes: a pipe (a decompressed trace, say) is replayed in full."""
+    trace = fleet_trace_of(tmp_path, capsys) if fleet else trace_of(tmp_path, capsys)
+    proc = subprocess.run([str(POSEMU), "replay", "--json", "/dev/stdin"],
+                          input=trace.read_bytes(), capture_output=True, check=False, timeout=60)
+    assert (proc.returncode, proc.stderr) == (0, b"")
+    data = json.loads(proc.stdout)
+    assert data["identical"] is True
+    assert data["old"]["events"] == len(trace.read_text().splitlines()) - 1
+
+
+def test_replay_of_a_fleet_trace_names_a_malformed_line_met_during_the_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    trace = fleet_trace_of(tmp_path, capsys)
+    lines = trace.read_text().splitlines()
+    lines[10] = lines[10][:20]
+    trace.write_text("\n".join(lines) + "\n")
+    code, out, err = cli(capsys, "replay", trace)
+    assert (code, out) == (2, "")
+    assert one_error_line(err) == f"posemu: {trace}:11: malformed trace event"
+
+
+def test_a_fleet_too_large_for_memory_is_one_line_and_exit_3(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    trace = fleet_trace_of(tmp_path, capsys)
+
+    def too_large(*_args: object, **_kwargs: object) -> None:
+        raise MemoryError
+
+    monkeypatch.setattr("emulator.fleet.run_fleet", too_large)
+    code, out, err = cli(capsys, "replay", trace)
+    assert (code, out) == (3, "")
+    assert one_error_line(err) == "posemu: out of memory"
+
+
 def garbage(tmp: Path) -> tuple[Path, str]:
     path = tmp / "garbage.jsonl"
     path.write_bytes(b"\x7fELF\x00\xff\xfe binary")
@@ -504,7 +544,8 @@ def not_json(tmp: Path) -> tuple[Path, str]:
 
 def bad_event(tmp: Path) -> tuple[Path, str]:
     path = tmp / "bad.jsonl"
-    path.write_text('{"posemu_trace":1,"path":"x.toml","seed":1,"profile":"naive"}\n'
+    copy(JAM, tmp / "jam.toml")
+    path.write_text(f'{{"posemu_trace":1,"path":"{tmp}/jam.toml","seed":1,"profile":"naive"}}\n'
                     '{"t":0,"component":"terminal","event":"x","fields":{}}\n{"t":\n')
     return path, f"{path}:3"
 
