@@ -10,10 +10,10 @@ only scan, again and again, what the run keeps: about 5% of a single
 terminal's time in young collections, and a full collection now and then
 that can take a tenth of a 2,000-sale run (docs/performance.md). So a run
 pauses automatic collection while it runs, and restores it after; the world
-it leaves is collected as usual afterwards. ``run_scenario`` keeps the pause
-until it has dropped its world, so that world is freed by the next young
-collection rather than promoted, still held, to the generations only full
-collections scan.
+it leaves is collected as usual afterwards. ``run_scenario`` and ``run_fleet``
+keep the pause until they have dropped their world, so that world is freed by
+the next young collection rather than promoted, still held, to the
+generations only full collections scan.
 """
 
 from __future__ import annotations

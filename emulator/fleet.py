@@ -445,5 +445,6 @@ def run_fleet(
     is told each terminal's :class:`Verdict`; with ``keep_receipts`` those
     verdicts carry the receipt text (the fleet keeps none by default).
     """
-    return Fleet(scenario, terminals, trace_sink=trace_sink,
-                 keep_receipts=keep_receipts).run(on_terminal)
+    with collection_paused():  # until the fleet is dropped: see run_scenario
+        return Fleet(scenario, terminals, trace_sink=trace_sink,
+                     keep_receipts=keep_receipts).run(on_terminal)

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from emulator.collector import collection_paused
-from emulator.fleet import Fleet
+from emulator.fleet import Fleet, run_fleet
 from emulator.scenario import scenario_from_dict
 from emulator.trace import Event
 from emulator.world import World, run_scenario
@@ -60,32 +60,40 @@ def test_a_collector_disabled_before_stays_disabled() -> None:
         gc.enable()
 
 
-def test_run_scenario_resumes_collection_only_once_its_world_is_garbage(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("fleet", [False, True], ids=["run_scenario", "run_fleet"])
+def test_a_run_resumes_collection_only_once_its_world_is_garbage(
+        monkeypatch: pytest.MonkeyPatch, fleet: bool) -> None:
     """Then the next young collection frees the world instead of promoting it alive."""
-    worlds: list[weakref.ref[World]] = []
-    built = World.__init__
+    kind: type[World] | type[Fleet] = Fleet if fleet else World
+    worlds: list[weakref.ref[World | Fleet]] = []
+    built = kind.__init__
 
-    def init(self: World, *args: Any, **kwargs: Any) -> None:
-        built(self, *args, **kwargs)
+    def init(self: World | Fleet, *args: Any, **kwargs: Any) -> None:
+        built(self, *args, **kwargs)  # type: ignore[arg-type]
         worlds.append(weakref.ref(self))
 
     scenario = one_sale().scenario
-    resumed: list[bool] = []  # after each pause: is the world still reachable?
+    depth: list[None] = []
+    resumed: list[bool] = []  # after the outermost pause: is the world still reachable?
 
     @contextmanager
     def paused() -> Iterator[None]:
+        depth.append(None)
         with collection_paused():
             yield
-        gc.collect(0)  # the young collection that may follow any resumption
-        resumed.append(worlds[0]() is not None)
+        depth.pop()
+        if not depth:
+            gc.collect(0)  # the young collection that follows the resumption
+            resumed.append(worlds[0]() is not None)
 
-    monkeypatch.setattr(World, "__init__", init)
-    monkeypatch.setattr("emulator.world.collection_paused", paused)
+    monkeypatch.setattr(kind, "__init__", init)
+    monkeypatch.setattr(f"{kind.__module__}.collection_paused", paused)
     gc.collect()
-    result = run_scenario(scenario)
-    assert result.steps[0].end_state == "approved"
-    assert resumed[-1] is False  # the outermost pause ended with the world gone
+    if fleet:
+        assert run_fleet(scenario, 2).end_states == {"approved": 2}
+    else:
+        assert run_scenario(scenario).steps[0].end_state == "approved"
+    assert resumed == [False]  # the world was dropped before collection resumed
     assert len(worlds) == 1
     assert worlds[0]() is None
 
