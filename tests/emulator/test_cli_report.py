@@ -542,11 +542,18 @@ def not_json(tmp: Path) -> tuple[Path, str]:
     return path, f"{path}:1"
 
 
-def bad_event(tmp: Path) -> tuple[Path, str]:
-    path = tmp / "bad.jsonl"
+def jam_trace(tmp: Path, name: str, events: str = "", **header: object) -> Path:
+    """A trace file ``name`` whose header names a copy of the paper jam scenario."""
     copy(JAM, tmp / "jam.toml")
-    path.write_text(f'{{"posemu_trace":1,"path":"{tmp}/jam.toml","seed":1,"profile":"naive"}}\n'
-                    '{"t":0,"component":"terminal","event":"x","fields":{}}\n{"t":\n')
+    path = tmp / name
+    path.write_text(json.dumps({"posemu_trace": 1, "path": f"{tmp}/jam.toml", "seed": 1,
+                                "profile": "naive", **header}) + "\n" + events)
+    return path
+
+
+def bad_event(tmp: Path) -> tuple[Path, str]:
+    path = jam_trace(tmp, "bad.jsonl",
+                     '{"t":0,"component":"terminal","event":"x","fields":{}}\n{"t":\n')
     return path, f"{path}:3"
 
 
@@ -563,10 +570,7 @@ def missing_scenario(tmp: Path) -> tuple[Path, str]:
 
 
 def bad_terminals(tmp: Path) -> tuple[Path, str]:
-    path = tmp / "fleet.jsonl"
-    copy(JAM, tmp / "jam.toml")
-    path.write_text(f'{{"posemu_trace":1,"path":"{tmp}/jam.toml","seed":1,"profile":"naive",'
-                    '"terminals":true}\n')
+    path = jam_trace(tmp, "fleet.jsonl", terminals=True)
     return path, f"{path}:1: terminals"
 
 
