@@ -65,7 +65,7 @@ class _OldTrace:
         first = next(self._rows, None)
         try:
             header = json.loads(first) if first is not None else None
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested past the parser's depth
             header = None
         if not isinstance(header, dict) or header.get("posemu_trace") != 1:
             raise TraceError(f"{path}:1: not a posemu trace (no trace header)")
@@ -105,7 +105,7 @@ def _is_event(row: str) -> bool:
     """Whether ``row`` is an event line: JSON with t, component, event and fields."""
     try:
         event = json.loads(row)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested past the parser's depth
         return False
     return (isinstance(event, dict) and isinstance(event.get("t"), int | float)
             and isinstance(event.get("component"), str)
@@ -124,13 +124,13 @@ class _Comparison:
         """The new run's next event line."""
         old = self.old.next_event()
         if self.first is None and old != new:
-            self.first = Difference(self.new_events, old, new)
+            self.first = Difference(self.new_events, old, new)  # new's index: events so far
         self.new_events += 1
 
     def finish(self) -> None:
         """The new run has ended: read the rest of the old trace."""
         while (old := self.old.next_event()) is not None:
-            if self.first is None:
+            if self.first is None:  # the old trace goes on: its event just read is the first
                 self.first = Difference(self.old.events - 1, old, None)
 
 
@@ -171,12 +171,13 @@ def header_scenario(path: Path, header: dict[str, Any], override: Path | None) -
 
 
 def header_terminals(path: Path, header: dict[str, Any]) -> int | None:
-    """A fleet trace's number of terminals; None for a single run's trace."""
+    """A fleet trace's number of terminals; None for a single run's trace (no
+    ``terminals``, or null as ``posemu replay --json`` reports a single run)."""
+    terminals = header.get("terminals")
+    if terminals is None:
+        return None
     from emulator.fleet import MAX_TERMINALS  # noqa: PLC0415  (fleets only)
 
-    if "terminals" not in header:
-        return None
-    terminals = header["terminals"]
     if (not isinstance(terminals, int) or isinstance(terminals, bool)
             or not 1 <= terminals <= MAX_TERMINALS):
         raise TraceError(f"{path}:1: terminals: not a whole number from 1 to {MAX_TERMINALS:,} "

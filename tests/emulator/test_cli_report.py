@@ -485,9 +485,17 @@ def test_replay_of_a_tampered_fleet_trace_shows_the_first_differing_event(
 def test_replay_of_a_single_run_trace_says_it_is_no_fleet(
     tmp_path: Path, capsys: pytest.CaptureFixture[str],
 ) -> None:
-    code, out, _ = cli(capsys, "replay", "--json", trace_of(tmp_path, capsys))
+    trace = trace_of(tmp_path, capsys)
+    code, out, _ = cli(capsys, "replay", "--json", trace)
     assert code == 0
     assert json.loads(out)["terminals"] is None
+    header, *events = trace.read_text().splitlines()
+    trace.write_text("\n".join([json.dumps({**json.loads(header), "terminals": None}),
+                                *events]) + "\n")  # as --json reports a single run
+    code, out, _ = cli(capsys, "replay", trace)
+    assert code == 0
+    assert out.startswith("identical: ")
+    assert "terminals" not in out
 
 
 @pytest.mark.parametrize("fleet", [False, True])
@@ -569,6 +577,17 @@ def missing_scenario(tmp: Path) -> tuple[Path, str]:
     return path, f"{tmp}/gone.toml"
 
 
+def deep_event(tmp: Path) -> tuple[Path, str]:
+    path = jam_trace(tmp, "deep.jsonl", "[" * 100_000 + "\n")  # past the parser's depth
+    return path, f"{path}:2: malformed trace event"
+
+
+def deep_header(tmp: Path) -> tuple[Path, str]:
+    path = tmp / "deep.jsonl"
+    path.write_text("[" * 100_000 + "\n")
+    return path, f"{path}:1: not a posemu trace"
+
+
 def bad_terminals(tmp: Path) -> tuple[Path, str]:
     path = jam_trace(tmp, "fleet.jsonl", terminals=True)
     return path, f"{path}:1: terminals"
@@ -584,9 +603,9 @@ def empty(tmp: Path) -> tuple[Path, str]:
     return path, "not a posemu trace"
 
 
-BAD_TRACES = {f.__name__: f for f in (garbage, not_json, bad_event, bad_seed,
-                                       bad_terminals, missing_scenario, missing_trace,
-                                       empty)}
+BAD_TRACES = {f.__name__: f for f in (garbage, not_json, bad_event, deep_event, deep_header,
+                                       bad_seed, bad_terminals, missing_scenario,
+                                       missing_trace, empty)}
 
 
 @pytest.mark.parametrize("case", sorted(BAD_TRACES))
