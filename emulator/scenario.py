@@ -594,6 +594,9 @@ def parse_scenario(text: str, path: str | None = None) -> Scenario:
         message = message[: m.start()] if m else message.removesuffix(" (at end of document)")
         detail = message[:1].lower() + message[1:]
         raise ScenarioError(f"invalid TOML: {detail}{where}", path=path, line=line) from err
+    except RecursionError as err:  # tomllib parses nested arrays and tables recursively
+        raise ScenarioError("invalid TOML: arrays or tables nested too deeply",
+                            path=path) from err
     return scenario_from_dict(data, path)
 
 

@@ -222,6 +222,13 @@ def test_syntax_error_names_file_and_line(tmp_path: Path) -> None:
     assert str(err).endswith("(column 8)")
 
 
+@pytest.mark.parametrize("value", ["[" * 5000 + "]" * 5000, "{a=" * 5000 + "1" + "}" * 5000])
+def test_nesting_past_the_parsers_depth_is_an_error_not_a_crash(
+        tmp_path: Path, value: str) -> None:
+    err = error(tmp_path, f"format = 1\nname = 'x'\nx = {value}\n")
+    assert str(err) == f"{tmp_path / 'scn.toml'}: invalid TOML: arrays or tables nested too deeply"
+
+
 def test_unknown_top_level_key(tmp_path: Path) -> None:
     err = error(tmp_path, "seeds = 3\n" + BASE)
     assert str(err) == f"{tmp_path / 'scn.toml'}: seeds: unknown key 'seeds' (did you mean 'seed'?)"
