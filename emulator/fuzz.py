@@ -115,7 +115,7 @@ def parse_sets(items: list[str]) -> dict[str, Any]:
             raise InputError(f"--set {item!r}: expected KNOB=VALUE")
         try:
             value: Any = tomllib.loads(f"v = {text.strip()}")["v"]
-        except tomllib.TOMLDecodeError:
+        except (tomllib.TOMLDecodeError, RecursionError):  # not TOML, or nested too deeply
             value = text.strip()
         out[name.strip()] = value
     return out

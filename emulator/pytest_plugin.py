@@ -138,7 +138,7 @@ def _name_of(text: str, path: Path) -> str:
     """The scenario's ``name`` (the file stem if absent or unreadable), safe in a node id."""
     try:
         name = tomllib.loads(text).get("name")
-    except tomllib.TOMLDecodeError:
+    except (tomllib.TOMLDecodeError, RecursionError):  # the item reports it when it runs
         name = None
     if not isinstance(name, str) or not name.strip():
         name = path.stem

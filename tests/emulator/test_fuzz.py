@@ -188,7 +188,8 @@ def test_budget_bounds_the_search() -> None:
 
 @pytest.mark.parametrize("argv", [
     ["--shard", "3/2"], ["--shard", "x"], ["--set", "nonsense"], ["--set", "foo=1"],
-    ["--set", "reverse_on_timeout=maybe"], ["--runs", "0"], ["--budget-s", "0"],
+    ["--set", "reverse_on_timeout=maybe"], ["--set", "reverse_on_timeout=" + "[" * 5000],
+    ["--runs", "0"], ["--budget-s", "0"],
     ["--jobs", "-1"], ["--causes", "0"], ["no/such/base.toml"],
 ])
 def test_bad_input_is_one_line_and_status_2(

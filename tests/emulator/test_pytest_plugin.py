@@ -235,11 +235,14 @@ def test_a_broken_scenario_is_collected_and_fails_with_its_one_line(
 ) -> None:
     pytester.makefile(".toml", broken='format = 1\nname = "Broken"\n\n[[steps]\nid = "s1"\n')
     pytester.makefile(".toml", typo=PLAIN_SALE.replace("\n\n", "\nsede = 3\n\n", 1))
+    pytester.makefile(".toml", deep="format = 1\nx = " + "[" * 5000 + "]" * 5000 + "\n")
     result = pytester.runpytest()
-    result.assert_outcomes(failed=2)
+    result.assert_outcomes(failed=3)
     result.stdout.fnmatch_lines([
         "*_ broken _*",
         "broken.toml:4: invalid TOML*",
+        "*_ deep _*",
+        "deep.toml: invalid TOML: arrays or tables nested too deeply",
         "*_ Plain sale _*",
         "typo.toml: sede: *",
     ])
