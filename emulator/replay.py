@@ -119,6 +119,7 @@ class _Comparison:
         self.old = old
         self.new_events = 0
         self.first: Difference | None = None
+        self._digest = hashlib.sha256()  # the run's trace hash: the same lines, hashed alike
 
     def add(self, new: str) -> None:
         """The new run's next event line."""
@@ -126,6 +127,12 @@ class _Comparison:
         if self.first is None and old != new:
             self.first = Difference(self.new_events, old, new)  # new's index: events so far
         self.new_events += 1
+        self._digest.update(f"{new}\n".encode("ascii"))
+
+    @property
+    def new_sha256(self) -> str:
+        """SHA-256 of the new run's event lines."""
+        return self._digest.hexdigest()
 
     def finish(self) -> None:
         """The new run has ended: read the rest of the old trace."""
@@ -197,15 +204,12 @@ def replay(path: Path, override: Path | None = None) -> Replay:
         scenario = header_scenario(path, old.header, override)
         comparison = _Comparison(old)
         if terminals is None:
-            result = run_scenario(scenario)
-            for event in result.trace:
+            for event in run_scenario(scenario).trace:  # each line made once, not again to hash
                 comparison.add(event.to_json())
-            new_sha = result.trace_sha256
         else:
             from emulator.fleet import run_fleet  # noqa: PLC0415  (fleets only)
 
-            sink = _ComparingSink(comparison)
-            new_sha = run_fleet(scenario, terminals, trace_sink=sink).trace_sha256
+            run_fleet(scenario, terminals, trace_sink=_ComparingSink(comparison))
         comparison.finish()
-    return Replay(scenario, terminals, old.events, old.sha256, comparison.new_events, new_sha,
-                  comparison.first)
+    return Replay(scenario, terminals, old.events, old.sha256, comparison.new_events,
+                  comparison.new_sha256, comparison.first)
