@@ -39,7 +39,7 @@ TARGET = 1.3
 def posemu_command() -> list[str]:
     """How a user starts posemu: the console script next to this python, else ``-m``."""
     script = Path(sys.executable).with_name("posemu")
-    return [str(script)] if script.is_file() else [sys.executable, "-m", "emulator.cli"]
+    return [str(script)] if script.is_file() else [sys.executable, "-m", "emulator.cli.main"]
 
 
 def timed(command: list[str]) -> float:
@@ -80,7 +80,7 @@ def heavy_line(label: str, modules: dict[str, float]) -> str:
         own[module.split(".")[0]] = own.get(module.split(".")[0], 0.0) + ms
     found = [f"{name} ({own[name]:.0f} ms)" for name in HEAVY if name in modules]
     absent = [name for name in HEAVY if name not in modules]
-    fuzz = sorted(m for m in modules if m.startswith("emulator.fuzz"))
+    fuzz = sorted(m for m in modules if m.startswith("emulator.fuzz.command"))
     fuzz_ms = sum(modules[m] for m in fuzz)
     return (f"{label} imported: {', '.join(found) or 'none of them'}; not imported: "
             f"{', '.join(absent) or 'none'}; fuzzer modules: "

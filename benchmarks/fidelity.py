@@ -31,14 +31,14 @@ from typing import Any
 from benchmarks.common import machine
 from benchmarks.reference import reference_rates
 from benchmarks.throughput import back_to_back
-from devices import message
-from devices.acquirer import Account, Acquirer
-from devices.escpos_stream import MEMO_LIMIT
-from devices.printer import PrinterCore
-from devices.receipt import ReceiptData, render
-from emulator.scenario import scenario_from_dict
-from emulator.trace import Event, Trace
-from emulator.world import MAC_KEY, run_scenario
+from devices.bank.acquirer import Account, Acquirer
+from devices.iso8583 import message
+from devices.printer.core import PrinterCore
+from devices.printer.receipt import ReceiptData, render
+from devices.printer.stream import MEMO_LIMIT
+from emulator.engine.trace import Event, Trace
+from emulator.engine.world import MAC_KEY, run_scenario
+from emulator.scenario.model import scenario_from_dict
 
 DISTINCT = 4 * MEMO_LIMIT
 """Distinct frames and receipts to cycle through: four times what the printer's line

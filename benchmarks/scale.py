@@ -1,7 +1,7 @@
 """Scale: one acquirer serving N terminals, S sales each over a simulated day.
 
 For each N of ``--terminals`` (default 10, 100, 1000) it runs a fleet
-(emulator/fleet.py) of N terminals, each doing ``--sales`` sales (default 100)
+(emulator/engine/fleet.py) of N terminals, each doing ``--sales`` sales (default 100)
 spread evenly over a simulated business day and settling at its end, robust
 profile, full fidelity, the trace streamed to a temporary file. Then it runs
 ``--length`` terminals (default 100) for 10 such days, to see how memory grows
@@ -44,8 +44,8 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import machine
-from emulator.fleet import run_fleet
-from emulator.scenario import scenario_from_dict
+from emulator.engine.fleet import run_fleet
+from emulator.scenario.model import scenario_from_dict
 
 DAY_S = 86_400.0
 OPEN_S = 23 * 3600.0

@@ -8,21 +8,19 @@ while it lasts is pulled out right after the read.
 from __future__ import annotations
 
 from collections.abc import Generator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import simpy
 
 from devices.fault import ActiveFault, FaultBoard
-
-if TYPE_CHECKING:
-    from emulator.trace import Trace
+from devices.ports import TraceSink
 
 
 class CardReader:
     """A chip reader with a PIN pad; reads take simulated time."""
 
     def __init__(
-        self, env: simpy.Environment, trace: Trace, read_s: float = 1.5, pin_s: float = 3.0,
+        self, env: simpy.Environment, trace: TraceSink, read_s: float = 1.5, pin_s: float = 3.0,
     ) -> None:
         self.env = env
         self.trace = trace
@@ -42,6 +40,10 @@ class CardReader:
     @property
     def card_present(self) -> bool:
         return self.card is not None
+
+    def power_off(self) -> None:
+        """The terminal lost power: the card it held is forgotten (no event: nobody saw)."""
+        self.card = None
 
     def read(self, card: str, pin: bool) -> Generator[simpy.Event, Any, bool]:
         """Insert and read ``card`` (and take the PIN); True when it was read."""

@@ -7,7 +7,7 @@
     fleet.end_states, fleet.anomaly_counts
 
 Names are loaded on first use, so ``import devices`` (which uses
-``emulator.errors``) never drags in the whole engine.
+``devices.errors``) never drags in the whole engine.
 """
 
 from __future__ import annotations
@@ -16,23 +16,23 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from emulator.errors import PosemuError, ScenarioError
-    from emulator.fleet import FleetResult, run_fleet
-    from emulator.result import Result, StepResult
-    from emulator.scenario import Scenario, load_scenario, parse_scenario
-    from emulator.world import run_scenario
+    from devices.errors import PosemuError, ScenarioError
+    from emulator.engine.fleet import FleetResult, run_fleet
+    from emulator.engine.world import run_scenario
+    from emulator.judge.result import Result, StepResult
+    from emulator.scenario.model import Scenario, load_scenario, parse_scenario
 
 _HOME = {
-    "FleetResult": "emulator.fleet",
-    "PosemuError": "emulator.errors",
-    "ScenarioError": "emulator.errors",
-    "Result": "emulator.result",
-    "StepResult": "emulator.result",
-    "Scenario": "emulator.scenario",
-    "load_scenario": "emulator.scenario",
-    "parse_scenario": "emulator.scenario",
-    "run_scenario": "emulator.world",
-    "run_fleet": "emulator.fleet",
+    "FleetResult": "emulator.engine.fleet",
+    "PosemuError": "devices.errors",
+    "ScenarioError": "devices.errors",
+    "Result": "emulator.judge.result",
+    "StepResult": "emulator.judge.result",
+    "Scenario": "emulator.scenario.model",
+    "load_scenario": "emulator.scenario.model",
+    "parse_scenario": "emulator.scenario.model",
+    "run_scenario": "emulator.engine.world",
+    "run_fleet": "emulator.engine.fleet",
 }
 
 __all__ = [

@@ -28,7 +28,7 @@ import pytest
 if TYPE_CHECKING:
     from _pytest._code.code import TerminalRepr, TracebackStyle
 
-    from emulator.result import Result
+    from emulator.judge.result import Result
 
 _SCENARIO_LINE = re.compile(
     r"""^[ \t]*(?:["']?format["']?[ \t]*=|\[\[[ \t]*["']?steps["']?[ \t]*\]\])""", re.MULTILINE
@@ -38,7 +38,7 @@ _NEVER = frozenset({"pyproject.toml"})
 
 
 def _profiles() -> tuple[str, ...]:
-    from emulator.profiles import PROFILES  # noqa: PLC0415  (light: dataclasses only)
+    from emulator.scenario.profiles import PROFILES  # noqa: PLC0415  (light: dataclasses only)
 
     return tuple(PROFILES)
 
@@ -168,8 +168,8 @@ class ScenarioItem(pytest.Item):
     """Load, run and judge one scenario file."""
 
     def runtest(self) -> None:
-        from emulator.scenario import load_scenario  # noqa: PLC0415  (engine loads lazily)
-        from emulator.world import run_scenario  # noqa: PLC0415
+        from emulator.engine.world import run_scenario  # noqa: PLC0415
+        from emulator.scenario.model import load_scenario  # noqa: PLC0415  (engine loads lazily)
 
         scenario = load_scenario(self.path)
         seed, profile = self.config.stash[_OVERRIDES]
@@ -186,7 +186,7 @@ class ScenarioItem(pytest.Item):
     def repr_failure(
         self, excinfo: pytest.ExceptionInfo[BaseException], style: TracebackStyle | None = None,
     ) -> str | TerminalRepr:
-        from emulator.errors import ScenarioError  # noqa: PLC0415
+        from devices.errors import ScenarioError  # noqa: PLC0415
 
         err = excinfo.value
         if isinstance(err, ScenarioFailed):

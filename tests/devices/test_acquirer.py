@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from devices.acquirer import Account, Acquirer, Forced, Reply
-from devices.message import corrupt, decode, encode, mac_ok, original_data
-from emulator.errors import ConservationError
+from devices.bank.acquirer import Account, Acquirer, Forced, Reply
+from devices.errors import ConservationError
+from devices.iso8583.message import corrupt, decode, encode, mac_ok, original_data
 
 NOW = datetime(2026, 11, 22, 9, 0)
 DAY = timedelta(days=1)

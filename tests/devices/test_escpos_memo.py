@@ -14,9 +14,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from devices import escpos_stream
-from devices.escpos_stream import Interpreter
-from devices.printer import (
+from devices.printer import stream as escpos_stream
+from devices.printer.core import (
     CONDITIONS,
     JobDone,
     JobFailed,
@@ -26,6 +25,7 @@ from devices.printer import (
     StatusBack,
     StatusReply,
 )
+from devices.printer.stream import Interpreter
 
 
 def reference_feed(core: PrinterCore, data: bytes) -> list[Output]:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections import Counter
 
 from devices.fault import ActiveFault, FaultBoard
-from emulator.scenario import scenario_from_dict
-from emulator.world import World
+from emulator.engine.world import World
+from emulator.scenario.model import scenario_from_dict
 
 
 def test_a_fault_leaves_the_board_when_its_count_is_used_up() -> None:

@@ -1,4 +1,4 @@
-"""devices.iso_codec against pyiso8583, the authority: same bytes, docs, spans and errors."""
+"""devices.iso8583._codec against pyiso8583, the authority: same bytes, docs, spans and errors."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from devices import iso_codec
-from devices.iso_codec import Codec, compile_spec
-from devices.message import SPEC
+from devices.iso8583 import _codec as iso_codec
+from devices.iso8583._codec import Codec, compile_spec
+from devices.iso8583.message import SPEC
 
 CODEC = Codec(SPEC)
 PROPERTY = settings(max_examples=300, deadline=None)

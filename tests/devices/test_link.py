@@ -8,11 +8,11 @@ from datetime import datetime
 
 import simpy
 
-from devices.acquirer import Acquirer
+from devices.bank.acquirer import Acquirer
+from devices.bank.host import Host
 from devices.fault import ActiveFault
-from devices.host import Host
-from devices.link import TO_BANK, TO_TERMINAL, Link
-from emulator.trace import Trace
+from devices.net.link import TO_BANK, TO_TERMINAL, Link
+from emulator.engine.trace import Trace
 
 
 def link() -> tuple[simpy.Environment, Link]:
@@ -48,7 +48,7 @@ def test_a_frame_lost_on_the_way_no_longer_counts() -> None:
 def test_the_host_counts_a_request_until_it_has_weighed_it() -> None:
     env, wire = link()
     trace = Trace(env)
-    host = Host(env, trace, wire, Acquirer(accounts={}), datetime(2026, 1, 1), processing_s=2.0)
+    host = Host(env, trace, wire.bank_end, Acquirer(accounts={}), datetime(2026, 1, 1), processing_s=2.0)
     wire.send(b"not a message", TO_BANK)
     env.run(until=1.5)  # delivered at 1.0, weighed at 3.0
     assert (wire.in_flight[TO_BANK], host.weighing) == (0, 1)

@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from devices.message import (
+from devices.errors import MessageError
+from devices.iso8583.message import (
     corrupt,
     decode,
     encode,
@@ -22,7 +23,6 @@ from devices.message import (
     redact,
     response_mti,
 )
-from emulator.errors import MessageError
 
 KEY = b"0123456789abcdef"
 SALE = {
@@ -253,9 +253,9 @@ def test_pan_is_masked() -> None:
 def test_a_sale_encodes_and_decodes_each_frame_once(monkeypatch: pytest.MonkeyPatch) -> None:
     """The 0200 and the 0210 are each encoded once and decoded once (the host's shell,
     core and MAC check share one decode), so the link carries bytes, not dicts."""
-    from devices import message  # noqa: PLC0415
-    from emulator.scenario import scenario_from_dict  # noqa: PLC0415
-    from emulator.world import run_scenario  # noqa: PLC0415
+    from devices.iso8583 import message  # noqa: PLC0415
+    from emulator.engine.world import run_scenario  # noqa: PLC0415
+    from emulator.scenario.model import scenario_from_dict  # noqa: PLC0415
 
     calls: list[str] = []
     codec = message.CODEC

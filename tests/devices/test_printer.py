@@ -10,7 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from devices.printer import (
+from devices.errors import PrinterDecodeError
+from devices.printer.core import (
     CUT_MARK,
     JobDone,
     JobFailed,
@@ -22,8 +23,7 @@ from devices.printer import (
     decode_text,
     segments,
 )
-from devices.receipt import make_dummy
-from emulator.errors import PrinterDecodeError
+from devices.printer.receipt import make_dummy
 
 MM_PER_LINE = 3.75  # 30 dots at 8 dots/mm
 

@@ -16,9 +16,9 @@ import pytest
 import serial
 from PIL import Image
 
-from devices.printer import CUT_MARK, JobDone, JobFailed
-from devices.pty_printer import XOFF, XON, VirtualPrinter, serve
-from devices.receipt import make_dummy
+from devices.printer.core import CUT_MARK, JobDone, JobFailed
+from devices.printer.receipt import make_dummy
+from devices.printer.virtual import XOFF, XON, VirtualPrinter, serve
 
 DEADLINE_S = 3.0
 

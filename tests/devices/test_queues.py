@@ -14,7 +14,7 @@ import simpy
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from devices.queues import Mailbox, Turns, any_of
+from devices.simkit.queues import Mailbox, Turns, any_of
 
 Log = list[tuple[float, str]]
 Steps = Generator[simpy.Event, Any, None]

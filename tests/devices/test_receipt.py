@@ -10,8 +10,8 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from devices.printer import CUT_MARK, JobDone, PrinterCore, decode_text, segments
-from devices.receipt import ReceiptData, _operations, _replay, render
+from devices.printer.core import CUT_MARK, JobDone, PrinterCore, decode_text, segments
+from devices.printer.receipt import ReceiptData, _operations, _replay, render
 
 SALE = ReceiptData(
     merchant="Corner Bakery",
@@ -101,7 +101,7 @@ def test_importing_python_escpos_leaves_logging_and_tmp_alone() -> None:
     script = (
         "import logging, os, sys, tempfile\n"
         "before = set(os.listdir(tempfile.gettempdir()))\n"
-        "from devices.receipt import ReceiptData, render\n"
+        "from devices.printer.receipt import ReceiptData, render\n"
         f"render(ReceiptData(**{dataclasses.asdict(SALE)!r}))\n"
         "assert logging.getLogger().handlers == [], logging.getLogger().handlers\n"
         "new = set(os.listdir(tempfile.gettempdir())) - before\n"

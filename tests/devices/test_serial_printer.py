@@ -14,12 +14,11 @@ from collections.abc import Callable, Iterator
 import pytest
 import simpy.rt
 
-from devices.escpos_status import StatusStream, replies_from_asb
+from devices.errors import DeviceError
 from devices.fault import ActiveFault
-from devices.printer import CONDITIONS, JobDone, PrinterCore
-from devices.pty_printer import VirtualPrinter
-from devices.receipt import ReceiptData, render
-from devices.serial_printer import (
+from devices.printer.core import CONDITIONS, JobDone, PrinterCore
+from devices.printer.receipt import ReceiptData, render
+from devices.printer.serial_port import (
     PrinterSpecError,
     SerialPrinter,
     SerialSpec,
@@ -27,8 +26,9 @@ from devices.serial_printer import (
     parse_spec,
     state_from_status,
 )
-from emulator.errors import DeviceError
-from emulator.trace import Trace
+from devices.printer.status import StatusStream, replies_from_asb
+from devices.printer.virtual import VirtualPrinter
+from emulator.engine.trace import Trace
 
 RECEIPT = render(ReceiptData(
     merchant="CAFE", merchant_id="M1", terminal_id="T1", when="2026-11-22 09:00",

@@ -15,13 +15,13 @@ from hypothesis import strategies as st
 from simpy.events import NORMAL, URGENT
 
 from devices.fault import ActiveFault
-from devices.printer import PrinterCore
-from devices.queues import LATE, due_at
-from devices.sim_printer import SimPrinter
-from emulator.catalogue import TRIGGER_EVENTS
-from emulator.scenario import Scenario, load_scenario, scenario_from_dict
-from emulator.trace import Trace
-from emulator.world import World
+from devices.printer.core import PrinterCore
+from devices.printer.sim import SimPrinter
+from devices.simkit.queues import LATE, due_at
+from emulator.engine.trace import Trace
+from emulator.engine.world import World
+from emulator.scenario.catalogue import TRIGGER_EVENTS
+from emulator.scenario.model import Scenario, load_scenario, scenario_from_dict
 
 LIBRARY = sorted((Path(__file__).parents[2] / "scenarios").glob("*.toml"))
 PRINTER_FAULTS = ["printer.paper_jam", "printer.paper_out", "printer.cover_open",

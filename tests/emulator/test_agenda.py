@@ -9,10 +9,10 @@ import simpy
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from emulator.agenda import Agenda
-from emulator.fleet import run_fleet
-from emulator.scenario import scenario_from_dict
-from emulator.world import run_scenario
+from devices.simkit.agenda import Agenda
+from emulator.engine.fleet import run_fleet
+from emulator.engine.world import run_scenario
+from emulator.scenario.model import scenario_from_dict
 
 TIMES = [0, 0.5, 1, 2, 2.5, 4, 5]  # few values: instants and what they start tie often
 Build = Callable[[simpy.Environment, list[tuple[float, str]], Callable[[str], None]], object]

@@ -9,15 +9,15 @@ from pathlib import Path
 
 import pytest
 
+import devices.errors
 import emulator
-import emulator.errors
-import emulator.fleet
-import emulator.result
-import emulator.scenario
-import emulator.world
+import emulator.engine.fleet
+import emulator.engine.world
+import emulator.judge.result
+import emulator.scenario.model
 from emulator import load_scenario, run_scenario
-from emulator.result import Result, StepResult
-from emulator.scenario import Scenario, scenario_from_dict
+from emulator.judge.result import Result, StepResult
+from emulator.scenario.model import Scenario, scenario_from_dict
 
 ROOT = Path(__file__).resolve().parents[2]
 JAM = ROOT / "scenarios" / "sale_paper_jam.toml"
@@ -47,11 +47,11 @@ def test_every_public_name_resolves(name: str) -> None:
 
 
 def test_public_names_are_the_implementing_objects() -> None:
-    assert emulator.run_scenario is emulator.world.run_scenario
-    assert emulator.load_scenario is emulator.scenario.load_scenario
-    assert emulator.Result is emulator.result.Result
-    assert emulator.run_fleet is emulator.fleet.run_fleet
-    assert emulator.ScenarioError is emulator.errors.ScenarioError
+    assert emulator.run_scenario is emulator.engine.world.run_scenario
+    assert emulator.load_scenario is emulator.scenario.model.load_scenario
+    assert emulator.Result is emulator.judge.result.Result
+    assert emulator.run_fleet is emulator.engine.fleet.run_fleet
+    assert emulator.ScenarioError is devices.errors.ScenarioError
     assert issubclass(emulator.ScenarioError, emulator.PosemuError)
 
 
@@ -62,8 +62,8 @@ def test_unknown_attribute_is_an_attribute_error() -> None:
 
 def test_documented_import_works() -> None:
     # the import itself is at the top of this module
-    assert load_scenario is emulator.scenario.load_scenario
-    assert run_scenario is emulator.world.run_scenario
+    assert load_scenario is emulator.scenario.model.load_scenario
+    assert run_scenario is emulator.engine.world.run_scenario
 
 
 def test_run_scenario_returns_a_result_with_verdict_anomalies_steps_balances() -> None:
@@ -86,7 +86,7 @@ def test_run_scenario_returns_a_result_with_verdict_anomalies_steps_balances() -
 def test_the_trace_is_hashed_once_and_only_when_its_identity_is_read(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from emulator.trace import Trace  # noqa: PLC0415
+    from emulator.engine.trace import Trace  # noqa: PLC0415
 
     hashed: list[Trace] = []
     real = Trace.sha256
@@ -159,7 +159,7 @@ def test_scenario_from_the_parsed_toml_tables_runs_like_the_file() -> None:
 
 def test_importing_devices_before_emulator_works_in_a_fresh_interpreter() -> None:
     proc = fresh_python(
-        "import devices.acquirer; import emulator\n"
+        "import devices.bank.acquirer; import emulator\n"
         "from emulator import load_scenario, run_scenario\n"
         f"print(run_scenario(load_scenario({str(JAM)!r})).verdict)\n"
     )
@@ -170,9 +170,9 @@ def test_importing_devices_before_emulator_works_in_a_fresh_interpreter() -> Non
 def test_importing_emulator_does_not_load_the_engine_until_used() -> None:
     proc = fresh_python(
         "import sys, emulator\n"
-        "print('emulator.world' in sys.modules)\n"
+        "print('emulator.engine.world' in sys.modules)\n"
         "emulator.run_scenario\n"
-        "print('emulator.world' in sys.modules)\n"
+        "print('emulator.engine.world' in sys.modules)\n"
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["False", "True"]

@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from emulator.cli import main
-from emulator.trace import read_trace
+from emulator.cli.main import main
+from emulator.engine.trace import read_trace
 
 ROOT = Path(__file__).resolve().parents[2]
 POSEMU = Path(sys.executable).with_name("posemu")
@@ -330,10 +330,10 @@ def test_printer_needs_pty(capsys: pytest.CaptureFixture[str]) -> None:
 def test_the_cli_loads_the_bench_only_for_printer_runs() -> None:
     probe = (
         "import sys\n"
-        "from emulator.cli import build_parser\n"
+        "from emulator.cli.main import build_parser\n"
         "build_parser().parse_args(['run', '--json', 'x.toml'])\n"
         "print(sorted({m.split('.')[0] for m in sys.modules} & {'serial', 'escpos', 'rich'}),"
-        " 'emulator.bench' in sys.modules, 'devices.pty_printer' in sys.modules,"
+        " 'emulator.engine.bench' in sys.modules, 'devices.printer.virtual' in sys.modules,"
         " file=sys.stderr)\n"
     )
     proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,

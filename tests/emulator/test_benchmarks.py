@@ -12,7 +12,7 @@ import pytest
 
 from benchmarks import coldstart, fidelity, fresh, profile_sales, scale, throughput
 from benchmarks.reference import reference_rates, run_reference
-from devices.escpos_stream import MEMO_LIMIT
+from devices.printer.stream import MEMO_LIMIT
 
 ROOT = Path(__file__).resolve().parents[2]
 VERDICT = re.compile(r"^target .+ (>=|<=) [\d,.]+x?: (met|not met) \([\d,.]+x?\)$", re.MULTILINE)

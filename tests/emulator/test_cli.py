@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-import emulator.cli
-from emulator.cli import main
-from emulator.errors import ConservationError
-from emulator.trace import read_trace
+import emulator.cli.main
+from devices.errors import ConservationError
+from emulator.cli.main import main
+from emulator.engine.trace import read_trace
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = ROOT / "scenarios"
@@ -356,7 +356,7 @@ def test_console_script_json_matches_in_process_json(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "emulator.cli", "run", "--json", str(JAM)],
+        [sys.executable, "-m", "emulator.cli.main", "run", "--json", str(JAM)],
         capture_output=True, text=True, check=False, timeout=60, cwd=ROOT,
     )
     _, out, _ = cli(capsys, "run", "--json", JAM)
@@ -475,7 +475,7 @@ def test_trace_dir_keeps_scenarios_with_the_same_file_name_apart(
 def test_run_failing_midway_leaves_only_complete_traces(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    real = emulator.cli.run_scenario
+    real = emulator.cli.main.run_scenario
     calls: list[str] = []
 
     def breaks_on_second(scenario):  # type: ignore[no-untyped-def]
@@ -484,7 +484,7 @@ def test_run_failing_midway_leaves_only_complete_traces(
             raise ConservationError("money not conserved (simulated)")
         return real(scenario)
 
-    monkeypatch.setattr(emulator.cli, "run_scenario", breaks_on_second)
+    monkeypatch.setattr(emulator.cli.main, "run_scenario", breaks_on_second)
     traces = tmp_path / "traces"
     code, _, err = cli(capsys, "run", "--trace-dir", traces, JAM, PARTIAL)
     assert code == 3

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-import emulator.cli
-from emulator.catalogue import ANOMALIES, CLEAN_END_STATES, FAULTS
-from emulator.cli import main
-from emulator.profiles import KNOBS, PROFILES, SETTINGS, Policy
+import emulator.cli.main
+from emulator.cli.main import main
+from emulator.scenario.catalogue import ANOMALIES, CLEAN_END_STATES, FAULTS
+from emulator.scenario.profiles import KNOBS, PROFILES, SETTINGS, Policy
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = ROOT / "scenarios"
@@ -532,7 +532,7 @@ def test_a_fleet_too_large_for_memory_is_one_line_and_exit_3(
     def too_large(*_args: object, **_kwargs: object) -> None:
         raise MemoryError
 
-    monkeypatch.setattr("emulator.fleet.run_fleet", too_large)
+    monkeypatch.setattr("emulator.engine.fleet.run_fleet", too_large)
     code, out, err = cli(capsys, "replay", trace)
     assert (code, out) == (3, "")
     assert one_error_line(err) == "posemu: out of memory"
@@ -638,7 +638,7 @@ def test_replay_of_garbage_via_the_console_script(tmp_path: Path) -> None:
 def test_json_commands_do_not_import_rich() -> None:
     script = (
         "import sys\n"
-        "from emulator.cli import main\n"
+        "from emulator.cli.main import main\n"
         f"assert main(['run', '--json', {str(JAM)!r}]) == 0\n"
         "for args in (['faults'], ['profiles'], ['explain', 'wrong_amount']):\n"
         "    assert main([*args, '--json']) == 0\n"
@@ -653,7 +653,7 @@ def test_json_commands_do_not_import_rich() -> None:
 def test_human_output_does_import_rich() -> None:  # the check above can fail
     script = (
         "import sys\n"
-        "from emulator.cli import main\n"
+        "from emulator.cli.main import main\n"
         "assert main(['faults']) == 0\n"
         "print('rich' in sys.modules, file=sys.stderr)\n"
     )
@@ -663,7 +663,7 @@ def test_human_output_does_import_rich() -> None:  # the check above can fail
 
 
 def test_only_the_report_module_imports_rich_at_module_level() -> None:
-    for source in sorted([*ROOT.glob("emulator/*.py"), *ROOT.glob("devices/*.py")]):
+    for source in sorted([*ROOT.glob("emulator/**/*.py"), *ROOT.glob("devices/**/*.py")]):
         top = [line for line in source.read_text().splitlines()
                if re.match(r"(from|import) rich\b", line)]
         assert not top or source.name == "report.py", source
@@ -705,7 +705,7 @@ def test_cli_doc_examples_are_what_posemu_prints(
 
 def test_cli_doc_names_every_subcommand_and_flag() -> None:
     text = CLI_MD.read_text(encoding="utf-8")
-    parser = emulator.cli.build_parser()
+    parser = emulator.cli.main.build_parser()
     (commands,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
     for name, sub in commands.choices.items():
         assert f"## `posemu {name}" in text, name

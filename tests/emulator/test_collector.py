@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from emulator.collector import collection_paused
-from emulator.fleet import Fleet, run_fleet
-from emulator.scenario import scenario_from_dict
-from emulator.trace import Event
-from emulator.world import World, run_scenario
+from emulator.engine.collector import collection_paused
+from emulator.engine.fleet import Fleet, run_fleet
+from emulator.engine.trace import Event
+from emulator.engine.world import World, run_scenario
+from emulator.scenario.model import scenario_from_dict
 
 
 def one_sale() -> World:

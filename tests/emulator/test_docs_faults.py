@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from emulator.catalogue import ANOMALIES, CLEAN_END_STATES, FAULTS
+from emulator.scenario.catalogue import ANOMALIES, CLEAN_END_STATES, FAULTS
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from emulator.scenario import parse_scenario
-from emulator.world import run_scenario
+from emulator.engine.world import run_scenario
+from emulator.scenario.model import parse_scenario
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "scenario-format.md"
 

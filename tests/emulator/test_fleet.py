@@ -13,13 +13,13 @@ from typing import Any
 import msgspec
 import pytest
 
-from emulator import oracle
-from emulator.errors import ConservationError
-from emulator.fleet import Fleet, FleetResult, TerminalTrace, run_fleet, terminal_id
-from emulator.oracle import Booking, Observer, StepView, Verdict, judge
-from emulator.scenario import Scenario, load_scenario, scenario_from_dict
-from emulator.trace import Event, Trace
-from emulator.world import World
+from devices.errors import ConservationError
+from emulator.engine.fleet import Fleet, FleetResult, TerminalTrace, run_fleet, terminal_id
+from emulator.engine.trace import Event, Trace
+from emulator.engine.world import World
+from emulator.judge import oracle
+from emulator.judge.oracle import Booking, Observer, StepView, Verdict, judge
+from emulator.scenario.model import Scenario, load_scenario, scenario_from_dict
 
 ROOT = Path(__file__).resolve().parents[2]
 LIBRARY = sorted((ROOT / "scenarios").glob("*.toml"))
@@ -288,7 +288,7 @@ def test_observer_without_receipts_keeps_no_text() -> None:
 def test_observer_reads_only_its_events() -> None:
     """Observer.EVENTS names every event the fold reads, so subscribing to just those
     loses nothing."""
-    source = (ROOT / "emulator" / "oracle.py").read_text(encoding="utf-8")
+    source = (ROOT / "emulator" / "judge" / "oracle.py").read_text(encoding="utf-8")
     fold = source[source.index("    def observe("):source.index("    def _bank(")]
     bank = set(oracle._BANK)  # ``name in _BANK``
     assert set(re.findall(r'name == "([a-z_.]+)"', fold)) | bank == set(Observer.EVENTS)
@@ -332,7 +332,7 @@ def test_the_collector_is_restored() -> None:
 
 
 def test_cli_fleet_counts_and_exits_1_on_anomalies(capsys: pytest.CaptureFixture[str]) -> None:
-    from emulator.cli import main  # noqa: PLC0415
+    from emulator.cli.main import main  # noqa: PLC0415
 
     assert main(["fleet", str(ROOT / "scenarios" / "sale_paper_jam.toml"),
                  "--terminals", "3"]) == 1
@@ -346,7 +346,7 @@ def test_cli_fleet_counts_and_exits_1_on_anomalies(capsys: pytest.CaptureFixture
 def test_cli_fleet_json_and_streamed_trace_agree(
     tmp_path: Path, capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from emulator.cli import main  # noqa: PLC0415
+    from emulator.cli.main import main  # noqa: PLC0415
 
     trace = tmp_path / "fleet.jsonl"
     path = str(ROOT / "scenarios" / "sale_paper_jam_prevented.toml")
@@ -368,7 +368,7 @@ def test_cli_fleet_json_and_streamed_trace_agree(
 def test_cli_fleet_bad_input_is_one_line_and_status_2(
     argv: list[str], message: str, capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from emulator.cli import main  # noqa: PLC0415
+    from emulator.cli.main import main  # noqa: PLC0415
 
     path = str(ROOT / "scenarios" / "sale_approved.toml")
     with pytest.raises(SystemExit) as stop:
@@ -382,7 +382,7 @@ def test_cli_fleet_bad_input_is_one_line_and_status_2(
 def test_cli_fleet_trace_that_cannot_be_written_leaves_nothing(
     tmp_path: Path, capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from emulator.cli import main  # noqa: PLC0415
+    from emulator.cli.main import main  # noqa: PLC0415
 
     target = tmp_path / "missing-dir" / "fleet.jsonl"
     path = str(ROOT / "scenarios" / "sale_approved.toml")

@@ -12,10 +12,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from emulator.fleet import Fleet, FleetResult
-from emulator.oracle import UNATTRIBUTED, Verdict
-from emulator.scenario import scenario_from_dict
-from emulator.trace import Event
+from emulator.engine.fleet import Fleet, FleetResult
+from emulator.engine.trace import Event
+from emulator.judge.oracle import UNATTRIBUTED, Verdict
+from emulator.scenario.model import scenario_from_dict
 
 ROOT = Path(__file__).resolve().parents[2]
 LIBRARY = sorted((ROOT / "scenarios").glob("*.toml"))

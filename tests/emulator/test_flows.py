@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from emulator.result import Result
-from emulator.scenario import scenario_from_dict
-from emulator.world import run_scenario
+from emulator.engine.world import run_scenario
+from emulator.judge.result import Result
+from emulator.scenario.model import scenario_from_dict
 
 CARDS = [
     {"id": "alice", "pan": "4111111111111111", "balance": "100.00"},

@@ -14,14 +14,14 @@ from typing import Any
 
 import pytest
 
-from emulator.catalogue import END_STATES, FAULTS
-from emulator.fuzz import add_parser
-from emulator.fuzz_gen import Workload, draw, make_workload
-from emulator.fuzz_out import to_toml, write_findings
-from emulator.fuzz_run import Config, Report, Runner, fuzz, search
-from emulator.profiles import KNOBS
-from emulator.scenario import load_scenario
-from emulator.world import run_scenario
+from emulator.engine.world import run_scenario
+from emulator.fuzz.campaign import Config, Report, Runner, fuzz, search
+from emulator.fuzz.command import add_parser
+from emulator.fuzz.findings import to_toml, write_findings
+from emulator.fuzz.workload import Workload, draw, make_workload
+from emulator.scenario.catalogue import END_STATES, FAULTS
+from emulator.scenario.model import load_scenario
+from emulator.scenario.profiles import KNOBS
 
 ROOT = Path(__file__).resolve().parents[2]
 BASE = ROOT / "scenarios" / "sale_bank_timeout_no_reversal.toml"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from emulator.journal import Journal, QueueEntry, TxnRecord
+from emulator.firmware.journal import Journal, QueueEntry, TxnRecord
 
 
 def entry(kind: str = "reversal", stan: str = "000001", *, armed: bool = False,

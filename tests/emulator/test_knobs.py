@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from emulator.profiles import KNOBS
-from emulator.scenario import scenario_from_dict
-from emulator.world import run_scenario
+from emulator.engine.world import run_scenario
+from emulator.scenario.model import scenario_from_dict
+from emulator.scenario.profiles import KNOBS
 
 ALICE = {"id": "alice", "pan": "4111111111111111", "balance": "100.00"}
 

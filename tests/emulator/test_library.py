@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from emulator.catalogue import ANOMALIES, FAULTS
-from emulator.profiles import KNOBS
-from emulator.scenario import Scenario, load_scenario
+from emulator.scenario.catalogue import ANOMALIES, FAULTS
+from emulator.scenario.model import Scenario, load_scenario
+from emulator.scenario.profiles import KNOBS
 
 LIBRARY = Path(__file__).resolve().parents[2] / "scenarios"
 PATHS = sorted(LIBRARY.glob("*.toml"))

@@ -8,9 +8,9 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from emulator.catalogue import FAULTS, TRIGGER_EVENTS
-from emulator.scenario import scenario_from_dict
-from emulator.world import run_scenario
+from emulator.engine.world import run_scenario
+from emulator.scenario.catalogue import FAULTS, TRIGGER_EVENTS
+from emulator.scenario.model import scenario_from_dict
 
 CARDS = [
     {"id": "alice", "pan": "4111111111111111", "balance": "100.00"},

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+import emulator.engine.world  # imported here, in-process runs reuse them instead of re-importing
 import emulator.money
-import emulator.scenario
-import emulator.world  # imported here, in-process runs reuse them instead of re-importing
+import emulator.scenario.model
 from emulator.pytest_plugin import is_scenario_text
 
 pytest_plugins = ["pytester"]
@@ -182,8 +182,8 @@ def test_collecting_does_not_import_the_engine(pytester: pytest.Pytester) -> Non
     pytester.makeconftest(
         "import sys\n"
         "def pytest_collection_finish(session):\n"
-        "    heavy = sorted(m for m in ('simpy', 'emulator.world', 'emulator.scenario')\n"
-        "                   if m in sys.modules)\n"
+        "    heavy = sorted(m for m in ('simpy', 'emulator.engine.world',\n"
+        "                               'emulator.scenario.model') if m in sys.modules)\n"
         "    print('HEAVY', heavy)\n"
     )
     result = pytester.runpytest_subprocess("--collect-only", "-s")
@@ -256,7 +256,7 @@ def test_an_engine_bug_keeps_its_traceback(
     def boom(_scenario: object) -> None:
         raise RuntimeError("engine bug")
 
-    monkeypatch.setattr(emulator.world, "run_scenario", boom)
+    monkeypatch.setattr(emulator.engine.world, "run_scenario", boom)
     pytester.makefile(".toml", sale=PLAIN_SALE)
     result = pytester.runpytest()
     result.assert_outcomes(failed=1)

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from emulator.fleet import Fleet
-from emulator.scenario import scenario_from_dict
-from emulator.world import World
+from emulator.engine.fleet import Fleet
+from emulator.engine.world import World
+from emulator.scenario.model import scenario_from_dict
 
 DAY_S = 86_400.0
 

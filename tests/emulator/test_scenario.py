@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from emulator.errors import ScenarioError
-from emulator.profiles import PROFILES, make_policy
-from emulator.scenario import (
+from devices.errors import ScenarioError
+from emulator.scenario.model import (
     DEFAULT_START,
     BankSpec,
     MerchantSpec,
@@ -20,6 +19,7 @@ from emulator.scenario import (
     parse_scenario,
     scenario_from_dict,
 )
+from emulator.scenario.profiles import PROFILES, make_policy
 
 PAN = "4111111111111111"
 OTHER_PAN = "5555555555554444"  # Luhn-valid, not in the scenario

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from emulator.scenario import load_scenario
-from emulator.world import run_scenario
+from emulator.engine.world import run_scenario
+from emulator.scenario.model import load_scenario
 
 LIBRARY = Path(__file__).resolve().parents[2] / "scenarios"
 

@@ -6,8 +6,8 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from emulator.journal import TxnRecord
-from emulator.requests import CardInfo, Identity, field7, financial
+from emulator.firmware.journal import TxnRecord
+from emulator.firmware.messages import CardInfo, Identity, field7, financial
 
 
 # Years from 1000 on: below that, strftime pads %Y on some platforms and not on others.

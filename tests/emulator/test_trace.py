@@ -12,8 +12,8 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from emulator.errors import TraceError
-from emulator.trace import (
+from devices.errors import TraceError
+from emulator.engine.trace import (
     AtomicFile,
     Event,
     Trace,

@@ -50,7 +50,7 @@ def library_pin(name: str) -> list[str]:
 def fuzz_pins(profile: str, start: int, stop: int) -> Iterator[list[str]]:
     """Runs ``start`` to ``stop`` of the pinned campaign of ``profile``."""
     from emulator import run_scenario  # noqa: PLC0415
-    from emulator.fuzz_gen import draw, make_workload  # noqa: PLC0415
+    from emulator.fuzz.workload import draw, make_workload  # noqa: PLC0415
 
     workload = make_workload(None, "built-in", profile, {})
     for index in range(start, stop):
@@ -80,7 +80,7 @@ def compute() -> dict[str, Any]:
 
 if __name__ == "__main__":
     sys.path.insert(0, str(ROOT))
-    from emulator.trace import write_atomic
+    from emulator.engine.trace import write_atomic
 
     write_atomic(PINS, (json.dumps(compute(), indent=1, sort_keys=True) + "\n").encode())
     print(f"wrote {PINS.relative_to(ROOT)}")

@@ -1,0 +1,1 @@
+"""The acquirer: its ledger, its pure core and its simpy shell."""

@@ -1,0 +1,1 @@
+"""The network between terminal and acquirer."""

@@ -1,0 +1,1 @@
+"""The ESC/POS receipt printer: parser, core, status bytes, receipts and shells."""

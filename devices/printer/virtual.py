@@ -1,0 +1,376 @@
+"""A virtual ESC/POS printer on a pseudo-terminal, driven by the simulation's ``PrinterCore``.
+
+Any serial client talks to ``VirtualPrinter.path`` as to a real receipt printer:
+
+* a reader thread always reads the pty master and tokenizes on arrival: a real
+  ``DLE EOT n`` is answered at once from the core's state (nothing while "off"), even with
+  print data waiting; ``10 04 n`` inside an image is payload;
+* the rest goes to a receive buffer that a printer thread consumes at ``lines_per_s``;
+  above a high-water mark XOFF (0x13) is sent, XON (0x11) once drained (BUSY). The buffer
+  is soft (a pty has kilobytes in flight after XOFF): nothing is lost;
+* each job's text goes to a text sink when it is cut (or fails), and to ``jobs``;
+* once the host enables Automatic Status Back (``GS a n``, n != 0; processed in buffer
+  order), the 4 ASB bytes are sent unasked at once and after every status change (one
+  packet per control line); switching off disables ASB, as a power cycle does;
+* a client at another baud rate is not understood (bytes dropped, no answers).
+
+``serve`` is the ``posemu printer --pty`` front end (control lines on stdin).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import select
+import signal
+import sys
+import termios
+import threading
+import tty
+from collections import deque
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import TracebackType
+from typing import BinaryIO, Protocol, TextIO
+
+from devices.printer.core import CUT_MARK, JobDone, JobFailed, Output, PrinterCore, StatusBack
+from devices.printer.stream import DEFAULT_SPACING, Interpreter
+
+__all__ = ["CONTROLS", "TextSink", "VirtualPrinter", "print_lines", "serve"]
+
+XON, XOFF = 0x11, 0x13
+_DLE, _DLE_EOT = 0x10, b"\x10\x04"
+
+# control line -> (core condition, active) changes
+CONTROLS: dict[str, tuple[tuple[str, bool], ...]] = {
+    "paper-out": (("paper_out", True),), "paper-low": (("paper_low", True),),
+    "paper-in": (("paper_out", False), ("paper_low", False)),
+    "jam": (("jam", True),), "clear": (("jam", False),),
+    "cover-open": (("cover_open", True),), "cover-close": (("cover_open", False),),
+    "off": (("off", True),), "on": (("off", False),),
+}
+
+
+class TextSink(Protocol):
+    """Where receipts and messages go (a text stream)."""
+
+    def write(self, text: str, /) -> int: ...
+    def flush(self) -> None: ...
+
+
+_LINES: dict[bytes, Callable[[bytes], float]] = {  # paper-moving commands: lines of time
+    b"\x1bd": lambda a: a[0], b"\x1bJ": lambda a: a[0] / DEFAULT_SPACING,
+    b"\x1dv": lambda a: (a[4] | a[5] << 8) / DEFAULT_SPACING,
+    b"\x1dk": lambda a: 162 / DEFAULT_SPACING, b"\x1dV": lambda a: 1.0,
+}
+
+
+def _lines(token: object) -> float:
+    """How many print lines of time a token costs (0 for everything but paper motion)."""
+    if isinstance(token, int):
+        return 1.0 if token in (0x0A, 0x0C) else 0.0
+    if not isinstance(token, tuple):
+        return 0.0
+    cost = _LINES.get(token[0])
+    return 0.0 if cost is None else cost(token[1])
+
+
+def print_lines(data: bytes) -> float:
+    """How many lines of print time a stream takes (what ``lines_per_s`` paces)."""
+    return sum(_lines(token) for token, _ in Interpreter().tokens.feed(data))
+
+
+class VirtualPrinter:
+    """An ESC/POS receipt printer on a fresh pty; use as a context manager or ``close()``."""
+
+    def __init__(
+        self, *, paper_m: float = 20.0, lines_per_s: float = 20.0, buffer_bytes: int = 4096,
+        baudrate: int = 9600, sink: TextSink | None = None, raw_log: str | Path | None = None,
+        log: TextSink | None = None,
+    ) -> None:
+        speed = getattr(termios, f"B{baudrate}", None)
+        if not isinstance(speed, int) or lines_per_s <= 0 or buffer_bytes < 64:
+            raise ValueError(f"bad printer settings: baudrate={baudrate}, "
+                             f"lines_per_s={lines_per_s}, buffer_bytes={buffer_bytes}")
+        self.core = PrinterCore(paper_m=paper_m)
+        self.jobs: queue.Queue[JobDone | JobFailed] = queue.Queue()
+        self._speed = speed
+        self._line_s = 1.0 / lines_per_s
+        self._high, self._low = buffer_bytes - buffer_bytes // 4, buffer_bytes // 4
+        self._sink, self._log = sink, log
+        self._lock = threading.RLock()          # core, buffer, tokenizer
+        self._ready = threading.Condition(self._lock)
+        self._out_lock = threading.Lock()       # sink writes
+        self._buffer: deque[tuple[bytes, float]] = deque()
+        self._buffered = 0
+        self._busy = False                      # XOFF sent, XON not yet
+        self._carry = b""                       # a DLE command cut by a read
+        self._tokens = Interpreter().tokens
+        self._garbled = False
+        self._stopping = threading.Event()
+        self._raw: BinaryIO | None = None
+        self._master, self._slave = os.openpty()
+        self._wake_r, self._wake_w = os.pipe()
+        try:
+            tty.setraw(self._slave)
+            attrs = termios.tcgetattr(self._slave)
+            attrs[4] = attrs[5] = speed
+            termios.tcsetattr(self._slave, termios.TCSANOW, attrs)
+            self.path = os.ttyname(self._slave)
+            os.set_blocking(self._master, False)
+            if raw_log is not None:
+                self._raw = open(raw_log, "ab")  # noqa: SIM115 - closed in close()
+        except BaseException:
+            self._close_fds()
+            raise
+        self._threads = [threading.Thread(target=self._read_loop, name="pty-printer-rx"),
+                         threading.Thread(target=self._print_loop, name="pty-printer-head")]
+        # Signals go to the main thread, which reads the control lines.
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
+        try:
+            for thread in self._threads:
+                thread.start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+
+    # -- public -------------------------------------------------------------------------
+
+    @property
+    def busy(self) -> bool:
+        """XOFF was sent and XON not yet: the receive buffer is (nearly) full."""
+        return self._busy
+
+    def status(self, n: int) -> int | None:
+        """What DLE EOT ``n`` would answer now."""
+        with self._lock:
+            return self.core.status(n)
+
+    def control(self, line: str) -> None:
+        """Apply one control line (see ``CONTROLS``); ValueError for an unknown one."""
+        changes = CONTROLS.get(line.strip())
+        if changes is None:
+            raise ValueError(f"unknown control {line.strip()!r}; one of "
+                             f"{', '.join(CONTROLS)}, quit")
+        outs: list[Output] = []
+        with self._lock:
+            was_off = self.core.state == "off"
+            for name, active in changes:
+                outs += self.core.set_condition(name, active)
+            backs = [out for out in outs if isinstance(out, StatusBack)]
+            if backs:  # one change seen from outside: the latest status only
+                self._send(backs[-1].data)
+            if self.core.state == "off" and not was_off:   # power cycle: all input lost
+                self._buffer.clear()
+                self._buffered, self._carry = 0, b""
+                self._tokens = Interpreter().tokens
+            elif was_off and self.core.state != "off" and self._busy:
+                self._busy = False
+                self._send(bytes((XON,)))
+        self._emit(outs)
+
+    def close(self) -> None:
+        """Stop the threads and close the pty (clients then get EIO). Idempotent."""
+        if self._stopping.is_set():
+            return
+        self._stopping.set()
+        with self._ready:
+            self._ready.notify_all()
+        os.write(self._wake_w, b"x")
+        for thread in self._threads:
+            thread.join()
+        self._close_fds()
+
+    def __enter__(self) -> VirtualPrinter:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    # -- receiving ----------------------------------------------------------------------
+
+    def _read_loop(self) -> None:
+        while True:
+            ready, _, _ = select.select([self._master, self._wake_r], [], [])
+            if self._wake_r in ready:
+                return
+            try:
+                data = os.read(self._master, 4096)
+            except BlockingIOError:
+                continue
+            except OSError:  # EIO: cannot happen while we hold the slave open
+                return
+            if self._raw is not None:
+                self._raw.write(data)
+                self._raw.flush()
+            self._receive(data)
+
+    def _receive(self, data: bytes) -> None:
+        with self._lock:
+            if self.core.state == "off" or not self._speed_ok():
+                return
+            held, base, start = self._carry + data, len(self._carry), 0
+            cost = 0.0
+            for token, offset in self._tokens.feed(data):
+                end = base + offset
+                if isinstance(token, tuple) and token[0] == _DLE_EOT:
+                    self._push(held[start:end - 3], cost)
+                    cost, start = 0.0, end
+                    byte = self.core.status(token[1][0])
+                    if byte is not None:
+                        self._send(bytes((byte,)))
+                    continue
+                cost += _lines(token)
+                if cost:
+                    self._push(held[start:end], cost)
+                    cost, start = 0.0, end
+            tail = held[start:]
+            self._carry = tail if tail[:1] == bytes((_DLE,)) else b""
+            self._push(b"" if self._carry else tail, cost)
+            if not self._busy and self._buffered >= self._high:
+                self._busy = True
+                self._send(bytes((XOFF,)))
+
+    def _speed_ok(self) -> bool:
+        """False (and one message) while the client's baud rate differs from ours."""
+        ok: bool = termios.tcgetattr(self._slave)[4] == self._speed
+        if not ok and not self._garbled and self._log is not None:
+            print("virtual printer: the host uses another baud rate: data not understood",
+                  file=self._log, flush=True)
+        self._garbled = not ok
+        return ok
+
+    def _push(self, chunk: bytes, cost: float) -> None:
+        if chunk or cost:
+            self._buffer.append((chunk, cost))
+            self._buffered += len(chunk)
+            self._ready.notify()
+
+    def _send(self, data: bytes) -> None:
+        """Write to the host; dropped when the host does not read (never blocks)."""
+        with contextlib.suppress(OSError):
+            os.write(self._master, data)
+
+    # -- printing -----------------------------------------------------------------------
+
+    def _print_loop(self) -> None:
+        while True:
+            with self._ready:
+                while not self._buffer and not self._stopping.is_set():
+                    self._ready.wait()
+                if self._stopping.is_set():
+                    return
+                chunk, cost = self._buffer.popleft()
+                self._buffered -= len(chunk)
+                outs = self.core.feed(chunk)
+                for out in outs:
+                    if isinstance(out, StatusBack):  # under the lock: packets stay in order
+                        self._send(out.data)
+                if self._busy and self._buffered <= self._low:
+                    self._busy = False
+                    self._send(bytes((XON,)))
+            self._emit(outs)
+            if cost and self._stopping.wait(cost * self._line_s):
+                return
+
+    def _emit(self, outs: list[Output]) -> None:
+        """Hand finished and failed jobs to ``jobs`` and the sink (ASB is sent by the caller)."""
+        for out in outs:
+            if isinstance(out, JobDone | JobFailed):
+                self.jobs.put(out)
+                if self._sink is not None:
+                    end = CUT_MARK if isinstance(out, JobDone) else \
+                        f"--- job failed: {out.reason} ---"
+                    with self._out_lock:
+                        self._sink.write("".join(f"{line}\n" for line in (out.text, end)
+                                                 if line))
+                        self._sink.flush()
+
+    def _close_fds(self) -> None:
+        for fd in (self._master, self._slave, self._wake_r, self._wake_w):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        if self._raw is not None:
+            self._raw.close()
+
+
+@contextlib.contextmanager
+def _sigterm_fd() -> Iterator[int | None]:
+    """A fd that turns readable on SIGTERM (None outside the main thread); unlike a raising
+    handler, the C-level wakeup write is not lost when the signal precedes a blocking read."""
+    if threading.current_thread() is not threading.main_thread():
+        yield None
+        return
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(write_fd, False)
+    previous = signal.signal(signal.SIGTERM, lambda _signum, _frame: None)
+    old_fd = signal.set_wakeup_fd(write_fd)
+    try:
+        yield read_fd
+    finally:
+        signal.set_wakeup_fd(old_fd)
+        signal.signal(signal.SIGTERM, previous)
+        os.close(read_fd)
+        os.close(write_fd)
+
+
+def _control_lines(stdin: TextIO, wake: int | None) -> Iterator[str]:
+    """Lines of ``stdin`` until its end or SIGTERM (read from its fd when it has one)."""
+    try:
+        fd = stdin.fileno()
+    except (OSError, ValueError):  # io.UnsupportedOperation: an in-memory stream
+        yield from iter(stdin.readline, "")
+        return
+    pending = b""
+    while True:
+        ready, _, _ = select.select([fd] if wake is None else [fd, wake], [], [])
+        if wake in ready and signal.SIGTERM in os.read(wake, 64):
+            return
+        if fd not in ready:
+            continue
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            break
+        *lines, pending = (pending + chunk).split(b"\n")
+        yield from (line.decode(errors="replace") for line in lines)
+    if pending:
+        yield pending.decode(errors="replace")
+
+
+def serve(
+    *, baudrate: int = 9600, lines_per_s: float = 20.0, paper_m: float = 20.0,
+    raw_log: str | Path | None = None, stdin: TextIO | None = None,
+    stdout: TextSink | None = None, stderr: TextSink | None = None,
+) -> int:
+    """``posemu printer --pty``: print ``PTY <path>`` first, then receipts as they are cut.
+
+    Control lines come from ``stdin`` until ``quit``, end of input or SIGTERM (status 0;
+    130 on Ctrl-C); an unknown line gets one message on ``stderr``. Status 2 for bad
+    settings (baud rate, speed), 3 when no pty (or raw log) can be opened.
+    """
+    stdin, stdout, stderr = stdin or sys.stdin, stdout or sys.stdout, stderr or sys.stderr
+    try:
+        printer = VirtualPrinter(baudrate=baudrate, lines_per_s=lines_per_s, paper_m=paper_m,
+                                 sink=stdout, raw_log=raw_log, log=stderr)
+    except OSError as exc:
+        print(f"posemu printer: cannot start the virtual printer: {exc}", file=stderr)
+        return 3
+    except ValueError as exc:
+        print(f"posemu printer: {exc}", file=stderr)
+        return 2
+    with printer, _sigterm_fd() as wake:
+        print(f"PTY {printer.path}", file=stdout, flush=True)
+        try:
+            for line in _control_lines(stdin, wake):
+                command = line.strip()
+                if command == "quit":
+                    break
+                if command:
+                    try:
+                        printer.control(command)
+                    except ValueError as exc:
+                        print(f"posemu printer: {exc}", file=stderr, flush=True)
+        except KeyboardInterrupt:
+            return 130
+    return 0

@@ -1,0 +1,1 @@
+"""The simulation kit: simpy queues and the agenda of listed instants."""

@@ -1,0 +1,1 @@
+"""The ``posemu`` command line and its human report."""

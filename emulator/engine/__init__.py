@@ -1,0 +1,1 @@
+"""The engine: trace, injector, wiring, single runs, fleets, bench runs, replay."""

@@ -1,0 +1,81 @@
+"""Fires the scenario's faults at their moments and clears them when they heal.
+
+A fault starts at ``at_s`` or on the ``nth`` occurrence of a trace event
+(``on``), lasts ``for_s`` (or for ever) and is handed to its device as an
+:class:`~devices.fault.ActiveFault`: data the device reads, never an
+exception. ``terminal.power_loss`` is delivered a moment later (same
+simulated time) because a process cannot interrupt itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import simpy
+
+from devices.fault import ActiveFault
+from devices.ports import FaultTarget, TraceBus
+from devices.simkit.agenda import Agenda
+
+if TYPE_CHECKING:
+    from emulator.engine.trace import Event
+    from emulator.scenario.model import FaultSpec
+
+
+class Injector:
+    """Schedules every fault of a scenario on its device."""
+
+    def __init__(
+        self, env: simpy.Environment, trace: TraceBus, targets: dict[str, FaultTarget],
+        faults: tuple[FaultSpec, ...],
+    ) -> None:
+        self.env = env
+        self.trace = trace
+        self.targets = targets
+        for spec in faults:
+            if spec.at_s is None:
+                assert spec.on is not None
+                self._arm(spec)
+        self.agenda = Agenda(env, ((spec.at_s, spec) for spec in faults
+                                   if spec.at_s is not None), self._start)
+
+    def _arm(self, spec: FaultSpec) -> None:
+        seen = 0
+        step = spec.step
+
+        def listener(event: Event) -> None:
+            nonlocal seen
+            if step is not None and event.fields.get("step") != step:
+                return
+            seen += 1
+            if seen == spec.nth:
+                assert spec.on is not None
+                self.trace.unsubscribe(spec.on, listener)
+                self._start(spec)
+
+        self.trace.subscribe(spec.on, listener)
+
+    def _start(self, spec: FaultSpec) -> None:
+        fault = ActiveFault(spec.fault, dict(spec.params))
+        target = self.targets[spec.fault.split(".", 1)[0]]
+        self.trace.emit("fault.started", fault=spec.fault, index=spec.index,
+                        for_s=spec.for_s, **_plain(spec.params))
+        self._later(lambda: target.apply(fault), spec.fault == "terminal.power_loss")
+        if spec.for_s is not None:
+            timer = self.env.timeout(spec.for_s)
+            timer.callbacks.append(lambda _e: self._stop(spec, target, fault))
+
+    def _stop(self, spec: FaultSpec, target: FaultTarget, fault: ActiveFault) -> None:
+        self.trace.emit("fault.cleared", fault=spec.fault, index=spec.index)
+        target.clear(fault)
+
+    def _later(self, action: Callable[[], None], deferred: bool) -> None:
+        if not deferred:
+            action()
+            return
+        self.env.timeout(0).callbacks.append(lambda _e: action())
+
+
+def _plain(params: dict[str, object]) -> dict[str, object]:
+    return {k: v for k, v in params.items() if v is not None}

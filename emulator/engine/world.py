@@ -1,0 +1,196 @@
+"""One run: build the world from a scenario, run it in simulated time, judge it.
+
+scenario -> World (Environment, one seeded RNG, trace) -> devices wired ->
+faults scheduled -> operator steps -> run -> oracle -> Result.
+
+A bench run (:mod:`emulator.engine.bench`) hands World a real-time environment and a
+printer factory; everything else is wired the same way.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, TypeAlias
+
+import simpy
+
+from devices.bank.acquirer import Account, Acquirer
+from devices.bank.host import Host
+from devices.card_reader import CardReader
+from devices.errors import ConservationError
+from devices.net.link import Link
+from devices.ports import Printer, TraceSink
+from devices.printer.core import PrinterCore
+from devices.printer.sim import SimPrinter
+from devices.simkit.agenda import Agenda
+from emulator.engine.collector import collection_paused
+from emulator.engine.injector import Injector
+from emulator.engine.trace import Trace
+from emulator.firmware.messages import CardInfo, Identity
+from emulator.firmware.terminal import Terminal
+from emulator.judge.oracle import Booking, StepView, judge
+from emulator.judge.result import Result, StepResult, check
+from emulator.scenario.model import Scenario
+
+if TYPE_CHECKING:
+    from devices.bank.ledger import Posting
+
+MAC_KEY = b"posemu-test-mac-key-0001"
+"""The MAC key terminal and host share: a test key, never a real one."""
+
+
+PrinterFactory: TypeAlias = Callable[[simpy.Environment, Trace], Printer]
+"""Builds the run's printer from its environment and trace (the simulated one by default)."""
+
+
+class World:
+    """Every component of one run, wired together and ready to run.
+
+    ``env`` and ``printer`` replace the simulated clock and printer (a bench run);
+    by default the run is the deterministic simulation.
+    """
+
+    def __init__(
+        self, scenario: Scenario, env: simpy.Environment | None = None,
+        printer: PrinterFactory | None = None,
+    ) -> None:
+        self.scenario = scenario
+        self.env = simpy.Environment() if env is None else env
+        self.rng = random.Random(scenario.seed)
+        self.trace = Trace(self.env, header={
+            "name": scenario.name, "seed": scenario.seed, "profile": scenario.profile,
+            "path": scenario.path,
+        })
+        self.link = Link(self.env, self.rng, self.trace, scenario.network.latency_s,
+                         scenario.network.jitter_s)
+        self.acquirer = make_acquirer(scenario)
+        self.retired: list[Posting] = []  # what the bank forgot: still judged
+        self.acquirer.on_retire = self.retired.extend
+        self.host = Host(self.env, self.trace, self.link.bank_end, self.acquirer, scenario.start,
+                         scenario.bank.processing_s)
+        self.reader = CardReader(self.env, self.trace)
+        self.printer: Printer = (self._sim_printer if printer is None else printer)(
+            self.env, self.trace)
+        self.terminal = Terminal(
+            self.env, self.trace, self.link.terminal_end, self.reader, self.printer,
+            scenario.policy,
+            Identity(scenario.merchant.name, scenario.merchant.merchant_id,
+                     scenario.merchant.terminal_id),
+            scenario.start, card_infos(scenario), MAC_KEY,
+        )
+        Injector(self.env, self.trace, {
+            "card": self.reader, "printer": self.printer, "network": self.link,
+            "bank": self.host, "terminal": self.terminal,
+        }, scenario.faults)
+        self.agenda = Agenda(self.env, ((step.at_s, step) for step in scenario.steps),
+                             self.terminal.submit)
+
+    def _sim_printer(self, env: simpy.Environment, trace: Trace) -> SimPrinter:
+        return sim_printer(env, trace, self.scenario)
+
+
+    def run(self, until: float | simpy.Event | None = None) -> Result:
+        """Run to ``until`` (default: the horizon, or until nothing is left to happen); judge."""
+        with collection_paused():
+            scenario = self.scenario
+            before = self._balances()
+            total_before = self.acquirer.total_minor()
+            self.env.run(until=scenario.until_s if until is None else until)
+            for step, what in self.terminal.unresolved():
+                self.trace.emit("terminal.unresolved", step=step, what=what)
+            check_conserved(self.acquirer, total_before, scenario.name)
+            postings = [*self.retired, *self.acquirer.ledger.postings]
+            verdict = judge(step_views(scenario), self.trace.events, bookings_of(postings))
+            balances = self._balances()
+            rrns = {p.stan: p.rrn for p in sorted(postings, key=lambda p: p.seq)}
+            steps = tuple(
+                StepResult(
+                    id=s.id, do=s.do, amount_minor=s.amount_minor,
+                    end_state=verdict.end_states[s.id], receipt=verdict.receipts[s.id],
+                    stan=verdict.stans[s.id], rrn=rrns.get(verdict.stans[s.id], ""),
+                )
+                for s in scenario.steps
+            )
+            return Result(
+                scenario=scenario, steps=steps, anomalies=verdict.anomalies,
+                balances_minor=balances, balances_before_minor=before, trace=self.trace,
+                sim_time_s=float(self.env.now),
+                failures=check(scenario.expect, verdict.end_states, verdict.anomalies, balances),
+            )
+
+    def _balances(self) -> dict[str, int]:
+        return balances_of(self.scenario, self.acquirer)
+
+
+def run_scenario(scenario: Scenario) -> Result:
+    """Run one scenario from its seed and return what happened.
+
+    Collection stays paused until the world is dropped, so the collection that
+    follows frees it while it is young instead of promoting it, alive, to an
+    older generation that only full collections scan.
+    """
+    with collection_paused():
+        return World(scenario).run()
+
+
+def make_acquirer(scenario: Scenario) -> Acquirer:
+    """The bank of ``scenario``: its cards as accounts, its merchant, its ``[bank]``."""
+    accounts = {
+        c.pan: Account(c.id, c.balance_minor, _yymm(c.expiry), c.blocked)
+        for c in scenario.cards
+    }
+    return Acquirer(
+        accounts, merchant_balance_minor=scenario.bank.merchant_balance_minor,
+        merchant_id=scenario.merchant.merchant_id,
+        duplicate_check=scenario.bank.duplicate_check,
+        mac_key=MAC_KEY if scenario.bank.verify_mac else None,
+        retention_s=scenario.bank.retention_s,
+    )
+
+
+def card_infos(scenario: Scenario) -> dict[str, CardInfo]:
+    """What a terminal reads off each of the scenario's cards, by card id."""
+    return {c.id: CardInfo(c.pan, _yymm(c.expiry) or "9912") for c in scenario.cards}
+
+
+def sim_printer(env: simpy.Environment, trace: TraceSink, scenario: Scenario) -> SimPrinter:
+    """The simulated receipt printer of ``scenario``'s ``[printer]``."""
+    spec = scenario.printer
+    return SimPrinter(env, trace, PrinterCore(paper_m=spec.paper_m,
+                                              near_end_m=spec.near_end_m), spec.lines_per_s)
+
+
+def balances_of(scenario: Scenario, acquirer: Acquirer) -> dict[str, int]:
+    """Each card's balance by card id, and the merchant's."""
+    by_pan = acquirer.balances()
+    balances = {c.id: by_pan[c.pan] for c in scenario.cards}
+    balances["merchant"] = acquirer.ledger.merchant_balance_minor
+    return balances
+
+
+def bookings_of(postings: Iterable[Posting]) -> list[Booking]:
+    """The ledger's postings as the oracle reads them."""
+    return [Booking(p.stan, p.f7, p.kind, p.amount_minor, not p.reversed) for p in postings]
+
+
+def step_views(scenario: Scenario) -> list[StepView]:
+    """The scenario's steps as the oracle reads them."""
+    return [StepView(s.id, s.do, s.amount_minor, s.target) for s in scenario.steps]
+
+
+def check_conserved(acquirer: Acquirer, total_before: int, what: str) -> None:
+    """Raise ConservationError unless cards plus merchant still hold ``total_before``."""
+    if acquirer.total_minor() != total_before:
+        raise ConservationError(
+            f"{what}: money not conserved: {total_before} -> "
+            f"{acquirer.total_minor()} minor units"
+        )
+
+
+def _yymm(expiry: str | None) -> str | None:
+    """``"2027-08"`` to ``"2708"``."""
+    if expiry is None:
+        return None
+    year, month = expiry.split("-")
+    return year[2:] + month

@@ -1,0 +1,1 @@
+"""posemu's terminal firmware: the system under test."""

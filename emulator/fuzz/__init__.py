@@ -1,0 +1,1 @@
+"""``posemu fuzz``: workloads, the campaign, shrinking, findings."""

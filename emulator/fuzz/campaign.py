@@ -1,0 +1,306 @@
+"""posemu fuzz, part 3: the campaign: the search over runs, then the shrinking.
+
+Tier 1 draws run ``i`` of a campaign from ``(seed, i)`` alone
+(:func:`emulator.fuzz.workload.draw`) and runs it, here or in worker processes;
+results are merged in run-index order, so they do not depend on the number of
+jobs. Tier 2 shrinks the first run of each anomaly kind, and of each further
+distinct cause (:mod:`emulator.fuzz.shrink`).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from itertools import count, islice
+from typing import Any, NamedTuple, TypeVar
+
+from devices.errors import PosemuError
+from emulator.engine.world import run_scenario
+from emulator.fuzz.command import DEFAULT_BUDGET_S
+from emulator.fuzz.shrink import Shrunk, shrink
+from emulator.fuzz.workload import Workload, draw
+from emulator.money import format_minor
+from emulator.scenario.catalogue import ANOMALIES, END_STATES, FAULTS
+
+EXIT_CLEAN, EXIT_FOUND = 0, 1
+CHUNK = 8  # runs per task handed to a worker
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Config:
+    """How a campaign runs (``runs`` and ``budget_s`` None: a 60 s budget)."""
+
+    seed: int = 0
+    runs: int | None = None
+    budget_s: float | None = None
+    jobs: int = 1
+    shard: tuple[int, int] = (1, 1)
+    causes: int = 2  # minimal causes shrunk per anomaly kind, at most
+    until: str | None = None  # stop searching at the first run showing this anomaly
+    examples: int = 60  # hypothesis examples per shrink
+
+
+class RunOutcome(NamedTuple):
+    """What one run of the search showed."""
+
+    run: int  # its index in the campaign
+    anomalies: tuple[str, ...]  # kinds, sorted
+    fired: tuple[str, ...]  # fault kinds that started
+    end_states: tuple[str, ...]
+    error: str | None = None
+
+
+@dataclass
+class Finding:
+    """An anomaly kind, the run it was shrunk from, the minimal schedule and its run."""
+
+    anomaly: str
+    run: int
+    before: int  # faults of the run found
+    shrunk: Shrunk
+    anomalies: list[str]
+    end_states: dict[str, str]
+    balances: dict[str, str]
+    path: str | None = None
+    verified: bool | None = None
+
+
+@dataclass
+class Report:
+    """A campaign: its runs (in index order), findings and coverage."""
+
+    workload: Workload
+    config: Config
+    outcomes: list[RunOutcome]
+    search_s: float
+    findings: list[Finding] = field(default_factory=list)
+    command: str = ""
+
+    @property
+    def runs(self) -> int:
+        return len(self.outcomes)
+
+    def anomaly_runs(self) -> dict[str, list[int]]:
+        """Anomaly kind (catalogue order) -> the runs that showed it."""
+        found: dict[str, list[int]] = {}
+        for outcome in self.outcomes:
+            for kind in outcome.anomalies:
+                found.setdefault(kind, []).append(outcome.run)
+        return {k: found[k] for k in ANOMALIES if k in found}
+
+    def fired(self) -> dict[str, int]:
+        counts = Counter(k for o in self.outcomes for k in o.fired)
+        return {k: counts[k] for k in FAULTS}
+
+    def end_states(self) -> dict[str, int]:
+        counts = Counter(s for o in self.outcomes for s in o.end_states)
+        return {s: counts[s] for s in END_STATES}
+
+    def errors(self) -> list[tuple[int, str]]:
+        return [(o.run, o.error) for o in self.outcomes if o.error is not None]
+
+    def warnings(self) -> list[str]:
+        return [f"fault kind {k} never fired in {self.runs} runs"
+                for k, n in self.fired().items() if not n]
+
+    @property
+    def status(self) -> int:
+        return EXIT_FOUND if self.anomaly_runs() or self.errors() else EXIT_CLEAN
+
+
+# ------------------------------------------------------------------ the search
+
+
+def evaluate(workload: Workload, seed: int, index: int) -> RunOutcome:
+    """Draw run ``index`` of campaign ``seed`` and run it."""
+    candidate = draw(workload, seed, index)
+    try:
+        result = run_scenario(workload.scenario(candidate))
+    except PosemuError as exc:  # a conservation error is a bug of posemu: report it
+        return RunOutcome(index, (), (), (), f"{type(exc).__name__}: {exc}")
+    fired = {str(e.fields["fault"]) for e in result.trace.events if e.name == "fault.started"}
+    return RunOutcome(index, tuple(sorted({a.kind for a in result.anomalies})),
+                      tuple(sorted(fired)), tuple(sorted({s.end_state for s in result.steps})))
+
+
+def shard_indices(runs: int | None, shard: tuple[int, int]) -> Iterable[int]:
+    """The run indices of shard ``i/n``: i-1, i-1+n, ... (below ``runs``)."""
+    first, step = shard[0] - 1, shard[1]
+    return count(first, step) if runs is None else range(first, runs, step)
+
+
+_WORKLOAD: Workload | None = None
+
+
+def _init(workload: Workload) -> None:
+    global _WORKLOAD  # noqa: PLW0603 - the worker's one workload
+    _WORKLOAD = workload
+
+
+def _run_chunk(seed: int, indices: list[int]) -> list[RunOutcome]:
+    assert _WORKLOAD is not None
+    return [evaluate(_WORKLOAD, seed, i) for i in indices]
+
+
+def _shrink_run(seed: int, index: int, anomaly: str, examples: int) -> Shrunk:
+    assert _WORKLOAD is not None
+    return shrink(_WORKLOAD, draw(_WORKLOAD, seed, index), anomaly, examples)
+
+
+def _ready() -> None:
+    """A no-op task: makes the pool start its workers."""
+
+
+class Runner:
+    """Runs tasks here (one job) or in worker processes; results in task order.
+
+    Workers are forked (spawned where fork is missing) and all started at once,
+    before any progress-bar thread exists.
+    """
+
+    def __init__(self, workload: Workload, jobs: int) -> None:
+        self.jobs = jobs
+        self.pool: ProcessPoolExecutor | None = None
+        if jobs > 1:
+            method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+            self.pool = ProcessPoolExecutor(
+                jobs, mp_context=multiprocessing.get_context(method),
+                initializer=_init, initargs=(workload,),
+            )
+            for future in [self.pool.submit(_ready) for _ in range(jobs)]:
+                future.result()
+        else:
+            _init(workload)
+
+    def __enter__(self) -> Runner:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(cancel_futures=True)
+
+    def ordered(self, fn: Callable[..., T], tasks: Iterator[tuple[Any, ...]],
+                more: Callable[[], bool] = lambda: True) -> Iterator[T]:
+        """``fn(*task)`` for each task while ``more()``, in order."""
+        if self.pool is None:
+            for task in tasks:
+                if not more():
+                    return
+                yield fn(*task)
+            return
+        pool = self.pool
+        pending: deque[Future[T]] = deque()
+
+        def submit() -> bool:
+            task = next(tasks, None) if more() else None
+            if task is not None:
+                pending.append(pool.submit(fn, *task))
+            return task is not None
+
+        try:
+            while len(pending) < 2 * self.jobs and submit():
+                pass
+            while pending:
+                result = pending.popleft().result()
+                submit()
+                yield result
+        finally:  # the caller stopped early: drop what is queued
+            for future in pending:
+                future.cancel()
+
+
+Progress = Callable[[int, int, str], None]
+"""Told (runs done, anomaly kinds found so far, phase: "search" or "shrink")."""
+
+
+def search(runner: Runner, workload: Workload, config: Config,
+           progress: Progress | None = None) -> tuple[list[RunOutcome], float]:
+    """Tier 1: the shard's runs in index order until ``runs``, the budget or the
+    first run showing ``until``."""
+    start = time.monotonic()
+    budget = config.budget_s
+    if budget is None and config.runs is None:
+        budget = DEFAULT_BUDGET_S
+    indices = iter(shard_indices(config.runs, config.shard))
+    chunks = iter(lambda: list(islice(indices, CHUNK)), [])
+    tasks = ((config.seed, chunk) for chunk in chunks)
+
+    def more() -> bool:
+        return budget is None or time.monotonic() - start < budget
+
+    outcomes: list[RunOutcome] = []
+    kinds: set[str] = set()
+    for chunk in runner.ordered(_run_chunk, tasks, more):
+        hit = next((i for i, o in enumerate(chunk) if config.until in o.anomalies), None)
+        kept = chunk if hit is None else chunk[: hit + 1]
+        outcomes.extend(kept)
+        kinds.update(k for o in kept for k in o.anomalies)
+        if progress is not None:
+            progress(len(outcomes), len(kinds), "search")
+        if hit is not None:
+            break
+    return outcomes, time.monotonic() - start
+
+
+# ------------------------------------------------------------------ shrinking
+
+
+def shrink_findings(runner: Runner, workload: Workload, config: Config,
+                    report: Report) -> list[Finding]:
+    """Tier 2: per anomaly kind, shrink its first run; then, up to ``causes``, the
+    first run whose faults do not include the kinds of a cause already found."""
+    failing = report.anomaly_runs()
+    kinds_of: dict[int, set[str]] = {}
+    found: dict[str, list[Finding]] = {k: [] for k in failing}
+    tried: set[tuple[str, int]] = set()
+    for _ in range(config.causes):
+        tasks: list[tuple[str, int]] = []
+        for anomaly, runs in failing.items():
+            causes = [{f["fault"] for f in x.shrunk.candidate.faults} for x in found[anomaly]]
+            for index in runs:
+                if index not in kinds_of:
+                    kinds_of[index] = {f["fault"] for f in draw(workload, config.seed,
+                                                                index).faults}
+                if (anomaly, index) not in tried and not any(c <= kinds_of[index]
+                                                             for c in causes):
+                    tasks.append((anomaly, index))
+                    break
+        if not tasks:
+            break
+        args = ((config.seed, index, anomaly, config.examples) for anomaly, index in tasks)
+        for (anomaly, index), shrunk in zip(tasks, runner.ordered(_shrink_run, args),
+                                            strict=True):
+            tried.add((anomaly, index))
+            before = len(draw(workload, config.seed, index).faults)
+            found[anomaly].append(_finding(workload, anomaly, index, before, shrunk))
+    return [f for kind in failing for f in found[kind]]
+
+
+def _finding(workload: Workload, anomaly: str, index: int, before: int,
+             shrunk: Shrunk) -> Finding:
+    result = run_scenario(workload.scenario(shrunk.candidate))
+    return Finding(
+        anomaly=anomaly, run=index, before=before, shrunk=shrunk,
+        anomalies=sorted(a.kind for a in result.anomalies),
+        end_states={s.id: s.end_state for s in result.steps},
+        balances={k: format_minor(v) for k, v in result.balances_minor.items()},
+    )
+
+
+def fuzz(workload: Workload, config: Config, progress: Progress | None = None,
+         runner: Runner | None = None) -> Report:
+    """A whole campaign: search, then shrink each finding."""
+    if runner is None:
+        with Runner(workload, config.jobs) as own:
+            return fuzz(workload, config, progress, own)
+    outcomes, seconds = search(runner, workload, config, progress)
+    report = Report(workload, config, outcomes, seconds)
+    if progress is not None:
+        progress(report.runs, len(report.anomaly_runs()), "shrink")
+    report.findings = shrink_findings(runner, workload, config, report)
+    return report

@@ -1,0 +1,195 @@
+"""``posemu fuzz``: search the fault space, shrink what breaks to a minimal scenario file.
+
+The command line of the fuzzer: :func:`add_parser` registers it, :func:`run_command`
+runs it. The work is done in :mod:`emulator.fuzz.workload` (workload, draws),
+:mod:`emulator.fuzz.campaign` (search, shrinking), :mod:`emulator.fuzz.shrink` and
+:mod:`emulator.fuzz.findings` (files, report).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import tomllib
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from devices.errors import PosemuError, ScenarioError
+from emulator.scenario.catalogue import ANOMALIES
+from emulator.scenario.profiles import PROFILES
+
+if TYPE_CHECKING:  # the search modules load only when ``posemu fuzz`` runs
+    from emulator.fuzz.campaign import Config
+    from emulator.fuzz.workload import Workload
+
+EXIT_INPUT = 2
+DEFAULT_BUDGET_S = 60.0
+"""Search time without ``--runs`` or ``--budget-s``."""
+
+
+class InputError(PosemuError, ValueError):
+    """A bad option value: exit status 2."""
+
+
+class _Bar:
+    """A rich progress bar on standard error, only when it is a terminal."""
+
+    def __init__(self, total: int | None) -> None:
+        self.total = total
+        self.start = time.monotonic()
+        self.progress: Any = None
+        self.task: Any = None
+
+    def __enter__(self) -> _Bar:
+        if sys.stderr.isatty():
+            from rich import progress as rp  # noqa: PLC0415 - rich only for a terminal
+            from rich.console import Console  # noqa: PLC0415
+
+            self.progress = rp.Progress(
+                rp.TextColumn("{task.description}"), rp.BarColumn(),
+                rp.TextColumn("{task.completed} runs"),
+                rp.TextColumn("{task.fields[rate]:.0f} runs/s"),
+                rp.TextColumn("{task.fields[found]} anomaly kinds"), rp.TimeElapsedColumn(),
+                console=Console(stderr=True), transient=True,
+            )
+            self.progress.start()
+            self.task = self.progress.add_task("search", total=self.total, rate=0.0, found=0)
+        return self
+
+    def __call__(self, done: int, found: int, phase: str) -> None:
+        if self.progress is None:
+            return
+        if phase == "search":
+            rate = done / max(time.monotonic() - self.start, 1e-9)
+            self.progress.update(self.task, completed=done, rate=rate, found=found)
+        else:
+            self.progress.update(self.task, description="shrinking", found=found)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+
+# ------------------------------------------------------------------ command line
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Register ``posemu fuzz`` (``func=run_command``)."""
+    fuzz_cmd = commands.add_parser(
+        "fuzz", help="search fault schedules for anomalies, shrink each to a scenario file")
+    fuzz_cmd.add_argument("base", nargs="?", metavar="BASE.toml",
+                          help="the workload: its cards, steps and profile (default: built in)")
+    fuzz_cmd.add_argument("--profile", choices=sorted(PROFILES), help="firmware profile")
+    fuzz_cmd.add_argument("--set", action="append", default=[], metavar="KNOB=VALUE",
+                          dest="sets", help="override a knob or setting (repeatable)")
+    fuzz_cmd.add_argument("--runs", type=int, metavar="N", help="stop after N runs")
+    fuzz_cmd.add_argument("--budget-s", type=float, metavar="S",
+                          help=f"stop searching after S seconds (default {DEFAULT_BUDGET_S:g} "
+                          "without --runs)")
+    fuzz_cmd.add_argument("--seed", type=int, default=0, help="campaign seed (default 0)")
+    fuzz_cmd.add_argument("--jobs", type=int, default=1, metavar="N",
+                          help="worker processes (0: one per core; default 1)")
+    fuzz_cmd.add_argument("--shard", default="1/1", metavar="I/N",
+                          help="run only shard I of N (runs I-1, I-1+N, ...)")
+    fuzz_cmd.add_argument("--until", choices=list(ANOMALIES), metavar="ANOMALY",
+                          help="stop searching at the first run that shows this anomaly")
+    fuzz_cmd.add_argument("--causes", type=int, default=2, metavar="N",
+                          help="distinct minimal causes to shrink per anomaly kind (default 2)")
+    fuzz_cmd.add_argument("--out", type=Path, metavar="DIR",
+                          help="write one scenario file per finding here")
+    fuzz_cmd.add_argument("--json", action="store_true", help="the summary as one JSON object")
+    fuzz_cmd.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                          help="show tracebacks on errors")
+    fuzz_cmd.set_defaults(func=run_command)
+
+
+def parse_sets(items: list[str]) -> dict[str, Any]:
+    """``knob=value`` pairs; a value is read as TOML (true, 30, 1.5) or else a string."""
+    out: dict[str, Any] = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        if not sep or not name.strip():
+            raise InputError(f"--set {item!r}: expected KNOB=VALUE")
+        try:
+            value: Any = tomllib.loads(f"v = {text.strip()}")["v"]
+        except (tomllib.TOMLDecodeError, RecursionError):  # not TOML, or nested too deeply
+            value = text.strip()
+        out[name.strip()] = value
+    return out
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"2/4"`` to (2, 4); InputError unless 1 <= I <= N."""
+    i, sep, n = text.partition("/")
+    if sep and i.isdigit() and n.isdigit() and 1 <= int(i) <= int(n):
+        return int(i), int(n)
+    raise InputError(f"--shard {text!r}: expected I/N with 1 <= I <= N, e.g. 2/4")
+
+
+def config_from(args: argparse.Namespace) -> Config:
+    """The campaign settings of the command line; InputError when one is out of range."""
+    if args.runs is not None and args.runs < 1:
+        raise InputError("--runs must be at least 1")
+    if args.budget_s is not None and not args.budget_s > 0:
+        raise InputError("--budget-s must be more than 0")
+    if args.jobs < 0:
+        raise InputError("--jobs must be 0 (one per core) or more")
+    if args.causes < 1:
+        raise InputError("--causes must be at least 1")
+    from emulator.fuzz.campaign import Config  # noqa: PLC0415 - only ``posemu fuzz`` needs it
+
+    return Config(seed=args.seed, runs=args.runs, budget_s=args.budget_s,
+                  jobs=args.jobs or os.cpu_count() or 1, shard=parse_shard(args.shard),
+                  causes=args.causes, until=args.until)
+
+
+def load_workload(base: str | None, profile: str | None, sets: dict[str, Any]) -> Workload:
+    """The workload of the command line; ScenarioError or InputError on bad input."""
+    from emulator.fuzz.workload import make_workload  # noqa: PLC0415
+    from emulator.scenario.model import load_scenario  # noqa: PLC0415
+
+    scenario = None if base is None else load_scenario(base)
+    try:
+        return make_workload(scenario, base or "built-in", profile, sets)
+    except ScenarioError as exc:
+        raise InputError(f"--set: {exc.key or ''}: {exc.message}") from exc
+
+
+def _command(args: argparse.Namespace, config: Config, runs: int) -> str:
+    """The command line that runs the same campaign again."""
+    words = ["posemu fuzz", *([args.base] if args.base else []), f"--seed {config.seed}",
+             f"--runs {runs}"]
+    words += [f"--profile {args.profile}"] if args.profile else []
+    words += [f"--set {s}" for s in args.sets]
+    if config.shard != (1, 1):
+        words.append(f"--shard {args.shard}")
+    return " ".join(words)
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """``posemu fuzz``: the exit status (0 none found, 1 found, 2 bad input)."""
+    from emulator.fuzz.campaign import Runner, fuzz  # noqa: PLC0415
+    from emulator.fuzz.findings import show, summary, write_findings  # noqa: PLC0415
+
+    try:
+        config = config_from(args)
+        workload = load_workload(args.base, args.profile, parse_sets(args.sets))
+    except (InputError, ScenarioError) as exc:
+        print(f"posemu: {exc}", file=sys.stderr)
+        return EXIT_INPUT
+    total = None
+    if config.runs is not None:
+        total = len(range(config.shard[0] - 1, config.runs, config.shard[1]))
+    with Runner(workload, config.jobs) as runner, _Bar(total) as bar:
+        report = fuzz(workload, config, bar, runner)
+    report.command = _command(args, config, config.runs or report.runs * config.shard[1])
+    if args.out is not None:
+        write_findings(report, args.out)
+    if args.json:
+        print(json.dumps(summary(report)), flush=True)
+    else:
+        show(report)
+    return report.status

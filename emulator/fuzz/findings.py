@@ -1,0 +1,197 @@
+"""posemu fuzz, part 4: findings as scenario files, the report and the JSON summary."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from emulator.engine.trace import write_atomic
+from emulator.engine.world import run_scenario
+from emulator.fuzz.campaign import Finding, Report
+from emulator.fuzz.workload import Fault
+from emulator.scenario.model import load_scenario
+
+_BARE = re.compile(r"^[A-Za-z0-9_-]+$")
+_HEAD = ("format", "name", "description", "seed", "start", "until_s")
+
+
+def to_toml(doc: dict[str, Any]) -> str:
+    """A scenario document as TOML: scalars, then tables, arrays of tables, [expect]."""
+    lines: list[str] = []
+    for key in _HEAD:
+        if key in doc:
+            lines.append(f"{_key(key)} = {_value(doc[key], multiline=key == 'description')}")
+    for key, value in doc.items():
+        if key in _HEAD or key == "expect":
+            continue
+        if isinstance(value, dict):
+            lines += ["", f"[{_key(key)}]", *_pairs(value)]
+        elif isinstance(value, list):
+            for table in value:
+                lines += ["", f"[[{_key(key)}]]", *_pairs(table)]
+    if "expect" in doc:
+        lines += ["", "[expect]", *_pairs(doc["expect"])]
+    return "\n".join(lines) + "\n"
+
+
+def _pairs(table: dict[str, Any]) -> list[str]:
+    return [f"{_key(k)} = {_value(v)}" for k, v in table.items() if v is not None]
+
+
+def _key(key: str) -> str:
+    return key if _BARE.match(key) else json.dumps(key)
+
+
+def _value(value: Any, multiline: bool = False) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, str):
+        if multiline and "\n" in value:
+            body = value.replace("\\", "\\\\").replace('"', '\\"')
+            return f'"""\n{body}"""'
+        return json.dumps(value)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{_key(k)} = {_value(v)}" for k, v in value.items()) + " }"
+    raise TypeError(f"cannot write {type(value).__name__} as TOML")
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def _seconds(value: float) -> str:
+    return f"{value:g} s"
+
+
+def describe(fault: Fault) -> str:
+    """``bank.timeout on bank.request_received (2nd, step s1) for 45 s: delay_s=45``."""
+    if "on" in fault:
+        extra = [f"#{fault['nth']}"] if fault.get("nth", 1) != 1 else []
+        extra += [f"step {fault['step']}"] if "step" in fault else []
+        when = f"on {fault['on']}" + (f" ({', '.join(extra)})" if extra else "")
+    else:
+        when = f"at {_seconds(fault['at_s'])}"
+    text = f"{fault['fault']} {when}"
+    if "for_s" in fault:
+        text += f" for {_seconds(fault['for_s'])}"
+    params = [f"{k}={_value(v) if isinstance(v, bool) else v}" for k, v in fault.items()
+              if k not in ("fault", "on", "at_s", "nth", "step", "for_s")]
+    return text + (f": {', '.join(params)}" if params else "")
+
+
+# ------------------------------------------------------------------ files
+
+
+def document(report: Report, finding: Finding) -> dict[str, Any]:
+    """The scenario file of a finding: the workload, the minimal faults, [expect]."""
+    config, candidate = report.config, finding.shrunk.candidate
+    runs = report.anomaly_runs()[finding.anomaly]
+    shard = "" if config.shard == (1, 1) else f" (shard {config.shard[0]}/{config.shard[1]})"
+    how = report.command or f"posemu fuzz --seed {config.seed} --runs {report.runs}"
+    description = (
+        f"{finding.anomaly}: found by posemu fuzz with campaign seed {config.seed}{shard}, "
+        f"in {len(runs)} of {report.runs} runs, first in run {finding.run}; shrunk from "
+        f"{finding.before} faults to {len(candidate.faults)} ({finding.shrunk.runs} runs).\n"
+        f"Workload: {report.workload.label}. Search again: {how}\n"
+        "Card numbers are generated test numbers, not those of the base scenario.\n"
+    )
+    tables = {k: v for k, v in report.workload.tables.items()
+              if k not in ("format", "name", "description", "seed")}
+    return {  # no name: a scenario is named after its file
+        "format": 1, "description": description, "seed": candidate.seed,
+        **tables, "faults": [dict(f) for f in candidate.faults],
+        "expect": {"anomalies": finding.anomalies, "end_states": finding.end_states,
+                   "balances": finding.balances},
+    }
+
+
+def write_findings(report: Report, out: Path) -> None:
+    """One file per finding, named after its anomaly; each is run again to check it."""
+    out.mkdir(parents=True, exist_ok=True)
+    seen: Counter[str] = Counter()
+    for finding in report.findings:
+        seen[finding.anomaly] += 1
+        n = seen[finding.anomaly]
+        path = out / (finding.anomaly + (f"_{n}" if n > 1 else "") + ".toml")
+        write_atomic(path, to_toml(document(report, finding)).encode("utf-8"))
+        result = run_scenario(load_scenario(path))
+        finding.path = str(path)
+        finding.verified = result.passed and finding.anomaly in {a.kind for a in result.anomalies}
+
+
+# ------------------------------------------------------------------ output
+
+
+def summary(report: Report) -> dict[str, Any]:
+    """The ``--json`` object."""
+    config = report.config
+    return {
+        "workload": report.workload.label,
+        "profile": report.workload.tables["terminal"]["profile"],
+        "overrides": {k: v for k, v in report.workload.tables["terminal"].items()
+                      if k != "profile"},
+        "seed": config.seed, "shard": f"{config.shard[0]}/{config.shard[1]}",
+        "jobs": config.jobs, "runs": report.runs,
+        "search_s": round(report.search_s, 3),
+        "runs_per_s": round(report.runs / report.search_s, 1) if report.search_s else None,
+        "anomaly_runs": {k: {"runs": len(v), "first": v[0]}
+                         for k, v in report.anomaly_runs().items()},
+        "findings": [
+            {"anomaly": f.anomaly, "run": f.run, "faults_before": f.before,
+             "faults_after": len(f.shrunk.candidate.faults), "seed": f.shrunk.candidate.seed,
+             "faults": list(f.shrunk.candidate.faults), "anomalies": f.anomalies,
+             "end_states": f.end_states, "shrink_runs": f.shrunk.runs,
+             "shrink_s": round(f.shrunk.seconds, 3), "file": f.path, "verified": f.verified}
+            for f in report.findings
+        ],
+        "coverage": {"faults": report.fired(), "end_states": report.end_states()},
+        "warnings": report.warnings(),
+        "errors": [{"run": i, "error": e} for i, e in report.errors()],
+    }
+
+
+def show(report: Report) -> None:
+    """The human report on standard output."""
+    config, runs = report.config, report.runs
+    rate = runs / report.search_s if report.search_s else 0.0
+    shard = "" if config.shard == (1, 1) else f", shard {config.shard[0]}/{config.shard[1]}"
+    print(f"posemu fuzz: {runs} runs in {report.search_s:.1f} s ({rate:.0f} runs/s, "
+          f"{config.jobs} job{'s' if config.jobs > 1 else ''}), seed {config.seed}{shard}, "
+          f"workload {report.workload.label}, profile "
+          f"{report.workload.tables['terminal']['profile']}")
+    failing = report.anomaly_runs()
+    if not failing:
+        print("no anomaly found")
+    for anomaly, indices in failing.items():
+        print(f"{anomaly}: in {_plural(len(indices), 'run')}, first run {indices[0]}")
+        for f in (f for f in report.findings if f.anomaly == anomaly):
+            faults = f.shrunk.candidate.faults
+            print(f"  run {f.run}: {_plural(f.before, 'fault')} shrunk to {len(faults)} in "
+                  f"{f.shrunk.seconds:.1f} s ({f.shrunk.runs} runs), seed "
+                  f"{f.shrunk.candidate.seed}")
+            for fault in faults:
+                print(f"    {describe(fault)}")
+            if f.path is not None:
+                print(f"    -> {f.path}" + ("" if f.verified else " (NOT reproduced!)"))
+    for index, error in report.errors():
+        print(f"error in run {index}: {error}")
+    fired, states = report.fired(), report.end_states()
+    print(f"coverage: {sum(1 for n in fired.values() if n)} of {len(fired)} fault kinds "
+          f"fired, {sum(1 for n in states.values() if n)} of {len(states)} end states reached")
+    print("  fired: " + ", ".join(f"{k} {n}" for k, n in fired.items() if n))
+    missing = [s for s, n in states.items() if not n]
+    print("  reached: " + ", ".join(f"{s} {n}" for s, n in states.items() if n))
+    if missing:
+        print("  not reached: " + ", ".join(missing))
+    for warning in report.warnings():
+        print(f"warning: {warning}")

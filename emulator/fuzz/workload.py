@@ -1,0 +1,275 @@
+"""posemu fuzz, part 1: the workload and the swarm draw of fault schedules.
+
+A run is a :class:`Candidate`: the scenario seed and a tuple of faults, each a
+``[[faults]]`` table as a dict. :func:`draw` makes run ``index`` of a campaign
+from ``(campaign seed, index)`` alone, so any run can be drawn again anywhere.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import msgspec
+
+from devices.iso8583.message import mask_pan
+from emulator.money import format_minor
+from emulator.scenario.catalogue import FAULTS, TRIGGER_EVENTS
+from emulator.scenario.model import (
+    DEFAULT_START,
+    BankSpec,
+    MerchantSpec,
+    NetworkSpec,
+    PrinterSpec,
+    Scenario,
+    scenario_from_dict,
+)
+from emulator.scenario.profiles import PROFILES
+
+Fault = dict[str, Any]
+"""One ``[[faults]]`` table: ``fault``, a trigger, ``for_s`` and non-default params."""
+
+TEST_PREFIX = "999999"
+"""Card numbers the fuzzer writes: this prefix (no issuer uses it), the card's index,
+a Luhn check digit. A user's PANs never leave the process."""
+
+KINDS: tuple[str, ...] = tuple(FAULTS)
+DEVICES: tuple[str, ...] = tuple(dict.fromkeys(f.device for f in FAULTS.values()))
+EVENTS: tuple[str, ...] = tuple(TRIGGER_EVENTS)
+DIRECTIONS = ("to_bank", "to_terminal", "both")
+_MONEY = frozenset({"offline_floor"})
+DECLINES = ("05", "51", "54", "30")
+UNCERTAIN = ("91", "96")
+CORRUPT_FIELDS = (0, 4, 11, 39, 41)
+
+
+class Candidate(NamedTuple):
+    """A fault schedule to run: the scenario seed and the faults."""
+
+    seed: int
+    faults: tuple[Fault, ...]
+
+
+@dataclass(frozen=True, eq=False)
+class Workload:
+    """What every run of a campaign does, as scenario tables (no faults, no expect)."""
+
+    label: str  # "built-in" or the base file's path
+    tables: dict[str, Any]
+    step_ids: tuple[str, ...]
+    step_at: tuple[float, ...]  # each step's at_s
+    amounts: tuple[int, ...]  # sale and refund amounts, minor units
+
+    @property
+    def seed(self) -> int:
+        return int(self.tables.get("seed", 0))
+
+    def scenario(self, candidate: Candidate) -> Scenario:
+        """The scenario of one run."""
+        return scenario_from_dict(
+            {**self.tables, "seed": candidate.seed, "faults": [dict(f) for f in candidate.faults]}
+        )
+
+
+def sample_pan(index: int, length: int = 16) -> str:
+    """A Luhn-valid test card number: TEST_PREFIX, ``index``, check digit."""
+    body = f"{TEST_PREFIX}{index:0{length - len(TEST_PREFIX) - 1}d}"
+    total = 0
+    for i, ch in enumerate(reversed(body)):
+        digit = int(ch) * (2 - i % 2)
+        total += digit - 9 if digit > 9 else digit
+    return body + str(-total % 10)
+
+
+BUILTIN: dict[str, Any] = {
+    "format": 1,
+    "name": "fuzz-workload",
+    "description": "posemu fuzz's built-in workload",
+    "terminal": {"profile": "robust", "offline_floor": "25.00"},
+    "cards": [
+        {"id": "alice", "pan": sample_pan(1), "balance": "200.00"},
+        {"id": "bob", "pan": sample_pan(2), "balance": "100.00"},
+        {"id": "carol", "pan": sample_pan(3), "balance": "50.00", "blocked": True},
+    ],
+    "steps": [
+        {"id": "s1", "do": "sale", "card": "alice", "amount": "20.00", "at_s": 0},
+        {"id": "s2", "do": "sale", "card": "alice", "amount": "30.00", "at_s": 60},
+        {"id": "s3", "do": "sale", "card": "carol", "amount": "30.00", "at_s": 80},
+        {"id": "r1", "do": "refund", "card": "bob", "amount": "10.00", "at_s": 200},
+        {"id": "v1", "do": "void", "target": "s2", "at_s": 300},
+        {"id": "s4", "do": "sale", "card": "bob", "amount": "15.00", "at_s": 400},
+        {"id": "st", "do": "settle", "at_s": 600},
+    ],
+}
+"""Sales (the first and the last under the offline floor; the third right after the
+second, for as much, on a blocked card, so declined), a refund, a void and a
+settle: every knob's anomaly is within reach."""
+
+
+def to_tables(scenario: Scenario, terminal: dict[str, Any]) -> dict[str, Any]:
+    """A validated scenario as TOML tables, cards renumbered with test PANs."""
+    ids: dict[str, str] = {}
+    cards = []
+    for i, card in enumerate(scenario.cards, start=1):
+        ids[card.id] = f"card{i}" if card.id == mask_pan(card.pan) else card.id
+        table: dict[str, Any] = {
+            "id": ids[card.id], "pan": sample_pan(i, len(card.pan)),
+            "balance": format_minor(card.balance_minor),
+        }
+        if card.expiry is not None:
+            table["expiry"] = card.expiry
+        if card.blocked:
+            table["blocked"] = True
+        cards.append(table)
+    steps = []
+    for step in scenario.steps:
+        table = {"id": step.id, "do": step.do, "at_s": step.at_s}
+        if step.card is not None:
+            table["card"] = ids[step.card]
+        if step.amount_minor is not None:
+            table["amount"] = format_minor(step.amount_minor)
+        if step.target is not None:
+            table["target"] = step.target
+        steps.append(table)
+    tables: dict[str, Any] = {"format": 1, "name": scenario.name,
+                              "description": scenario.description, "seed": scenario.seed}
+    if scenario.start != DEFAULT_START:
+        tables["start"] = scenario.start
+    if scenario.until_s is not None:
+        tables["until_s"] = scenario.until_s
+    tables["terminal"] = terminal
+    bank = scenario.bank
+    if bank != BankSpec():
+        tables["bank"] = {"duplicate_check": bank.duplicate_check, "verify_mac": bank.verify_mac,
+                          "processing_s": bank.processing_s,
+                          "merchant_balance": format_minor(bank.merchant_balance_minor)}
+    for name, spec, default in (("network", scenario.network, NetworkSpec()),
+                                ("printer", scenario.printer, PrinterSpec()),
+                                ("merchant", scenario.merchant, MerchantSpec())):
+        if spec != default:
+            tables[name] = msgspec.structs.asdict(spec)
+    tables["cards"] = cards
+    tables["steps"] = steps
+    return tables
+
+
+def make_workload(base: Scenario | None, label: str, profile: str | None,
+                  sets: dict[str, Any]) -> Workload:
+    """The campaign's workload: the base (or built-in) with profile and knob overrides.
+
+    Raises ScenarioError when an override is unknown or has a bad value.
+    """
+    if base is None:
+        base = scenario_from_dict(BUILTIN)
+    terminal: dict[str, Any] = {"profile": profile or base.profile}
+    for name, value in base.overrides.items():  # money in minor units: back to a string
+        terminal[name] = format_minor(value) if name in _MONEY and isinstance(value, int) else value
+    terminal.update(sets)
+    tables = to_tables(base, terminal)
+    checked = scenario_from_dict(tables)  # validates the overrides
+    assert checked.profile in PROFILES
+    return Workload(
+        label=label, tables=tables,
+        step_ids=tuple(s.id for s in checked.steps),
+        step_at=tuple(s.at_s for s in checked.steps),
+        amounts=tuple(s.amount_minor for s in checked.steps if s.amount_minor is not None),
+    )
+
+
+# ------------------------------------------------------------------ the draw
+
+
+def run_rng(campaign_seed: int, index: int) -> random.Random:
+    """The random source of run ``index`` (the same in every process and version)."""
+    return random.Random(f"posemu-fuzz:{campaign_seed}:{index}")
+
+
+def draw(workload: Workload, campaign_seed: int, index: int) -> Candidate:
+    """Run ``index``, swarm style: first which devices and fault kinds are enabled,
+    the trigger style, time scale and step this run favours, then each fault."""
+    rng = run_rng(campaign_seed, index)
+    devices = [d for d in DEVICES if rng.random() < 0.5] or [rng.choice(DEVICES)]
+    enabled: dict[str, list[str]] = {}
+    for device in devices:
+        kinds = [k for k in KINDS if FAULTS[k].device == device]
+        enabled[device] = [k for k in kinds if rng.random() < 0.5] or [rng.choice(kinds)]
+    style = _Style(
+        p_event=rng.choice((0.2, 0.5, 0.8)), scale=rng.choice((5.0, 30.0, 120.0, 400.0)),
+        focus=rng.randrange(len(workload.step_ids)) if workload.step_ids else -1,
+    )
+    count = 1 + min(int(rng.expovariate(0.4)), 4)
+    faults = tuple(
+        _fault(rng, rng.choice(enabled[rng.choice(devices)]), workload, style)
+        for _ in range(count)
+    )
+    return Candidate(rng.randrange(1 << 16), faults)
+
+
+class _Style(NamedTuple):
+    """What one run favours: event triggers or times, a time scale, one step."""
+
+    p_event: float
+    scale: float
+    focus: int  # index of the step most faults aim at (-1: no steps)
+
+
+def _fault(rng: random.Random, kind: str, workload: Workload, style: _Style) -> Fault:
+    fault: Fault = {"fault": kind}
+    scale = style.scale
+    steps = len(workload.step_ids)
+    # the focus step or the one after it, or any step
+    aim = (min(style.focus + rng.choice((0, 0, 1)), steps - 1) if rng.random() < 0.6
+           else rng.randrange(steps)) if steps else -1
+    if rng.random() < style.p_event:
+        fault["on"] = rng.choice(EVENTS)
+        if aim >= 0 and rng.random() < 0.4:
+            fault["step"] = workload.step_ids[aim]
+        nth = 1 + min(int(rng.expovariate(0.8)), 5)
+        if nth > 1:
+            fault["nth"] = nth
+    else:
+        anchor = workload.step_at[aim] if aim >= 0 and rng.random() < 0.85 else 0.0
+        offset = rng.choice((0.0, rng.uniform(0, 3), rng.uniform(0, scale)))
+        fault["at_s"] = round(anchor + offset, 1)
+    fault["for_s"] = round(rng.uniform(0.5, 2 * scale), 1)
+    for name, value in _params(rng, kind, workload, scale).items():
+        if value != _default(kind, name):
+            fault[name] = value
+    return fault
+
+
+def _default(kind: str, name: str) -> object:
+    return next(p.default for p in FAULTS[kind].params if p.name == name)
+
+
+def _params(rng: random.Random, kind: str, workload: Workload, scale: float) -> dict[str, Any]:
+    direction = rng.choice(DIRECTIONS)
+    if kind == "network.drop":
+        return {"direction": direction, "count": rng.choice((1, 1, 2, 3))}
+    if kind == "network.latency":
+        jitter = round(rng.uniform(0, 5), 1) if rng.random() < 0.3 else 0.0
+        return {"delay_s": round(rng.uniform(0.5, scale), 1), "jitter_s": jitter,
+                "direction": direction}
+    if kind == "network.duplicate":
+        return {"direction": direction, "count": rng.choice((0, 1, 1, 2))}
+    if kind == "network.corrupt":
+        return {"direction": direction, "count": rng.choice((1, 1, 2)),
+                "bytes": rng.choice((1, 1, 2, 3)), "field": rng.choice(CORRUPT_FIELDS)}
+    if kind == "bank.timeout":
+        delay = None if rng.random() < 0.4 else round(rng.uniform(1, 2 * scale), 1)
+        return {"delay_s": delay, "count": rng.choice((0, 1, 1, 2))}
+    if kind == "bank.respond":
+        params: dict[str, Any] = {"count": rng.choice((0, 1, 1, 2))}
+        roll = rng.random()
+        if roll < 0.35:
+            params["code"] = rng.choice(DECLINES)
+        elif roll < 0.75:  # posted: an internal error after the money moved
+            params["code"] = rng.choice(UNCERTAIN)
+            params["posted"] = rng.random() < 0.5
+        else:
+            amount = rng.choice(workload.amounts or (1000,))
+            params["code"] = "10"
+            params["amount"] = format_minor(max(100, amount // rng.choice((2, 3, 4)) // 100 * 100))
+        return params
+    return {}

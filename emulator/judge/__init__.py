@@ -1,0 +1,1 @@
+"""Judging a run: the oracle and the result."""

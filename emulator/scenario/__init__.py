@@ -1,0 +1,1 @@
+"""Scenarios: the file format, its catalogue of names and the firmware profiles."""
