@@ -6,8 +6,9 @@
     fleet = run_fleet(load_scenario("scenarios/sale_approved.toml"), 100)  # 100 terminals
     fleet.end_states, fleet.anomaly_counts
 
-Names are loaded on first use, so ``import devices`` (which uses
-``devices.errors``) never drags in the whole engine.
+Names are loaded on first use, for start-up speed: ``posemu --help``, the pytest
+plugin and ``import emulator`` do not load simpy, pyiso8583 or the engine until a
+run needs them. (No import cycle needs it: ``devices`` never imports ``emulator``.)
 """
 
 from __future__ import annotations
