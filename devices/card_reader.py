@@ -16,7 +16,7 @@ from devices.fault import ActiveFault, FaultBoard
 from devices.ports import TraceSink
 
 
-class CardReader:
+class SimCardReader:
     """A chip reader with a PIN pad; reads take simulated time."""
 
     def __init__(

@@ -1,14 +1,16 @@
 """Every error posemu raises on purpose derives from one root.
 
-    PosemuError
+    PosemuError (Exception)
     ├── ScenarioError (ValueError)      a scenario file or object is wrong: path, key, line
+    ├── UsageError (ValueError)         a command-line value no parser can check: exit 2
+    │   └── PrinterSpecError            a ``--printer`` value that is not a printer spec
     ├── TraceError (ValueError)         a trace file cannot be read back
     ├── PrinterDecodeError (ValueError) bytes that are not a well-formed ESC/POS stream
     ├── MessageError (ValueError)       an ISO 8583 frame that does not decode: field, pos
     ├── DeviceError (OSError)           real hardware or I/O failed (exit status 3)
     └── ConservationError (RuntimeError) money was created or destroyed: a bug of posemu
 
-Front ends turn ScenarioError/TraceError into exit status 2 and DeviceError into 3.
+Front ends turn ScenarioError/UsageError/TraceError into exit status 2 and DeviceError into 3.
 """
 
 from __future__ import annotations
@@ -38,6 +40,15 @@ class ScenarioError(PosemuError, ValueError):
         if self.key:
             where += f": {self.key}"
         return f"{where}: {self.message}"
+
+
+class UsageError(PosemuError, ValueError):
+    """A bad command-line value its parser cannot check (an unknown anomaly name, a
+    number out of range): exit status 2."""
+
+
+class PrinterSpecError(UsageError):
+    """A ``--printer`` value that is not ``serial:<device>[?baudrate=N&flow=F&asb=0|1]``."""
 
 
 class TraceError(PosemuError, ValueError):

@@ -16,7 +16,7 @@ from devices.printer.stream import (
     _PREFIXES,
     CUT_MARK,
     Interpreter,
-    Replay,
+    PieceMemo,
     _copy_slots,
     _Event,
     decode_text,
@@ -296,7 +296,7 @@ class PrinterCore:
             elif kind == "cut":
                 self._cut(ev.n, out, self._interp.moves)
 
-    def _take_steady(self, memo: Replay, piece: bytes, start: int, out: list[Output]) -> None:
+    def _take_steady(self, memo: PieceMemo, piece: bytes, start: int, out: list[Output]) -> None:
         """What ``_take`` does with the events of ``piece`` (``memo``: their replay) when
         steady and they are a reset with no job in progress (which does nothing), lines of
         text and a cut, each optional, in that order."""
@@ -307,7 +307,7 @@ class PrinterCore:
         if memo.cut is not None:
             self._cut(memo.cut, out, moves + memo.moved[-1])
 
-    def _drop(self, memo: Replay, piece: bytes, start: int) -> None:
+    def _drop(self, memo: PieceMemo, piece: bytes, start: int) -> None:
         """What ``_take`` does with the events of ``piece`` (``memo``: their replay) while
         the rest of a failed job is dropped, when they are lines of text and a cut, each
         optional: every line is dropped, and the cut ends the dropping."""

@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 
 import simpy
 
-from devices.errors import DeviceError, PosemuError
+from devices.errors import DeviceError, PrinterSpecError
 from devices.fault import ActiveFault, FaultBoard
 from devices.ports import TraceSink
 from devices.printer.core import JobDone, PrinterCore, decode_text
@@ -51,10 +51,6 @@ _CONDITIONS = {"printer.paper_out": "paper_out", "printer.paper_jam": "jam",
                "printer.cover_open": "cover_open", "printer.offline": "off"}
 _IO_ERRORS = (OSError, termios.error)  # serial.SerialException is an OSError
 T = TypeVar("T")
-
-
-class PrinterSpecError(PosemuError, ValueError):
-    """A ``--printer`` value that is not ``serial:<device>[?baudrate=N&flow=F&asb=0|1]``."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -243,7 +243,7 @@ _PLAIN_LINES = re.compile(rb"(?:[\x20-\xff]*\n)+")  # text and LFs: no command t
 _Modes: TypeAlias = tuple[str, int, int, int, int, tuple[str, ...]]
 
 
-class Replay(NamedTuple):
+class PieceMemo(NamedTuple):
     """What a piece of bytes does from given modes and line, read from between commands."""
 
     events: tuple[_Event, ...]
@@ -261,10 +261,10 @@ class Replay(NamedTuple):
 
 MEMO_LIMIT = 1024  # pieces remembered; the memo is emptied when full (memory stays flat)
 _MEMO_BYTES, _MEMO_EVENTS = 256, 16  # longer pieces are not remembered
-_MEMO: dict[tuple[object, ...], Replay] = {}
+_MEMO: dict[tuple[object, ...], PieceMemo] = {}
 
 
-def _remember(key: tuple[object, ...], memo: Replay) -> Replay:
+def _remember(key: tuple[object, ...], memo: PieceMemo) -> PieceMemo:
     if len(_MEMO) >= MEMO_LIMIT:
         _MEMO.clear()
     _MEMO[key] = memo
@@ -362,12 +362,12 @@ class Interpreter:
         self._line_height = 1
         self.tokens.skip(stop - start)
 
-    def recall(self, data: bytes) -> Replay | None:
+    def recall(self, data: bytes) -> PieceMemo | None:
         """What ``data`` did when ``run`` last read and remembered it from the present modes
         and line; None if it did not, or a command is half read."""
         return _MEMO.get(self._key(data)) if self.tokens.idle else None
 
-    def settle(self, memo: Replay, data: bytes, base: int = 0) -> None:
+    def settle(self, memo: PieceMemo, data: bytes, base: int = 0) -> None:
         """Take the state ``data`` leaves (``memo`` is ``recall(data)``) without its events;
         ``base``: where ``data`` starts in the bytes ``move_end`` counts in."""
         self.moves += memo.moves
@@ -378,7 +378,7 @@ class Interpreter:
         self._parts = list(parts)
         self.tokens.skip(len(data))
 
-    def replay(self, memo: Replay, data: bytes, base: int = 0) -> Iterator[_Event]:
+    def replay(self, memo: PieceMemo, data: bytes, base: int = 0) -> Iterator[_Event]:
         """Yield the events of ``data`` from ``memo`` (``recall(data)``) as ``run`` would,
         with ``moves`` current at each. The rest of the state is taken after the last one:
         the caller must not act on the interpreter (``drop_line``, ``reset``) meanwhile."""
@@ -418,7 +418,7 @@ class Interpreter:
         cut = events[-1].n if events and events[-1].kind == "cut" else None
         body = events[reset:len(events) - (cut is not None)]
         only_text = all(e.kind in _PRINTS_LINES for e in body)
-        _remember(key, Replay._make((
+        _remember(key, PieceMemo._make((
             tuple(events), tuple(moved), self.moves - moves,
             self.move_end - base if self.moves > moves else 0, dots,
             tuple(lines) if only_text else None, bool(body), reset, cut, self._modes())))

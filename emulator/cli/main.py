@@ -27,7 +27,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from devices.errors import DeviceError, PosemuError, ScenarioError, TraceError
+from devices.errors import (
+    DeviceError,
+    PosemuError,
+    PrinterSpecError,
+    ScenarioError,
+    TraceError,
+    UsageError,
+)
 from emulator.engine.trace import AtomicFile, write_atomic
 from emulator.engine.world import run_scenario
 from emulator.judge.result import Result
@@ -38,10 +45,6 @@ from emulator.scenario.profiles import KNOBS, PROFILES, SETTINGS, Policy
 EXIT_PASS, EXIT_FAIL, EXIT_INPUT, EXIT_IO = 0, 1, 2, 3
 
 Runner = Callable[[Scenario], Result]
-
-
-class UsageError(PosemuError, ValueError):
-    """A bad argument the parser cannot check (an unknown anomaly name): exit status 2."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -244,7 +247,7 @@ def _fleet(args: argparse.Namespace) -> int:
 
 def _bench_runner(args: argparse.Namespace, scenarios: list[Scenario]) -> Runner:
     """``--printer``: check everything before anything runs; the real-time runner."""
-    from devices.printer.serial_port import PrinterSpecError, parse_spec  # noqa: PLC0415
+    from devices.printer.serial_port import parse_spec  # noqa: PLC0415
     from emulator.engine.bench import refuse_printer_faults, run_bench  # noqa: PLC0415
 
     if len(scenarios) != 1:

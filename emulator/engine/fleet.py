@@ -29,7 +29,7 @@ from typing import IO, TYPE_CHECKING, Any
 import simpy
 
 from devices.bank.host import Host
-from devices.card_reader import CardReader
+from devices.card_reader import SimCardReader
 from devices.net.link import TO_BANK, Link
 from devices.printer.sim import SimPrinter
 from devices.simkit.agenda import Agenda
@@ -47,7 +47,7 @@ from emulator.engine.world import (
 )
 from emulator.firmware.messages import Identity
 from emulator.firmware.terminal import Terminal
-from emulator.judge.oracle import Finding, Observer, StepView, Verdict
+from emulator.judge.oracle import Anomaly, Observer, StepView, Verdict
 from emulator.money import format_minor
 
 if TYPE_CHECKING:
@@ -140,7 +140,7 @@ class _Discard(io.BytesIO):
 
 
 @dataclass(frozen=True)
-class TerminalFinding:
+class TerminalAnomaly:
     """An anomaly of one terminal of the fleet."""
 
     terminal: str
@@ -159,7 +159,7 @@ class FleetResult:
     transactions: int  # steps run: terminals x steps
     end_states: Counter[str]  # end state -> how many steps ended so, over the fleet
     anomaly_counts: Counter[str]  # anomaly kind -> how many, over the fleet
-    anomalies: tuple[TerminalFinding, ...]  # the first KEPT_FINDINGS, by terminal then step
+    anomalies: tuple[TerminalAnomaly, ...]  # the first KEPT_FINDINGS, by terminal then step
     events: int
     trace_sha256: str
     sim_time_s: float
@@ -240,27 +240,27 @@ class _Tally:
     def __init__(self) -> None:
         self.end_states: Counter[str] = Counter()
         self.counts: Counter[str] = Counter()
-        self._kept: list[tuple[_Rank, TerminalFinding]] = []
+        self._kept: list[tuple[_Rank, TerminalAnomaly]] = []
 
     def add(self, unit: _Unit, place: int, state: str | None,
-            findings: Sequence[Finding]) -> None:
+            findings: Sequence[Anomaly]) -> None:
         """Count one judged step at ``place`` (``state`` None: findings of no step)."""
         if state is not None:
             self.end_states[state] += 1
         for j, found in enumerate(findings):
             self.find(unit, (unit.number, place, j), found)
 
-    def find(self, unit: _Unit, rank: _Rank, found: Finding) -> None:
+    def find(self, unit: _Unit, rank: _Rank, found: Anomaly) -> None:
         """Count one finding; keep it if it ranks among the first ``KEPT_FINDINGS``."""
         self.counts[found.kind] += 1
         kept = self._kept
         if len(kept) < KEPT_FINDINGS or rank < kept[-1][0]:
-            tagged = TerminalFinding(unit.terminal_id, found.kind, found.step, found.detail)
+            tagged = TerminalAnomaly(unit.terminal_id, found.kind, found.step, found.detail)
             bisect.insort(kept, (rank, tagged), key=itemgetter(0))
             del kept[KEPT_FINDINGS:]
 
     @property
-    def kept(self) -> tuple[TerminalFinding, ...]:
+    def kept(self) -> tuple[TerminalAnomaly, ...]:
         return tuple(found for _, found in self._kept)
 
 
@@ -314,7 +314,7 @@ class Fleet:
         link = Link(env, self.rng, trace, scenario.network.latency_s, scenario.network.jitter_s)
         host = Host(env, trace, link.bank_end, self.acquirer, scenario.start,
                     scenario.bank.processing_s, traces=self.router.views)
-        reader = CardReader(env, trace)
+        reader = SimCardReader(env, trace)
         printer = sim_printer(env, trace, scenario)
         terminal = Terminal(
             env, trace, link.terminal_end, reader, printer, scenario.policy,

@@ -17,7 +17,7 @@ import simpy
 
 from devices.bank.acquirer import Account, Acquirer
 from devices.bank.host import Host
-from devices.card_reader import CardReader
+from devices.card_reader import SimCardReader
 from devices.errors import ConservationError
 from devices.net.link import Link
 from devices.ports import Printer, TraceSink
@@ -69,7 +69,7 @@ class World:
         self.acquirer.on_retire = self.retired.extend
         self.host = Host(self.env, self.trace, self.link.bank_end, self.acquirer, scenario.start,
                          scenario.bank.processing_s)
-        self.reader = CardReader(self.env, self.trace)
+        self.reader = SimCardReader(self.env, self.trace)
         self.printer: Printer = (self._sim_printer if printer is None else printer)(
             self.env, self.trace)
         self.terminal = Terminal(

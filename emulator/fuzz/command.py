@@ -17,7 +17,7 @@ import tomllib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from devices.errors import PosemuError, ScenarioError
+from devices.errors import ScenarioError, UsageError
 from emulator.scenario.catalogue import ANOMALIES
 from emulator.scenario.profiles import PROFILES
 
@@ -28,10 +28,6 @@ if TYPE_CHECKING:  # the search modules load only when ``posemu fuzz`` runs
 EXIT_INPUT = 2
 DEFAULT_BUDGET_S = 60.0
 """Search time without ``--runs`` or ``--budget-s``."""
-
-
-class InputError(PosemuError, ValueError):
-    """A bad option value: exit status 2."""
 
 
 class _Bar:
@@ -112,7 +108,7 @@ def parse_sets(items: list[str]) -> dict[str, Any]:
     for item in items:
         name, sep, text = item.partition("=")
         if not sep or not name.strip():
-            raise InputError(f"--set {item!r}: expected KNOB=VALUE")
+            raise UsageError(f"--set {item!r}: expected KNOB=VALUE")
         try:
             value: Any = tomllib.loads(f"v = {text.strip()}")["v"]
         except (tomllib.TOMLDecodeError, RecursionError):  # not TOML, or nested too deeply
@@ -122,23 +118,23 @@ def parse_sets(items: list[str]) -> dict[str, Any]:
 
 
 def parse_shard(text: str) -> tuple[int, int]:
-    """``"2/4"`` to (2, 4); InputError unless 1 <= I <= N."""
+    """``"2/4"`` to (2, 4); UsageError unless 1 <= I <= N."""
     i, sep, n = text.partition("/")
     if sep and i.isdigit() and n.isdigit() and 1 <= int(i) <= int(n):
         return int(i), int(n)
-    raise InputError(f"--shard {text!r}: expected I/N with 1 <= I <= N, e.g. 2/4")
+    raise UsageError(f"--shard {text!r}: expected I/N with 1 <= I <= N, e.g. 2/4")
 
 
 def config_from(args: argparse.Namespace) -> Config:
-    """The campaign settings of the command line; InputError when one is out of range."""
+    """The campaign settings of the command line; UsageError when one is out of range."""
     if args.runs is not None and args.runs < 1:
-        raise InputError("--runs must be at least 1")
+        raise UsageError("--runs must be at least 1")
     if args.budget_s is not None and not args.budget_s > 0:
-        raise InputError("--budget-s must be more than 0")
+        raise UsageError("--budget-s must be more than 0")
     if args.jobs < 0:
-        raise InputError("--jobs must be 0 (one per core) or more")
+        raise UsageError("--jobs must be 0 (one per core) or more")
     if args.causes < 1:
-        raise InputError("--causes must be at least 1")
+        raise UsageError("--causes must be at least 1")
     from emulator.fuzz.campaign import Config  # noqa: PLC0415 - only ``posemu fuzz`` needs it
 
     return Config(seed=args.seed, runs=args.runs, budget_s=args.budget_s,
@@ -147,7 +143,7 @@ def config_from(args: argparse.Namespace) -> Config:
 
 
 def load_workload(base: str | None, profile: str | None, sets: dict[str, Any]) -> Workload:
-    """The workload of the command line; ScenarioError or InputError on bad input."""
+    """The workload of the command line; ScenarioError or UsageError on bad input."""
     from emulator.fuzz.workload import make_workload  # noqa: PLC0415
     from emulator.scenario.model import load_scenario  # noqa: PLC0415
 
@@ -155,7 +151,7 @@ def load_workload(base: str | None, profile: str | None, sets: dict[str, Any]) -
     try:
         return make_workload(scenario, base or "built-in", profile, sets)
     except ScenarioError as exc:
-        raise InputError(f"--set: {exc.key or ''}: {exc.message}") from exc
+        raise UsageError(f"--set: {exc.key or ''}: {exc.message}") from exc
 
 
 def _command(args: argparse.Namespace, config: Config, runs: int) -> str:
@@ -177,7 +173,7 @@ def run_command(args: argparse.Namespace) -> int:
     try:
         config = config_from(args)
         workload = load_workload(args.base, args.profile, parse_sets(args.sets))
-    except (InputError, ScenarioError) as exc:
+    except (UsageError, ScenarioError) as exc:
         print(f"posemu: {exc}", file=sys.stderr)
         return EXIT_INPUT
     total = None

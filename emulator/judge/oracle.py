@@ -66,8 +66,9 @@ class StepView:
 
 
 @dataclass(frozen=True)
-class Finding:
-    """One anomaly: its kind, the step, and why the oracle called it."""
+class Anomaly:
+    """One anomaly: its kind, the step, and why the oracle called it (a fuzz campaign's
+    :class:`~emulator.fuzz.campaign.Finding` is a run that showed one)."""
 
     kind: str
     step: str
@@ -96,7 +97,7 @@ class Verdict:
     """The oracle's answer: end state per step (in step order) and the anomalies."""
 
     end_states: dict[str, str]
-    anomalies: tuple[Finding, ...]
+    anomalies: tuple[Anomaly, ...]
     receipts: dict[str, str | None]
     stans: dict[str, str]
 
@@ -228,7 +229,7 @@ class Observer:
                     key = _key(booking.stan, booking.f7)
                     standing[key] = (*standing.get(key, ()), booking.amount_minor)
         end_states: dict[str, str] = {}
-        findings: list[Finding] = []
+        findings: list[Anomaly] = []
         for step in steps:
             state, found = _judge_step(step, seen[step.id], seen, standing, voided)
             end_states[step.id] = state
@@ -240,7 +241,7 @@ class Observer:
             stans={s.id: seen[s.id].keys[0][:6] if seen[s.id].keys else "" for s in steps},
         )
 
-    def judge_final(self, steps: Sequence[StepView]) -> list[tuple[str, list[Finding]]]:
+    def judge_final(self, steps: Sequence[StepView]) -> list[tuple[str, list[Anomaly]]]:
         """End state and findings of each of ``steps``, then forget them: their records,
         their keys' standing amounts, their void marks.
 
@@ -258,7 +259,7 @@ class Observer:
             voided.discard(step.id)
         return judged
 
-    def unattributed(self) -> list[Finding]:
+    def unattributed(self) -> list[Anomaly]:
         """Money that stands under keys no held step's request carried: a key mangled on
         the way, or a request of a step judged while it could still reach the bank (the
         bank took it as a new transaction; a fleet holds its steps until nothing can)."""
@@ -267,7 +268,7 @@ class Observer:
             total = sum(amount for _, amount in moves)
             if total:
                 kinds = "/".join(sorted({kind for kind, _ in moves}))
-                found.append(Finding(
+                found.append(Anomaly(
                     UNATTRIBUTED, "",
                     f"{format_minor(total)} ({kinds}) stands under STAN {key[:6]}, field 7 "
                     f"{key[6:]}, which no request of a step still to be judged carried: a key "
@@ -282,7 +283,7 @@ _READ = frozenset(Observer.EVENTS)
 def _judge_step(
     step: StepView, view: _Seen, seen: dict[str, _Seen],
     standing: dict[str, _Amounts], voided: set[str],
-) -> tuple[str, list[Finding]]:
+) -> tuple[str, list[Anomaly]]:
     if step.do in ("sale", "refund"):
         return _judge_money(step, view, standing, voided)
     if step.do == "void":
@@ -308,40 +309,40 @@ def _judge_step(
 
 def _judge_money(
     step: StepView, view: _Seen, standing: dict[str, _Amounts], voided: set[str],
-) -> tuple[str, list[Finding]]:
+) -> tuple[str, list[Anomaly]]:
     sale = step.do == "sale"
     moved = [a for k in view.keys for a in standing.get(k, ())]
     total = sum(moved)
-    found: list[Finding] = []
+    found: list[Anomaly] = []
     if len(moved) > 1:
         kind = "duplicate_charge" if sale else "duplicate_refund"
-        found.append(Finding(kind, step.id, f"{len(moved)} postings stand: {_amounts(moved)}"))
+        found.append(Anomaly(kind, step.id, f"{len(moved)} postings stand: {_amounts(moved)}"))
     shown_ok = view.shown == ("approved" if sale else "refunded")
     if shown_ok:
         shown = view.shown_minor if view.shown_minor is not None else step.amount_minor or 0
         if not moved:
             if step.id in voided:
                 return "voided", found
-            found.append(Finding("paid_not_charged", step.id,
+            found.append(Anomaly("paid_not_charged", step.id,
                                  f"shown approved for {format_minor(shown)}, nothing moved"))
         elif len(moved) == 1 and total != shown:
-            found.append(Finding("wrong_amount", step.id,
+            found.append(Anomaly("wrong_amount", step.id,
                                  f"shown {format_minor(shown)}, bank moved {format_minor(total)}"))
         elif sale and not view.receipt_done:
-            found.append(Finding("charged_no_receipt", step.id,
+            found.append(Anomaly("charged_no_receipt", step.id,
                                  f"charged {format_minor(total)}, no approved receipt printed"))
     elif moved:
         if view.owed:
-            found.append(Finding(
+            found.append(Anomaly(
                 "in_doubt", step.id,
                 f"{format_minor(total)} stands, the terminal still owes a message"))
         else:
             shown_as = view.shown or "nothing (terminal lost it)"
             kind = "charged_shown_unpaid" if sale else "refund_shown_failed_but_credited"
-            found.append(Finding(kind, step.id,
+            found.append(Anomaly(kind, step.id,
                                  f"shown {shown_as}, yet {format_minor(total)} moved"))
     elif view.owed:
-        found.append(Finding("in_doubt", step.id, "a message for it was never delivered"))
+        found.append(Anomaly("in_doubt", step.id, "a message for it was never delivered"))
     if found:
         return found[0].kind, found
     if shown_ok:
@@ -353,8 +354,8 @@ def _judge_money(
     return ("declined" if view.online else "cancelled"), []
 
 
-def _flag(kind: str, step: StepView, detail: str) -> tuple[str, list[Finding]]:
-    return kind, [Finding(kind, step.id, detail)]
+def _flag(kind: str, step: StepView, detail: str) -> tuple[str, list[Anomaly]]:
+    return kind, [Anomaly(kind, step.id, detail)]
 
 
 def _amounts(values: list[int]) -> str:

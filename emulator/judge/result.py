@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from emulator.judge.oracle import Finding
+from emulator.judge.oracle import Anomaly
 from emulator.money import format_minor
 
 if TYPE_CHECKING:
@@ -34,7 +34,7 @@ class Result:
 
     scenario: Scenario
     steps: tuple[StepResult, ...]
-    anomalies: tuple[Finding, ...]
+    anomalies: tuple[Anomaly, ...]
     balances_minor: dict[str, int]
     balances_before_minor: dict[str, int]
     trace: Trace
@@ -89,7 +89,7 @@ class Result:
 
 
 def check(
-    expect: ExpectSpec | None, end_states: dict[str, str], anomalies: tuple[Finding, ...],
+    expect: ExpectSpec | None, end_states: dict[str, str], anomalies: tuple[Anomaly, ...],
     balances_minor: dict[str, int],
 ) -> tuple[str, ...]:
     """What differs from the expectations (no [expect]: any anomaly is a failure)."""

@@ -168,7 +168,7 @@ CLEAN_END_STATES: dict[str, str] = {
 
 
 @dataclass(frozen=True)
-class Anomaly:
+class AnomalyKind:
     """An end state where what the terminal showed or printed disagrees with the bank."""
 
     name: str
@@ -176,43 +176,43 @@ class Anomaly:
     story: str
 
 
-ANOMALIES: dict[str, Anomaly] = {
+ANOMALIES: dict[str, AnomalyKind] = {
     a.name: a
     for a in (
-        Anomaly(
+        AnomalyKind(
             "charged_no_receipt",
             "terminal recorded the sale approved, customer charged, but no approved "
             "receipt was ever printed",
             "charged but no receipt",
         ),
-        Anomaly("duplicate_charge", "one sale charged more than once", "duplicate charge"),
-        Anomaly(
+        AnomalyKind("duplicate_charge", "one sale charged more than once", "duplicate charge"),
+        AnomalyKind(
             "charged_shown_unpaid",
             "terminal showed or printed the sale as failed, declined, timed out or "
             "unpaid, yet the customer was charged",
             "receipt shows unpaid",
         ),
-        Anomaly("paid_not_charged", "terminal/receipt says approved, no money moved", ""),
-        Anomaly(
+        AnomalyKind("paid_not_charged", "terminal/receipt says approved, no money moved", ""),
+        AnomalyKind(
             "wrong_amount",
             "the amount the bank moved differs from the amount the terminal showed and "
             "printed",
             "transfer error",
         ),
-        Anomaly(
+        AnomalyKind(
             "refund_shown_failed_but_credited",
             "refund shown as error/failed, yet credited",
             "refund shows system error",
         ),
-        Anomaly(
+        AnomalyKind(
             "duplicate_refund", "one refund credited more than once", "refund shows system error"
         ),
-        Anomaly(
+        AnomalyKind(
             "in_doubt",
             "still unresolved at the end of the run (e.g. a reversal never delivered)",
             "",
         ),
-        Anomaly(
+        AnomalyKind(
             "batch_out_of_balance", "settle: terminal totals and bank totals differ", ""
         ),
     )

@@ -48,7 +48,8 @@ def test_a_frame_lost_on_the_way_no_longer_counts() -> None:
 def test_the_host_counts_a_request_until_it_has_weighed_it() -> None:
     env, wire = link()
     trace = Trace(env)
-    host = Host(env, trace, wire.bank_end, Acquirer(accounts={}), datetime(2026, 1, 1), processing_s=2.0)
+    host = Host(env, trace, wire.bank_end, Acquirer(accounts={}), datetime(2026, 1, 1),
+                processing_s=2.0)
     wire.send(b"not a message", TO_BANK)
     env.run(until=1.5)  # delivered at 1.0, weighed at 3.0
     assert (wire.in_flight[TO_BANK], host.weighing) == (0, 1)

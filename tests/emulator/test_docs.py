@@ -267,3 +267,29 @@ def test_devices_is_the_lower_layer() -> None:
     assert len(modules) > 20
     for source in modules:
         assert not {n for n in imported_modules(source) if n.split(".")[0] == "emulator"}, source
+
+
+def classes(path: Path) -> list[ast.ClassDef]:
+    return [node for node in ast.walk(ast.parse(text(path))) if isinstance(node, ast.ClassDef)]
+
+
+def test_no_two_classes_share_a_name() -> None:
+    seen: dict[str, Path] = {}
+    for source in [*sources("devices"), *sources("emulator")]:
+        for node in classes(source):
+            assert node.name not in seen, f"{node.name}: {seen[node.name]} and {source}"
+            seen[node.name] = source
+
+
+def test_every_error_class_is_in_the_one_error_tree() -> None:
+    """Errors are declared in devices/errors.py, each drawn in its docstring's tree."""
+    from devices import errors  # noqa: PLC0415
+
+    tree = errors.__doc__ or ""
+    for source in [*sources("devices"), *sources("emulator")]:
+        for node in classes(source):
+            if node.name.endswith("Error") and node.name != "PosemuError":
+                assert source == ROOT / "devices" / "errors.py", f"{node.name} in {source}"
+                assert issubclass(getattr(errors, node.name), errors.PosemuError), node.name
+                assert f" {node.name} " in tree, f"{node.name} is not drawn in the tree"
+    assert tree.split("\n\n")[1].split()[0] == "PosemuError"  # the root heads the tree
