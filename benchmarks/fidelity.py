@@ -38,7 +38,7 @@ from devices.printer.receipt import ReceiptData, render
 from devices.printer.stream import MEMO_LIMIT
 from emulator.engine.trace import Event, Trace
 from emulator.engine.world import MAC_KEY, run_scenario
-from emulator.scenario.model import scenario_from_dict
+from emulator.scenario.load import scenario_from_dict
 
 DISTINCT = 4 * MEMO_LIMIT
 """Distinct frames and receipts to cycle through: four times what the printer's line

@@ -25,7 +25,7 @@ from typing import Any
 from benchmarks.common import machine, spread, verdict
 from emulator.engine.world import run_scenario
 from emulator.money import format_minor
-from emulator.scenario.model import scenario_from_dict
+from emulator.scenario.load import scenario_from_dict
 
 TARGET = 1000.0
 END_STATES = {"s1": "approved", "s2": "approved", "r1": "refunded"}

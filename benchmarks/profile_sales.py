@@ -17,7 +17,7 @@ from pyinstrument import Profiler
 from benchmarks.common import machine
 from benchmarks.throughput import back_to_back
 from emulator.engine.world import run_scenario
-from emulator.scenario.model import scenario_from_dict
+from emulator.scenario.load import scenario_from_dict
 
 
 def main(argv: Sequence[str] | None = None) -> None:

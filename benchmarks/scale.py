@@ -45,7 +45,7 @@ from typing import Any
 
 from benchmarks.common import machine
 from emulator.engine.fleet import run_fleet
-from emulator.scenario.model import scenario_from_dict
+from emulator.scenario.load import scenario_from_dict
 
 DAY_S = 86_400.0
 OPEN_S = 23 * 3600.0

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from benchmarks.common import machine, spread, verdict
 from benchmarks.reference import run_reference
 from emulator.engine.world import run_scenario
-from emulator.scenario.model import scenario_from_dict
+from emulator.scenario.load import scenario_from_dict
 
 RATIO_TARGET = 0.2
 SPEEDUP_TARGET = 10_000.0

@@ -21,7 +21,8 @@ if TYPE_CHECKING:
     from emulator.engine.fleet import FleetResult, run_fleet
     from emulator.engine.world import run_scenario
     from emulator.judge.result import Result, StepResult
-    from emulator.scenario.model import Scenario, load_scenario, parse_scenario
+    from emulator.scenario.load import load_scenario, parse_scenario
+    from emulator.scenario.model import Scenario
 
 _HOME = {
     "FleetResult": "emulator.engine.fleet",
@@ -30,8 +31,8 @@ _HOME = {
     "Result": "emulator.judge.result",
     "StepResult": "emulator.judge.result",
     "Scenario": "emulator.scenario.model",
-    "load_scenario": "emulator.scenario.model",
-    "parse_scenario": "emulator.scenario.model",
+    "load_scenario": "emulator.scenario.load",
+    "parse_scenario": "emulator.scenario.load",
     "run_scenario": "emulator.engine.world",
     "run_fleet": "emulator.engine.fleet",
 }

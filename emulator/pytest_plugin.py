@@ -169,7 +169,7 @@ class ScenarioItem(pytest.Item):
 
     def runtest(self) -> None:
         from emulator.engine.world import run_scenario  # noqa: PLC0415
-        from emulator.scenario.model import load_scenario  # noqa: PLC0415  (engine loads lazily)
+        from emulator.scenario.load import load_scenario  # noqa: PLC0415  (engine loads lazily)
 
         scenario = load_scenario(self.path)
         seed, profile = self.config.stash[_OVERRIDES]

@@ -39,7 +39,8 @@ from emulator.engine.trace import AtomicFile, write_atomic
 from emulator.engine.world import run_scenario
 from emulator.judge.result import Result
 from emulator.scenario.catalogue import ANOMALIES, CLEAN_END_STATES, FAULTS
-from emulator.scenario.model import Scenario, load_scenario
+from emulator.scenario.load import load_scenario
+from emulator.scenario.model import Scenario
 from emulator.scenario.profiles import KNOBS, PROFILES, SETTINGS, Policy
 
 EXIT_PASS, EXIT_FAIL, EXIT_INPUT, EXIT_IO = 0, 1, 2, 3

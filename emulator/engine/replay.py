@@ -19,7 +19,8 @@ from typing import IO, Any
 
 from devices.errors import TraceError
 from emulator.engine.world import run_scenario
-from emulator.scenario.model import Scenario, load_scenario
+from emulator.scenario.load import load_scenario
+from emulator.scenario.model import Scenario
 from emulator.scenario.profiles import PROFILES
 
 

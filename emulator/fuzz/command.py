@@ -145,7 +145,7 @@ def config_from(args: argparse.Namespace) -> Config:
 def load_workload(base: str | None, profile: str | None, sets: dict[str, Any]) -> Workload:
     """The workload of the command line; ScenarioError or UsageError on bad input."""
     from emulator.fuzz.workload import make_workload  # noqa: PLC0415
-    from emulator.scenario.model import load_scenario  # noqa: PLC0415
+    from emulator.scenario.load import load_scenario  # noqa: PLC0415
 
     scenario = None if base is None else load_scenario(base)
     try:

@@ -13,7 +13,7 @@ from emulator.engine.trace import write_atomic
 from emulator.engine.world import run_scenario
 from emulator.fuzz.campaign import Finding, Report
 from emulator.fuzz.workload import Fault
-from emulator.scenario.model import load_scenario
+from emulator.scenario.load import load_scenario
 
 _BARE = re.compile(r"^[A-Za-z0-9_-]+$")
 _HEAD = ("format", "name", "description", "seed", "start", "until_s")

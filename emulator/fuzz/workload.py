@@ -16,6 +16,7 @@ import msgspec
 from devices.iso8583.message import mask_pan
 from emulator.money import format_minor
 from emulator.scenario.catalogue import FAULTS, TRIGGER_EVENTS
+from emulator.scenario.load import scenario_from_dict
 from emulator.scenario.model import (
     DEFAULT_START,
     BankSpec,
@@ -23,7 +24,6 @@ from emulator.scenario.model import (
     NetworkSpec,
     PrinterSpec,
     Scenario,
-    scenario_from_dict,
 )
 from emulator.scenario.profiles import PROFILES
 

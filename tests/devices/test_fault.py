@@ -6,7 +6,7 @@ from collections import Counter
 
 from devices.fault import ActiveFault, FaultBoard
 from emulator.engine.world import World
-from emulator.scenario.model import scenario_from_dict
+from emulator.scenario.load import scenario_from_dict
 
 
 def test_a_fault_leaves_the_board_when_its_count_is_used_up() -> None:

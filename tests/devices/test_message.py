@@ -255,7 +255,7 @@ def test_a_sale_encodes_and_decodes_each_frame_once(monkeypatch: pytest.MonkeyPa
     core and MAC check share one decode), so the link carries bytes, not dicts."""
     from devices.iso8583 import message  # noqa: PLC0415
     from emulator.engine.world import run_scenario  # noqa: PLC0415
-    from emulator.scenario.model import scenario_from_dict  # noqa: PLC0415
+    from emulator.scenario.load import scenario_from_dict  # noqa: PLC0415
 
     calls: list[str] = []
     codec = message.CODEC

@@ -21,7 +21,8 @@ from devices.simkit.queues import LATE, due_at
 from emulator.engine.trace import Trace
 from emulator.engine.world import World
 from emulator.scenario.catalogue import TRIGGER_EVENTS
-from emulator.scenario.model import Scenario, load_scenario, scenario_from_dict
+from emulator.scenario.load import load_scenario, scenario_from_dict
+from emulator.scenario.model import Scenario
 
 LIBRARY = sorted((Path(__file__).parents[2] / "scenarios").glob("*.toml"))
 PRINTER_FAULTS = ["printer.paper_jam", "printer.paper_out", "printer.cover_open",

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from devices.simkit.agenda import Agenda
 from emulator.engine.fleet import run_fleet
 from emulator.engine.world import run_scenario
-from emulator.scenario.model import scenario_from_dict
+from emulator.scenario.load import scenario_from_dict
 
 TIMES = [0, 0.5, 1, 2, 2.5, 4, 5]  # few values: instants and what they start tie often
 Build = Callable[[simpy.Environment, list[tuple[float, str]], Callable[[str], None]], object]

@@ -17,7 +17,8 @@ import emulator.judge.result
 import emulator.scenario.model
 from emulator import load_scenario, run_scenario
 from emulator.judge.result import Result, StepResult
-from emulator.scenario.model import Scenario, scenario_from_dict
+from emulator.scenario.load import scenario_from_dict
+from emulator.scenario.model import Scenario
 
 ROOT = Path(__file__).resolve().parents[2]
 JAM = ROOT / "scenarios" / "sale_paper_jam.toml"
@@ -48,7 +49,7 @@ def test_every_public_name_resolves(name: str) -> None:
 
 def test_public_names_are_the_implementing_objects() -> None:
     assert emulator.run_scenario is emulator.engine.world.run_scenario
-    assert emulator.load_scenario is emulator.scenario.model.load_scenario
+    assert emulator.load_scenario is emulator.scenario.load.load_scenario
     assert emulator.Result is emulator.judge.result.Result
     assert emulator.run_fleet is emulator.engine.fleet.run_fleet
     assert emulator.ScenarioError is devices.errors.ScenarioError
@@ -62,7 +63,7 @@ def test_unknown_attribute_is_an_attribute_error() -> None:
 
 def test_documented_import_works() -> None:
     # the import itself is at the top of this module
-    assert load_scenario is emulator.scenario.model.load_scenario
+    assert load_scenario is emulator.scenario.load.load_scenario
     assert run_scenario is emulator.engine.world.run_scenario
 
 

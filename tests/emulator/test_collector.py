@@ -15,7 +15,7 @@ from emulator.engine.collector import collection_paused
 from emulator.engine.fleet import Fleet, run_fleet
 from emulator.engine.trace import Event
 from emulator.engine.world import World, run_scenario
-from emulator.scenario.model import scenario_from_dict
+from emulator.scenario.load import scenario_from_dict
 
 
 def one_sale() -> World:

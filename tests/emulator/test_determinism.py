@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from emulator import load_scenario, run_scenario
-from emulator.scenario.model import scenario_from_dict
+from emulator.scenario.load import scenario_from_dict
 
 ROOT = Path(__file__).resolve().parents[2]
 JAM = ROOT / "scenarios" / "sale_paper_jam.toml"

@@ -18,7 +18,7 @@ import pytest
 from emulator.cli.main import main
 from emulator.engine.world import run_scenario
 from emulator.scenario.catalogue import FAULTS, TRIGGER_EVENTS
-from emulator.scenario.model import parse_scenario
+from emulator.scenario.load import parse_scenario
 from emulator.scenario.profiles import KNOBS, PROFILES, SETTINGS, Policy
 
 ROOT = Path(__file__).resolve().parents[2]

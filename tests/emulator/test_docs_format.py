@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 from emulator.engine.world import run_scenario
-from emulator.scenario.model import parse_scenario
+from emulator.scenario.load import parse_scenario
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "scenario-format.md"
 

@@ -19,7 +19,8 @@ from emulator.engine.trace import Event, Trace
 from emulator.engine.world import World
 from emulator.judge import oracle
 from emulator.judge.oracle import Booking, Observer, StepView, Verdict, judge
-from emulator.scenario.model import Scenario, load_scenario, scenario_from_dict
+from emulator.scenario.load import load_scenario, scenario_from_dict
+from emulator.scenario.model import Scenario
 
 ROOT = Path(__file__).resolve().parents[2]
 LIBRARY = sorted((ROOT / "scenarios").glob("*.toml"))

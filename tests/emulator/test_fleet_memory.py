@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from emulator.engine.fleet import Fleet, FleetResult
 from emulator.engine.trace import Event
 from emulator.judge.oracle import UNATTRIBUTED, Verdict
-from emulator.scenario.model import scenario_from_dict
+from emulator.scenario.load import scenario_from_dict
 
 ROOT = Path(__file__).resolve().parents[2]
 LIBRARY = sorted((ROOT / "scenarios").glob("*.toml"))

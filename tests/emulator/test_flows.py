@@ -8,7 +8,7 @@ import pytest
 
 from emulator.engine.world import run_scenario
 from emulator.judge.result import Result
-from emulator.scenario.model import scenario_from_dict
+from emulator.scenario.load import scenario_from_dict
 
 CARDS = [
     {"id": "alice", "pan": "4111111111111111", "balance": "100.00"},

@@ -20,7 +20,7 @@ from emulator.fuzz.command import add_parser
 from emulator.fuzz.findings import to_toml, write_findings
 from emulator.fuzz.workload import Workload, draw, make_workload
 from emulator.scenario.catalogue import END_STATES, FAULTS
-from emulator.scenario.model import load_scenario
+from emulator.scenario.load import load_scenario
 from emulator.scenario.profiles import KNOBS
 
 ROOT = Path(__file__).resolve().parents[2]

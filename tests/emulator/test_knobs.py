@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from emulator.engine.world import run_scenario
-from emulator.scenario.model import scenario_from_dict
+from emulator.scenario.load import scenario_from_dict
 from emulator.scenario.profiles import KNOBS
 
 ALICE = {"id": "alice", "pan": "4111111111111111", "balance": "100.00"}

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from emulator.scenario.catalogue import ANOMALIES, FAULTS
-from emulator.scenario.model import Scenario, load_scenario
+from emulator.scenario.load import load_scenario
+from emulator.scenario.model import Scenario
 from emulator.scenario.profiles import KNOBS
 
 LIBRARY = Path(__file__).resolve().parents[2] / "scenarios"

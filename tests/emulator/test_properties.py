@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from emulator.engine.world import run_scenario
 from emulator.scenario.catalogue import FAULTS, TRIGGER_EVENTS
-from emulator.scenario.model import scenario_from_dict
+from emulator.scenario.load import scenario_from_dict
 
 CARDS = [
     {"id": "alice", "pan": "4111111111111111", "balance": "100.00"},

@@ -7,7 +7,7 @@ from typing import Any
 
 from emulator.engine.fleet import Fleet
 from emulator.engine.world import World
-from emulator.scenario.model import scenario_from_dict
+from emulator.scenario.load import scenario_from_dict
 
 DAY_S = 86_400.0
 

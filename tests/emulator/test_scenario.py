@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from devices.errors import ScenarioError
+from emulator.scenario.load import load_scenario, parse_scenario, scenario_from_dict
 from emulator.scenario.model import (
     DEFAULT_START,
     BankSpec,
@@ -15,9 +16,6 @@ from emulator.scenario.model import (
     NetworkSpec,
     PrinterSpec,
     Scenario,
-    load_scenario,
-    parse_scenario,
-    scenario_from_dict,
 )
 from emulator.scenario.profiles import PROFILES, make_policy
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from emulator.engine.world import run_scenario
-from emulator.scenario.model import load_scenario
+from emulator.scenario.load import load_scenario
 
 LIBRARY = Path(__file__).resolve().parents[2] / "scenarios"
 

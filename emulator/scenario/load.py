@@ -1,0 +1,497 @@
+"""Scenario files: TOML in, one validated frozen `Scenario` out (contract section 1).
+
+Two stages. msgspec converts the TOML tables to the raw structs below, which
+check types, ranges and unknown keys (the fault structs are generated from the
+catalogue, the ``[terminal]`` struct from the policy fields). Then `_build`
+cross-checks what types cannot say (ids, triggers, step rules, money) and makes
+the output model. Every mistake is one `ScenarioError`: file, key path and, for
+TOML syntax, the line; a full card number never appears in it.
+"""
+
+from __future__ import annotations
+
+import functools
+import operator
+import os
+import re
+import tomllib
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn
+
+import msgspec
+from msgspec import UNSET, Meta, UnsetType
+
+from devices.errors import ScenarioError
+from devices.iso8583.message import mask_pan
+from emulator.money import parse_minor
+from emulator.scenario.catalogue import (
+    ANOMALIES,
+    END_STATES,
+    FAULTS,
+    STEP_KINDS,
+    TRIGGER_EVENTS,
+    Param,
+)
+from emulator.scenario.model import (
+    DEFAULT_START,
+    DIRECTIONS,
+    FORMAT,
+    MAX_AMOUNT_MINOR,
+    MONEY_KNOBS,
+    PARAM_TYPES,
+    RECEIPT_FAILURE,
+    AnomalyName,
+    BankSpec,
+    CardSpec,
+    Count,
+    Duration,
+    EventName,
+    ExpectSpec,
+    FaultSpec,
+    Label,
+    MerchantSpec,
+    Money,
+    NetworkSpec,
+    PrinterSpec,
+    ProfileName,
+    Scenario,
+    Seconds,
+    StepKind,
+    StepSpec,
+    Table,
+    unknown_choice,
+)
+from emulator.scenario.profiles import POLICY_FIELDS, PROFILES, make_policy
+
+# ------------------------------------------------------------ raw TOML shape
+
+
+class _TerminalBase(Table, frozen=True):
+    profile: ProfileName = "robust"
+
+
+class _Bank(Table, frozen=True):
+    duplicate_check: bool = True
+    verify_mac: bool = True
+    processing_s: Seconds = 0.2
+    merchant_balance: Money = "0.00"
+    retention_s: Seconds = 86_400.0
+
+
+class _Card(Table, frozen=True):
+    pan: Annotated[str, Meta(pattern=r"^[0-9]{12,19}$")]
+    id: Label | None = None
+    balance: Money = "0.00"
+    expiry: Annotated[str, Meta(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$")] | None = None
+    blocked: bool = False
+
+
+class _Step(Table, frozen=True):
+    do: StepKind
+    id: Label | None = None
+    at_s: Seconds = 0.0
+    card: str | None = None
+    amount: Money | None = None
+    target: str | None = None
+
+
+class _FaultBase(Table, frozen=True):
+    on: EventName | None = None
+    at_s: Seconds | None = None
+    nth: Annotated[int, Meta(ge=1)] = 1
+    for_s: Duration | None = None
+    step: str | None = None
+
+
+class _Expect(Table, frozen=True):
+    anomalies: list[AnomalyName] | None = None
+    # values checked one by one in _build: msgspec cannot name the dict key at fault
+    end_states: dict[str, Any] | None = None
+    balances: dict[str, Any] | None = None
+
+
+def _knob_type(name: str, kind: type) -> Any:
+    if name == "on_receipt_failure":
+        return Literal[RECEIPT_FAILURE]
+    if name in MONEY_KNOBS:
+        return Money
+    return {float: Duration, int: Count}.get(kind, kind)
+
+
+def _param_type(param: Param) -> Any:
+    kind = PARAM_TYPES[param.kind]
+    return kind if param.default is not None else kind | None
+
+
+_FAULT_STRUCTS: dict[str, type[msgspec.Struct]] = {
+    name: msgspec.defstruct(
+        "_Fault_" + name.replace(".", "_"),
+        [(p.name, _param_type(p), p.default) for p in kind.params],
+        bases=(_FaultBase,), tag_field="fault", tag=name, frozen=True, kw_only=True,
+        forbid_unknown_fields=True,
+    )
+    for name, kind in FAULTS.items()
+}
+
+if TYPE_CHECKING:
+    _Terminal = _TerminalBase
+    _Fault = _FaultBase
+else:
+    _Terminal = msgspec.defstruct(
+        "_Terminal",
+        [(n, _knob_type(n, t) | UnsetType, UNSET) for n, t in POLICY_FIELDS.items()],
+        bases=(_TerminalBase,), frozen=True, kw_only=True, forbid_unknown_fields=True,
+    )
+    _Fault = functools.reduce(operator.or_, _FAULT_STRUCTS.values())  # tagged on `fault`
+
+
+class _Raw(Table, frozen=True):
+    format: int
+    name: str | None = None
+    description: str = ""
+    seed: Annotated[int, Meta(ge=0)] = 0
+    start: datetime = DEFAULT_START
+    until_s: Duration | None = None
+    terminal: _Terminal = msgspec.field(default_factory=_Terminal)
+    bank: _Bank = msgspec.field(default_factory=_Bank)
+    network: NetworkSpec = msgspec.field(default_factory=NetworkSpec)
+    printer: PrinterSpec = msgspec.field(default_factory=PrinterSpec)
+    merchant: MerchantSpec = msgspec.field(default_factory=MerchantSpec)
+    cards: list[_Card] = msgspec.field(default_factory=list)
+    steps: list[_Step] = msgspec.field(default_factory=list)
+    faults: list[_Fault] = msgspec.field(default_factory=list)
+    expect: _Expect | None = None
+
+
+_SECTIONS: dict[str, type[msgspec.Struct]] = {
+    "terminal": _Terminal, "bank": _Bank, "network": NetworkSpec, "printer": PrinterSpec,
+    "merchant": MerchantSpec, "cards": _Card, "steps": _Step, "expect": _Expect,
+}
+
+# ------------------------------------------------------------------- messages
+
+_CHOICES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "fault": ("fault", tuple(FAULTS)),
+    "on": ("trigger event", tuple(TRIGGER_EVENTS)),
+    "do": ("step kind", STEP_KINDS),
+    "profile": ("profile", tuple(PROFILES)),
+    "anomalies": ("anomaly", tuple(ANOMALIES)),
+    "direction": ("direction", DIRECTIONS),
+    "on_receipt_failure": ("value", RECEIPT_FAILURE),
+}
+_FORMATS = {
+    "pan": "must be a card number of 12 to 19 digits",
+    "expiry": 'must be "YYYY-MM"',
+    "code": 'must be a two-digit response code, e.g. "05"',
+    "name": "must be 1 to 40 printable ASCII characters",
+    "merchant_id": "must be 1 to 15 printable ASCII characters",
+    "terminal_id": "must be 1 to 8 printable ASCII characters",
+}
+_TYPE_NAMES = {
+    "int": "an integer", "float": "a number", "str": "a string", "bool": "a boolean",
+    "object": "a table", "array": "an array", "datetime": "a date-time", "date": "a date",
+    "time": "a time",
+}
+_Path = list[str | int]
+
+
+def _mask_digits(text: str) -> str:
+    """Mask anything that could be a card number."""
+    return re.sub(r"\d{12,}", lambda m: mask_pan(m.group()), text)
+
+
+def _key(path: _Path) -> str:
+    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
+
+
+def _lookup(data: object, path: _Path) -> object:
+    for part in path:
+        if isinstance(part, int) and isinstance(data, list) and part < len(data):
+            data = data[part]
+        elif isinstance(part, str) and isinstance(data, dict):
+            data = data.get(part)
+        else:
+            return None
+    return data
+
+
+def _type_names(spec: str) -> str:
+    parts = [p for p in spec.split(" | ") if p != "null"]
+    if set(parts) == {"int", "float", "str"}:
+        return 'an amount like "12.50"'
+    return " or ".join(_TYPE_NAMES.get(p, p) for p in parts)
+
+
+def _explain(err: msgspec.ValidationError, data: object) -> tuple[str, str]:
+    """msgspec's message and ``$.faults[2].fault`` path as (key path, message)."""
+    text, _, where = str(err).partition(" - at `$")
+    path: _Path = [name or int(i) for name, i in re.findall(r"\.(\w+)|\[(\d+)\]", where)]
+    last = next((p for p in reversed(path) if isinstance(p, str)), "")
+    if m := re.fullmatch(r"Object contains unknown field `(.*)`", text):
+        names = [p for p in path if isinstance(p, str)]
+        struct = _Raw if not names else _SECTIONS.get(names[0])
+        if names[:1] == ["faults"]:
+            struct = _FAULT_STRUCTS.get(str(_lookup(data, [*path, "fault"])))
+        known = struct.__struct_fields__ if struct else ()
+        known_keys = unknown_choice("key", m[1], known).replace("; one of:", "; known:")
+        return _key([*path, m[1]]), known_keys
+    if m := re.fullmatch(r"Object missing required field `(.*)`", text):
+        return _key([*path, m[1]]), "missing (required)"
+    if text.startswith(("Invalid enum value", "Invalid value")):
+        what, choices = _CHOICES.get(last, ("value", ()))
+        return _key(path), unknown_choice(what, _lookup(data, path), choices)
+    if m := re.fullmatch(r"Expected `([^`]*)`, got `([^`]*)`", text):
+        return _key(path), f"expected {_type_names(m[1])}, got {_type_names(m[2])}"
+    if m := re.fullmatch(r"Expected `\w+` ([<>]=?) (\S+)", text):
+        bound = float(m[2])
+        return _key(path), f"must be {m[1]} {int(bound) if bound.is_integer() else bound}"
+    if m := re.fullmatch(r"Expected `str` of length ([<>]=) (\d+)", text):
+        if m[1] == ">=" and m[2] == "1":
+            return _key(path), "must not be empty"
+        return _key(path), f"must be {'at least' if m[1] == '>=' else 'at most'} {m[2]} characters"
+    if text.startswith("Expected `str` matching regex"):
+        return _key(path), _FORMATS.get(last, "has the wrong format")
+    return _key(path), text[:1].lower() + text[1:]
+
+
+class _Checker:
+    """Raises the one ScenarioError of a scenario (PANs masked); resolves references."""
+
+    def __init__(self, path: str | None) -> None:
+        self.path = path
+        self.cards: dict[str, str] = {}  # card id or PAN -> card id
+        self.steps: dict[str, StepSpec] = {}
+
+    def fail(self, key: str | None, message: str) -> NoReturn:
+        key = _mask_digits(key) if key else None
+        raise ScenarioError(_mask_digits(message), path=self.path, key=key)
+
+    def money(self, value: Money, key: str, low: int | None = None, high: int | None = None) -> int:
+        """Exact minor units, within [low, high]."""
+        try:
+            minor = parse_minor(value)
+        except ValueError as err:
+            self.fail(key, f'{err}; write a decimal string like "12.50"')
+        if low is not None and minor < low:
+            self.fail(key, "must be more than 0" if low == 1 else f"must be at least {low}")
+        if high is not None and minor > high:
+            self.fail(key, "too large (ISO 8583 field 4 holds 12 digits)")
+        return minor
+
+    def choice(self, value: object, what: str, choices: tuple[str, ...], key: str) -> str:
+        if not isinstance(value, str) or value not in choices:
+            self.fail(key, unknown_choice(what, value, choices))
+        return value
+
+    def card(self, value: str, key: str) -> str:
+        """The card id that a card id or PAN names."""
+        if value not in self.cards:
+            self.fail(key, unknown_choice("card", value, tuple(dict.fromkeys(self.cards.values()))))
+        return self.cards[value]
+
+    def step(self, value: str, key: str) -> str:
+        return self.choice(value, "step", tuple(self.steps), key)
+
+
+def _luhn_ok(pan: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(pan)):
+        digit = int(ch) * (1 + i % 2)
+        total += digit - 9 if digit > 9 else digit
+    return total % 10 == 0
+
+
+# ---------------------------------------------------------------- cross-checks
+
+# step kind -> (keys it needs, keys it accepts) among card, amount, target
+_STEP_KEYS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
+    "sale": (frozenset({"card", "amount"}), frozenset({"card", "amount"})),
+    "refund": (frozenset({"card", "amount"}), frozenset({"card", "amount", "target"})),
+    "void": (frozenset({"target"}), frozenset({"target", "card"})),
+    "reprint": (frozenset(), frozenset({"target"})),
+    "settle": (frozenset(), frozenset()),
+}
+# step kind -> the kinds of step its target may name
+_TARGETS = {"refund": ("sale",), "void": ("sale",), "reprint": ("sale", "refund", "void")}
+
+
+def _card(c: _Checker, rc: _Card, key: str) -> CardSpec:
+    if not _luhn_ok(rc.pan):
+        c.fail(f"{key}.pan", f"card number {mask_pan(rc.pan)} fails the Luhn check")
+    if rc.pan in c.cards:
+        c.fail(f"{key}.pan", f"duplicate card number {mask_pan(rc.pan)}")
+    card_id = mask_pan(rc.pan) if rc.id is None else rc.id
+    if rc.id is not None and (rc.id == "merchant" or re.fullmatch(r"[0-9]{12,19}", rc.id)):
+        c.fail(f"{key}.id", f"{rc.id!r} cannot be a card id")
+    if card_id in c.cards.values():
+        c.fail(f"{key}.id", f"duplicate card id {card_id!r}")
+    c.cards[card_id] = c.cards[rc.pan] = card_id
+    return CardSpec(
+        id=card_id, pan=rc.pan, balance_minor=c.money(rc.balance, f"{key}.balance", low=0),
+        expiry=rc.expiry, blocked=rc.blocked,
+    )
+
+
+def _step(c: _Checker, rs: _Step, i: int, later: list[_Step], until_s: float | None) -> StepSpec:
+    key = f"steps[{i}]"
+    step_id = f"t{i + 1}" if rs.id is None else rs.id
+    if step_id in c.steps:
+        c.fail(f"{key}.id", f"duplicate step id {step_id!r}")
+    if until_s is not None and rs.at_s > until_s:
+        c.fail(f"{key}.at_s", f"after the horizon until_s = {until_s:g}")
+    given = {k for k in ("card", "amount", "target") if getattr(rs, k) is not None}
+    needs, accepts = _STEP_KEYS[rs.do]
+    for k in sorted(needs - given):
+        c.fail(f"{key}.{k}", f"missing: a {rs.do} needs `{k}`")
+    for k in sorted(given - accepts):
+        c.fail(f"{key}.{k}", f"a {rs.do} takes no `{k}`")
+    if rs.target is not None:
+        if rs.target not in c.steps and any(s.id == rs.target for s in later):
+            c.fail(f"{key}.target", f"{rs.target!r} must name an earlier step")
+        target = c.steps[c.step(rs.target, f"{key}.target")]
+        if target.do not in _TARGETS[rs.do]:
+            c.fail(f"{key}.target", f"a {rs.do} cannot target a {target.do} ({target.id!r})")
+    amount = None
+    if rs.amount is not None:
+        amount = c.money(rs.amount, f"{key}.amount", low=1, high=MAX_AMOUNT_MINOR)
+    step = StepSpec(
+        id=step_id, at_s=rs.at_s, do=rs.do, amount_minor=amount, target=rs.target,
+        card=None if rs.card is None else c.card(rs.card, f"{key}.card"),
+    )
+    c.steps[step_id] = step
+    return step
+
+
+def _fault(c: _Checker, rf: _FaultBase, i: int) -> FaultSpec:
+    key = f"faults[{i}]"
+    name = str(type(rf).__struct_config__.tag)
+    if (rf.on is None) == (rf.at_s is None):
+        both = "both `on` and `at_s` given" if rf.on else "neither `on` nor `at_s` given"
+        c.fail(key, f"{both}: a fault takes exactly one trigger")
+    if rf.at_s is not None and rf.nth != 1:
+        c.fail(f"{key}.nth", "`nth` counts `on` events: it does not go with `at_s`")
+    if rf.step is not None:
+        if rf.on is None:
+            c.fail(f"{key}.step", "`step` restricts an `on` trigger, not `at_s`")
+        c.step(rf.step, f"{key}.step")
+    params: dict[str, object] = {}
+    for p in FAULTS[name].params:
+        value = getattr(rf, p.name)
+        if p.kind == "money" and value is not None:
+            value = c.money(value, f"{key}.{p.name}", low=1, high=MAX_AMOUNT_MINOR)
+        params[p.name] = value
+    return FaultSpec(
+        index=i, fault=name, on=rf.on, at_s=rf.at_s, nth=rf.nth, for_s=rf.for_s,
+        params=params, step=rf.step,
+    )
+
+
+def _expect(c: _Checker, rx: _Expect) -> ExpectSpec:
+    end_states = balances = None
+    if rx.end_states is not None:
+        end_states = {
+            c.step(k, f"expect.end_states.{k}"):
+            c.choice(v, "end state", END_STATES, f"expect.end_states.{k}")
+            for k, v in rx.end_states.items()
+        }
+    if rx.balances is not None:
+        balances = {}
+        for k, v in rx.balances.items():
+            owner = k if k == "merchant" else c.card(k, f"expect.balances.{k}")
+            if owner in balances:
+                c.fail(f"expect.balances.{k}", f"{owner!r} is given twice")
+            balances[owner] = c.money(v, f"expect.balances.{k}")
+    anomalies = None if rx.anomalies is None else tuple(rx.anomalies)
+    return ExpectSpec(anomalies=anomalies, end_states=end_states, balances=balances)
+
+
+def _build(raw: _Raw, path: str | None) -> Scenario:
+    c = _Checker(path)
+    overrides: dict[str, object] = {}
+    for name in POLICY_FIELDS:
+        value = getattr(raw.terminal, name)
+        if value is not UNSET:
+            money = name in MONEY_KNOBS
+            overrides[name] = c.money(value, f"terminal.{name}", low=0) if money else value
+    cards = tuple(_card(c, rc, f"cards[{i}]") for i, rc in enumerate(raw.cards))
+    steps = tuple(
+        _step(c, rs, i, raw.steps[i + 1 :], raw.until_s) for i, rs in enumerate(raw.steps)
+    )
+    faults = tuple(_fault(c, rf, i) for i, rf in enumerate(raw.faults))
+    start = raw.start
+    if start.tzinfo is not None:  # the simulated clock is naive UTC
+        start = start.astimezone(UTC).replace(tzinfo=None)
+    stem = os.path.splitext(os.path.basename(path))[0] if path else "scenario"
+    merchant_balance = c.money(raw.bank.merchant_balance, "bank.merchant_balance")
+    return Scenario(
+        path=path, name=stem if raw.name is None else raw.name, description=raw.description,
+        seed=raw.seed, start=start, until_s=raw.until_s, profile=raw.terminal.profile,
+        policy=make_policy(raw.terminal.profile, overrides), overrides=overrides,
+        bank=BankSpec(
+            duplicate_check=raw.bank.duplicate_check, verify_mac=raw.bank.verify_mac,
+            processing_s=raw.bank.processing_s, merchant_balance_minor=merchant_balance,
+            retention_s=raw.bank.retention_s,
+        ),
+        network=raw.network, printer=raw.printer, merchant=raw.merchant,
+        cards=cards, steps=steps, faults=faults,
+        expect=None if raw.expect is None else _expect(c, raw.expect),
+    )
+
+
+# ------------------------------------------------------------------ entry points
+
+
+def scenario_from_dict(data: dict[str, Any], path: str | None = None) -> Scenario:
+    """Validate a scenario given as the TOML document's tables (e.g. built in Python)."""
+    c = _Checker(path)
+    if not isinstance(data, dict):
+        c.fail(None, f"a scenario is a table of keys, not {type(data).__name__}")
+    if "format" not in data:
+        c.fail("format", f"missing (required): write `format = {FORMAT}` at the top")
+    fmt = data["format"]
+    if isinstance(fmt, bool) or fmt != FORMAT:
+        c.fail("format", f"unsupported format {fmt!r}: this posemu reads format {FORMAT}")
+    try:
+        raw = msgspec.convert(data, _Raw, strict=True)
+    except msgspec.ValidationError as err:
+        key, message = _explain(err, data)
+        c.fail(key or None, message)
+    return _build(raw, path)
+
+
+def parse_scenario(text: str, path: str | None = None) -> Scenario:
+    """Validate a scenario from TOML text; ``path`` names it in errors."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        message = str(err)
+        m = re.search(r" \(at line (\d+), column (\d+)\)$", message)
+        line = int(m[1]) if m else text.count("\n") + 1
+        where = f" (column {m[2]})" if m else " (at the end of the file)"
+        message = message[: m.start()] if m else message.removesuffix(" (at end of document)")
+        detail = message[:1].lower() + message[1:]
+        raise ScenarioError(f"invalid TOML: {detail}{where}", path=path, line=line) from err
+    except RecursionError as err:  # tomllib parses nested arrays and tables recursively
+        raise ScenarioError("invalid TOML: arrays or tables nested too deeply",
+                            path=path) from err
+    return scenario_from_dict(data, path)
+
+
+def load_scenario(path: str | os.PathLike[str]) -> Scenario:
+    """Read and validate a scenario file; any problem is one ScenarioError."""
+    name = os.fspath(path)
+    try:
+        with open(name, "rb") as f:
+            content = f.read()
+    except FileNotFoundError as err:
+        raise ScenarioError("no such file", path=name) from err
+    except IsADirectoryError as err:
+        raise ScenarioError("is a directory, not a scenario file", path=name) from err
+    except OSError as err:
+        raise ScenarioError(f"cannot read: {err.strerror or err}", path=name) from err
+    try:
+        text = content.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = content[: err.start].count(b"\n") + 1
+        raise ScenarioError("not UTF-8 text", path=name, line=line) from err
+    return parse_scenario(text, name)
