@@ -1,4 +1,4 @@
-"""posemu fuzz, part 3: the campaign: the search over runs, then the shrinking.
+"""The fuzz campaign: the search over runs, then the shrinking.
 
 Tier 1 draws run ``i`` of a campaign from ``(seed, i)`` alone
 (:func:`emulator.fuzz.workload.draw`) and runs it, here or in worker processes;

@@ -1,4 +1,4 @@
-"""posemu fuzz, part 4: findings as scenario files, the report and the JSON summary."""
+"""Findings as scenario files, the report and the JSON summary."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""posemu fuzz, part 2: shrink a failing run to a minimal fault schedule.
+"""Shrinking a failing run to a minimal fault schedule.
 
 The oracle is the one the search used: the run shows the anomaly. Each field
 of a fault has a ladder of simpler values (earlier times, first occurrences,

@@ -1,4 +1,4 @@
-"""posemu fuzz, part 1: the workload and the swarm draw of fault schedules.
+"""The fuzz workload and the swarm draw of fault schedules.
 
 A run is a :class:`Candidate`: the scenario seed and a tuple of faults, each a
 ``[[faults]]`` table as a dict. :func:`draw` makes run ``index`` of a campaign
