@@ -59,14 +59,18 @@ def fuzz_pins(profile: str, start: int, stop: int) -> Iterator[list[str]]:
 
 
 def fleet_pin(name: str, terminals: int) -> list[str]:
-    """A fleet's streamed trace (its bytes hashed) and its JSON result."""
+    """A fleet's streamed trace (its bytes hashed, the header's path left out) and its
+    JSON result."""
     from emulator import load_scenario, run_fleet  # noqa: PLC0415
 
     sink = io.BytesIO()
     result = run_fleet(load_scenario(LIBRARY / name), terminals, trace_sink=sink)
+    header, events = sink.getvalue().split(b"\n", 1)
+    head = json.loads(header)
+    del head["path"]
     data = result.to_json()
     del data["path"]
-    return [hashlib.sha256(sink.getvalue()).hexdigest(), digest(data)]
+    return [hashlib.sha256(digest(head).encode() + events).hexdigest(), digest(data)]
 
 
 def compute() -> dict[str, Any]:
