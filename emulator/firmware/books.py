@@ -5,7 +5,7 @@ time from the wall clock and reports to the trace port.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 from typing import Any
 
@@ -66,10 +66,13 @@ class Books:
         if entry is not None:
             self.journal.dequeue(entry)
 
-    def decline(self, record: TxnRecord) -> None:
-        """``record`` did not move money, or the firmware forgets that it may have."""
+    def decline(self, record: TxnRecord, code: str | None = None) -> None:
+        """``record`` did not move money (the host said ``code``), or the firmware
+        forgets that it may have."""
         self.disarm(record)
         record.state = "declined"
+        if code is not None:
+            record.code = code
 
     def reversal(self, record: TxnRecord, reason: str) -> QueueEntry:
         """Make ``record``'s reversal due (queueing one if none is armed): it is reversed."""
@@ -105,6 +108,11 @@ class Books:
         record.auth = str(fields.get("38", ""))
         record.shown_minor = shown_minor
 
+    def complete(self, record: TxnRecord) -> None:
+        """A sale's receipt is out: it stands, and its reversal is not needed."""
+        record.state = "completed"
+        self.disarm(record)
+
     def accept_offline(self, record: TxnRecord) -> None:
         """Approve a sale offline (Y1) and queue its advice durably."""
         record.offline = True
@@ -127,6 +135,12 @@ class Books:
         self.journal.enqueue(entry, durable=True)
         return entry
 
+    def settle(self, records: Iterable[TxnRecord]) -> None:
+        """The host took the batch of ``records``: they are settled, the batch closed."""
+        for record in records:
+            record.state = "settled"
+        self.journal.close_batch()
+
     def reissue(self, entry: QueueEntry) -> None:
         """Forward an advice again as new: a new STAN and field 7, a first 0220."""
         entry.orig_stan = self.journal.next_stan()
@@ -138,6 +152,11 @@ class Books:
         """Show a step's outcome (and note that it was shown)."""
         self.journal.disk.shown.add(step)
         self.trace.emit("terminal.txn_done", step=step, do=do, result=result, **fields)
+
+    def voided(self, step: str, target: TxnRecord, code: str, **flags: Any) -> None:
+        """The void ``step`` cancelled the sale ``target``: show it."""
+        target.state = "voided"
+        self.done(step, "void", "voided", code=code, target=target.step, **flags)
 
     def show(self, record: TxnRecord, **flags: Any) -> None:
         """Show that ``record`` stands: approved or refunded, with the amount booked."""

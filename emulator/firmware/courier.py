@@ -107,6 +107,4 @@ class Courier:
             if entry.kind == "void":
                 target = self.journal.txn(entry.target)
                 if target is not None and decisions.void_result(code) == "voided":
-                    target.state = "voided"
-                    self.books.done(entry.step, "void", "voided", code=code,
-                                    target=entry.target, late=True)
+                    self.books.voided(entry.step, target, code, late=True)

@@ -74,8 +74,7 @@ class Flows:
             yield from self._give_up(record, outcome)
         else:
             assert code is not None
-            self.books.decline(record)
-            record.code = code
+            self.books.decline(record, code)
             receipt = self.receipts.issue(record, "DECLINED", "declined")
             yield from self.receipts.print(receipt, record.step, record.step, "declined")
             self.books.done(step.id, "sale", "declined", code=code)
@@ -132,8 +131,9 @@ class Flows:
             self.books.done(step.id, "void", result, target=target.step)
             return
         if result == "voided":
-            target.state = "voided"
-        self.books.done(step.id, "void", result, code=code, target=target.step)
+            self.books.voided(step.id, target, code)
+        else:
+            self.books.done(step.id, "void", result, code=code, target=target.step)
 
     def reprint(self, step: StepSpec) -> Gen:
         receipt, of = self.receipts.kept(step.target)
@@ -161,9 +161,7 @@ class Flows:
         code = str(response.get("39", ""))
         result = decisions.settle_result(code)
         if result == "settled":
-            for record in (*debits, *credits):
-                record.state = "settled"
-            self.journal.close_batch()
+            self.books.settle((*debits, *credits))
         self.books.done(step.id, "settle", result, code=code)
 
     # -- completing an approval -----------------------------------------------------
@@ -190,8 +188,7 @@ class Flows:
             self.books.done(step, "sale", "cancelled", reason="receipt not printed",
                             recovered=recovered)
         else:
-            record.state = "completed"
-            self.books.disarm(record)
+            self.books.complete(record)
             self.books.show(record, recovered=recovered)
         self.reader.eject()
 

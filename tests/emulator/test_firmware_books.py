@@ -153,3 +153,26 @@ def test_a_void_is_queued_durably_against_its_sale() -> None:
     assert journal.pending() == [entry]
     assert (entry.kind, entry.target, entry.orig_stan, entry.reason) == (
         "void", "s1", sale.stan, "17")
+
+
+def test_a_completed_sale_no_longer_needs_its_reversal() -> None:
+    book, journal, _ = books()
+    sale = book.open("s1", "sale", "c", 900)
+    book.accept(sale, "00", {}, 900)
+    book.complete(sale)
+    assert sale.state == "completed"
+    assert journal.queue() == []
+
+
+def test_a_settled_batch_is_closed_and_a_voided_sale_shown() -> None:
+    book, journal, trace = books()
+    kept, voided = book.open("s1", "sale", "c", 900), book.open("s2", "sale", "c", 100)
+    book.complete(kept)
+    book.complete(voided)
+    book.voided("v1", voided, "00", late=True)
+    assert trace.events[-1] == ("terminal.txn_done", {
+        "step": "v1", "do": "void", "result": "voided", "code": "00", "target": "s2",
+        "late": True})
+    book.settle([kept])
+    assert kept.state == "settled"
+    assert journal.disk.txns == {}  # settled and voided records leave the batch journal
