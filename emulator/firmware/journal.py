@@ -77,7 +77,6 @@ class Journal:
         self.disk = Half()
         self.ram = Half()
         self._stan = 0
-        self.last_receipt_step: str | None = None
 
     def next_stan(self) -> str:
         """The next STAN, written to disk before it is used (1..999999)."""
