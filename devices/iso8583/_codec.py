@@ -12,7 +12,7 @@ Anything else (invalid or unusual input, a spec feature the fast path does not
 cover) is handed to ``iso8583.encode``/``iso8583.decode`` themselves, so errors
 are exactly pyiso8583's (``EncodeError``/``DecodeError`` with their ``field``,
 ``pos`` and ``doc_dec``), and so is any result pyiso8583 accepts that the fast
-path declined. ``tests/devices/test_iso_codec.py`` checks this differentially.
+path declined. ``tests/unit/test_iso_codec.py`` checks this differentially.
 
 Fast path: no message header (``h`` max_len <= 0), ASCII MTI, ASCII hex
 bitmaps (primary and secondary; a tertiary bitmap falls back), fields with

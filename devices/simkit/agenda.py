@@ -11,7 +11,7 @@ would with every timer made up front: the next instant is always queued before
 anything that comes after it could be taken.
 
 It takes the ids from simpy's private id counter and queues the events with
-:func:`devices.simkit.queues.due_at`; ``tests/emulator/test_agenda.py`` checks the order
+:func:`devices.simkit.queues.due_at`; ``tests/unit/test_agenda.py`` checks the order
 against timers made up front.
 """
 

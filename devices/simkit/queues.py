@@ -4,7 +4,7 @@ simpy's ``Store`` and ``Resource`` make an event object per request and release 
 walk their queues on every one; a sale went through them seven times, about 5% of its
 cost. :class:`Mailbox` (an unbounded ``Store``) and :class:`Turns` (a ``Resource`` of
 capacity 1) schedule their events at the same moments as simpy's (one step after a put,
-a free turn or a release), so a run's trace does not change; tests/devices/test_queues.py
+a free turn or a release), so a run's trace does not change; tests/unit/test_queues.py
 compares them with simpy's under random timings. :func:`any_of` is ``a | b`` without
 building the condition's value. :func:`due_at` is a timer set for a moment rather than
 after a delay.

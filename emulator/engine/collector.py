@@ -5,7 +5,7 @@ steps) and are freed by reference counting, or live to its end (trace events,
 postings, the oracle's records). Almost none form cycles: the unreachable
 objects a run leaves are its own world (environment, processes, devices), a
 few hundred whatever the run's length, its faults or its fleet size
-(tests/emulator/test_collector.py pins this). Automatic collections would
+(tests/unit/test_collector.py pins this). Automatic collections would
 only scan, again and again, what the run keeps: about 5% of a single
 terminal's time in young collections, and a full collection now and then
 that can take a tenth of a 2,000-sale run (docs/performance.md). So a run

@@ -5,7 +5,6 @@ long the run."""
 from __future__ import annotations
 
 import tomllib
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,9 +15,8 @@ from emulator.engine.fleet import Fleet, FleetResult
 from emulator.engine.trace import Event
 from emulator.judge.oracle import UNATTRIBUTED, Verdict
 from emulator.scenario.load import scenario_from_dict
+from tests.support import LIBRARY_FILES, sale
 
-ROOT = Path(__file__).resolve().parents[2]
-LIBRARY = sorted((ROOT / "scenarios").glob("*.toml"))
 DAY_S = 86_400.0
 
 
@@ -57,7 +55,7 @@ def over_days(raw: dict[str, Any], count: int) -> dict[str, Any]:
 
 
 def test_every_library_scenario_over_days_gets_the_end_verdict() -> None:
-    for path in LIBRARY:
+    for path in LIBRARY_FILES:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
         raw.pop("expect", None)
         early, late = both(over_days(raw, 3))
@@ -205,11 +203,6 @@ def late_copy(retention_s: float) -> dict[str, Any]:
 CARD = {"id": "c", "pan": "4111111111111111", "balance": "1000.00"}
 
 
-def sale(step_id: str, amount: str, at_s: float) -> dict[str, Any]:
-    """A sale of ``amount`` on card ``c`` at ``at_s``."""
-    return {"id": step_id, "do": "sale", "card": "c", "amount": amount, "at_s": at_s}
-
-
 def test_a_request_still_on_its_way_holds_the_settlement() -> None:
     """The repeat reaches the bank two hours after the settlement, which the bank has
     forgotten by then: it posts, and the money is the step's in both modes."""
@@ -234,10 +227,10 @@ def test_a_request_retried_as_new_and_posted_after_the_settlement_is_a_duplicate
         "network": {"latency_s": 0.01}, "bank": {"processing_s": 0.2},
         "cards": [CARD],
         "steps": [
-            sale("s1", "2.00", 0),
-            sale("s2", "1.00", 300),
+            sale("s1", card="c", amount="2.00", at_s=0),
+            sale("s2", card="c", amount="1.00", at_s=300),
             {"id": "st", "do": "settle", "at_s": 600},
-            sale("s3", "3.00", DAY_S),
+            sale("s3", card="c", amount="3.00", at_s=DAY_S),
         ],
         "faults": [{"fault": "network.latency", "direction": "to_bank", "delay_s": delay_s,
                     "on": "terminal.request_sent", "nth": 1, "for_s": 1}],
@@ -257,8 +250,8 @@ def test_a_reprint_queued_behind_a_job_holds_the_settlement() -> None:
         "format": 1, "name": "queued reprint", "terminal": {"on_receipt_failure": "ignore"},
         "cards": [{"id": "c", "pan": "4111111111111111", "balance": "100.00"}],
         "steps": [
-            sale("s1", "10.00", 0),
-            sale("s2", "10.00", 500),
+            sale("s1", card="c", amount="10.00", at_s=0),
+            sale("s2", card="c", amount="10.00", at_s=500),
             {"id": "p1", "do": "reprint", "at_s": 1000},
             {"id": "p2", "do": "reprint", "target": "s1", "at_s": 1000.2},
             {"id": "st", "do": "settle", "at_s": 1000.3},
@@ -285,8 +278,8 @@ def test_a_mangled_key_is_unattributed_in_both_modes() -> None:
         "terminal": {"ignore_unmatched_responses": False, "verify_mac": False},
         "cards": [CARD],
         "steps": [
-            sale("s1", "10.00", 0),
-            sale("s2", "10.00", 100),
+            sale("s1", card="c", amount="10.00", at_s=0),
+            sale("s2", card="c", amount="10.00", at_s=100),
             {"id": "st", "do": "settle", "at_s": 600},
         ],
         "faults": [{"fault": "network.corrupt", "direction": "to_bank", "field": 11,
@@ -320,8 +313,8 @@ def test_a_key_mangled_into_a_judged_steps_key_is_that_steps_only_at_the_end() -
         "printer": {"lines_per_s": 100000.0},
         "cards": [{"id": "c", "pan": "4111111111111111", "balance": "100.00"}],
         "steps": [
-            sale("x", "2.00", 0),
-            sale("y", "500.00", 995.5),
+            sale("x", card="c", amount="2.00", at_s=0),
+            sale("y", card="c", amount="500.00", at_s=995.5),
             {"id": "st", "do": "settle", "at_s": 1040},
         ],
         "faults": [
@@ -353,8 +346,8 @@ def test_another_terminals_frame_on_its_way_holds_the_settlement_without_bank_ma
         "network": {"latency_s": 0.01}, "printer": {"lines_per_s": 1000.0},
         "cards": [CARD],
         "steps": [
-            sale("s1", "5.00", 0),
-            sale("s2", "1.00", 35),
+            sale("s1", card="c", amount="5.00", at_s=0),
+            sale("s2", card="c", amount="1.00", at_s=35),
             {"id": "st", "do": "settle", "at_s": 45},
         ],
         "faults": [

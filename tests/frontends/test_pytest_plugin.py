@@ -10,11 +10,10 @@ import emulator.engine.world  # imported here, in-process runs reuse them instea
 import emulator.money
 import emulator.scenario.model
 from emulator.pytest_plugin import is_scenario_text
+from tests.support import LIBRARY
 
 pytest_plugins = ["pytester"]
 
-ROOT = Path(__file__).resolve().parents[2]
-SCENARIOS = ROOT / "scenarios"
 
 PLAIN_SALE = """\
 format = 1
@@ -86,7 +85,7 @@ def _lean_runs(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _library() -> list[Path]:
-    return sorted(SCENARIOS.rglob("*.toml"))
+    return sorted(LIBRARY.rglob("*.toml"))
 
 
 # ------------------------------------------------- the project's own library
@@ -95,14 +94,14 @@ def _library() -> list[Path]:
 def test_the_scenario_library_passes_through_the_plugin(pytester: pytest.Pytester) -> None:
     files = _library()
     assert files
-    result = pytester.runpytest_subprocess(str(SCENARIOS))
+    result = pytester.runpytest_subprocess(str(LIBRARY))
     assert result.ret == pytest.ExitCode.OK, result.stdout.str()
     result.assert_outcomes(passed=len(files))
 
 
 def test_the_library_passes_under_xdist_with_the_same_items(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest_subprocess(
-        str(SCENARIOS), "-n", "2", "-p", "xdist",
+        str(LIBRARY), "-n", "2", "-p", "xdist",
     )
     assert result.ret == pytest.ExitCode.OK, result.stdout.str()
     result.stdout.fnmatch_lines([f"*2 workers [[]{len(_library())} items[]]*"])

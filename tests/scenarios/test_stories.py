@@ -8,8 +8,7 @@ import pytest
 
 from emulator.engine.world import run_scenario
 from emulator.scenario.load import load_scenario
-
-LIBRARY = Path(__file__).resolve().parents[2] / "scenarios"
+from tests.support import LIBRARY
 
 # story file stem -> the anomalies its naive run must show
 STORIES = {

@@ -19,9 +19,7 @@ from emulator import load_scenario, run_scenario
 from emulator.judge.result import Result, StepResult
 from emulator.scenario.load import scenario_from_dict
 from emulator.scenario.model import Scenario
-
-ROOT = Path(__file__).resolve().parents[2]
-JAM = ROOT / "scenarios" / "sale_paper_jam.toml"
+from tests.support import JAM, ROOT
 
 EXPECTED_ALL = {
     "FleetResult", "PosemuError", "Result", "Scenario", "ScenarioError", "StepResult",

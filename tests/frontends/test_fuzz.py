@@ -22,8 +22,8 @@ from emulator.fuzz.workload import Workload, draw, make_workload
 from emulator.scenario.catalogue import END_STATES, FAULTS
 from emulator.scenario.load import load_scenario
 from emulator.scenario.profiles import KNOBS
+from tests.support import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 BASE = ROOT / "scenarios" / "sale_bank_timeout_no_reversal.toml"
 BASE_PAN = "4111111111111111"
 

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 from emulator.scenario.catalogue import ANOMALIES, CLEAN_END_STATES, FAULTS
-
-DOCS = Path(__file__).resolve().parents[2] / "docs"
+from tests.support import DOCS
 
 
 def test_every_fault_has_a_section_with_its_parameters() -> None:

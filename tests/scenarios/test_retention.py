@@ -8,6 +8,7 @@ from typing import Any
 from emulator.engine.fleet import Fleet
 from emulator.engine.world import World
 from emulator.scenario.load import scenario_from_dict
+from tests.support import end_states, sale
 
 DAY_S = 86_400.0
 
@@ -19,29 +20,25 @@ def scenario(steps: list[dict[str, Any]], **bank: Any) -> dict[str, Any]:
     }
 
 
-def sale(step: str, at_s: float, amount: str = "10.00") -> dict[str, Any]:
-    return {"id": step, "do": "sale", "card": "alice", "amount": amount, "at_s": at_s}
-
-
 def days(count: int, sales: int) -> list[dict[str, Any]]:
     """``sales`` sales a day, then the day's settlement, ``count`` days."""
     steps = []
     for day in range(count):
         start = day * DAY_S
-        steps += [sale(f"d{day}s{i}", start + 60 * i) for i in range(sales)]
+        steps += [sale(f"d{day}s{i}", at_s=start + 60 * i) for i in range(sales)]
         steps.append({"id": f"d{day}st", "do": "settle", "at_s": start + 3600})
     return steps
 
 
 def test_settling_clears_the_terminals_journal() -> None:
     world = World(scenario_from_dict(scenario([
-        sale("s1", 0), sale("s2", 30), {"id": "st", "do": "settle", "at_s": 60},
-        sale("s3", 90),
+        sale("s1", at_s=0), sale("s2", at_s=30), {"id": "st", "do": "settle", "at_s": 60},
+        sale("s3", at_s=90),
         {"id": "p1", "do": "reprint", "target": "s1", "at_s": 120},  # settled: gone
         {"id": "p2", "do": "reprint", "at_s": 150},  # the last receipt: still there
     ])))
     result = world.run()
-    assert {s.id: s.end_state for s in result.steps} == {
+    assert end_states(result) == {
         "s1": "approved", "s2": "approved", "st": "settled", "s3": "approved",
         "p1": "reprint_failed", "p2": "reprinted"}
     disk = world.terminal.journal.disk
@@ -51,10 +48,10 @@ def test_settling_clears_the_terminals_journal() -> None:
 
 def test_the_oracle_judges_what_the_bank_forgot() -> None:
     world = World(scenario_from_dict(scenario(
-        [sale("s1", 0), {"id": "st", "do": "settle", "at_s": 30}, sale("s2", 4000)],
+        [sale("s1", at_s=0), {"id": "st", "do": "settle", "at_s": 30}, sale("s2", at_s=4000)],
         retention_s=3600)))
     result = world.run()
-    assert {s.id: s.end_state for s in result.steps} == {
+    assert end_states(result) == {
         "s1": "approved", "st": "settled", "s2": "approved"}
     assert result.anomalies == ()
     assert [p.stan for p in world.retired] == ["000001"]

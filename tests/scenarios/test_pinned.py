@@ -1,7 +1,7 @@
 """Pinned behaviour: every run's trace and JSON result are those of pinned.json.
 
 A refactor keeps them all; a change of behaviour writes them anew on purpose
-(``python tests/regression/pins.py``) and says why (docs/architecture.md).
+(``python tests/scenarios/pins.py``) and says why (docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.regression import pins
+from tests.scenarios import pins
 
 PINNED: dict[str, Any] = json.loads(pins.PINS.read_text())
 

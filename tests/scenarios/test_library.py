@@ -16,8 +16,8 @@ from emulator.scenario.catalogue import ANOMALIES, FAULTS
 from emulator.scenario.load import load_scenario
 from emulator.scenario.model import Scenario
 from emulator.scenario.profiles import KNOBS
+from tests.support import LIBRARY
 
-LIBRARY = Path(__file__).resolve().parents[2] / "scenarios"
 PATHS = sorted(LIBRARY.glob("*.toml"))
 FILE_NAME = re.compile(r"^[a-z0-9]+(_[a-z0-9]+)+\.toml$")
 

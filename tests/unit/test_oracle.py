@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 from typing import Any
 
 from emulator.engine.trace import Event
 from emulator.judge.oracle import Booking, StepView, Verdict, judge
+from tests.support import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 F7 = "0101120000"
 
 SALE = StepView("s1", "sale", 1250)

@@ -9,6 +9,7 @@ import pytest
 from emulator.engine.world import run_scenario
 from emulator.judge.result import Result
 from emulator.scenario.load import scenario_from_dict
+from tests.support import end_states, fields_of, sale
 
 CARDS = [
     {"id": "alice", "pan": "4111111111111111", "balance": "100.00"},
@@ -25,22 +26,13 @@ def run(steps: list[dict[str, Any]], faults: list[dict[str, Any]] | None = None,
     }))
 
 
-def sale(step: str = "s1", card: str = "alice", amount: str = "10.00",
-         at_s: float = 0) -> dict[str, Any]:
-    return {"id": step, "do": "sale", "card": card, "amount": amount, "at_s": at_s}
-
-
-def states(result: Result) -> dict[str, str]:
-    return {s.id: s.end_state for s in result.steps}
-
-
 def events(result: Result, name: str) -> list[dict[str, Any]]:
-    return [e.fields for e in result.trace if e.name == name]
+    return fields_of(result.trace, name)
 
 
 def test_approved_sale_debits_once_and_prints_the_receipt() -> None:
     result = run([sale()])
-    assert states(result) == {"s1": "approved"}
+    assert end_states(result) == {"s1": "approved"}
     assert result.balances_minor == {"alice": 90_00, "old": 100_00, "frozen": 100_00,
                                      "merchant": 10_00}
     receipt = result.steps[0].receipt
@@ -58,7 +50,7 @@ def test_declined_sale_moves_nothing_and_prints_a_declined_slip(
     card: str, amount: str, code: str,
 ) -> None:
     result = run([sale(card=card, amount=amount)])
-    assert states(result) == {"s1": "declined"}
+    assert end_states(result) == {"s1": "declined"}
     assert result.balances_minor["merchant"] == 0
     done = events(result, "terminal.txn_done")
     assert done[-1]["code"] == code
@@ -68,33 +60,33 @@ def test_declined_sale_moves_nothing_and_prints_a_declined_slip(
 @pytest.mark.parametrize("code", ["05", "51", "54", "91", "96"])
 def test_forced_decline_codes_leave_no_anomaly(code: str) -> None:
     result = run([sale()], [{"fault": "bank.respond", "at_s": 0, "code": code, "count": 1}])
-    assert states(result) == {"s1": "declined"}
+    assert end_states(result) == {"s1": "declined"}
     assert result.anomalies == ()
 
 
 def test_refund_credits_the_card() -> None:
     result = run([{"id": "r1", "do": "refund", "card": "alice", "amount": "7.25"}])
-    assert states(result) == {"r1": "refunded"}
+    assert end_states(result) == {"r1": "refunded"}
     assert result.balances_minor["alice"] == 107_25
 
 
 def test_void_cancels_the_sale_in_the_open_batch() -> None:
     result = run([sale(), {"id": "v1", "do": "void", "target": "s1", "at_s": 60}])
-    assert states(result) == {"s1": "voided", "v1": "voided"}
+    assert end_states(result) == {"s1": "voided", "v1": "voided"}
     assert result.balances_minor["alice"] == 100_00
 
 
 def test_void_after_settle_is_refused_by_the_host() -> None:
     result = run([sale(), {"id": "st", "do": "settle", "at_s": 30},
                   {"id": "v1", "do": "void", "target": "s1", "at_s": 60}])
-    assert states(result) == {"s1": "approved", "st": "settled", "v1": "declined"}
+    assert end_states(result) == {"s1": "approved", "st": "settled", "v1": "declined"}
     assert result.balances_minor["alice"] == 90_00
 
 
 def test_void_of_a_declined_sale_is_refused_locally() -> None:
     result = run([sale(amount="500.00"), {"id": "v1", "do": "void", "target": "s1",
                                            "at_s": 60}])
-    assert states(result)["v1"] == "declined"
+    assert end_states(result)["v1"] == "declined"
     assert not [e for e in events(result, "terminal.reversal_sent") if e["step"] == "v1"]
 
 
@@ -104,7 +96,7 @@ def test_reprint_after_a_jam_gives_the_customer_the_receipt() -> None:
         [{"fault": "printer.paper_jam", "on": "printer.job_started", "for_s": 100}],
         profile="naive",
     )
-    assert states(result) == {"s1": "approved", "p1": "reprinted"}
+    assert end_states(result) == {"s1": "approved", "p1": "reprinted"}
     assert result.anomalies == ()
     assert "COPY" in (result.steps[1].receipt or "")
 
@@ -113,7 +105,7 @@ def test_settle_in_balance() -> None:
     result = run([sale(), sale("s2", amount="5.00", at_s=20),
                   {"id": "r1", "do": "refund", "card": "alice", "amount": "2.00", "at_s": 40},
                   {"id": "st", "do": "settle", "at_s": 60}])
-    assert states(result)["st"] == "settled"
+    assert end_states(result)["st"] == "settled"
     sent = [e for e in events(result, "terminal.request_sent") if e["mti"] == "0500"]
     assert sent[0]["debits"] == 2
     assert sent[0]["debits_minor"] == 15_00
@@ -126,18 +118,18 @@ def test_settle_out_of_balance_when_terminal_and_bank_disagree() -> None:
         [{"fault": "bank.respond", "at_s": 0, "code": "10", "amount": "7.50", "count": 1}],
         profile="naive",
     )
-    assert states(result) == {"s1": "wrong_amount", "st": "batch_out_of_balance"}
+    assert end_states(result) == {"s1": "wrong_amount", "st": "batch_out_of_balance"}
 
 
 def test_card_read_error_cancels_before_going_online() -> None:
     result = run([sale()], [{"fault": "card.read_error", "at_s": 0, "for_s": 5}])
-    assert states(result) == {"s1": "cancelled"}
+    assert end_states(result) == {"s1": "cancelled"}
     assert events(result, "terminal.request_sent") == []
 
 
 def test_network_down_while_host_refuses_declines_cleanly() -> None:
     result = run([sale()], [{"fault": "bank.down", "at_s": 0, "for_s": 60}])
-    assert states(result) == {"s1": "declined"}
+    assert end_states(result) == {"s1": "declined"}
     assert result.anomalies == ()
 
 
@@ -161,13 +153,13 @@ def _lost_reversal(**extra: Any) -> Result:
 
 def test_reversal_still_queued_at_the_horizon_is_in_doubt() -> None:
     result = _lost_reversal(until_s=3600)
-    assert states(result) == {"s1": "in_doubt"}
+    assert end_states(result) == {"s1": "in_doubt"}
     assert [a.kind for a in result.anomalies] == ["in_doubt"]
 
 
 def test_reversal_dropped_from_the_queue_leaves_the_customer_charged() -> None:
     result = _lost_reversal(terminal={"saf_expiry_s": 600})
-    assert states(result) == {"s1": "charged_shown_unpaid"}
+    assert end_states(result) == {"s1": "charged_shown_unpaid"}
     assert events(result, "terminal.queue_expired")
 
 
@@ -178,7 +170,7 @@ def test_pending_reversal_blocks_the_next_sale() -> None:
     ])
     done = {e["step"]: e["result"] for e in events(result, "terminal.txn_done")}
     assert done["s2"] == "refused"
-    assert states(result) == {"s1": "declined", "s2": "cancelled"}
+    assert end_states(result) == {"s1": "declined", "s2": "cancelled"}
     assert result.balances_minor["alice"] == 100_00
 
 
@@ -202,7 +194,7 @@ def test_corrupted_request_gets_format_error_and_no_money_moves() -> None:
 
 def test_duplicated_request_is_charged_once() -> None:
     result = run([sale()], [{"fault": "network.duplicate", "at_s": 0, "count": 2}])
-    assert states(result) == {"s1": "approved"}
+    assert end_states(result) == {"s1": "approved"}
     assert result.balances_minor["alice"] == 90_00
 
 
@@ -215,12 +207,12 @@ def test_latency_beyond_the_timeout_is_absorbed_by_the_robust_firmware() -> None
 def test_printer_offline_with_naive_confirmation_is_a_silent_loss() -> None:
     result = run([sale()], [{"fault": "printer.offline", "at_s": 0}], confirm_print=False,
                  on_receipt_failure="ignore")
-    assert states(result) == {"s1": "charged_no_receipt"}
+    assert end_states(result) == {"s1": "charged_no_receipt"}
 
 
 def test_cover_open_forever_makes_the_robust_firmware_undo_the_sale() -> None:
     result = run([sale()], [{"fault": "printer.cover_open", "at_s": 0}])
-    assert states(result) == {"s1": "cancelled"}
+    assert end_states(result) == {"s1": "cancelled"}
     assert result.balances_minor["alice"] == 100_00
     assert events(result, "terminal.receipt_held")
 
@@ -228,14 +220,14 @@ def test_cover_open_forever_makes_the_robust_firmware_undo_the_sale() -> None:
 def test_undo_policy_reverses_at_once() -> None:
     result = run([sale()], [{"fault": "printer.paper_out", "at_s": 0}],
                  on_receipt_failure="undo")
-    assert states(result) == {"s1": "cancelled"}
+    assert end_states(result) == {"s1": "cancelled"}
     assert not events(result, "terminal.receipt_held")
 
 
 def test_offline_approval_is_forwarded_as_an_advice() -> None:
     result = run([sale()], [{"fault": "bank.down", "at_s": 0, "for_s": 30}],
                  offline_floor="50.00")
-    assert states(result) == {"s1": "approved"}
+    assert end_states(result) == {"s1": "approved"}
     assert result.balances_minor["alice"] == 90_00
     assert [e["mti"] for e in events(result, "terminal.request_sent")] == ["0200", "0220"]
 
@@ -257,5 +249,5 @@ def test_a_duplicated_settle_whose_first_answer_is_lost_still_settles() -> None:
         {"fault": "network.duplicate", "at_s": 55, "for_s": 10},
         {"fault": "network.drop", "at_s": 55, "for_s": 10, "direction": "to_terminal"},
     ])
-    assert states(result) == {"s1": "approved", "st": "settled"}
+    assert end_states(result) == {"s1": "approved", "st": "settled"}
     assert result.anomalies == ()

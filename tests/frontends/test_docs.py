@@ -5,12 +5,9 @@ from __future__ import annotations
 import ast
 import dataclasses
 import doctest
-import functools
-import importlib.util
 import json
 import re
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -20,8 +17,9 @@ from emulator.engine.world import run_scenario
 from emulator.scenario.catalogue import FAULTS, TRIGGER_EVENTS
 from emulator.scenario.load import parse_scenario
 from emulator.scenario.profiles import KNOBS, PROFILES, SETTINGS, Policy
+from tests.scenarios import test_knobs
+from tests.support import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
 PROFILES_MD = ROOT / "docs" / "profiles.md"
 ARCHITECTURE_MD = ROOT / "docs" / "architecture.md"
@@ -80,18 +78,6 @@ def section(path: Path, heading: str) -> str:
     return body[start : start + following.start()] if following else body[start:]
 
 
-@functools.cache
-def load_knob_cases() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "_knob_cases", ROOT / "tests" / "emulator" / "test_knobs.py"
-    )
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 # ------------------------------------------------------------- docs/profiles.md
 
 
@@ -105,7 +91,7 @@ def test_knob_row_gives_robust_and_naive_values_and_guarded_anomaly(name: str) -
 
 @pytest.mark.parametrize("name", sorted(KNOBS))
 def test_knob_has_a_section_naming_the_faults_of_its_test_case(name: str) -> None:
-    cases: dict[str, tuple[dict[str, Any], str]] = load_knob_cases().CASES
+    cases: dict[str, tuple[dict[str, Any], str]] = test_knobs.CASES
     body = section(PROFILES_MD, f"### `{name}`")
     scenario, anomaly = cases[name]
     assert f"`{anomaly}`" in body

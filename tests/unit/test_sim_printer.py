@@ -23,8 +23,8 @@ from emulator.engine.world import World
 from emulator.scenario.catalogue import TRIGGER_EVENTS
 from emulator.scenario.load import load_scenario, scenario_from_dict
 from emulator.scenario.model import Scenario
+from tests.support import LIBRARY_FILES
 
-LIBRARY = sorted((Path(__file__).parents[2] / "scenarios").glob("*.toml"))
 PRINTER_FAULTS = ["printer.paper_jam", "printer.paper_out", "printer.cover_open",
                   "printer.offline"]
 
@@ -42,7 +42,7 @@ def run(scenario: Scenario, *, run_ahead: bool) -> tuple[bytes, list[SimPrinter]
     return World(scenario, printer=printer).run().trace.to_jsonl(), made
 
 
-@pytest.mark.parametrize("path", LIBRARY, ids=[p.stem for p in LIBRARY])
+@pytest.mark.parametrize("path", LIBRARY_FILES, ids=[p.stem for p in LIBRARY_FILES])
 def test_every_library_scenario_gives_the_same_trace_with_and_without_run_ahead(
     path: Path,
 ) -> None:

@@ -4,7 +4,7 @@ Every library scenario, ``FUZZ_RUNS`` generated fuzz scenarios (fixed campaign
 seeds, both profiles) and a few fleets are run, and each run's identity is kept
 as ``trace_sha256`` plus the SHA-256 of its JSON result. A refactor keeps every
 one of them; a commit that changes behaviour on purpose writes them anew with
-``python tests/regression/pins.py`` and says why in its message.
+``python tests/scenarios/pins.py`` and says why in its message.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[2]
-LIBRARY = ROOT / "scenarios"
+from tests.support import LIBRARY, ROOT
+
 PINS = Path(__file__).with_name("pinned.json")
 
 FUZZ_SEEDS = {"naive": 2020, "robust": 2021}  # campaign seed per profile

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -14,10 +13,7 @@ import pytest
 
 from emulator import load_scenario, run_scenario
 from emulator.scenario.load import scenario_from_dict
-
-ROOT = Path(__file__).resolve().parents[2]
-JAM = ROOT / "scenarios" / "sale_paper_jam.toml"
-POSEMU = Path(sys.executable).with_name("posemu")
+from tests.support import JAM, POSEMU, ROOT
 
 MULTI_FAULT = """\
 format = 1

@@ -20,9 +20,8 @@ import pytest
 
 from emulator.cli.main import main
 from emulator.engine.trace import read_trace
+from tests.support import POSEMU, ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
-POSEMU = Path(sys.executable).with_name("posemu")
 BAUD = 115200
 RUN_TIMEOUT_S = 60
 

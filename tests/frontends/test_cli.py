@@ -17,13 +17,10 @@ import emulator.cli.main
 from devices.errors import ConservationError
 from emulator.cli.main import main
 from emulator.engine.trace import read_trace
+from tests.support import JAM, LIBRARY, POSEMU, ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
-SCENARIOS = ROOT / "scenarios"
-JAM = SCENARIOS / "sale_paper_jam.toml"
-JAM_PREVENTED = SCENARIOS / "sale_paper_jam_prevented.toml"
-PARTIAL = SCENARIOS / "sale_partial_approval.toml"
-POSEMU = Path(sys.executable).with_name("posemu")
+JAM_PREVENTED = LIBRARY / "sale_paper_jam_prevented.toml"
+PARTIAL = LIBRARY / "sale_partial_approval.toml"
 
 RESULT_KEYS = {
     "path", "name", "seed", "profile", "verdict", "failures", "anomalies", "steps",
@@ -427,9 +424,9 @@ def test_directory_runs_every_toml_under_it_in_sorted_order(
 
 
 def test_all_shipped_scenarios_pass(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = cli(capsys, "run", "--json", SCENARIOS)
+    code, out, _ = cli(capsys, "run", "--json", LIBRARY)
     rows = json_lines(out)
-    assert len(rows) == len(list(SCENARIOS.glob("*.toml")))
+    assert len(rows) == len(list(LIBRARY.glob("*.toml")))
     assert [r["failures"] for r in rows if r["verdict"] != "pass"] == []
     assert code == 0
 
@@ -529,7 +526,7 @@ def test_trace_dir_that_is_a_file_is_an_io_error_exit_3(
 
 def scenario_pans() -> set[str]:
     pans: set[str] = set()
-    for path in SCENARIOS.glob("*.toml"):
+    for path in LIBRARY.glob("*.toml"):
         with path.open("rb") as f:
             pans.update(card["pan"] for card in tomllib.load(f).get("cards", []))
     return pans
@@ -543,10 +540,10 @@ def test_no_full_pan_in_any_output_or_trace(
     traces = tmp_path / "traces"
     outputs: list[str] = []
     for flags in (["--json", "--trace-dir", str(traces)], []):
-        _, out, err = cli(capsys, "run", *flags, SCENARIOS)
+        _, out, err = cli(capsys, "run", *flags, LIBRARY)
         outputs += [out, err]
     trace_files = list(traces.iterdir())
-    assert len(trace_files) == len(list(SCENARIOS.glob("*.toml")))
+    assert len(trace_files) == len(list(LIBRARY.glob("*.toml")))
     outputs += [f.read_text(encoding="ascii") for f in trace_files]
     everything = "\n".join(outputs)
     assert "**** 1111" in everything  # sanity: receipts are in there, masked

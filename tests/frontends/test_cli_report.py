@@ -19,13 +19,10 @@ import emulator.cli.main
 from emulator.cli.main import main
 from emulator.scenario.catalogue import ANOMALIES, CLEAN_END_STATES, FAULTS
 from emulator.scenario.profiles import KNOBS, PROFILES, SETTINGS, Policy
+from tests.support import JAM, LIBRARY, POSEMU, ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
-SCENARIOS = ROOT / "scenarios"
-JAM = SCENARIOS / "sale_paper_jam.toml"
-JAM_PREVENTED = SCENARIOS / "sale_paper_jam_prevented.toml"
-PARTIAL = SCENARIOS / "sale_partial_approval.toml"
-POSEMU = Path(sys.executable).with_name("posemu")
+JAM_PREVENTED = LIBRARY / "sale_paper_jam_prevented.toml"
+PARTIAL = LIBRARY / "sale_partial_approval.toml"
 ANSI = re.compile(r"\x1b\[([0-9;?]*)[A-Za-z]")
 
 

@@ -6,15 +6,14 @@ import math
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from benchmarks import coldstart, fidelity, fresh, profile_sales, scale, throughput
 from benchmarks.reference import reference_rates, run_reference
 from devices.printer.stream import MEMO_LIMIT
+from tests.support import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 VERDICT = re.compile(r"^target .+ (>=|<=) [\d,.]+x?: (met|not met) \([\d,.]+x?\)$", re.MULTILINE)
 
 

@@ -1,0 +1,36 @@
+"""What many tests share: the project's paths and small scenario builders."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from emulator.engine.trace import Event
+    from emulator.judge.result import Result
+
+ROOT = Path(__file__).resolve().parents[1]
+LIBRARY = ROOT / "scenarios"
+LIBRARY_FILES = sorted(LIBRARY.glob("*.toml"))
+JAM = LIBRARY / "sale_paper_jam.toml"
+DOCS = ROOT / "docs"
+POSEMU = Path(sys.executable).with_name("posemu")
+"""The console script of the interpreter running the tests."""
+
+
+def sale(step: str = "s1", *, card: str = "alice", amount: str = "10.00",
+         at_s: float = 0.0) -> dict[str, Any]:
+    """A ``[[steps]]`` table: a sale of ``amount`` on ``card`` at ``at_s``."""
+    return {"id": step, "do": "sale", "card": card, "amount": amount, "at_s": at_s}
+
+
+def end_states(result: Result) -> dict[str, str]:
+    """Step id -> end state of a single run."""
+    return {s.id: s.end_state for s in result.steps}
+
+
+def fields_of(events: Iterable[Event], name: str) -> list[dict[str, Any]]:
+    """The fields of every event called ``name``, in trace order."""
+    return [e.fields for e in events if e.name == name]
