@@ -36,18 +36,18 @@ from devices.simkit.agenda import Agenda
 from emulator.engine.collector import collection_paused
 from emulator.engine.injector import Injector
 from emulator.engine.trace import Event, Listener, Listeners, Trace
-from emulator.engine.world import (
+from emulator.engine.wiring import (
     MAC_KEY,
     balances_of,
     card_infos,
     check_conserved,
     make_acquirer,
     sim_printer,
-    step_views,
+    trace_header,
 )
 from emulator.firmware.messages import Identity
 from emulator.firmware.terminal import Terminal
-from emulator.judge.oracle import Anomaly, Observer, StepView, Verdict
+from emulator.judge.oracle import Anomaly, Observer, StepView, Verdict, step_views
 from emulator.money import format_minor
 
 if TYPE_CHECKING:
@@ -281,10 +281,8 @@ class Fleet:
         self.size = terminals
         self.env = simpy.Environment()
         self.rng = random.Random(scenario.seed)
-        self.trace = Trace(self.env, header={
-            "name": scenario.name, "seed": scenario.seed, "profile": scenario.profile,
-            "path": scenario.path, "terminals": terminals,
-        }, sink=_Discard() if trace_sink is None else trace_sink)
+        self.trace = Trace(self.env, header=trace_header(scenario, terminals=terminals),
+                           sink=_Discard() if trace_sink is None else trace_sink)
         self.router = _Router(self.trace)
         self.acquirer = make_acquirer(scenario)
         self._cards = card_infos(scenario)

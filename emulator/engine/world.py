@@ -15,29 +15,32 @@ from typing import TYPE_CHECKING, TypeAlias
 
 import simpy
 
-from devices.bank.acquirer import Account, Acquirer
 from devices.bank.host import Host
 from devices.card_reader import SimCardReader
-from devices.errors import ConservationError
 from devices.net.link import Link
-from devices.ports import Printer, TraceSink
-from devices.printer.core import PrinterCore
+from devices.ports import Printer
 from devices.printer.sim import SimPrinter
 from devices.simkit.agenda import Agenda
 from emulator.engine.collector import collection_paused
 from emulator.engine.injector import Injector
 from emulator.engine.trace import Trace
-from emulator.firmware.messages import CardInfo, Identity
+from emulator.engine.wiring import (
+    MAC_KEY,
+    balances_of,
+    card_infos,
+    check_conserved,
+    make_acquirer,
+    sim_printer,
+    trace_header,
+)
+from emulator.firmware.messages import Identity
 from emulator.firmware.terminal import Terminal
-from emulator.judge.oracle import Booking, StepView, judge
+from emulator.judge.oracle import Booking, judge, step_views
 from emulator.judge.result import Result, StepResult, check
 from emulator.scenario.model import Scenario
 
 if TYPE_CHECKING:
     from devices.bank.ledger import Posting
-
-MAC_KEY = b"posemu-test-mac-key-0001"
-"""The MAC key terminal and host share: a test key, never a real one."""
 
 
 PrinterFactory: TypeAlias = Callable[[simpy.Environment, Trace], Printer]
@@ -58,10 +61,7 @@ class World:
         self.scenario = scenario
         self.env = simpy.Environment() if env is None else env
         self.rng = random.Random(scenario.seed)
-        self.trace = Trace(self.env, header={
-            "name": scenario.name, "seed": scenario.seed, "profile": scenario.profile,
-            "path": scenario.path,
-        })
+        self.trace = Trace(self.env, header=trace_header(scenario))
         self.link = Link(self.env, self.rng, self.trace, scenario.network.latency_s,
                          scenario.network.jitter_s)
         self.acquirer = make_acquirer(scenario)
@@ -134,63 +134,6 @@ def run_scenario(scenario: Scenario) -> Result:
         return World(scenario).run()
 
 
-def make_acquirer(scenario: Scenario) -> Acquirer:
-    """The bank of ``scenario``: its cards as accounts, its merchant, its ``[bank]``."""
-    accounts = {
-        c.pan: Account(c.id, c.balance_minor, _yymm(c.expiry), c.blocked)
-        for c in scenario.cards
-    }
-    return Acquirer(
-        accounts, merchant_balance_minor=scenario.bank.merchant_balance_minor,
-        merchant_id=scenario.merchant.merchant_id,
-        duplicate_check=scenario.bank.duplicate_check,
-        mac_key=MAC_KEY if scenario.bank.verify_mac else None,
-        retention_s=scenario.bank.retention_s,
-    )
-
-
-def card_infos(scenario: Scenario) -> dict[str, CardInfo]:
-    """What a terminal reads off each of the scenario's cards, by card id."""
-    return {c.id: CardInfo(c.pan, _yymm(c.expiry) or "9912") for c in scenario.cards}
-
-
-def sim_printer(env: simpy.Environment, trace: TraceSink, scenario: Scenario) -> SimPrinter:
-    """The simulated receipt printer of ``scenario``'s ``[printer]``."""
-    spec = scenario.printer
-    return SimPrinter(env, trace, PrinterCore(paper_m=spec.paper_m,
-                                              near_end_m=spec.near_end_m), spec.lines_per_s)
-
-
-def balances_of(scenario: Scenario, acquirer: Acquirer) -> dict[str, int]:
-    """Each card's balance by card id, and the merchant's."""
-    by_pan = acquirer.balances()
-    balances = {c.id: by_pan[c.pan] for c in scenario.cards}
-    balances["merchant"] = acquirer.ledger.merchant_balance_minor
-    return balances
-
-
 def bookings_of(postings: Iterable[Posting]) -> list[Booking]:
     """The ledger's postings as the oracle reads them."""
     return [Booking(p.stan, p.f7, p.kind, p.amount_minor, not p.reversed) for p in postings]
-
-
-def step_views(scenario: Scenario) -> list[StepView]:
-    """The scenario's steps as the oracle reads them."""
-    return [StepView(s.id, s.do, s.amount_minor, s.target) for s in scenario.steps]
-
-
-def check_conserved(acquirer: Acquirer, total_before: int, what: str) -> None:
-    """Raise ConservationError unless cards plus merchant still hold ``total_before``."""
-    if acquirer.total_minor() != total_before:
-        raise ConservationError(
-            f"{what}: money not conserved: {total_before} -> "
-            f"{acquirer.total_minor()} minor units"
-        )
-
-
-def _yymm(expiry: str | None) -> str | None:
-    """``"2027-08"`` to ``"2708"``."""
-    if expiry is None:
-        return None
-    year, month = expiry.split("-")
-    return year[2:] + month

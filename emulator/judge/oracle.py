@@ -27,9 +27,13 @@ import sys
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from emulator.engine.trace import Event
 from emulator.money import format_minor
+
+if TYPE_CHECKING:
+    from emulator.scenario.model import Scenario
 
 _FINANCIAL = ("0200", "0201", "0220", "0221")
 _BANK = ("bank.posted", "bank.reversed")
@@ -63,6 +67,11 @@ class StepView:
     do: str
     amount_minor: int | None
     target: str | None = None
+
+
+def step_views(scenario: Scenario) -> list[StepView]:
+    """The scenario's steps as the oracle reads them."""
+    return [StepView(s.id, s.do, s.amount_minor, s.target) for s in scenario.steps]
 
 
 @dataclass(frozen=True)
