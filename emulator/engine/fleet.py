@@ -3,7 +3,8 @@
 scenario, N -> one Environment, one seeded RNG, one trace (streamed) -> one
 :class:`Acquirer` core (one ledger: the bank) -> per terminal ``T0000001``,
 ``T0000002``, ...: its own link, host shell, card reader, printer, terminal and
-injector (the scenario's faults, on its own devices) -> the steps, at their
+injector (the scenario's faults, on its own devices), wired as a single run's are
+(:func:`~emulator.engine.wiring.wire_unit`) -> the steps, at their
 ``at_s``, on every terminal -> run -> each step judged by its terminal's oracle at the
 settlement after which nothing can change it (or at the end), counted.
 
@@ -28,29 +29,29 @@ from typing import IO, TYPE_CHECKING, Any
 
 import simpy
 
-from devices.bank.host import Host
-from devices.card_reader import SimCardReader
-from devices.net.link import TO_BANK, Link
-from devices.printer.sim import SimPrinter
+from devices.net.link import TO_BANK
 from devices.simkit.agenda import Agenda
 from emulator.engine.collector import collection_paused
-from emulator.engine.injector import Injector
 from emulator.engine.trace import Event, Listener, Listeners, Trace
 from emulator.engine.wiring import (
-    MAC_KEY,
+    SIMULATED,
+    Shared,
     balances_of,
     card_infos,
     check_conserved,
+    identity_of,
     make_acquirer,
-    sim_printer,
     trace_header,
+    wire_unit,
 )
-from emulator.firmware.messages import Identity
-from emulator.firmware.terminal import Terminal
 from emulator.judge.oracle import Anomaly, Observer, StepView, Verdict, step_views
 from emulator.money import format_minor
 
 if TYPE_CHECKING:
+    from devices.bank.host import Host
+    from devices.net.link import Link
+    from devices.printer.sim import SimPrinter
+    from emulator.firmware.terminal import Terminal
     from emulator.scenario.model import Scenario, StepSpec
 
 MAX_TERMINALS = 9_999_999
@@ -285,7 +286,8 @@ class Fleet:
                            sink=_Discard() if trace_sink is None else trace_sink)
         self.router = _Router(self.trace)
         self.acquirer = make_acquirer(scenario)
-        self._cards = card_infos(scenario)
+        self.shared = Shared(scenario, self.env, self.rng, self.acquirer, card_infos(scenario),
+                             traces=self.router.views)
         self.views = step_views(scenario)
         self._place = {view.id: i for i, view in enumerate(self.views)}
         at = attrgetter("at_s")
@@ -302,30 +304,15 @@ class Fleet:
         ), self._start)
 
     def _wire(self, number: int, keep_receipts: bool) -> _Unit:
-        scenario, env = self.scenario, self.env
         tid = terminal_id(number + 1)
         view = self.router.view(tid)
-        trace = view
         observer = Observer(keep_receipts=keep_receipts)
         for name in Observer.EVENTS:  # before the injector: it sees events in trace order
             view.subscribe(name, observer.observe)
-        link = Link(env, self.rng, trace, scenario.network.latency_s, scenario.network.jitter_s)
-        host = Host(env, trace, link.bank_end, self.acquirer, scenario.start,
-                    scenario.bank.processing_s, traces=self.router.views)
-        reader = SimCardReader(env, trace)
-        printer = sim_printer(env, trace, scenario)
-        terminal = Terminal(
-            env, trace, link.terminal_end, reader, printer, scenario.policy,
-            Identity(scenario.merchant.name, scenario.merchant.merchant_id, tid),
-            scenario.start, self._cards, MAC_KEY,
-        )
-        unit = _Unit(number, tid, view, terminal, link, host, printer, observer)
-        view.subscribe("terminal.txn_done", self._settlements(unit))
-        Injector(env, trace, {
-            "card": reader, "printer": printer, "network": link, "bank": host,
-            "terminal": terminal,
-        }, scenario.faults)
-        return unit
+        view.subscribe("terminal.txn_done", self._settlements(number))  # so is this
+        unit = wire_unit(self.shared, view, identity_of(self.scenario, tid), SIMULATED)
+        return _Unit(number, tid, view, unit.terminal, unit.link, unit.host, unit.printer,
+                     observer)
 
     def _start(self, steps: tuple[StepSpec, ...]) -> None:
         """Every terminal's operator starting ``steps`` (all due now), terminal by terminal."""
@@ -333,11 +320,12 @@ class Fleet:
             for step in steps:
                 unit.terminal.submit(step)
 
-    def _settlements(self, unit: _Unit) -> Listener:
-        """Told the unit's ``terminal.txn_done``: after a settlement, judge what is final."""
+    def _settlements(self, number: int) -> Listener:
+        """Told unit ``number``'s ``terminal.txn_done``: after a settlement, judge what is
+        final."""
         def heard(event: Event) -> None:
             if self.early and event.fields["result"] == "settled":
-                self._judge_settled(unit, self._position[event.fields["step"]] + 1)
+                self._judge_settled(self.units[number], self._position[event.fields["step"]] + 1)
         return heard
 
     def _judge_settled(self, unit: _Unit, upto: int) -> None:

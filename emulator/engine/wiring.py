@@ -1,28 +1,183 @@
-"""What every run builds from its scenario: the bank, the cards, the simulated printer,
-the MAC key, the balances, and the check that money was conserved.
+"""One wiring: a unit of posemu built from its scenario, one factory per port.
 
-A single run (:mod:`emulator.engine.world`), a fleet (:mod:`emulator.engine.fleet`) and a
-bench run (:mod:`emulator.engine.bench`) all take them from here.
+A unit is a terminal (its firmware), a card reader, a receipt printer, a transport
+to the acquirer, the acquirer endpoint (the host) and the fault injector on them::
+
+    scenario, Shared (clock, RNG, acquirer core, cards: what a fleet's units share),
+    the unit's trace and identity, Parts (one factory per port; SIMULATED by default)
+      -> wire_unit -> transport, endpoint, reader, printer, firmware, injector
+
+A single run (:class:`~emulator.engine.world.World`), each terminal of a fleet
+(:class:`~emulator.engine.fleet.Fleet`) and a bench run (:mod:`emulator.engine.bench`,
+a World with a real printer) are built by :func:`wire_unit`, and nothing else builds
+these components. Each component starts its process when it is built, and simpy runs
+events due at the same instant in the order they were made, so the build order is part
+of the trace: transport, endpoint, reader, printer, firmware, injector.
+
+It also holds what every run builds from its scenario: the bank, the cards, the MAC
+key, the balances, the check that money was conserved.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import random
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeAlias, TypeVar
 
 from devices.bank.acquirer import Account, Acquirer
+from devices.bank.host import Host
+from devices.card_reader import SimCardReader
 from devices.errors import ConservationError
+from devices.net.link import Link
+from devices.ports import CardReader, FaultTarget, Firmware, Printer, Transport
 from devices.printer.core import PrinterCore
 from devices.printer.sim import SimPrinter
-from emulator.firmware.messages import CardInfo
+from emulator.engine.injector import Injector
+from emulator.firmware.messages import CardInfo, Identity
+from emulator.firmware.terminal import Terminal
 
 if TYPE_CHECKING:
     import simpy
 
-    from devices.ports import TraceSink
-    from emulator.scenario.model import Scenario
+    from devices.ports import TraceBus, TraceSink
+    from emulator.scenario.model import Scenario, StepSpec
 
 MAC_KEY = b"posemu-test-mac-key-0001"
 """The MAC key terminal and host share: a test key, never a real one."""
+
+
+class Connection(FaultTarget, Protocol):
+    """What a transport factory builds: the way between a terminal and its acquirer,
+    a :class:`~devices.ports.Transport` at each end (the injector's ``network``)."""
+
+    @property
+    def terminal_end(self) -> Transport: ...
+
+    @property
+    def bank_end(self) -> Transport: ...
+
+
+@dataclass(frozen=True)
+class Shared:
+    """What the units of a run share: the scenario, the clock, the seeded RNG, the
+    acquirer core and the cards; in a fleet also each terminal's trace by terminal id
+    (where the host traces money a request mangled on the way moved for another)."""
+
+    scenario: Scenario
+    env: simpy.Environment
+    rng: random.Random
+    acquirer: Acquirer
+    cards: dict[str, CardInfo]
+    traces: Mapping[str, TraceSink] | None = None
+
+
+P = TypeVar("P", bound=Printer)
+C = TypeVar("C", bound=Connection)
+H = TypeVar("H", bound=FaultTarget)
+F = TypeVar("F", bound="Firmware[StepSpec]")
+P_co = TypeVar("P_co", bound=Printer, covariant=True)
+C_co = TypeVar("C_co", bound=Connection, covariant=True)
+H_co = TypeVar("H_co", bound=FaultTarget, covariant=True)
+F_co = TypeVar("F_co", bound="Firmware[StepSpec]", covariant=True)
+
+PrinterFactory: TypeAlias = Callable[[Shared, "TraceSink"], P]
+TransportFactory: TypeAlias = Callable[[Shared, "TraceSink"], C]
+EndpointFactory: TypeAlias = Callable[[Shared, "TraceSink", Transport], H]
+"""Builds the acquirer endpoint serving the bank's end of the transport."""
+FirmwareFactory: TypeAlias = Callable[
+    [Shared, "TraceSink", Transport, CardReader, Printer, Identity], F]
+"""Builds the terminal on the terminal's end of the transport, its reader and printer."""
+
+
+@dataclass(frozen=True)
+class Parts(Generic[P_co, C_co, H_co, F_co]):
+    """One factory per port: what a unit's printer, transport, acquirer endpoint and
+    firmware are built as (:data:`SIMULATED`: the simulated ones)."""
+
+    printer: PrinterFactory[P_co]
+    transport: TransportFactory[C_co]
+    endpoint: EndpointFactory[H_co]
+    firmware: FirmwareFactory[F_co]
+
+    def with_printer(self, printer: PrinterFactory[P]) -> Parts[P, C_co, H_co, F_co]:
+        """These parts with another printer (a bench run's real one)."""
+        return Parts(printer, self.transport, self.endpoint, self.firmware)
+
+
+@dataclass(frozen=True)
+class Unit(Generic[P_co, C_co, H_co, F_co]):
+    """One terminal and what it is wired to."""
+
+    terminal: F_co
+    reader: CardReader
+    printer: P_co
+    link: C_co  # the transport
+    host: H_co  # the acquirer endpoint
+    injector: Injector
+
+
+def wire_unit(
+    shared: Shared, trace: TraceBus, identity: Identity, parts: Parts[P, C, H, F],
+) -> Unit[P, C, H, F]:
+    """Build one unit of ``shared.scenario`` on ``trace`` (a fleet terminal's view of the
+    fleet's trace), its terminal being ``identity``, from ``parts``: the scenario's faults
+    are scheduled on its components."""
+    env = shared.env
+    link = parts.transport(shared, trace)
+    host = parts.endpoint(shared, trace, link.bank_end)
+    reader = SimCardReader(env, trace)
+    printer = parts.printer(shared, trace)
+    terminal = parts.firmware(shared, trace, link.terminal_end, reader, printer, identity)
+    targets: dict[str, FaultTarget] = {
+        "card": reader, "printer": printer, "network": link, "bank": host, "terminal": terminal,
+    }
+    injector = Injector(env, trace, targets, shared.scenario.faults)
+    return Unit(terminal, reader, printer, link, host, injector)
+
+
+def sim_link(shared: Shared, trace: TraceSink) -> Link:
+    """The simulated network link of the scenario's ``[network]``."""
+    network = shared.scenario.network
+    return Link(shared.env, shared.rng, trace, network.latency_s, network.jitter_s)
+
+
+def sim_host(shared: Shared, trace: TraceSink, transport: Transport) -> Host:
+    """The simulated acquirer host: the shared core behind ``transport``."""
+    scenario = shared.scenario
+    return Host(shared.env, trace, transport, shared.acquirer, scenario.start,
+                scenario.bank.processing_s, traces=shared.traces)
+
+
+def sim_printer(shared: Shared, trace: TraceSink) -> SimPrinter:
+    """The simulated receipt printer of the scenario's ``[printer]``."""
+    spec = shared.scenario.printer
+    return SimPrinter(shared.env, trace, PrinterCore(paper_m=spec.paper_m,
+                                                     near_end_m=spec.near_end_m),
+                      spec.lines_per_s)
+
+
+def sim_terminal(
+    shared: Shared, trace: TraceSink, transport: Transport, reader: CardReader,
+    printer: Printer, identity: Identity,
+) -> Terminal:
+    """posemu's terminal firmware, with the scenario's policy and clock."""
+    scenario = shared.scenario
+    return Terminal(shared.env, trace, transport, reader, printer, scenario.policy, identity,
+                    scenario.start, shared.cards, MAC_KEY)
+
+
+SIMULATED: Parts[SimPrinter, Link, Host, Terminal] = Parts(
+    sim_printer, sim_link, sim_host, sim_terminal)
+"""Every part simulated: the default."""
+
+
+def identity_of(scenario: Scenario, terminal_id: str | None = None) -> Identity:
+    """Who a terminal of ``scenario`` is: its merchant, and ``terminal_id`` (the
+    scenario's own by default)."""
+    merchant = scenario.merchant
+    return Identity(merchant.name, merchant.merchant_id,
+                    merchant.terminal_id if terminal_id is None else terminal_id)
 
 
 def trace_header(scenario: Scenario, **extra: Any) -> dict[str, Any]:
@@ -49,13 +204,6 @@ def make_acquirer(scenario: Scenario) -> Acquirer:
 def card_infos(scenario: Scenario) -> dict[str, CardInfo]:
     """What a terminal reads off each of the scenario's cards, by card id."""
     return {c.id: CardInfo(c.pan, _yymm(c.expiry) or "9912") for c in scenario.cards}
-
-
-def sim_printer(env: simpy.Environment, trace: TraceSink, scenario: Scenario) -> SimPrinter:
-    """The simulated receipt printer of ``scenario``'s ``[printer]``."""
-    spec = scenario.printer
-    return SimPrinter(env, trace, PrinterCore(paper_m=spec.paper_m,
-                                              near_end_m=spec.near_end_m), spec.lines_per_s)
 
 
 def balances_of(scenario: Scenario, acquirer: Acquirer) -> dict[str, int]:

@@ -1,7 +1,8 @@
 """One run: build the world from a scenario, run it in simulated time, judge it.
 
-scenario -> World (Environment, one seeded RNG, trace) -> devices wired ->
-faults scheduled -> operator steps -> run -> oracle -> Result.
+scenario -> World (Environment, one seeded RNG, trace, acquirer) -> one unit wired
+(:func:`~emulator.engine.wiring.wire_unit`: devices, terminal, faults scheduled) ->
+operator steps -> run -> oracle -> Result.
 
 A bench run (:mod:`emulator.engine.bench`) hands World a real-time environment and a
 printer factory; everything else is wired the same way.
@@ -15,32 +16,31 @@ from typing import TYPE_CHECKING, TypeAlias
 
 import simpy
 
-from devices.bank.host import Host
-from devices.card_reader import SimCardReader
-from devices.net.link import Link
 from devices.ports import Printer
-from devices.printer.sim import SimPrinter
 from devices.simkit.agenda import Agenda
 from emulator.engine.collector import collection_paused
-from emulator.engine.injector import Injector
 from emulator.engine.trace import Trace
 from emulator.engine.wiring import (
-    MAC_KEY,
+    SIMULATED,
+    Parts,
+    Shared,
     balances_of,
     card_infos,
     check_conserved,
+    identity_of,
     make_acquirer,
-    sim_printer,
     trace_header,
+    wire_unit,
 )
-from emulator.firmware.messages import Identity
-from emulator.firmware.terminal import Terminal
 from emulator.judge.oracle import Booking, judge, step_views
 from emulator.judge.result import Result, StepResult, check
 from emulator.scenario.model import Scenario
 
 if TYPE_CHECKING:
+    from devices.bank.host import Host
     from devices.bank.ledger import Posting
+    from devices.net.link import Link
+    from emulator.firmware.terminal import Terminal
 
 
 PrinterFactory: TypeAlias = Callable[[simpy.Environment, Trace], Printer]
@@ -59,36 +59,21 @@ class World:
         printer: PrinterFactory | None = None,
     ) -> None:
         self.scenario = scenario
-        self.env = simpy.Environment() if env is None else env
+        self.env = env = simpy.Environment() if env is None else env
         self.rng = random.Random(scenario.seed)
-        self.trace = Trace(self.env, header=trace_header(scenario))
-        self.link = Link(self.env, self.rng, self.trace, scenario.network.latency_s,
-                         scenario.network.jitter_s)
+        self.trace = trace = Trace(env, header=trace_header(scenario))
         self.acquirer = make_acquirer(scenario)
         self.retired: list[Posting] = []  # what the bank forgot: still judged
         self.acquirer.on_retire = self.retired.extend
-        self.host = Host(self.env, self.trace, self.link.bank_end, self.acquirer, scenario.start,
-                         scenario.bank.processing_s)
-        self.reader = SimCardReader(self.env, self.trace)
-        self.printer: Printer = (self._sim_printer if printer is None else printer)(
-            self.env, self.trace)
-        self.terminal = Terminal(
-            self.env, self.trace, self.link.terminal_end, self.reader, self.printer,
-            scenario.policy,
-            Identity(scenario.merchant.name, scenario.merchant.merchant_id,
-                     scenario.merchant.terminal_id),
-            scenario.start, card_infos(scenario), MAC_KEY,
-        )
-        Injector(self.env, self.trace, {
-            "card": self.reader, "printer": self.printer, "network": self.link,
-            "bank": self.host, "terminal": self.terminal,
-        }, scenario.faults)
-        self.agenda = Agenda(self.env, ((step.at_s, step) for step in scenario.steps),
+        shared = Shared(scenario, env, self.rng, self.acquirer, card_infos(scenario))
+        parts: Parts[Printer, Link, Host, Terminal] = (
+            SIMULATED if printer is None else SIMULATED.with_printer(
+                lambda _shared, _sink: printer(env, trace)))  # the run's trace, as a Trace
+        unit = wire_unit(shared, trace, identity_of(scenario), parts)
+        self.link, self.host, self.reader = unit.link, unit.host, unit.reader
+        self.printer, self.terminal = unit.printer, unit.terminal
+        self.agenda = Agenda(env, ((step.at_s, step) for step in scenario.steps),
                              self.terminal.submit)
-
-    def _sim_printer(self, env: simpy.Environment, trace: Trace) -> SimPrinter:
-        return sim_printer(env, trace, self.scenario)
-
 
     def run(self, until: float | simpy.Event | None = None) -> Result:
         """Run to ``until`` (default: the horizon, or until nothing is left to happen); judge."""
