@@ -45,7 +45,7 @@ from emulator.engine.wiring import (
     wire_unit,
 )
 from emulator.judge.oracle import Anomaly, Observer, StepView, Verdict, step_views
-from emulator.money import format_minor
+from emulator.judge.result import anomaly_json, money_json, scenario_json
 
 if TYPE_CHECKING:
     from devices.bank.host import Host
@@ -175,20 +175,15 @@ class FleetResult:
     def to_json(self) -> dict[str, Any]:
         """The counts as plain data (``posemu fleet --json``); money as decimal strings."""
         return {
-            "scenario": self.scenario.name, "path": self.scenario.path,
-            "seed": self.scenario.seed, "profile": self.scenario.profile,
+            **scenario_json(self.scenario, fleet=True),
             "terminals": self.terminals, "transactions": self.transactions,
             "end_states": dict(sorted(self.end_states.items())),
             "anomalies": dict(sorted(self.anomaly_counts.items())),
-            "first_anomalies": [
-                {"terminal": a.terminal, "kind": a.kind, "step": a.step, "detail": a.detail}
-                for a in self.anomalies
-            ],
+            "first_anomalies": [anomaly_json(a, terminal=a.terminal) for a in self.anomalies],
             "events": self.events, "postings": self.postings,
             "sim_time_s": self.sim_time_s, "trace_sha256": self.trace_sha256,
-            "balances_before": {k: format_minor(v)
-                                for k, v in self.balances_before_minor.items()},
-            "balances": {k: format_minor(v) for k, v in self.balances_minor.items()},
+            "balances_before": money_json(self.balances_before_minor),
+            "balances": money_json(self.balances_minor),
         }
 
     def summary(self) -> str:
