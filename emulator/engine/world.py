@@ -2,7 +2,8 @@
 
 scenario -> World (Environment, one seeded RNG, trace, acquirer) -> one unit wired
 (:func:`~emulator.engine.wiring.wire_unit`: devices, terminal, faults scheduled) ->
-operator steps -> run -> oracle -> Result.
+operator steps -> run -> oracle (from the trace alone, as a fleet's) -> the bank's ledger
+checked against the trace (:mod:`emulator.judge.reconcile`) -> Result.
 
 A bench run (:mod:`emulator.engine.bench`) hands World a real-time environment and a
 printer factory; everything else is wired the same way.
@@ -32,7 +33,8 @@ from emulator.engine.wiring import (
     trace_header,
     wire_unit,
 )
-from emulator.judge.oracle import Booking, judge, step_views
+from emulator.judge.oracle import judge, step_views
+from emulator.judge.reconcile import BankMoves, Booking, reconcile
 from emulator.judge.result import Result, StepResult, check
 from emulator.scenario.model import Scenario
 
@@ -63,7 +65,7 @@ class World:
         self.rng = random.Random(scenario.seed)
         self.trace = trace = Trace(env, header=trace_header(scenario))
         self.acquirer = make_acquirer(scenario)
-        self.retired: list[Posting] = []  # what the bank forgot: still judged
+        self.retired: list[Posting] = []  # what the bank forgot: still checked
         self.acquirer.on_retire = self.retired.extend
         shared = Shared(scenario, env, self.rng, self.acquirer, card_infos(scenario))
         parts: Parts[Printer, Link, Host, Terminal] = (
@@ -76,7 +78,8 @@ class World:
                              self.terminal.submit)
 
     def run(self, until: float | simpy.Event | None = None) -> Result:
-        """Run to ``until`` (default: the horizon, or until nothing is left to happen); judge."""
+        """Run to ``until`` (default: the horizon, or until nothing is left to happen); judge
+        from the trace, and check the bank's ledger against it (:func:`reconcile`)."""
         with collection_paused():
             scenario = self.scenario
             before = self._balances()
@@ -85,9 +88,16 @@ class World:
             for step, what in self.terminal.unresolved():
                 self.trace.emit("terminal.unresolved", step=step, what=what)
             check_conserved(self.acquirer, total_before, scenario.name)
-            postings = [*self.retired, *self.acquirer.ledger.postings]
-            verdict = judge(step_views(scenario), self.trace.events, bookings_of(postings))
+            events = self.trace.events
+            verdict = judge(step_views(scenario), events)
             balances = self._balances()
+            ledger = self.acquirer.ledger
+            postings = [*self.retired, *ledger.postings]  # every one made: see reconcile
+            reconcile(BankMoves.of(events), made=ledger.count, bookings=bookings_of(postings),
+                      merchant_moved=balances["merchant"] - before["merchant"],
+                      what=scenario.name)
+            # the bank's events carry no RRN: a step's is read off the postings just
+            # found to agree with them
             rrns = {p.stan: p.rrn for p in sorted(postings, key=lambda p: p.seq)}
             steps = tuple(
                 StepResult(
@@ -120,5 +130,5 @@ def run_scenario(scenario: Scenario) -> Result:
 
 
 def bookings_of(postings: Iterable[Posting]) -> list[Booking]:
-    """The ledger's postings as the oracle reads them."""
+    """The ledger's postings as :func:`reconcile` reads them."""
     return [Booking(p.stan, p.f7, p.kind, p.amount_minor, not p.reversed) for p in postings]
