@@ -12,7 +12,9 @@ Every event a terminal's components emit carries ``tid`` (the terminal id,
 ISO 8583 field 41), so step ids and STANs may repeat across terminals. Memory
 does not grow with the trace: it is written (or only hashed) as it happens,
 and each terminal's :class:`Observer` keeps a small record per step not yet
-judged, no events and no receipt text.
+judged, no events and no receipt text. The bank's ledger is checked against the
+trace's bank events as far as they are counted: postings made, the merchant's balance
+(:mod:`emulator.judge.reconcile`).
 """
 
 from __future__ import annotations
@@ -44,7 +46,8 @@ from emulator.engine.wiring import (
     trace_header,
     wire_unit,
 )
-from emulator.judge.oracle import Anomaly, Observer, StepView, Verdict, step_views
+from emulator.judge.oracle import BANK_EVENTS, Anomaly, Observer, StepView, Verdict, step_views
+from emulator.judge.reconcile import BankMoves, reconcile
 from emulator.judge.result import anomaly_json, money_json, scenario_json
 
 if TYPE_CHECKING:
@@ -294,6 +297,10 @@ class Fleet:
         only counts (:meth:`run` turns it off when it is asked for every verdict)."""
         self._tally = _Tally()
         self.units = [self._wire(k, keep_receipts) for k in range(terminals)]
+        self.moves = BankMoves(keyed=False)
+        """What the trace says the bank did, counted: the ledger is checked against it."""
+        for name in BANK_EVENTS:
+            self.trace.subscribe(name, self.moves.observe)
         self.agenda = Agenda(self.env, (
             (at_s, tuple(group)) for at_s, group in itertools.groupby(submitted, key=at)
         ), self._start)
@@ -373,7 +380,11 @@ class Fleet:
             for unit in self.units:
                 for step, what in unit.terminal.unresolved():
                     unit.view.emit("terminal.unresolved", step=step, what=what)
-            check_conserved(self.acquirer, total_before, f"{scenario.name} (fleet of {self.size})")
+            label = f"{scenario.name} (fleet of {self.size})"
+            check_conserved(self.acquirer, total_before, label)
+            balances = balances_of(scenario, self.acquirer)
+            reconcile(self.moves, made=self.acquirer.ledger.count, bookings=None,
+                      merchant_moved=balances["merchant"] - before["merchant"], what=label)
             for unit in self.units:
                 self._judge_rest(unit, on_terminal)
             tally = self._tally
@@ -382,7 +393,7 @@ class Fleet:
                 end_states=tally.end_states, anomaly_counts=tally.counts, anomalies=tally.kept,
                 events=len(self.trace), trace_sha256=self.trace.sha256(),
                 sim_time_s=float(self.env.now), postings=self.acquirer.ledger.count,
-                balances_minor=balances_of(scenario, self.acquirer), balances_before_minor=before,
+                balances_minor=balances, balances_before_minor=before,
             )
 
     def _judge_rest(self, unit: _Unit, on_terminal: TerminalVerdict | None) -> None:

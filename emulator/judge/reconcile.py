@@ -20,7 +20,10 @@ Retention: with ``[bank] retention_s`` the bank forgets a settled transaction's
 postings (their money stays moved). A single run keeps what the bank forgot
 (``World.retired``, told by ``Acquirer.on_retire``), so its ledger side is every posting
 ever made, retired or still held: the check is complete however long the run, and
-that the witness is complete is checked too (postings kept = postings ever made).
+that the witness is complete is checked too (postings kept = postings ever made). A
+fleet keeps no postings and no events (its memory does not grow with its length), so
+it checks what it can count as the run goes: the postings made and the merchant's
+balance (:class:`BankMoves` with ``keyed=False``).
 
 RRNs: the bank's events carry none (kind, STAN, field 7, amount), so a single run reads
 each step's RRN off the postings this check has just found to agree with the events.
@@ -53,13 +56,14 @@ class Booking:
 
 class BankMoves:
     """What a trace says the bank did, folded one ``bank.posted`` / ``bank.reversed``
-    event at a time: postings made, how far the merchant's balance moved, and what
-    stands per key."""
+    event at a time (a listener: ``trace.subscribe(name, moves.observe)``): postings
+    made, how far the merchant's balance moved, and what stands per key (not with
+    ``keyed=False``: a fleet)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, keyed: bool = True) -> None:
         self.posted = 0
         self.merchant_minor = 0
-        self.standing: Counter[_Entry] = Counter()
+        self.standing: Counter[_Entry] | None = Counter() if keyed else None
 
     def observe(self, event: Event) -> None:
         """Fold one of :data:`BANK_EVENTS` in."""
@@ -70,7 +74,8 @@ class BankMoves:
             sign = 1
             self.posted += 1
         self.merchant_minor += sign * (-amount if kind == "refund" else amount)
-        self.standing[f["stan"], f["f7"], kind, amount] += sign
+        if self.standing is not None:
+            self.standing[f["stan"], f["f7"], kind, amount] += sign
 
     @classmethod
     def of(cls, events: Iterable[Event]) -> BankMoves:
@@ -83,14 +88,14 @@ class BankMoves:
 
 
 def reconcile(
-    moves: BankMoves, *, made: int, merchant_moved: int, bookings: Iterable[Booking],
-    what: str,
+    moves: BankMoves, *, made: int, merchant_moved: int,
+    bookings: Iterable[Booking] | None, what: str,
 ) -> None:
     """Raise LedgerMismatchError unless the ledger agrees with the trace's ``moves``.
 
     ``made`` is the ledger's count of postings ever made, ``merchant_moved`` how far the
     ledger moved the merchant's balance over the run, ``bookings`` every posting the
-    ledger made. ``what`` names the run.
+    ledger made (None: not kept, so nothing is compared per key). ``what`` names the run.
     """
     differ = []
     if moves.posted != made:
@@ -98,17 +103,18 @@ def reconcile(
     if moves.merchant_minor != merchant_moved:
         differ.append(f"the merchant's balance moved {format_minor(merchant_moved)}, "
                       f"the trace says {format_minor(moves.merchant_minor)}")
-    kept = list(bookings)
-    if len(kept) != made:
-        differ.append(f"the ledger kept {len(kept)} of the {made} postings it made")
-    ledger = Counter((b.stan, b.f7, b.kind, b.amount_minor) for b in kept if b.standing)
-    never = sorted(entry for entry, n in moves.standing.items() if n < 0)
-    if never:
-        differ.append(f"the trace reverses what never stood: {_entries(never)}")
-    trace = +moves.standing
-    if trace != ledger:
-        differ.append(f"standing in the ledger only: {_entries(ledger - trace)}; "
-                      f"in the trace only: {_entries(trace - ledger)}")
+    if bookings is not None and moves.standing is not None:
+        kept = list(bookings)
+        if len(kept) != made:
+            differ.append(f"the ledger kept {len(kept)} of the {made} postings it made")
+        ledger = Counter((b.stan, b.f7, b.kind, b.amount_minor) for b in kept if b.standing)
+        never = sorted(entry for entry, n in moves.standing.items() if n < 0)
+        if never:
+            differ.append(f"the trace reverses what never stood: {_entries(never)}")
+        trace = +moves.standing
+        if trace != ledger:
+            differ.append(f"standing in the ledger only: {_entries(ledger - trace)}; "
+                          f"in the trace only: {_entries(trace - ledger)}")
     if differ:
         raise LedgerMismatchError(f"{what}: the bank's ledger and the trace disagree: "
                                   + "; ".join(differ))

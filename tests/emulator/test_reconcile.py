@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from devices.errors import LedgerMismatchError, PosemuError
+from emulator.engine.fleet import Fleet
 from emulator.engine.trace import Event
 from emulator.engine.world import World
 from emulator.judge.reconcile import BankMoves, Booking, reconcile
@@ -31,9 +32,9 @@ BOOKINGS = [Booking("000001", F7, "sale", 1250, True),
             Booking("000003", F7, "sale", 700, False)]
 
 
-def check(events: list[Event], bookings: list[Booking], *, made: int = 3,
-          merchant_moved: int = 1250) -> None:
-    moves = BankMoves()
+def check(events: list[Event], bookings: list[Booking] | None, *, made: int = 3,
+          merchant_moved: int = 1250, keyed: bool = True) -> None:
+    moves = BankMoves(keyed=keyed)
     for event in events:
         moves.observe(event)
     reconcile(moves, made=made, merchant_moved=merchant_moved, bookings=bookings, what="run")
@@ -72,11 +73,14 @@ def test_a_trace_reversing_what_never_stood_is_an_error() -> None:
         check([*EVENTS, bank("reversed", "000003", 700)], BOOKINGS, merchant_moved=550)
 
 
-def test_postings_made_and_the_merchants_balance_are_checked() -> None:
+@pytest.mark.parametrize("keyed", [True, False])
+def test_postings_made_and_the_merchants_balance_are_checked(keyed: bool) -> None:
+    bookings = BOOKINGS if keyed else None
     with pytest.raises(LedgerMismatchError, match="made 4 postings, the trace posted 3"):
-        check(EVENTS, BOOKINGS, made=4)
+        check(EVENTS, bookings, made=4, keyed=keyed)
     with pytest.raises(LedgerMismatchError, match=r"moved 12\.51, the trace says 12\.50"):
-        check(EVENTS, BOOKINGS, merchant_moved=1251)
+        check(EVENTS, bookings, merchant_moved=1251, keyed=keyed)
+    check(EVENTS[:1], None, made=1, keyed=keyed)  # no bookings: nothing per key
 
 
 # -- a run's ledger tampered with, or its trace ----------------------------------------
@@ -139,3 +143,17 @@ def test_a_run_that_did_not_keep_what_the_bank_forgot_is_detected() -> None:
 
     with pytest.raises(LedgerMismatchError, match="the ledger kept 1 of the 2 postings"):
         world_of(RETAINED, 0, forget).run()
+
+
+def test_a_fleet_checks_its_ledger_against_the_counts() -> None:
+    fleet = Fleet(scenario_from_dict(sales(0, 60)), 3)
+    ledger = fleet.acquirer.ledger
+
+    def shift(_event: object) -> None:  # money conserved, yet not what the trace says
+        ledger.accounts["4111111111111111"].balance_minor += 100
+        ledger.merchant_balance_minor -= 100
+
+    fleet.env.timeout(100).callbacks.append(shift)
+    with pytest.raises(LedgerMismatchError, match=r"tampered \(fleet of 3\): .* moved 59\.00"):
+        fleet.run()
+    assert Fleet(scenario_from_dict(sales(0, 60)), 3).run().postings == 6
