@@ -22,7 +22,6 @@ from __future__ import annotations
 import bisect
 import io
 import itertools
-import random
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -35,19 +34,9 @@ from devices.net.link import TO_BANK
 from devices.simkit.agenda import Agenda
 from emulator.engine.collector import collection_paused
 from emulator.engine.trace import Event, Listener, Listeners, Trace
-from emulator.engine.wiring import (
-    SIMULATED,
-    Shared,
-    balances_of,
-    card_infos,
-    check_conserved,
-    identity_of,
-    make_acquirer,
-    trace_header,
-    wire_unit,
-)
+from emulator.engine.wiring import SIMULATED, Books, Shared, trace_header, wire_unit
 from emulator.judge.oracle import BANK_EVENTS, Anomaly, Observer, StepView, Verdict, step_views
-from emulator.judge.reconcile import BankMoves, reconcile
+from emulator.judge.reconcile import BankMoves
 from emulator.judge.result import anomaly_json, money_json, scenario_json
 
 if TYPE_CHECKING:
@@ -279,13 +268,11 @@ class Fleet:
         self.scenario = scenario
         self.size = terminals
         self.env = simpy.Environment()
-        self.rng = random.Random(scenario.seed)
         self.trace = Trace(self.env, header=trace_header(scenario, terminals=terminals),
                            sink=_Discard() if trace_sink is None else trace_sink)
         self.router = _Router(self.trace)
-        self.acquirer = make_acquirer(scenario)
-        self.shared = Shared(scenario, self.env, self.rng, self.acquirer, card_infos(scenario),
-                             traces=self.router.views)
+        self.shared = Shared.of(scenario, self.env, traces=self.router.views)
+        self.rng, self.acquirer = self.shared.rng, self.shared.acquirer
         self.views = step_views(scenario)
         self._place = {view.id: i for i, view in enumerate(self.views)}
         at = attrgetter("at_s")
@@ -312,7 +299,7 @@ class Fleet:
         for name in Observer.EVENTS:  # before the injector: it sees events in trace order
             view.subscribe(name, observer.observe)
         view.subscribe("terminal.txn_done", self._settlements(number))  # so is this
-        unit = wire_unit(self.shared, view, identity_of(self.scenario, tid), SIMULATED)
+        unit = wire_unit(self.shared, view, SIMULATED, tid)
         return _Unit(number, tid, view, unit.terminal, unit.link, unit.host, unit.printer,
                      observer)
 
@@ -374,17 +361,12 @@ class Fleet:
         with collection_paused():
             scenario = self.scenario
             self.early = on_terminal is None
-            before = balances_of(scenario, self.acquirer)
-            total_before = self.acquirer.total_minor()
+            books = Books(scenario, self.acquirer)
             self.env.run(until=scenario.until_s)
             for unit in self.units:
                 for step, what in unit.terminal.unresolved():
                     unit.view.emit("terminal.unresolved", step=step, what=what)
-            label = f"{scenario.name} (fleet of {self.size})"
-            check_conserved(self.acquirer, total_before, label)
-            balances = balances_of(scenario, self.acquirer)
-            reconcile(self.moves, made=self.acquirer.ledger.count, bookings=None,
-                      merchant_moved=balances["merchant"] - before["merchant"], what=label)
+            balances = books.close(self.moves, None, f"{scenario.name} (fleet of {self.size})")
             for unit in self.units:
                 self._judge_rest(unit, on_terminal)
             tally = self._tally
@@ -393,7 +375,7 @@ class Fleet:
                 end_states=tally.end_states, anomaly_counts=tally.counts, anomalies=tally.kept,
                 events=len(self.trace), trace_sha256=self.trace.sha256(),
                 sim_time_s=float(self.env.now), postings=self.acquirer.ledger.count,
-                balances_minor=balances, balances_before_minor=before,
+                balances_minor=balances, balances_before_minor=books.before,
             )
 
     def _judge_rest(self, unit: _Unit, on_terminal: TerminalVerdict | None) -> None:

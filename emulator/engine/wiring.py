@@ -4,7 +4,7 @@ A unit is a terminal (its firmware), a card reader, a receipt printer, a transpo
 to the acquirer, the acquirer endpoint (the host) and the fault injector on them::
 
     scenario, Shared (clock, RNG, acquirer core, cards: what a fleet's units share),
-    the unit's trace and identity, Parts (one factory per port; SIMULATED by default)
+    the unit's trace and terminal id, Parts (one factory per port; SIMULATED by default)
       -> wire_unit -> transport, endpoint, reader, printer, firmware, injector
 
 A single run (:class:`~emulator.engine.world.World`), each terminal of a fleet
@@ -15,13 +15,14 @@ events due at the same instant in the order they were made, so the build order i
 of the trace: transport, endpoint, reader, printer, firmware, injector.
 
 It also holds what every run builds from its scenario: the bank, the cards, the MAC
-key, the balances, the check that money was conserved.
+key, and the bank's books (:class:`Books`): the balances, and the checks as a run ends
+that money was conserved and that the ledger is what the trace says.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeAlias, TypeVar
 
@@ -36,11 +37,13 @@ from devices.printer.sim import SimPrinter
 from emulator.engine.injector import Injector
 from emulator.firmware.messages import CardInfo, Identity
 from emulator.firmware.terminal import Terminal
+from emulator.judge.reconcile import reconcile
 
 if TYPE_CHECKING:
     import simpy
 
     from devices.ports import TraceBus, TraceSink
+    from emulator.judge.reconcile import BankMoves, Booking
     from emulator.scenario.model import Scenario, StepSpec
 
 MAC_KEY = b"posemu-test-mac-key-0001"
@@ -70,6 +73,14 @@ class Shared:
     acquirer: Acquirer
     cards: dict[str, CardInfo]
     traces: Mapping[str, TraceSink] | None = None
+
+    @classmethod
+    def of(cls, scenario: Scenario, env: simpy.Environment,
+           traces: Mapping[str, TraceSink] | None = None) -> Shared:
+        """What a run of ``scenario`` on ``env`` shares: the RNG seeded with the
+        scenario's seed, its bank (:func:`make_acquirer`) and its cards."""
+        return cls(scenario, env, random.Random(scenario.seed), make_acquirer(scenario),
+                   card_infos(scenario), traces)
 
 
 P = TypeVar("P", bound=Printer)
@@ -118,12 +129,15 @@ class Unit(Generic[P_co, C_co, H_co, F_co]):
 
 
 def wire_unit(
-    shared: Shared, trace: TraceBus, identity: Identity, parts: Parts[P, C, H, F],
+    shared: Shared, trace: TraceBus, parts: Parts[P, C, H, F], terminal_id: str | None = None,
 ) -> Unit[P, C, H, F]:
-    """Build one unit of ``shared.scenario`` on ``trace`` (a fleet terminal's view of the
-    fleet's trace), its terminal being ``identity``, from ``parts``: the scenario's faults
-    are scheduled on its components."""
+    """Build one unit of ``shared.scenario`` from ``parts`` on ``trace`` (a fleet
+    terminal's view of the fleet's trace), its terminal ``terminal_id`` (the scenario's
+    by default) of the scenario's merchant; the scenario's faults are scheduled on it."""
     env = shared.env
+    merchant = shared.scenario.merchant
+    identity = Identity(merchant.name, merchant.merchant_id,
+                        merchant.terminal_id if terminal_id is None else terminal_id)
     link = parts.transport(shared, trace)
     host = parts.endpoint(shared, trace, link.bank_end)
     reader = SimCardReader(env, trace)
@@ -172,14 +186,6 @@ SIMULATED: Parts[SimPrinter, Link, Host, Terminal] = Parts(
 """Every part simulated: the default."""
 
 
-def identity_of(scenario: Scenario, terminal_id: str | None = None) -> Identity:
-    """Who a terminal of ``scenario`` is: its merchant, and ``terminal_id`` (the
-    scenario's own by default)."""
-    merchant = scenario.merchant
-    return Identity(merchant.name, merchant.merchant_id,
-                    merchant.terminal_id if terminal_id is None else terminal_id)
-
-
 def trace_header(scenario: Scenario, **extra: Any) -> dict[str, Any]:
     """The header of ``scenario``'s trace: what names the run (and ``extra``)."""
     return {"name": scenario.name, "seed": scenario.seed, "profile": scenario.profile,
@@ -206,21 +212,37 @@ def card_infos(scenario: Scenario) -> dict[str, CardInfo]:
     return {c.id: CardInfo(c.pan, _yymm(c.expiry) or "9912") for c in scenario.cards}
 
 
-def balances_of(scenario: Scenario, acquirer: Acquirer) -> dict[str, int]:
-    """Each card's balance by card id, and the merchant's."""
-    by_pan = acquirer.balances()
-    balances = {c.id: by_pan[c.pan] for c in scenario.cards}
-    balances["merchant"] = acquirer.ledger.merchant_balance_minor
-    return balances
+class Books:
+    """The bank's books over a run: the balances it opens with, checked as it closes."""
 
+    def __init__(self, scenario: Scenario, acquirer: Acquirer) -> None:
+        self.scenario = scenario
+        self.acquirer = acquirer
+        self.before = self.balances()
+        self.total_before = acquirer.total_minor()
 
-def check_conserved(acquirer: Acquirer, total_before: int, what: str) -> None:
-    """Raise ConservationError unless cards plus merchant still hold ``total_before``."""
-    if acquirer.total_minor() != total_before:
-        raise ConservationError(
-            f"{what}: money not conserved: {total_before} -> "
-            f"{acquirer.total_minor()} minor units"
-        )
+    def balances(self) -> dict[str, int]:
+        """Each card's balance by card id, and the merchant's."""
+        by_pan = self.acquirer.balances()
+        balances = {c.id: by_pan[c.pan] for c in self.scenario.cards}
+        balances["merchant"] = self.acquirer.ledger.merchant_balance_minor
+        return balances
+
+    def close(self, moves: BankMoves, bookings: Iterable[Booking] | None, what: str,
+              ) -> dict[str, int]:
+        """The balances at the end of run ``what``, once money is found conserved
+        (else ConservationError) and the ledger as the trace's ``moves`` say (else
+        LedgerMismatchError; ``bookings``: every posting made, None if not kept)."""
+        acquirer = self.acquirer
+        if acquirer.total_minor() != self.total_before:
+            raise ConservationError(
+                f"{what}: money not conserved: {self.total_before} -> "
+                f"{acquirer.total_minor()} minor units"
+            )
+        balances = self.balances()
+        reconcile(moves, made=acquirer.ledger.count, bookings=bookings, what=what,
+                  merchant_moved=balances["merchant"] - self.before["merchant"])
+        return balances
 
 
 def _yymm(expiry: str | None) -> str | None:

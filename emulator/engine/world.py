@@ -11,7 +11,6 @@ printer factory; everything else is wired the same way.
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, TypeAlias
 
@@ -21,20 +20,9 @@ from devices.ports import Printer
 from devices.simkit.agenda import Agenda
 from emulator.engine.collector import collection_paused
 from emulator.engine.trace import Trace
-from emulator.engine.wiring import (
-    SIMULATED,
-    Parts,
-    Shared,
-    balances_of,
-    card_infos,
-    check_conserved,
-    identity_of,
-    make_acquirer,
-    trace_header,
-    wire_unit,
-)
+from emulator.engine.wiring import SIMULATED, Books, Parts, Shared, trace_header, wire_unit
 from emulator.judge.oracle import judge, step_views
-from emulator.judge.reconcile import BankMoves, Booking, reconcile
+from emulator.judge.reconcile import BankMoves, Booking
 from emulator.judge.result import Result, StepResult, check
 from emulator.scenario.model import Scenario
 
@@ -62,16 +50,15 @@ class World:
     ) -> None:
         self.scenario = scenario
         self.env = env = simpy.Environment() if env is None else env
-        self.rng = random.Random(scenario.seed)
         self.trace = trace = Trace(env, header=trace_header(scenario))
-        self.acquirer = make_acquirer(scenario)
+        shared = Shared.of(scenario, env)
+        self.rng, self.acquirer = shared.rng, shared.acquirer
         self.retired: list[Posting] = []  # what the bank forgot: still checked
         self.acquirer.on_retire = self.retired.extend
-        shared = Shared(scenario, env, self.rng, self.acquirer, card_infos(scenario))
         parts: Parts[Printer, Link, Host, Terminal] = (
             SIMULATED if printer is None else SIMULATED.with_printer(
                 lambda _shared, _sink: printer(env, trace)))  # the run's trace, as a Trace
-        unit = wire_unit(shared, trace, identity_of(scenario), parts)
+        unit = wire_unit(shared, trace, parts)
         self.link, self.host, self.reader = unit.link, unit.host, unit.reader
         self.printer, self.terminal = unit.printer, unit.terminal
         self.agenda = Agenda(env, ((step.at_s, step) for step in scenario.steps),
@@ -79,23 +66,17 @@ class World:
 
     def run(self, until: float | simpy.Event | None = None) -> Result:
         """Run to ``until`` (default: the horizon, or until nothing is left to happen); judge
-        from the trace, and check the bank's ledger against it (:func:`reconcile`)."""
+        from the trace, once the bank's ledger is found as the trace says (:class:`Books`)."""
         with collection_paused():
             scenario = self.scenario
-            before = self._balances()
-            total_before = self.acquirer.total_minor()
+            books = Books(scenario, self.acquirer)
             self.env.run(until=scenario.until_s if until is None else until)
             for step, what in self.terminal.unresolved():
                 self.trace.emit("terminal.unresolved", step=step, what=what)
-            check_conserved(self.acquirer, total_before, scenario.name)
             events = self.trace.events
+            postings = [*self.retired, *self.acquirer.ledger.postings]  # every one made
+            balances = books.close(BankMoves.of(events), bookings_of(postings), scenario.name)
             verdict = judge(step_views(scenario), events)
-            balances = self._balances()
-            ledger = self.acquirer.ledger
-            postings = [*self.retired, *ledger.postings]  # every one made: see reconcile
-            reconcile(BankMoves.of(events), made=ledger.count, bookings=bookings_of(postings),
-                      merchant_moved=balances["merchant"] - before["merchant"],
-                      what=scenario.name)
             # the bank's events carry no RRN: a step's is read off the postings just
             # found to agree with them
             rrns = {p.stan: p.rrn for p in sorted(postings, key=lambda p: p.seq)}
@@ -109,13 +90,10 @@ class World:
             )
             return Result(
                 scenario=scenario, steps=steps, anomalies=verdict.anomalies,
-                balances_minor=balances, balances_before_minor=before, trace=self.trace,
+                balances_minor=balances, balances_before_minor=books.before, trace=self.trace,
                 sim_time_s=float(self.env.now),
                 failures=check(scenario.expect, verdict.end_states, verdict.anomalies, balances),
             )
-
-    def _balances(self) -> dict[str, int]:
-        return balances_of(self.scenario, self.acquirer)
 
 
 def run_scenario(scenario: Scenario) -> Result:
@@ -130,5 +108,5 @@ def run_scenario(scenario: Scenario) -> Result:
 
 
 def bookings_of(postings: Iterable[Posting]) -> list[Booking]:
-    """The ledger's postings as :func:`reconcile` reads them."""
+    """The ledger's postings as :func:`~emulator.judge.reconcile.reconcile` reads them."""
     return [Booking(p.stan, p.f7, p.kind, p.amount_minor, not p.reversed) for p in postings]

@@ -96,7 +96,7 @@ def test_a_world_is_the_unit_its_parts_build() -> None:
     assert world.terminal.transport is world.link.terminal_end
     assert world.host.transport is world.link.bank_end
     assert world.host.core is world.acquirer
-    assert world.terminal.identity == wiring.identity_of(world.scenario)
+    assert world.terminal.identity.terminal_id == world.scenario.merchant.terminal_id
     assert world.run().steps[0].end_state == "approved"
 
 
@@ -111,6 +111,7 @@ def test_another_printer_replaces_only_the_printer() -> None:
     assert (parts.transport, parts.endpoint, parts.firmware) == (
         wiring.sim_link, wiring.sim_host, wiring.sim_terminal)
     world = World(scenario())
-    shared = wiring.Shared(world.scenario, world.env, world.rng, world.acquirer, {})
-    unit = wiring.wire_unit(shared, world.trace, wiring.identity_of(world.scenario), parts)
+    shared = wiring.Shared.of(world.scenario, world.env)
+    unit = wiring.wire_unit(shared, world.trace, parts, "T0000042")
     assert made == [unit.printer]
+    assert unit.terminal.identity.terminal_id == "T0000042"
