@@ -10,7 +10,7 @@ to the acquirer, the acquirer endpoint (the host) and the fault injector on them
 A single run (:class:`~emulator.engine.world.World`), each terminal of a fleet
 (:class:`~emulator.engine.fleet.Fleet`) and a bench run (:mod:`emulator.engine.bench`,
 a World with a real printer) are built by :func:`wire_unit`, and nothing else builds
-these components. Each component starts its process when it is built, and simpy runs
+these components. Components start their processes as they are built, and simpy runs
 events due at the same instant in the order they were made, so the build order is part
 of the trace: transport, endpoint, reader, printer, firmware, injector.
 
@@ -228,8 +228,9 @@ class Books:
         balances["merchant"] = self.acquirer.ledger.merchant_balance_minor
         return balances
 
-    def close(self, moves: BankMoves, bookings: Iterable[Booking] | None, what: str,
-              ) -> dict[str, int]:
+    def close(
+        self, moves: BankMoves, bookings: Iterable[Booking] | None, what: str,
+    ) -> dict[str, int]:
         """The balances at the end of run ``what``, once money is found conserved
         (else ConservationError) and the ledger as the trace's ``moves`` say (else
         LedgerMismatchError; ``bookings``: every posting made, None if not kept)."""

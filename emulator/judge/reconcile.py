@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from devices.errors import LedgerMismatchError
 from emulator.engine.trace import Event
@@ -43,8 +43,7 @@ from emulator.money import format_minor
 _Entry = tuple[str, str, str, int]  # stan, f7, kind, amount
 
 
-@dataclass(frozen=True)
-class Booking:
+class Booking(NamedTuple):
     """One posting as the bank's ledger holds it at the end of a run."""
 
     stan: str
@@ -81,9 +80,10 @@ class BankMoves:
     def of(cls, events: Iterable[Event]) -> BankMoves:
         """The moves of a kept trace's ``events``."""
         moves = cls()
+        observe, bank = moves.observe, BANK_EVENTS
         for event in events:
-            if event.name in BANK_EVENTS:
-                moves.observe(event)
+            if event.name in bank:  # most events are not the bank's: skip the call
+                observe(event)
         return moves
 
 
