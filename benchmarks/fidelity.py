@@ -37,7 +37,8 @@ from devices.printer.core import PrinterCore
 from devices.printer.receipt import ReceiptData, render
 from devices.printer.stream import MEMO_LIMIT
 from emulator.engine.trace import Event, Trace
-from emulator.engine.world import MAC_KEY, run_scenario
+from emulator.engine.wiring import MAC_KEY
+from emulator.engine.world import run_scenario
 from emulator.scenario.load import scenario_from_dict
 
 DISTINCT = 4 * MEMO_LIMIT

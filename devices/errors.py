@@ -8,7 +8,8 @@
     ├── PrinterDecodeError (ValueError) bytes that are not a well-formed ESC/POS stream
     ├── MessageError (ValueError)       an ISO 8583 frame that does not decode: field, pos
     ├── DeviceError (OSError)           real hardware or I/O failed (exit status 3)
-    └── ConservationError (RuntimeError) money was created or destroyed: a bug of posemu
+    ├── ConservationError (RuntimeError) money was created or destroyed: a bug of posemu
+    └── LedgerMismatchError (RuntimeError) ledger and trace disagree: a bug of posemu
 
 Front ends turn ScenarioError/UsageError/TraceError into exit status 2 and DeviceError into 3.
 """
@@ -82,3 +83,8 @@ class DeviceError(PosemuError, OSError):
 
 class ConservationError(PosemuError, RuntimeError):
     """Money was created or destroyed: always a bug of the emulator itself."""
+
+
+class LedgerMismatchError(PosemuError, RuntimeError):
+    """The bank's ledger disagrees with what the trace says the bank did (the postings
+    standing per key, the merchant's balance): always a bug of the emulator itself."""

@@ -1,9 +1,10 @@
 """A scenario in real time with a real (or virtual) ESC/POS printer in the loop.
 
 ``posemu run FILE --printer serial:<device>`` lands here. The world is the usual one
-(:class:`~emulator.engine.world.World`) on a ``simpy.rt.RealtimeEnvironment`` (factor 1, not
-strict) with a :class:`~devices.printer.serial_port.SerialPrinter` in place of the simulated
-printer. What the printer reports enters the model as the matching printer fault: a
+(:class:`~emulator.engine.world.World`, its unit built by
+:func:`~emulator.engine.wiring.wire_unit`) on a ``simpy.rt.RealtimeEnvironment`` (factor 1,
+not strict) with a :class:`~devices.printer.serial_port.SerialPrinter` in place of the
+simulated printer. What the printer reports enters the model as the matching printer fault: a
 ``fault.started`` / ``fault.cleared`` event with ``source="printer"``, and the fault put on
 the printer as an :class:`~devices.fault.ActiveFault` like a scheduled one, so the
 terminal's status checks see it. Printer faults scheduled in the file are refused.

@@ -3,7 +3,8 @@
 scenario, N -> one Environment, one seeded RNG, one trace (streamed) -> one
 :class:`Acquirer` core (one ledger: the bank) -> per terminal ``T0000001``,
 ``T0000002``, ...: its own link, host shell, card reader, printer, terminal and
-injector (the scenario's faults, on its own devices) -> the steps, at their
+injector (the scenario's faults, on its own devices), wired as a single run's are
+(:func:`~emulator.engine.wiring.wire_unit`) -> the steps, at their
 ``at_s``, on every terminal -> run -> each step judged by its terminal's oracle at the
 settlement after which nothing can change it (or at the end), counted.
 
@@ -11,7 +12,9 @@ Every event a terminal's components emit carries ``tid`` (the terminal id,
 ISO 8583 field 41), so step ids and STANs may repeat across terminals. Memory
 does not grow with the trace: it is written (or only hashed) as it happens,
 and each terminal's :class:`Observer` keeps a small record per step not yet
-judged, no events and no receipt text.
+judged, no events and no receipt text. The bank's ledger is checked against the
+trace's bank events as far as they are counted: postings made, the merchant's balance
+(:mod:`emulator.judge.reconcile`).
 """
 
 from __future__ import annotations
@@ -19,7 +22,6 @@ from __future__ import annotations
 import bisect
 import io
 import itertools
-import random
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -28,29 +30,20 @@ from typing import IO, TYPE_CHECKING, Any
 
 import simpy
 
-from devices.bank.host import Host
-from devices.card_reader import SimCardReader
-from devices.net.link import TO_BANK, Link
-from devices.printer.sim import SimPrinter
+from devices.net.link import TO_BANK
 from devices.simkit.agenda import Agenda
 from emulator.engine.collector import collection_paused
-from emulator.engine.injector import Injector
 from emulator.engine.trace import Event, Listener, Listeners, Trace
-from emulator.engine.world import (
-    MAC_KEY,
-    balances_of,
-    card_infos,
-    check_conserved,
-    make_acquirer,
-    sim_printer,
-    step_views,
-)
-from emulator.firmware.messages import Identity
-from emulator.firmware.terminal import Terminal
-from emulator.judge.oracle import Anomaly, Observer, StepView, Verdict
-from emulator.money import format_minor
+from emulator.engine.wiring import SIMULATED, BankBooks, Shared, trace_header, wire_unit
+from emulator.judge.oracle import BANK_EVENTS, Anomaly, Observer, StepView, Verdict, step_views
+from emulator.judge.reconcile import BankMoves
+from emulator.judge.result import anomaly_json, money_json, scenario_json
 
 if TYPE_CHECKING:
+    from devices.bank.host import Host
+    from devices.net.link import Link
+    from devices.printer.sim import SimPrinter
+    from emulator.firmware.terminal import Terminal
     from emulator.scenario.model import Scenario, StepSpec
 
 MAX_TERMINALS = 9_999_999
@@ -174,20 +167,15 @@ class FleetResult:
     def to_json(self) -> dict[str, Any]:
         """The counts as plain data (``posemu fleet --json``); money as decimal strings."""
         return {
-            "scenario": self.scenario.name, "path": self.scenario.path,
-            "seed": self.scenario.seed, "profile": self.scenario.profile,
+            **scenario_json(self.scenario, fleet=True),
             "terminals": self.terminals, "transactions": self.transactions,
             "end_states": dict(sorted(self.end_states.items())),
             "anomalies": dict(sorted(self.anomaly_counts.items())),
-            "first_anomalies": [
-                {"terminal": a.terminal, "kind": a.kind, "step": a.step, "detail": a.detail}
-                for a in self.anomalies
-            ],
+            "first_anomalies": [anomaly_json(a, terminal=a.terminal) for a in self.anomalies],
             "events": self.events, "postings": self.postings,
             "sim_time_s": self.sim_time_s, "trace_sha256": self.trace_sha256,
-            "balances_before": {k: format_minor(v)
-                                for k, v in self.balances_before_minor.items()},
-            "balances": {k: format_minor(v) for k, v in self.balances_minor.items()},
+            "balances_before": money_json(self.balances_before_minor),
+            "balances": money_json(self.balances_minor),
         }
 
     def summary(self) -> str:
@@ -280,14 +268,11 @@ class Fleet:
         self.scenario = scenario
         self.size = terminals
         self.env = simpy.Environment()
-        self.rng = random.Random(scenario.seed)
-        self.trace = Trace(self.env, header={
-            "name": scenario.name, "seed": scenario.seed, "profile": scenario.profile,
-            "path": scenario.path, "terminals": terminals,
-        }, sink=_Discard() if trace_sink is None else trace_sink)
+        self.trace = Trace(self.env, header=trace_header(scenario, terminals=terminals),
+                           sink=_Discard() if trace_sink is None else trace_sink)
         self.router = _Router(self.trace)
-        self.acquirer = make_acquirer(scenario)
-        self._cards = card_infos(scenario)
+        self.shared = Shared.of(scenario, self.env, traces=self.router.views)
+        self.rng, self.acquirer = self.shared.rng, self.shared.acquirer
         self.views = step_views(scenario)
         self._place = {view.id: i for i, view in enumerate(self.views)}
         at = attrgetter("at_s")
@@ -299,35 +284,24 @@ class Fleet:
         only counts (:meth:`run` turns it off when it is asked for every verdict)."""
         self._tally = _Tally()
         self.units = [self._wire(k, keep_receipts) for k in range(terminals)]
+        self.moves = BankMoves(keyed=False)
+        """What the trace says the bank did, counted: the ledger is checked against it."""
+        for name in BANK_EVENTS:
+            self.trace.subscribe(name, self.moves.observe)
         self.agenda = Agenda(self.env, (
             (at_s, tuple(group)) for at_s, group in itertools.groupby(submitted, key=at)
         ), self._start)
 
     def _wire(self, number: int, keep_receipts: bool) -> _Unit:
-        scenario, env = self.scenario, self.env
         tid = terminal_id(number + 1)
         view = self.router.view(tid)
-        trace = view
         observer = Observer(keep_receipts=keep_receipts)
         for name in Observer.EVENTS:  # before the injector: it sees events in trace order
             view.subscribe(name, observer.observe)
-        link = Link(env, self.rng, trace, scenario.network.latency_s, scenario.network.jitter_s)
-        host = Host(env, trace, link.bank_end, self.acquirer, scenario.start,
-                    scenario.bank.processing_s, traces=self.router.views)
-        reader = SimCardReader(env, trace)
-        printer = sim_printer(env, trace, scenario)
-        terminal = Terminal(
-            env, trace, link.terminal_end, reader, printer, scenario.policy,
-            Identity(scenario.merchant.name, scenario.merchant.merchant_id, tid),
-            scenario.start, self._cards, MAC_KEY,
-        )
-        unit = _Unit(number, tid, view, terminal, link, host, printer, observer)
-        view.subscribe("terminal.txn_done", self._settlements(unit))
-        Injector(env, trace, {
-            "card": reader, "printer": printer, "network": link, "bank": host,
-            "terminal": terminal,
-        }, scenario.faults)
-        return unit
+        view.subscribe("terminal.txn_done", self._settlements(number))  # so is this
+        unit = wire_unit(self.shared, view, SIMULATED, tid)
+        return _Unit(number, tid, view, unit.terminal, unit.link, unit.host, unit.printer,
+                     observer)
 
     def _start(self, steps: tuple[StepSpec, ...]) -> None:
         """Every terminal's operator starting ``steps`` (all due now), terminal by terminal."""
@@ -335,11 +309,12 @@ class Fleet:
             for step in steps:
                 unit.terminal.submit(step)
 
-    def _settlements(self, unit: _Unit) -> Listener:
-        """Told the unit's ``terminal.txn_done``: after a settlement, judge what is final."""
+    def _settlements(self, number: int) -> Listener:
+        """Told unit ``number``'s ``terminal.txn_done``: after a settlement, judge what is
+        final."""
         def heard(event: Event) -> None:
             if self.early and event.fields["result"] == "settled":
-                self._judge_settled(unit, self._position[event.fields["step"]] + 1)
+                self._judge_settled(self.units[number], self._position[event.fields["step"]] + 1)
         return heard
 
     def _judge_settled(self, unit: _Unit, upto: int) -> None:
@@ -386,13 +361,12 @@ class Fleet:
         with collection_paused():
             scenario = self.scenario
             self.early = on_terminal is None
-            before = balances_of(scenario, self.acquirer)
-            total_before = self.acquirer.total_minor()
+            books = BankBooks(scenario, self.acquirer)
             self.env.run(until=scenario.until_s)
             for unit in self.units:
                 for step, what in unit.terminal.unresolved():
                     unit.view.emit("terminal.unresolved", step=step, what=what)
-            check_conserved(self.acquirer, total_before, f"{scenario.name} (fleet of {self.size})")
+            balances = books.close(self.moves, None, f"{scenario.name} (fleet of {self.size})")
             for unit in self.units:
                 self._judge_rest(unit, on_terminal)
             tally = self._tally
@@ -401,7 +375,7 @@ class Fleet:
                 end_states=tally.end_states, anomaly_counts=tally.counts, anomalies=tally.kept,
                 events=len(self.trace), trace_sha256=self.trace.sha256(),
                 sim_time_s=float(self.env.now), postings=self.acquirer.ledger.count,
-                balances_minor=balances_of(scenario, self.acquirer), balances_before_minor=before,
+                balances_minor=balances, balances_before_minor=books.before,
             )
 
     def _judge_rest(self, unit: _Unit, on_terminal: TerminalVerdict | None) -> None:

@@ -1,7 +1,9 @@
 """One run: build the world from a scenario, run it in simulated time, judge it.
 
-scenario -> World (Environment, one seeded RNG, trace) -> devices wired ->
-faults scheduled -> operator steps -> run -> oracle -> Result.
+scenario -> World (Environment, one seeded RNG, trace, acquirer) -> one unit wired
+(:func:`~emulator.engine.wiring.wire_unit`: devices, terminal, faults scheduled) ->
+operator steps -> run -> oracle (from the trace alone, as a fleet's) -> the bank's ledger
+checked against the trace (:mod:`emulator.judge.reconcile`) -> Result.
 
 A bench run (:mod:`emulator.engine.bench`) hands World a real-time environment and a
 printer factory; everything else is wired the same way.
@@ -9,35 +11,26 @@ printer factory; everything else is wired the same way.
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, TypeAlias
 
 import simpy
 
-from devices.bank.acquirer import Account, Acquirer
-from devices.bank.host import Host
-from devices.card_reader import SimCardReader
-from devices.errors import ConservationError
-from devices.net.link import Link
-from devices.ports import Printer, TraceSink
-from devices.printer.core import PrinterCore
-from devices.printer.sim import SimPrinter
+from devices.ports import Printer
 from devices.simkit.agenda import Agenda
 from emulator.engine.collector import collection_paused
-from emulator.engine.injector import Injector
 from emulator.engine.trace import Trace
-from emulator.firmware.messages import CardInfo, Identity
-from emulator.firmware.terminal import Terminal
-from emulator.judge.oracle import Booking, StepView, judge
+from emulator.engine.wiring import SIMULATED, BankBooks, Parts, Shared, trace_header, wire_unit
+from emulator.judge.oracle import judge, step_views
+from emulator.judge.reconcile import BankMoves, Booking
 from emulator.judge.result import Result, StepResult, check
 from emulator.scenario.model import Scenario
 
 if TYPE_CHECKING:
+    from devices.bank.host import Host
     from devices.bank.ledger import Posting
-
-MAC_KEY = b"posemu-test-mac-key-0001"
-"""The MAC key terminal and host share: a test key, never a real one."""
+    from devices.net.link import Link
+    from emulator.firmware.terminal import Terminal
 
 
 PrinterFactory: TypeAlias = Callable[[simpy.Environment, Trace], Printer]
@@ -56,53 +49,36 @@ class World:
         printer: PrinterFactory | None = None,
     ) -> None:
         self.scenario = scenario
-        self.env = simpy.Environment() if env is None else env
-        self.rng = random.Random(scenario.seed)
-        self.trace = Trace(self.env, header={
-            "name": scenario.name, "seed": scenario.seed, "profile": scenario.profile,
-            "path": scenario.path,
-        })
-        self.link = Link(self.env, self.rng, self.trace, scenario.network.latency_s,
-                         scenario.network.jitter_s)
-        self.acquirer = make_acquirer(scenario)
-        self.retired: list[Posting] = []  # what the bank forgot: still judged
+        self.env = env = simpy.Environment() if env is None else env
+        self.trace = trace = Trace(env, header=trace_header(scenario))
+        shared = Shared.of(scenario, env)
+        self.rng, self.acquirer = shared.rng, shared.acquirer
+        self.retired: list[Posting] = []  # what the bank forgot: still checked
         self.acquirer.on_retire = self.retired.extend
-        self.host = Host(self.env, self.trace, self.link.bank_end, self.acquirer, scenario.start,
-                         scenario.bank.processing_s)
-        self.reader = SimCardReader(self.env, self.trace)
-        self.printer: Printer = (self._sim_printer if printer is None else printer)(
-            self.env, self.trace)
-        self.terminal = Terminal(
-            self.env, self.trace, self.link.terminal_end, self.reader, self.printer,
-            scenario.policy,
-            Identity(scenario.merchant.name, scenario.merchant.merchant_id,
-                     scenario.merchant.terminal_id),
-            scenario.start, card_infos(scenario), MAC_KEY,
-        )
-        Injector(self.env, self.trace, {
-            "card": self.reader, "printer": self.printer, "network": self.link,
-            "bank": self.host, "terminal": self.terminal,
-        }, scenario.faults)
-        self.agenda = Agenda(self.env, ((step.at_s, step) for step in scenario.steps),
+        parts: Parts[Printer, Link, Host, Terminal] = (
+            SIMULATED if printer is None else SIMULATED.with_printer(
+                lambda _shared, _sink: printer(env, trace)))  # the run's trace, as a Trace
+        unit = wire_unit(shared, trace, parts)
+        self.link, self.host, self.reader = unit.link, unit.host, unit.reader
+        self.printer, self.terminal = unit.printer, unit.terminal
+        self.agenda = Agenda(env, ((step.at_s, step) for step in scenario.steps),
                              self.terminal.submit)
 
-    def _sim_printer(self, env: simpy.Environment, trace: Trace) -> SimPrinter:
-        return sim_printer(env, trace, self.scenario)
-
-
     def run(self, until: float | simpy.Event | None = None) -> Result:
-        """Run to ``until`` (default: the horizon, or until nothing is left to happen); judge."""
+        """Run to ``until`` (default: the horizon, or until nothing is left to happen); judge
+        from the trace, once the bank's ledger is found as the trace says (:class:`BankBooks`)."""
         with collection_paused():
             scenario = self.scenario
-            before = self._balances()
-            total_before = self.acquirer.total_minor()
+            books = BankBooks(scenario, self.acquirer)
             self.env.run(until=scenario.until_s if until is None else until)
             for step, what in self.terminal.unresolved():
                 self.trace.emit("terminal.unresolved", step=step, what=what)
-            check_conserved(self.acquirer, total_before, scenario.name)
-            postings = [*self.retired, *self.acquirer.ledger.postings]
-            verdict = judge(step_views(scenario), self.trace.events, bookings_of(postings))
-            balances = self._balances()
+            events = self.trace.events
+            postings = [*self.retired, *self.acquirer.ledger.postings]  # every one made
+            balances = books.close(BankMoves.of(events), bookings_of(postings), scenario.name)
+            verdict = judge(step_views(scenario), events)
+            # the bank's events carry no RRN: a step's is read off the postings just
+            # found to agree with them
             rrns = {p.stan: p.rrn for p in sorted(postings, key=lambda p: p.seq)}
             steps = tuple(
                 StepResult(
@@ -114,13 +90,10 @@ class World:
             )
             return Result(
                 scenario=scenario, steps=steps, anomalies=verdict.anomalies,
-                balances_minor=balances, balances_before_minor=before, trace=self.trace,
+                balances_minor=balances, balances_before_minor=books.before, trace=self.trace,
                 sim_time_s=float(self.env.now),
                 failures=check(scenario.expect, verdict.end_states, verdict.anomalies, balances),
             )
-
-    def _balances(self) -> dict[str, int]:
-        return balances_of(self.scenario, self.acquirer)
 
 
 def run_scenario(scenario: Scenario) -> Result:
@@ -134,63 +107,6 @@ def run_scenario(scenario: Scenario) -> Result:
         return World(scenario).run()
 
 
-def make_acquirer(scenario: Scenario) -> Acquirer:
-    """The bank of ``scenario``: its cards as accounts, its merchant, its ``[bank]``."""
-    accounts = {
-        c.pan: Account(c.id, c.balance_minor, _yymm(c.expiry), c.blocked)
-        for c in scenario.cards
-    }
-    return Acquirer(
-        accounts, merchant_balance_minor=scenario.bank.merchant_balance_minor,
-        merchant_id=scenario.merchant.merchant_id,
-        duplicate_check=scenario.bank.duplicate_check,
-        mac_key=MAC_KEY if scenario.bank.verify_mac else None,
-        retention_s=scenario.bank.retention_s,
-    )
-
-
-def card_infos(scenario: Scenario) -> dict[str, CardInfo]:
-    """What a terminal reads off each of the scenario's cards, by card id."""
-    return {c.id: CardInfo(c.pan, _yymm(c.expiry) or "9912") for c in scenario.cards}
-
-
-def sim_printer(env: simpy.Environment, trace: TraceSink, scenario: Scenario) -> SimPrinter:
-    """The simulated receipt printer of ``scenario``'s ``[printer]``."""
-    spec = scenario.printer
-    return SimPrinter(env, trace, PrinterCore(paper_m=spec.paper_m,
-                                              near_end_m=spec.near_end_m), spec.lines_per_s)
-
-
-def balances_of(scenario: Scenario, acquirer: Acquirer) -> dict[str, int]:
-    """Each card's balance by card id, and the merchant's."""
-    by_pan = acquirer.balances()
-    balances = {c.id: by_pan[c.pan] for c in scenario.cards}
-    balances["merchant"] = acquirer.ledger.merchant_balance_minor
-    return balances
-
-
 def bookings_of(postings: Iterable[Posting]) -> list[Booking]:
-    """The ledger's postings as the oracle reads them."""
+    """The ledger's postings as :func:`~emulator.judge.reconcile.reconcile` reads them."""
     return [Booking(p.stan, p.f7, p.kind, p.amount_minor, not p.reversed) for p in postings]
-
-
-def step_views(scenario: Scenario) -> list[StepView]:
-    """The scenario's steps as the oracle reads them."""
-    return [StepView(s.id, s.do, s.amount_minor, s.target) for s in scenario.steps]
-
-
-def check_conserved(acquirer: Acquirer, total_before: int, what: str) -> None:
-    """Raise ConservationError unless cards plus merchant still hold ``total_before``."""
-    if acquirer.total_minor() != total_before:
-        raise ConservationError(
-            f"{what}: money not conserved: {total_before} -> "
-            f"{acquirer.total_minor()} minor units"
-        )
-
-
-def _yymm(expiry: str | None) -> str | None:
-    """``"2027-08"`` to ``"2708"``."""
-    if expiry is None:
-        return None
-    year, month = expiry.split("-")
-    return year[2:] + month

@@ -1,8 +1,9 @@
 """The oracle: what the terminal showed and printed against what the bank did.
 
-Pure: it reads trace events and the bank's final bookings, nothing else (no
-simpy, no devices). For every step it gives an end state, and it lists the
-anomalies with the contract's names.
+Pure: it reads trace events, nothing else (no simpy, no devices, not the bank's
+ledger: the money the bank moved is what its ``bank.posted`` and ``bank.reversed``
+events say, and :mod:`emulator.judge.reconcile` checks the ledger against them). For
+every step it gives an end state, and it lists the anomalies with the contract's names.
 
 How a sale is judged (money = postings of the step's requests still standing
 at the end; receipt = an approved receipt for the step completed through its
@@ -27,12 +28,17 @@ import sys
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from emulator.engine.trace import Event
 from emulator.money import format_minor
 
+if TYPE_CHECKING:
+    from emulator.scenario.model import Scenario
+
 _FINANCIAL = ("0200", "0201", "0220", "0221")
-_BANK = ("bank.posted", "bank.reversed")
+BANK_EVENTS = ("bank.posted", "bank.reversed")
+"""What the host traces of the money it moves: kind, stan, f7, amount_minor."""
 _Amounts = tuple[int, ...]
 UNATTRIBUTED = "unattributed_posting"
 """A fleet's finding for money the bank moved under a key no step still judged holds."""
@@ -45,17 +51,6 @@ def _key(stan: str, f7: str) -> str:
 
 
 @dataclass(frozen=True)
-class Booking:
-    """One posting as the bank's ledger holds it at the end of the run."""
-
-    stan: str
-    f7: str
-    kind: str  # sale | refund | advice
-    amount_minor: int
-    standing: bool
-
-
-@dataclass(frozen=True)
 class StepView:
     """What the oracle needs of a scenario step."""
 
@@ -63,6 +58,11 @@ class StepView:
     do: str
     amount_minor: int | None
     target: str | None = None
+
+
+def step_views(scenario: Scenario) -> list[StepView]:
+    """The scenario's steps as the oracle reads them."""
+    return [StepView(s.id, s.do, s.amount_minor, s.target) for s in scenario.steps]
 
 
 @dataclass(frozen=True)
@@ -102,16 +102,14 @@ class Verdict:
     stans: dict[str, str]
 
 
-def judge(
-    steps: Iterable[StepView], events: Iterable[Event], bookings: Iterable[Booking],
-) -> Verdict:
+def judge(steps: Iterable[StepView], events: Iterable[Event]) -> Verdict:
     """Give every step its end state and list the anomalies."""
     observer = Observer()
     read = _READ
     for event in events:
         if event.name in read:  # most events are not read: skip the call
             observer.observe(event)
-    return observer.verdict(steps, bookings)
+    return observer.verdict(steps)
 
 
 class Observer:
@@ -120,7 +118,7 @@ class Observer:
     It keeps a small record per step (the keys of its financial requests, what
     the terminal showed, whether an approved receipt was cut) and the amounts
     standing per key (from ``bank.posted`` and ``bank.reversed``), no events, so
-    it can listen to a streamed trace and judge without the bank's ledger.
+    it can listen to a streamed trace.
     With ``keep_receipts=False`` it does not keep receipt text either (the
     verdict's receipts are all None); the end states and anomalies are the same.
 
@@ -160,7 +158,7 @@ class Observer:
         name = event.name
         f = event.fields
         seen = self._seen
-        if name in _BANK:
+        if name in BANK_EVENTS:
             self._bank(name, _key(f["stan"], f["f7"]), f["kind"], f["amount_minor"])
         elif name == "terminal.request_sent":
             view = seen[f["step"]]
@@ -213,21 +211,13 @@ class Observer:
             late.append((kind, amount if name == "bank.posted" else -amount))
         self._late[key] = tuple(late)
 
-    def verdict(self, steps: Iterable[StepView],
-                bookings: Iterable[Booking] | None = None) -> Verdict:
-        """End state per step and the anomalies, given the bank's final ``bookings``
-        (None: the standing amounts this observer folded from the bank's events)."""
+    def verdict(self, steps: Iterable[StepView]) -> Verdict:
+        """End state per step and the anomalies, the money standing being what this
+        observer folded from the bank's events."""
         steps = list(steps)
         seen = self._seen
         voided = self._voided
-        standing: dict[str, _Amounts] = {}
-        if bookings is None:
-            standing = self._standing
-        else:
-            for booking in bookings:
-                if booking.standing:
-                    key = _key(booking.stan, booking.f7)
-                    standing[key] = (*standing.get(key, ()), booking.amount_minor)
+        standing = self._standing
         end_states: dict[str, str] = {}
         findings: list[Anomaly] = []
         for step in steps:

@@ -1,11 +1,17 @@
-"""The result of one run: end states, anomalies, balances, verdict, trace identity."""
+"""The result of one run: end states, anomalies, balances, verdict, trace identity.
+
+It also builds what the JSON objects of a run and of a fleet
+(:class:`~emulator.engine.fleet.FleetResult`) have in common, so the contract's field
+names for them are written once: the scenario header, an anomaly, balances.
+"""
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from emulator.judge.oracle import Anomaly
 from emulator.money import format_minor
@@ -63,15 +69,10 @@ class Result:
     def to_json(self) -> dict[str, Any]:
         """The contract's JSON object for ``posemu run --json``."""
         return {
-            "path": self.scenario.path,
-            "name": self.scenario.name,
-            "seed": self.scenario.seed,
-            "profile": self.scenario.profile,
+            **scenario_json(self.scenario),
             "verdict": self.verdict,
             "failures": list(self.failures),
-            "anomalies": [
-                {"kind": a.kind, "step": a.step, "detail": a.detail} for a in self.anomalies
-            ],
+            "anomalies": [anomaly_json(a) for a in self.anomalies],
             "steps": [
                 {
                     "id": s.id, "do": s.do,
@@ -81,11 +82,43 @@ class Result:
                 }
                 for s in self.steps
             ],
-            "balances": {k: format_minor(v) for k, v in self.balances_minor.items()},
+            "balances": money_json(self.balances_minor),
             "trace_sha256": self.trace_sha256,
             "sim_time_s": round(self.sim_time_s, 6),
             "events": self.events,
         }
+
+
+def scenario_json(scenario: Scenario, *, fleet: bool = False) -> dict[str, Any]:
+    """The header of a result's JSON object: the scenario's path, name, seed and profile.
+
+    A fleet's object names the scenario first, as ``scenario``."""
+    header = {"path": scenario.path, "name": scenario.name, "seed": scenario.seed,
+              "profile": scenario.profile}
+    if fleet:
+        header = {"scenario": header.pop("name"), **header}
+    return header
+
+
+class Stated(Protocol):
+    """An anomaly as a result states it: a run's, or one terminal's of a fleet."""
+
+    @property
+    def kind(self) -> str: ...
+    @property
+    def step(self) -> str: ...
+    @property
+    def detail(self) -> str: ...
+
+
+def anomaly_json(anomaly: Stated, **where: str) -> dict[str, str]:
+    """One anomaly as JSON: ``where`` (a fleet's ``terminal``), kind, step, detail."""
+    return {**where, "kind": anomaly.kind, "step": anomaly.step, "detail": anomaly.detail}
+
+
+def money_json(balances: Mapping[str, int]) -> dict[str, str]:
+    """Balances in minor units as the contract gives money: decimal strings."""
+    return {k: format_minor(v) for k, v in balances.items()}
 
 
 def check(

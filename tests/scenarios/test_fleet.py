@@ -18,7 +18,7 @@ from emulator.engine.fleet import Fleet, FleetResult, TerminalTrace, run_fleet, 
 from emulator.engine.trace import Event, Trace
 from emulator.engine.world import World
 from emulator.judge import oracle
-from emulator.judge.oracle import Booking, Observer, StepView, Verdict, judge
+from emulator.judge.oracle import Observer, StepView, Verdict, judge
 from emulator.scenario.load import load_scenario, scenario_from_dict
 from emulator.scenario.model import Scenario
 from tests.support import LIBRARY_FILES, ROOT
@@ -244,11 +244,6 @@ JUDGED = ("sale_paper_jam", "sale_paper_jam_prevented", "sale_network_delay_retr
           "sale_power_loss_reversal_in_ram", "reprint_paper_jam")
 
 
-def bookings_of(world: World) -> list[Booking]:
-    return [Booking(p.stan, p.f7, p.kind, p.amount_minor, not p.reversed)
-            for p in world.acquirer.ledger.postings]
-
-
 @pytest.mark.parametrize("name", JUDGED)
 def test_observer_gives_judges_verdict(name: str) -> None:
     scenario = load_scenario(ROOT / "scenarios" / f"{name}.toml")
@@ -257,13 +252,12 @@ def test_observer_gives_judges_verdict(name: str) -> None:
     world.trace.subscribe(None, live.observe)  # as the run happens
     world.run()
     steps = [StepView(s.id, s.do, s.amount_minor, s.target) for s in scenario.steps]
-    expected = judge(steps, world.trace.events, bookings_of(world))
+    expected = judge(steps, world.trace.events)
     after = Observer()
     for event in world.trace:
         after.observe(event)
-    assert live.verdict(steps, bookings_of(world)) == expected
-    assert after.verdict(steps, bookings_of(world)) == expected
-    assert live.verdict(steps) == expected  # standing money folded from bank events
+    assert live.verdict(steps) == expected
+    assert after.verdict(steps) == expected
 
 
 def test_observer_without_receipts_keeps_no_text() -> None:
@@ -275,8 +269,8 @@ def test_observer_without_receipts_keeps_no_text() -> None:
     for event in world.trace:
         full.observe(event)
         bare.observe(event)
-    kept = full.verdict(steps, bookings_of(world))
-    lean = bare.verdict(steps, bookings_of(world))
+    kept = full.verdict(steps)
+    lean = bare.verdict(steps)
     assert any(kept.receipts.values())
     assert lean.receipts == dict.fromkeys(kept.receipts)
     assert (lean.end_states, lean.anomalies, lean.stans) == (
@@ -289,7 +283,7 @@ def test_observer_reads_only_its_events() -> None:
     loses nothing."""
     source = (ROOT / "emulator" / "judge" / "oracle.py").read_text(encoding="utf-8")
     fold = source[source.index("    def observe("):source.index("    def _bank(")]
-    bank = set(oracle._BANK)  # ``name in _BANK``
+    bank = set(oracle.BANK_EVENTS)  # ``name in BANK_EVENTS``
     assert set(re.findall(r'name == "([a-z_.]+)"', fold)) | bank == set(Observer.EVENTS)
     observer = Observer()
     trace = Trace(_Clock())
@@ -311,14 +305,16 @@ def test_judge_is_unchanged_for_hand_built_events() -> None:
               {"step": "s1", "mti": "0200", "stan": "000001", "f7": "f"}),
         Event(1.0, "terminal.txn_done", {"step": "s1", "result": "approved",
                                          "amount_minor": 100}),
+        Event(1.0, "bank.posted", {"kind": "sale", "stan": "000001", "f7": "f",
+                                   "amount_minor": 100}),
     ]
     steps = [StepView("s1", "sale", 100)]
-    verdict = judge(steps, events, [Booking("000001", "f", "sale", 100, True)])
+    verdict = judge(steps, events)
     assert verdict.end_states == {"s1": "charged_no_receipt"}
     observer = Observer(keep_receipts=False)
     for event in events:
         observer.observe(event)
-    assert observer.verdict(steps, [Booking("000001", "f", "sale", 100, True)]) == verdict
+    assert observer.verdict(steps) == verdict
 
 
 def test_the_collector_is_restored() -> None:

@@ -1,4 +1,5 @@
-"""The pure oracle: hand-built trace events and bookings in, end states and anomalies out."""
+"""The pure oracle: hand-built trace events in (the bank's among them), end states and
+anomalies out."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import sys
 from typing import Any
 
 from emulator.engine.trace import Event
-from emulator.judge.oracle import Booking, StepView, Verdict, judge
+from emulator.judge import oracle
+from emulator.judge.oracle import StepView, Verdict
 from tests.support import ROOT
 
 F7 = "0101120000"
@@ -35,8 +37,16 @@ def printed(step: str, text: str = "APPROVED", slip: str = "approved",
 
 
 def posting(stan: str, amount: int, *, standing: bool = True, kind: str = "sale",
-            f7: str = F7) -> Booking:
-    return Booking(stan, f7, kind, amount, standing)
+            f7: str = F7) -> list[Event]:
+    """The bank's events of one posting: posted, and reversed unless it still stands."""
+    fields = {"kind": kind, "stan": stan, "f7": f7, "amount_minor": amount}
+    made = [ev("bank.posted", **fields)]
+    return made if standing else [*made, ev("bank.reversed", **fields)]
+
+
+def judge(steps: list[StepView], events: list[Event], postings: list[list[Event]]) -> Verdict:
+    """The oracle on ``events``, then the bank's events of ``postings``."""
+    return oracle.judge(steps, [*events, *(e for made in postings for e in made)])
 
 
 def approved_sale(amount: int = 1250) -> list[Event]:
