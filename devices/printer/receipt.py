@@ -11,6 +11,8 @@ python-escpos is imported lazily and quietly (see ``make_dummy``).
 from __future__ import annotations
 
 import functools
+import hashlib
+import importlib.util
 import logging
 import os
 import platform
@@ -163,17 +165,21 @@ def _dummy_class() -> Any:
     On import it calls ``logging.basicConfig()`` (the root handler it adds is removed
     again), creates a ``mkdtemp()`` directory even when ``ESCPOS_CAPABILITIES_PICKLE_DIR``
     is set (``mkdtemp`` is pointed at our directory during the import), and writes its
-    capabilities pickle in place, which a concurrent importer may read half-written (the
-    first import writes it into a private directory and moves it in atomically).
+    capabilities pickle in place, which a concurrent importer may read half-written (an
+    import that would write it, because it is missing or older than the capabilities
+    file, writes it into a private directory and moves it in atomically). The shared
+    directory is one per virtual environment, so another python-escpos's pickle is never
+    found stale there.
     """
     if "escpos.escpos" in sys.modules:
         return _recorder(sys.modules["escpos.escpos"].Escpos)
     uid = os.getuid() if hasattr(os, "getuid") else 0
+    where = hashlib.sha256(sys.prefix.encode()).hexdigest()[:12]  # one directory a venv
     shared = os.environ.setdefault(
-        _PICKLE_ENV, os.path.join(tempfile.gettempdir(), f"posemu-escpos-{uid}"))
+        _PICKLE_ENV, os.path.join(tempfile.gettempdir(), f"posemu-escpos-{uid}-{where}"))
     os.makedirs(shared, exist_ok=True)
     name = f"{platform.python_version()}.capabilities.pickle"  # python-escpos' file name
-    staging = None if os.path.exists(os.path.join(shared, name)) else tempfile.mkdtemp(
+    staging = None if _pickle_fresh(os.path.join(shared, name)) else tempfile.mkdtemp(
         prefix="staging-", dir=shared)
     target = staging or shared
     root = logging.getLogger()
@@ -195,6 +201,19 @@ def _dummy_class() -> Any:
                 os.replace(written, os.path.join(shared, name))
             shutil.rmtree(staging, ignore_errors=True)
     return _recorder(Escpos)
+
+
+def _pickle_fresh(pickle_path: str) -> bool:
+    """Whether python-escpos will read its capabilities pickle at ``pickle_path`` as it
+    is: it exists and is not older than the capabilities file. Otherwise the import
+    rewrites it in place, which a concurrent importer would read half-written."""
+    spec = importlib.util.find_spec("escpos")
+    folders = spec.submodule_search_locations if spec is not None else None
+    if not folders or not os.path.exists(pickle_path):
+        return False
+    source = os.path.join(next(iter(folders)), "capabilities.json")
+    return not os.path.exists(source) or (
+        os.path.getmtime(source) <= os.path.getmtime(pickle_path))
 
 
 def _recorder(escpos: Any) -> Any:

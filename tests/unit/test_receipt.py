@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from devices.printer import receipt
 from devices.printer.core import CUT_MARK, JobDone, PrinterCore, decode_text, segments
 from devices.printer.receipt import ReceiptData, _operations, _replay, render
 
@@ -109,3 +111,19 @@ def test_importing_python_escpos_leaves_logging_and_tmp_alone() -> None:
     )
     root = Path(__file__).resolve().parents[2]
     subprocess.run([sys.executable, "-c", script], check=True, cwd=root)
+
+
+def test_a_capabilities_pickle_older_than_its_source_is_not_shared(tmp_path: Path) -> None:
+    """python-escpos rewrites a stale pickle in place while another worker may read it:
+    such a pickle (or none) makes the import stage a fresh one instead."""
+    import escpos  # noqa: PLC0415 - the package only, for where its capabilities are
+
+    source = Path(escpos.__file__).with_name("capabilities.json")
+    pickle = tmp_path / "capabilities.pickle"
+    assert not receipt._pickle_fresh(str(pickle))
+    pickle.write_bytes(b"")
+    made = source.stat().st_mtime
+    os.utime(pickle, (made - 60, made - 60))
+    assert not receipt._pickle_fresh(str(pickle))
+    os.utime(pickle, (made + 60, made + 60))
+    assert receipt._pickle_fresh(str(pickle))
