@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    import pytest
+
     from emulator.engine.trace import Event
     from emulator.judge.result import Result
 
@@ -34,3 +36,15 @@ def end_states(result: Result) -> dict[str, str]:
 def fields_of(events: Iterable[Event], name: str) -> list[dict[str, Any]]:
     """The fields of every event called ``name``, in trace order."""
     return [e.fields for e in events if e.name == name]
+
+
+def cli(capsys: pytest.CaptureFixture[str], *args: str | Path) -> tuple[int, str, str]:
+    """Run ``posemu ARGS`` in-process: exit status, stdout, stderr."""
+    from emulator.cli.main import main  # noqa: PLC0415 - only the CLI tests need it
+
+    try:
+        code = main([str(a) for a in args])
+    except SystemExit as exc:  # argparse's own exits
+        code = exc.code if isinstance(exc.code, int) else 2
+    out, err = capsys.readouterr()
+    return code, out, err

@@ -17,7 +17,7 @@ import emulator.cli.main
 from devices.errors import ConservationError
 from emulator.cli.main import main
 from emulator.engine.trace import read_trace
-from tests.support import JAM, LIBRARY, POSEMU, ROOT
+from tests.support import JAM, LIBRARY, POSEMU, ROOT, cli
 
 JAM_PREVENTED = LIBRARY / "sale_paper_jam_prevented.toml"
 PARTIAL = LIBRARY / "sale_partial_approval.toml"
@@ -29,14 +29,6 @@ RESULT_KEYS = {
 STEP_KEYS = {"id", "do", "amount", "end_state", "receipt", "stan", "rrn"}
 
 
-def cli(capsys: pytest.CaptureFixture[str], *args: str | Path) -> tuple[int, str, str]:
-    """Run ``posemu ARGS`` in-process: exit status, stdout, stderr."""
-    try:
-        code = main([str(a) for a in args])
-    except SystemExit as exc:  # argparse's own exits
-        code = exc.code if isinstance(exc.code, int) else 2
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def posemu(*args: str | Path, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:

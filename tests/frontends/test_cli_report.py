@@ -16,24 +16,15 @@ from pathlib import Path
 import pytest
 
 import emulator.cli.main
-from emulator.cli.main import main
 from emulator.scenario.catalogue import ANOMALIES, CLEAN_END_STATES, FAULTS
 from emulator.scenario.profiles import KNOBS, PROFILES, SETTINGS, Policy
-from tests.support import JAM, LIBRARY, POSEMU, ROOT
+from tests.support import JAM, LIBRARY, POSEMU, ROOT, cli
 
 JAM_PREVENTED = LIBRARY / "sale_paper_jam_prevented.toml"
 PARTIAL = LIBRARY / "sale_partial_approval.toml"
 ANSI = re.compile(r"\x1b\[([0-9;?]*)[A-Za-z]")
 
 
-def cli(capsys: pytest.CaptureFixture[str], *args: str | Path) -> tuple[int, str, str]:
-    """Run ``posemu ARGS`` in-process: exit status, stdout, stderr."""
-    try:
-        code = main([str(a) for a in args])
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 2
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def copy(src: Path, dst: Path, old: str = "", new: str = "") -> Path:

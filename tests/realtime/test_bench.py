@@ -18,9 +18,8 @@ from typing import Any
 
 import pytest
 
-from emulator.cli.main import main
 from emulator.engine.trace import read_trace
-from tests.support import POSEMU, ROOT
+from tests.support import POSEMU, ROOT, cli
 
 BAUD = 115200
 RUN_TIMEOUT_S = 60
@@ -276,13 +275,6 @@ def test_a_printer_killed_mid_run_is_exit_3_and_the_trace_is_kept(tmp_path: Path
 # -- refused before anything runs: exit 2 ------------------------------------------------
 
 
-def cli(capsys: pytest.CaptureFixture[str], *args: str | Path) -> tuple[int, str, str]:
-    try:
-        code = main([str(a) for a in args])
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 2
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_a_printer_fault_in_the_file_is_refused(
