@@ -1,1 +1,1 @@
-"""The acquirer: its ledger, its pure core and its simpy shell."""
+"""The acquirer: its ledger, its batches and memory, its pure core and its simpy shell."""

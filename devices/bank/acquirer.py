@@ -14,28 +14,19 @@ bit cleared):
   that overtakes its original is remembered: the original, when it arrives, is
   answered 68 and never posted (with ``retention_s``, if it arrives within
   that time of the reversal).
-- 0500 batch totals (74/76/86/88; missing fields count as 0; a copy of a close
-  already answered 00 gets the same answer) against the host's
-  standing postings of that terminal since its last close: 00 and close, or 95
-  (stays open). The 0510 carries the host's own totals.
+- 0500 batch totals against the host's standing postings of that terminal since
+  its last close: 00 and close, or 95 (stays open); weighed by
+  :class:`~devices.bank.batches.Batches`.
 - 0600 status of the original in field 90: 00 with field 4 = the amount that
   stands; the original's code if it was declined; 25 if unknown or reversed.
 - 0800 network management: 00.
 
-With ``retention_s`` the host forgets a transaction (its duplicate record and
-its postings) once its batch is closed and ``retention_s`` has passed since it
-was first seen, as a real host's duplicate window ends: a copy arriving later
-is a new transaction, a reversal or status query for it finds nothing (25).
-So with a batch close it answered 00, ``retention_s`` after answering it: a
-copy arriving later is weighed as a new close (the 0500 names no batch, so it
-closes the open one if the totals match). So too with a reversal that found no
-original, ``retention_s`` after it came: an original arriving later is a new
-transaction. Each terminal's old records, closes and such reversals go when
-its next request arrives that decodes and passes the MAC check, before that
-request is weighed (one that fails is weighed against nothing remembered).
-What the host remembers is then about ``retention_s`` of work, however long
-the run.
-Balances keep what the postings did; ``on_retire`` is told what was forgotten.
+:class:`Acquirer` holds the ledger, the decisions and the responses; what the host
+keeps per terminal over time (open batches and their totals, the records of
+requests, closes and reversals without original, forgotten after ``retention_s``
+with ``on_retire`` told) is its :class:`~devices.bank.batches.Batches`. Each
+request that decodes and passes the MAC check first retires what its terminal's
+memory has outlived, then is weighed.
 
 Decode errors get 30 with the MTI/STAN/TID that could be decoded (no MTI: no
 response); a bad or missing MAC, when the host has a key, gets 63.
@@ -43,12 +34,11 @@ response); a bad or missing MAC, when the host has a key, gets 63.
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any, TypeAlias
 
+from devices.bank.batches import Batches
 from devices.bank.ledger import Account, Kind, Ledger, Posting, TxnKey
 from devices.errors import MessageError
 from devices.iso8583 import message
@@ -60,7 +50,6 @@ APPROVED = frozenset({"00", "10"})
 LATE = "68"
 """Answer to an original that arrives after its own reversal: never posted."""
 _ECHO = ("3", "4", "7", "11", "12", "13", "41", "42", "49", "90")
-_Store: TypeAlias = dict[TxnKey, tuple[datetime, Any]]
 
 
 @dataclass(frozen=True)
@@ -99,22 +88,9 @@ class Reply:
         )
 
 
-@dataclass(slots=True)
-class _Record:
-    """The host's memory of a financial request, for duplicates and status queries."""
-
-    mti_class: str  # "020" or "022"
-    kind: Kind
-    pan: str = field(repr=False)
-    amount_minor: int
-    code: str
-    response: bytes
-    at: datetime  # when the host first saw it
-    batch: int  # the terminal's open batch then
-
-
 class Acquirer:
-    """The acquirer host: accounts, duplicate check, reversals, batches, MACs."""
+    """The acquirer host: accounts, duplicate check, reversals, status, MACs; its
+    batches and memory are a :class:`Batches`."""
 
     def __init__(
         self,
@@ -131,17 +107,8 @@ class Acquirer:
         self.merchant_id = merchant_id
         self.duplicate_check = duplicate_check
         self.mac_key = mac_key
-        self._records: dict[TxnKey, _Record] = {}
-        self._batch: dict[str, int] = {}  # terminal id -> its open batch number
         self._counter = 0
-        self.retention = None if retention_s is None else timedelta(seconds=retention_s)
-        # Kept (when, what) by key, and with retention forgotten in turn (_keep, _retire):
-        self._orphans: dict[TxnKey, tuple[datetime, None]] = {}  # reversals, no original yet
-        self._closes: dict[TxnKey, tuple[datetime, Reply]] = {}  # batch closes answered 00
-        self._kept: dict[str, deque[tuple[datetime, _Store, TxnKey]]] = {}  # by terminal
-        self._totals: dict[str, tuple[int, int, int, int]] = {}  # open batch, by terminal
-        self._held: dict[str, deque[TxnKey]] = {}  # each terminal's records, oldest first
-        self.on_retire = on_retire
+        self._batches = Batches(self.ledger, retention_s=retention_s, on_retire=on_retire)
 
     def __repr__(self) -> str:
         return f"Acquirer({self.ledger!r}, duplicate_check={self.duplicate_check})"
@@ -154,14 +121,31 @@ class Acquirer:
         """Card balances by PAN."""
         return self.ledger.balances()
 
+    @property
+    def retention(self) -> timedelta | None:
+        """How long a closed batch's transactions are remembered (None: for good)."""
+        return self._batches.retention
+
+    @property
+    def on_retire(self) -> Callable[[list[Posting]], None] | None:
+        """Told the postings of each transaction the host forgets."""
+        return self._batches.on_retire
+
+    @on_retire.setter
+    def on_retire(self, told: Callable[[list[Posting]], None] | None) -> None:
+        self._batches.on_retire = told
+
     def remembered(self) -> tuple[int, int, int]:
-        """How many transactions, batch closes and reversals that found no original the
-        host remembers (retention bounds all three)."""
-        return len(self._records), len(self._closes), len(self._orphans)
+        """Transactions, batch closes and orphan reversals remembered (:class:`Batches`)."""
+        return self._batches.remembered()
 
     def open_batch(self, terminal_id: str) -> int:
         """The number of the terminal's open batch (1 before its first close)."""
-        return self._batch.get(terminal_id, 1)
+        return self._batches.open_batch(terminal_id)
+
+    def host_totals(self, terminal_id: str) -> tuple[int, int, int, int]:
+        """(credits count, debits count, credits amount, debits amount) of the open batch."""
+        return self._batches.host_totals(terminal_id)
 
     # -- entry point -------------------------------------------------------
 
@@ -176,9 +160,9 @@ class Acquirer:
             return Reply(None, fields, "12")  # not a request: nothing to answer
         if self.mac_key is not None and not message.mac_ok(request, self.mac_key):
             return self._answer(fields, "63")
-        tid = fields.get("41")
-        if self.retention is not None and isinstance(tid, str):
-            self._retire(tid, now - self.retention)  # before it is weighed: it may be late
+        tid, batches = fields.get("41"), self._batches
+        if batches.retention is not None and isinstance(tid, str):
+            batches.retire(tid, now - batches.retention)  # before it is weighed: it may be late
         try:
             return self._dispatch(mti, fields, now, forced)
         finally:
@@ -193,7 +177,7 @@ class Acquirer:
         elif mti[:3] in ("040", "042"):
             reply = self._reversal(f, now)
         elif mti[:3] == "050":
-            reply = self._batch_close(f, now)
+            reply = self._batches.close(f, now, self._answer)
         elif mti[:3] == "060":
             reply = self._status(f)
         elif mti[:3] == "080":
@@ -205,7 +189,7 @@ class Acquirer:
             out["39"] = forced.code
             response = message.encode(out, self.mac_key)
             reply = replace(reply, response=response, code=forced.code, response_fields=out)
-            record = self._records.get(reply.key) if reply.key else None
+            record = self._batches.records.get(reply.key) if reply.key else None
             if record is not None and reply.postings:  # a repeat gets this same answer
                 record.code, record.response = reply.code, response
         return reply
@@ -217,12 +201,13 @@ class Acquirer:
         reply = self._answer(f, code, key=key)
         pan, proc, amount = f.get("2"), f.get("3"), f.get("4")
         if (
-            mti[:3] in ("020", "022") and key is not None and key not in self._records
+            mti[:3] in ("020", "022") and key is not None and key not in self._batches.records
             and isinstance(pan, str) and isinstance(proc, str) and isinstance(amount, str)
         ):
             kind = _kind(mti, proc)
             if kind is not None:
-                self._remember(key, mti, kind, pan, int(amount), code, reply, now)
+                self._batches.remember(key, mti, kind, pan, int(amount), code, reply.response,
+                                       now)
         return reply
 
     # -- financial ---------------------------------------------------------
@@ -236,12 +221,13 @@ class Acquirer:
         kind = _kind(mti, proc)
         if kind is None:
             return self._answer(f, "12", key=key)
-        if key in self._orphans:  # its reversal overtook it: it must never post
+        batches = self._batches
+        if key in batches.orphans:  # its reversal overtook it: it must never post
             reply = self._answer(f, LATE, key=key)
-            self._remember(key, mti, kind, pan, amount, LATE, reply, now)
-            del self._orphans[key]
+            batches.remember(key, mti, kind, pan, amount, LATE, reply.response, now)
+            del batches.orphans[key]
             return reply
-        seen = self._records.get(key) if self.duplicate_check else None
+        seen = batches.records.get(key) if self.duplicate_check else None
         if seen is not None:
             if (seen.mti_class, seen.kind, seen.pan, seen.amount_minor) != (
                 mti[:3], kind, pan, amount,
@@ -262,23 +248,15 @@ class Acquirer:
         postings: tuple[Posting, ...] = ()
         if code in APPROVED:
             posting = self.ledger.post(
-                key, kind, pan, approved, rrn=rrn, batch=self.open_batch(key[0])
+                key, kind, pan, approved, rrn=rrn, batch=batches.open_batch(key[0])
             )
             postings = (posting,)
-            self._tally(posting, 1)
+            batches.tally(posting, 1)
             extra["38"] = approval
             extra["4"] = f"{approved:012d}"
         reply = self._answer(f, code, extra, key=key, postings=postings)
-        self._remember(key, mti, kind, pan, amount, code, reply, now)
+        batches.remember(key, mti, kind, pan, amount, code, reply.response, now)
         return reply
-
-    def _remember(self, key: TxnKey, mti: str, kind: Kind, pan: str, amount: int, code: str,
-                  reply: Reply, now: datetime) -> None:
-        """Keep what a repeat or a status query of ``key`` is answered from."""
-        if key not in self._records:
-            self._held.setdefault(key[0], deque()).append(key)
-        self._records[key] = _Record(mti[:3], kind, pan, amount, code, reply.response or b"",
-                                     now, self.open_batch(key[0]))
 
     def _decide(self, kind: Kind, pan: str, amount: int, f14: str, now: datetime) -> str:
         account = self.ledger.accounts.get(pan)
@@ -297,7 +275,7 @@ class Acquirer:
             return "51"
         return "00"
 
-    # -- reversal, batch, status ---------------------------------------------
+    # -- reversal, status ----------------------------------------------------
 
     def _original(self, f: Fields) -> TxnKey | None:
         f90, tid = f.get("90"), f.get("41")
@@ -313,85 +291,18 @@ class Acquirer:
         key = self._original(f)
         if key is None:
             return self._answer(f, "30")
-        every = self.ledger.postings_for(key)
-        if not every and key not in self._records:
-            self._keep(self._orphans, key, None, now)
+        every, batches = self.ledger.postings_for(key), self._batches
+        if not every and key not in batches.records:
+            batches.orphan(key, now)
             return self._answer(f, "25", key=key)
         standing = [p for p in every if not p.reversed]
-        if any(p.batch < self.open_batch(key[0]) for p in standing):
+        if any(p.batch < batches.open_batch(key[0]) for p in standing):
             return self._answer(f, "12", key=key)
         undone = tuple(p for p in standing if self.ledger.reverse(p))
         for posting in undone:
-            self._tally(posting, -1)
+            batches.tally(posting, -1)
         extra: Fields = {"37": every[0].rrn} if every else {}
         return self._answer(f, "00", extra, key=key, reversed_=undone)
-
-    def host_totals(self, terminal_id: str) -> tuple[int, int, int, int]:
-        """(credits count, debits count, credits amount, debits amount) of the open batch:
-        refunds are credits (to cards), sales and advices debits."""
-        return self._totals.get(terminal_id, (0, 0, 0, 0))
-
-    def _tally(self, posting: Posting, sign: int) -> None:
-        """Count a posting into (or, reversed, out of) its terminal's open batch totals:
-        only open-batch postings are ever reversed, so the totals stay exact."""
-        cn, dn, ca, da = self.host_totals(posting.terminal_id)
-        amount = sign * posting.amount_minor
-        if posting.kind == "refund":
-            cn, ca = cn + sign, ca + amount
-        else:
-            dn, da = dn + sign, da + amount
-        self._totals[posting.terminal_id] = (cn, dn, ca, da)
-
-    def _retire(self, tid: str, cutoff: datetime) -> None:
-        """Forget ``tid``'s transactions first seen before ``cutoff`` in a closed batch, and
-        its batch closes answered and reversals without original seen before ``cutoff``."""
-        kept = self._kept.get(tid)
-        while kept and kept[0][0] < cutoff:
-            _, store, key = kept.popleft()
-            # gone already if an orphan's original came; kept again only after this turn
-            # (an orphan's key comes back only once the original's record is forgotten)
-            store.pop(key, None)
-        held = self._held.get(tid)
-        closed = self.open_batch(tid)
-        while held:
-            record = self._records[held[0]]  # a key is held exactly while it is recorded
-            if record.at >= cutoff or record.batch >= closed:
-                return
-            key = held.popleft()
-            del self._records[key]
-            gone = self.ledger.retire(key)
-            if gone and self.on_retire is not None:
-                self.on_retire(gone)
-
-    def _batch_close(self, f: Fields, now: datetime) -> Reply:
-        tid = f.get("41")
-        if not isinstance(tid, str):
-            return self._answer(f, "30")
-        key = (tid, str(f.get("11", "")), str(f.get("7", "")))
-        closed = self._closes.get(key)
-        if closed is not None:  # a copy of a close already answered: the same answer
-            return closed[1]
-        host = self.host_totals(tid)
-        theirs = tuple(int(str(f.get(k, "0"))) for k in ("74", "76", "86", "88"))
-        extra: Fields = {
-            "74": f"{host[0]:010d}", "76": f"{host[1]:010d}",
-            "86": f"{host[2]:016d}", "88": f"{host[3]:016d}",
-        }
-        if theirs != host:
-            return self._answer(f, "95", extra)
-        self._batch[tid] = self.open_batch(tid) + 1
-        self._totals.pop(tid, None)
-        reply = self._answer(f, "00", extra)
-        self._keep(self._closes, key, reply, now)
-        return reply
-
-    def _keep(self, store: _Store, key: TxnKey, value: object, now: datetime) -> None:
-        """Keep ``value`` in ``store`` from ``now`` on, unless ``key`` is kept already;
-        with retention, queue it to be forgotten (:meth:`_retire`)."""
-        if key not in store:
-            store[key] = (now, value)
-            if self.retention is not None:
-                self._kept.setdefault(key[0], deque()).append((now, store, key))
 
     def _status(self, f: Fields) -> Reply:
         key = self._original(f)
@@ -402,7 +313,7 @@ class Acquirer:
             extra: Fields = {"4": f"{sum(p.amount_minor for p in standing):012d}",
                              "37": standing[0].rrn, "38": standing[0].rrn[-6:]}
             return self._answer(f, "00", extra, key=key)
-        record = self._records.get(key)
+        record = self._batches.records.get(key)
         if record is not None and record.code not in APPROVED:
             return self._answer(f, record.code, key=key)
         return self._answer(f, "25", key=key)
