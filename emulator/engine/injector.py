@@ -33,6 +33,8 @@ class Injector:
         self.env = env
         self.trace = trace
         self.targets = targets
+        self.stopped = False
+        self._active: dict[int, tuple[FaultSpec, FaultTarget, ActiveFault]] = {}
         for spec in faults:
             if spec.at_s is None:
                 assert spec.on is not None
@@ -56,17 +58,33 @@ class Injector:
 
         self.trace.subscribe(spec.on, listener)
 
+    def stop(self) -> None:
+        """The fault horizon (``posemu fuzz --liveness``): no fault starts from now on,
+        and every fault in force is cleared now."""
+        self.stopped = True
+        for spec, target, fault in list(self._active.values()):
+            self._stop(spec, target, fault)
+
     def _start(self, spec: FaultSpec) -> None:
+        if self.stopped:
+            return
         fault = ActiveFault(spec.fault, dict(spec.params))
         target = self.targets[spec.fault.split(".", 1)[0]]
         self.trace.emit("fault.started", fault=spec.fault, index=spec.index,
                         for_s=spec.for_s, **_plain(spec.params))
-        self._later(lambda: target.apply(fault), spec.fault == "terminal.power_loss")
+        self._active[id(fault)] = (spec, target, fault)
+        self._later(lambda: self._apply(target, fault), spec.fault == "terminal.power_loss")
         if spec.for_s is not None:
             timer = self.env.timeout(spec.for_s)
             timer.callbacks.append(lambda _e: self._stop(spec, target, fault))
 
+    def _apply(self, target: FaultTarget, fault: ActiveFault) -> None:
+        if id(fault) in self._active:  # not cleared at the horizon in the meantime
+            target.apply(fault)
+
     def _stop(self, spec: FaultSpec, target: FaultTarget, fault: ActiveFault) -> None:
+        if self._active.pop(id(fault), None) is None:  # cleared at the horizon already
+            return
         self.trace.emit("fault.cleared", fault=spec.fault, index=spec.index)
         target.clear(fault)
 

@@ -61,6 +61,7 @@ class World:
         unit = wire_unit(shared, trace, parts)
         self.link, self.host, self.reader = unit.link, unit.host, unit.reader
         self.printer, self.terminal = unit.printer, unit.terminal
+        self.injector = unit.injector
         self.agenda = Agenda(env, ((step.at_s, step) for step in scenario.steps),
                              self.terminal.submit)
 

@@ -22,9 +22,16 @@ from devices.errors import PosemuError
 from emulator.engine.world import run_scenario
 from emulator.fuzz.command import DEFAULT_BUDGET_S
 from emulator.fuzz.shrink import Shrunk, shrink
-from emulator.fuzz.workload import Workload, draw
+from emulator.fuzz.sometimes import IDLE, POINTS, reached
+from emulator.fuzz.workload import DEVICES, Workload, draw
 from emulator.money import format_minor
-from emulator.scenario.catalogue import ANOMALIES, END_STATES, FAULTS
+from emulator.scenario.catalogue import (
+    ANOMALIES,
+    CLEAN_END_STATES,
+    END_STATES,
+    FAULTS,
+    STEP_KINDS,
+)
 
 EXIT_CLEAN, EXIT_FOUND = 0, 1
 CHUNK = 8  # runs per task handed to a worker
@@ -53,6 +60,8 @@ class RunOutcome(NamedTuple):
     fired: tuple[str, ...]  # fault kinds that started
     end_states: tuple[str, ...]
     error: str | None = None
+    pairs: tuple[tuple[str, str], ...] = ()  # (fault kind, step kind it started in)
+    points: tuple[str, ...] = ()  # sometimes points reached (emulator.fuzz.sometimes)
 
 
 @dataclass
@@ -101,12 +110,40 @@ class Report:
         counts = Counter(s for o in self.outcomes for s in o.end_states)
         return {s: counts[s] for s in END_STATES}
 
+    def step_kinds(self) -> tuple[str, ...]:
+        """The workload's step kinds, in catalogue order."""
+        kinds = {s["do"] for s in self.workload.tables.get("steps", ())}
+        return tuple(k for k in STEP_KINDS if k in kinds)
+
+    def pairs(self) -> dict[str, dict[str, int]]:
+        """Fault kind -> step kind (and ``idle``) -> runs in which the fault started
+        while such a step ran."""
+        counts = Counter(p for o in self.outcomes for p in o.pairs)
+        return {k: {s: counts[k, s] for s in (*self.step_kinds(), IDLE)} for k in FAULTS
+                if FAULTS[k].device in DEVICES}
+
+    def points(self) -> dict[str, int]:
+        """Sometimes point -> runs that reached it."""
+        counts = Counter(p for o in self.outcomes for p in o.points)
+        return {p: counts[p] for p in POINTS}
+
     def errors(self) -> list[tuple[int, str]]:
         return [(o.run, o.error) for o in self.outcomes if o.error is not None]
 
     def warnings(self) -> list[str]:
-        return [f"fault kind {k} never fired in {self.runs} runs"
-                for k, n in self.fired().items() if not n]
+        runs = f"in {self.runs} runs"
+        out = [f"fault kind {k} never fired {runs}" for k, n in self.fired().items()
+               if not n and FAULTS[k].device in DEVICES]
+        states = self.end_states()
+        out += [f"end state {s} never reached {runs}" for s in CLEAN_END_STATES
+                if not states[s]]
+        out += [f"step kind {s} not in the workload" for s in STEP_KINDS
+                if s not in self.step_kinds()]
+        out += [f"fault kind {k} never started during a {s} {runs}"
+                for k, row in self.pairs().items() for s, n in row.items() if not n and s != IDLE]
+        out += [f"sometimes point {p} never reached {runs}"
+                for p, n in self.points().items() if not n]
+        return out
 
     @property
     def status(self) -> int:
@@ -123,9 +160,10 @@ def evaluate(workload: Workload, seed: int, index: int) -> RunOutcome:
         result = run_scenario(workload.scenario(candidate))
     except PosemuError as exc:  # a conservation error is a bug of posemu: report it
         return RunOutcome(index, (), (), (), f"{type(exc).__name__}: {exc}")
-    fired = {str(e.fields["fault"]) for e in result.trace.events if e.name == "fault.started"}
+    seen = reached(result.trace.events)
     return RunOutcome(index, tuple(sorted({a.kind for a in result.anomalies})),
-                      tuple(sorted(fired)), tuple(sorted({s.end_state for s in result.steps})))
+                      seen.fired, tuple(sorted({s.end_state for s in result.steps})),
+                      pairs=seen.pairs, points=seen.points)
 
 
 def shard_indices(runs: int | None, shard: tuple[int, int]) -> Iterable[int]:

@@ -78,6 +78,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
         "fuzz", help="search fault schedules for anomalies, shrink each to a scenario file")
     fuzz_cmd.add_argument("base", nargs="?", metavar="BASE.toml",
                           help="the workload: its cards, steps and profile (default: built in)")
+    fuzz_cmd.add_argument("--workload", choices=("full", "basic"), default="full",
+                          help="the built-in workload without BASE.toml (default full)")
     fuzz_cmd.add_argument("--profile", choices=sorted(PROFILES), help="firmware profile")
     fuzz_cmd.add_argument("--set", action="append", default=[], metavar="KNOB=VALUE",
                           dest="sets", help="override a knob or setting (repeatable)")
@@ -142,14 +144,16 @@ def config_from(args: argparse.Namespace) -> Config:
                   causes=args.causes, until=args.until)
 
 
-def load_workload(base: str | None, profile: str | None, sets: dict[str, Any]) -> Workload:
+def load_workload(base: str | None, profile: str | None, sets: dict[str, Any],
+                  builtin: str = "full") -> Workload:
     """The workload of the command line; ScenarioError or UsageError on bad input."""
     from emulator.fuzz.workload import make_workload  # noqa: PLC0415
     from emulator.scenario.load import load_scenario  # noqa: PLC0415
 
     scenario = None if base is None else load_scenario(base)
     try:
-        return make_workload(scenario, base or "built-in", profile, sets)
+        label = base or ("built-in" if builtin == "basic" else f"built-in {builtin}")
+        return make_workload(scenario, label, profile, sets, builtin)
     except ScenarioError as exc:
         raise UsageError(f"--set: {exc.key or ''}: {exc.message}") from exc
 
@@ -158,6 +162,7 @@ def _command(args: argparse.Namespace, config: Config, runs: int) -> str:
     """The command line that runs the same campaign again."""
     words = ["posemu fuzz", *([args.base] if args.base else []), f"--seed {config.seed}",
              f"--runs {runs}"]
+    words += [] if args.base or args.workload == "full" else [f"--workload {args.workload}"]
     words += [f"--profile {args.profile}"] if args.profile else []
     words += [f"--set {s}" for s in args.sets]
     if config.shard != (1, 1):
@@ -172,7 +177,7 @@ def run_command(args: argparse.Namespace) -> int:
 
     try:
         config = config_from(args)
-        workload = load_workload(args.base, args.profile, parse_sets(args.sets))
+        workload = load_workload(args.base, args.profile, parse_sets(args.sets), args.workload)
     except (UsageError, ScenarioError) as exc:
         print(f"posemu: {exc}", file=sys.stderr)
         return EXIT_INPUT

@@ -12,6 +12,7 @@ from typing import Any
 from emulator.engine.trace import write_atomic
 from emulator.engine.world import run_scenario
 from emulator.fuzz.campaign import Finding, Report
+from emulator.fuzz.sometimes import IDLE, POINTS
 from emulator.fuzz.workload import Fault
 from emulator.scenario.load import load_scenario
 
@@ -154,7 +155,8 @@ def summary(report: Report) -> dict[str, Any]:
              "shrink_s": round(f.shrunk.seconds, 3), "file": f.path, "verified": f.verified}
             for f in report.findings
         ],
-        "coverage": {"faults": report.fired(), "end_states": report.end_states()},
+        "coverage": {"faults": report.fired(), "end_states": report.end_states(),
+                     "fault_steps": report.pairs(), "points": report.points()},
         "warnings": report.warnings(),
         "errors": [{"run": i, "error": e} for i, e in report.errors()],
     }
@@ -189,9 +191,26 @@ def show(report: Report) -> None:
     print(f"coverage: {sum(1 for n in fired.values() if n)} of {len(fired)} fault kinds "
           f"fired, {sum(1 for n in states.values() if n)} of {len(states)} end states reached")
     print("  fired: " + ", ".join(f"{k} {n}" for k, n in fired.items() if n))
-    missing = [s for s, n in states.items() if not n]
-    print("  reached: " + ", ".join(f"{s} {n}" for s, n in states.items() if n))
-    if missing:
-        print("  not reached: " + ", ".join(missing))
+    print("  end states: " + ", ".join(f"{s} {n}" for s, n in states.items()))
+    show_pairs(report)
+    points = report.points()
+    width = max(len(p) for p in points)
+    print("  sometimes points (runs that reached each):")
+    for name, n in points.items():
+        print(f"    {name:<{width}} {n:>9}  {POINTS[name].where}")
     for warning in report.warnings():
         print(f"warning: {warning}")
+
+
+def show_pairs(report: Report) -> None:
+    """The fault kind x step kind table: runs in which the fault started during each."""
+    pairs = report.pairs()
+    columns = [*report.step_kinds(), IDLE]
+    width = max(len(k) for k in pairs)
+    cells = [max(7, len(c)) for c in columns]
+    print("  fault kind x step kind it started in (runs):")
+    print(f"    {'':<{width}} " + " ".join(f"{c:>{w}}" for c, w in zip(columns, cells,
+                                                                       strict=True)))
+    for kind, row in pairs.items():
+        print(f"    {kind:<{width}} " + " ".join(f"{row[c]:>{w}}" for c, w in zip(
+            columns, cells, strict=True)))

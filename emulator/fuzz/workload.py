@@ -106,6 +106,46 @@ BUILTIN: dict[str, Any] = {
 second, for as much, on a blocked card, so declined), a refund, a void and a
 settle: every knob's anomaly is within reach."""
 
+BUILTIN_FULL: dict[str, Any] = {
+    **BUILTIN,
+    "description": "posemu fuzz's built-in workload (full)",
+    "cards": [
+        *BUILTIN["cards"],
+        {"id": "dave", "pan": sample_pan(4), "balance": "80.00"},
+        {"id": "erin", "pan": sample_pan(5), "balance": "150.00"},
+    ],
+    "steps": [
+        {"id": "s1", "do": "sale", "card": "alice", "amount": "20.00", "at_s": 0},
+        {"id": "s2", "do": "sale", "card": "alice", "amount": "30.00", "at_s": 60},
+        {"id": "s3", "do": "sale", "card": "carol", "amount": "30.00", "at_s": 80},
+        {"id": "p1", "do": "reprint", "at_s": 110},
+        {"id": "r1", "do": "refund", "card": "bob", "amount": "10.00", "at_s": 200},
+        {"id": "p2", "do": "reprint", "target": "s2", "at_s": 250},
+        {"id": "v1", "do": "void", "target": "s2", "at_s": 300},
+        {"id": "s4", "do": "sale", "card": "bob", "amount": "15.00", "at_s": 400},
+        {"id": "s5", "do": "sale", "card": "dave", "amount": "12.00", "at_s": 500},
+        {"id": "r2", "do": "refund", "card": "alice", "amount": "5.00", "target": "s1",
+         "at_s": 520},
+        {"id": "s6", "do": "sale", "card": "erin", "amount": "24.00", "at_s": 540},
+        {"id": "v2", "do": "void", "target": "s5", "at_s": 560},
+        {"id": "st", "do": "settle", "at_s": 600},
+        {"id": "s7", "do": "sale", "card": "erin", "amount": "60.00", "at_s": 700},
+        {"id": "p3", "do": "reprint", "at_s": 720},
+        {"id": "st2", "do": "settle", "at_s": 800},
+    ],
+}
+"""The basic workload's steps at their times, and around them: reprints (of the last
+receipt, after a declined sale and after a new batch's first sale, and of a named
+sale), a second refund (of s1, after whatever the faults did to it) and void (of an
+offline-floor sale of a third card, its advice perhaps still queued), a fourth card's
+sale just under the floor right before the settlement (store-and-forward pending at
+settlement), a sale after the first batch closed and a second settlement."""
+
+BUILTINS: dict[str, dict[str, Any]] = {"full": BUILTIN_FULL, "basic": BUILTIN}
+"""The built-in workloads by name: ``full`` (``posemu fuzz``'s default) reaches every
+step kind and clean end state; ``basic`` is the first one, which the pinned fuzz runs
+of tests/scenarios/pinned.json keep drawing from."""
+
 
 def to_tables(scenario: Scenario, terminal: dict[str, Any]) -> dict[str, Any]:
     """A validated scenario as TOML tables, cards renumbered with test PANs."""
@@ -155,13 +195,14 @@ def to_tables(scenario: Scenario, terminal: dict[str, Any]) -> dict[str, Any]:
 
 
 def make_workload(base: Scenario | None, label: str, profile: str | None,
-                  sets: dict[str, Any]) -> Workload:
-    """The campaign's workload: the base (or built-in) with profile and knob overrides.
+                  sets: dict[str, Any], builtin: str = "basic") -> Workload:
+    """The campaign's workload: the base (or the built-in one named ``builtin``) with
+    profile and knob overrides.
 
     Raises ScenarioError when an override is unknown or has a bad value.
     """
     if base is None:
-        base = scenario_from_dict(BUILTIN)
+        base = scenario_from_dict(BUILTINS[builtin])
     terminal: dict[str, Any] = {"profile": profile or base.profile}
     for name, value in base.overrides.items():  # money in minor units: back to a string
         terminal[name] = format_minor(value) if name in _MONEY and isinstance(value, int) else value
