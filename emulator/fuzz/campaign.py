@@ -21,6 +21,7 @@ from typing import Any, NamedTuple, TypeVar
 from devices.errors import PosemuError
 from emulator.engine.world import run_scenario
 from emulator.fuzz.command import DEFAULT_BUDGET_S
+from emulator.fuzz.liveness import NOT_QUIET, run_candidate
 from emulator.fuzz.shrink import Shrunk, shrink
 from emulator.fuzz.sometimes import IDLE, POINTS, reached
 from emulator.fuzz.workload import DEVICES, Workload, draw
@@ -100,7 +101,7 @@ class Report:
         for outcome in self.outcomes:
             for kind in outcome.anomalies:
                 found.setdefault(kind, []).append(outcome.run)
-        return {k: found[k] for k in ANOMALIES if k in found}
+        return {k: found[k] for k in (*ANOMALIES, NOT_QUIET) if k in found}
 
     def fired(self) -> dict[str, int]:
         counts = Counter(k for o in self.outcomes for k in o.fired)
@@ -157,11 +158,11 @@ def evaluate(workload: Workload, seed: int, index: int) -> RunOutcome:
     """Draw run ``index`` of campaign ``seed`` and run it."""
     candidate = draw(workload, seed, index)
     try:
-        result = run_scenario(workload.scenario(candidate))
+        result, found = run_candidate(workload, candidate)
     except PosemuError as exc:  # a conservation error is a bug of posemu: report it
         return RunOutcome(index, (), (), (), f"{type(exc).__name__}: {exc}")
     seen = reached(result.trace.events)
-    return RunOutcome(index, tuple(sorted({a.kind for a in result.anomalies})),
+    return RunOutcome(index, tuple(sorted({a.kind for a in result.anomalies}.union(found))),
                       seen.fired, tuple(sorted({s.end_state for s in result.steps})),
                       pairs=seen.pairs, points=seen.points)
 

@@ -92,10 +92,18 @@ def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
                           help="worker processes (0: one per core; default 1)")
     fuzz_cmd.add_argument("--shard", default="1/1", metavar="I/N",
                           help="run only shard I of N (runs I-1, I-1+N, ...)")
-    fuzz_cmd.add_argument("--until", choices=list(ANOMALIES), metavar="ANOMALY",
+    fuzz_cmd.add_argument("--until", choices=[*ANOMALIES, "not_quiet"], metavar="ANOMALY",
                           help="stop searching at the first run that shows this anomaly")
     fuzz_cmd.add_argument("--causes", type=int, default=2, metavar="N",
                           help="distinct minimal causes to shrink per anomaly kind (default 2)")
+    fuzz_cmd.add_argument("--liveness", action="store_true",
+                          help="faults stop at a horizon; then the terminal must go quiet")
+    fuzz_cmd.add_argument("--horizon-s", type=float, metavar="S",
+                          help="with --liveness: when faults stop (default: the last step's "
+                          "at_s)")
+    fuzz_cmd.add_argument("--quiet-s", type=float, metavar="S",
+                          help="with --liveness: how long the terminal has to go quiet "
+                          "(default 600)")
     fuzz_cmd.add_argument("--out", type=Path, metavar="DIR",
                           help="write one scenario file per finding here")
     fuzz_cmd.add_argument("--json", action="store_true", help="the summary as one JSON object")
@@ -137,6 +145,11 @@ def config_from(args: argparse.Namespace) -> Config:
         raise UsageError("--jobs must be 0 (one per core) or more")
     if args.causes < 1:
         raise UsageError("--causes must be at least 1")
+    if not args.liveness and (args.horizon_s is not None or args.quiet_s is not None):
+        raise UsageError("--horizon-s and --quiet-s go with --liveness")
+    for name, value in (("--horizon-s", args.horizon_s), ("--quiet-s", args.quiet_s)):
+        if value is not None and not 0 <= value <= 1e9:
+            raise UsageError(f"{name} must be between 0 and 1e9 seconds")
     from emulator.fuzz.campaign import Config  # noqa: PLC0415 - only ``posemu fuzz`` needs it
 
     return Config(seed=args.seed, runs=args.runs, budget_s=args.budget_s,
@@ -165,6 +178,9 @@ def _command(args: argparse.Namespace, config: Config, runs: int) -> str:
     words += [] if args.base or args.workload == "full" else [f"--workload {args.workload}"]
     words += [f"--profile {args.profile}"] if args.profile else []
     words += [f"--set {s}" for s in args.sets]
+    words += ["--liveness"] if args.liveness else []
+    words += [f"--{k}-s {v:g}" for k, v in (("horizon", args.horizon_s),
+                                            ("quiet", args.quiet_s)) if v is not None]
     if config.shard != (1, 1):
         words.append(f"--shard {args.shard}")
     return " ".join(words)
@@ -178,6 +194,11 @@ def run_command(args: argparse.Namespace) -> int:
     try:
         config = config_from(args)
         workload = load_workload(args.base, args.profile, parse_sets(args.sets), args.workload)
+        if args.liveness:
+            from emulator.fuzz.liveness import QUIET_S, live  # noqa: PLC0415
+
+            workload = live(workload, args.horizon_s,
+                            QUIET_S if args.quiet_s is None else args.quiet_s)
     except (UsageError, ScenarioError) as exc:
         print(f"posemu: {exc}", file=sys.stderr)
         return EXIT_INPUT

@@ -12,6 +12,7 @@ from typing import Any
 from emulator.engine.trace import write_atomic
 from emulator.engine.world import run_scenario
 from emulator.fuzz.campaign import Finding, Report
+from emulator.fuzz.liveness import NOT_QUIET, run_live
 from emulator.fuzz.sometimes import IDLE, POINTS
 from emulator.fuzz.workload import Fault
 from emulator.scenario.load import load_scenario
@@ -106,6 +107,12 @@ def document(report: Report, finding: Finding) -> dict[str, Any]:
         f"Workload: {report.workload.label}. Search again: {how}\n"
         "Card numbers are generated test numbers, not those of the base scenario.\n"
     )
+    live = report.workload.liveness
+    if live is not None:
+        description += (
+            f"Liveness: faults stop at {live.horizon_s:g} s and the terminal must be quiet "
+            f"{live.quiet_s:g} s later; {NOT_QUIET} is judged by the command above, "
+            "[expect] is what posemu run shows.\n")
     tables = {k: v for k, v in report.workload.tables.items()
               if k not in ("format", "name", "description", "seed")}
     return {  # no name: a scenario is named after its file
@@ -125,9 +132,16 @@ def write_findings(report: Report, out: Path) -> None:
         n = seen[finding.anomaly]
         path = out / (finding.anomaly + (f"_{n}" if n > 1 else "") + ".toml")
         write_atomic(path, to_toml(document(report, finding)).encode("utf-8"))
-        result = run_scenario(load_scenario(path))
+        scenario = load_scenario(path)
+        result = run_scenario(scenario)
         finding.path = str(path)
-        finding.verified = result.passed and finding.anomaly in {a.kind for a in result.anomalies}
+        if finding.anomaly == NOT_QUIET:
+            assert report.workload.liveness is not None
+            finding.verified = result.passed and bool(
+                run_live(scenario, report.workload.liveness)[1])
+        else:
+            finding.verified = result.passed and finding.anomaly in {
+                a.kind for a in result.anomalies}
 
 
 # ------------------------------------------------------------------ output

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import msgspec
 
@@ -26,6 +26,9 @@ from emulator.scenario.model import (
     Scenario,
 )
 from emulator.scenario.profiles import PROFILES
+
+if TYPE_CHECKING:
+    from emulator.fuzz.liveness import Liveness
 
 Fault = dict[str, Any]
 """One ``[[faults]]`` table: ``fault``, a trigger, ``for_s`` and non-default params."""
@@ -60,6 +63,7 @@ class Workload:
     step_ids: tuple[str, ...]
     step_at: tuple[float, ...]  # each step's at_s
     amounts: tuple[int, ...]  # sale and refund amounts, minor units
+    liveness: Liveness | None = None  # posemu fuzz --liveness: faults stop, then quiet
 
     @property
     def seed(self) -> int:
