@@ -21,6 +21,7 @@ from typing import Any, NamedTuple, TypeVar
 from devices.errors import PosemuError
 from emulator.engine.world import run_scenario
 from emulator.fuzz.command import DEFAULT_BUDGET_S
+from emulator.fuzz.determinism import Difference, check, sample
 from emulator.fuzz.liveness import NOT_QUIET, run_candidate
 from emulator.fuzz.shrink import Shrunk, shrink
 from emulator.fuzz.sometimes import IDLE, POINTS, reached
@@ -50,6 +51,7 @@ class Config:
     shard: tuple[int, int] = (1, 1)
     causes: int = 2  # minimal causes shrunk per anomaly kind, at most
     until: str | None = None  # stop searching at the first run showing this anomaly
+    check_determinism: int = 0  # runs sampled to run again in two fresh processes
     examples: int = 60  # hypothesis examples per shrink
 
 
@@ -90,6 +92,8 @@ class Report:
     search_s: float
     findings: list[Finding] = field(default_factory=list)
     command: str = ""
+    checked: int = 0  # runs run again by --check-determinism
+    differences: list[Difference] = field(default_factory=list)
 
     @property
     def runs(self) -> int:
@@ -129,7 +133,12 @@ class Report:
         return {p: counts[p] for p in POINTS}
 
     def errors(self) -> list[tuple[int, str]]:
-        return [(o.run, o.error) for o in self.outcomes if o.error is not None]
+        errors = [(o.run, o.error) for o in self.outcomes if o.error is not None]
+        how = self.command or f"posemu fuzz --seed {self.config.seed} --runs {self.runs}"
+        errors += [(d.run, f"not deterministic: its trace hashed {d.first[:16]} in one process "
+                    f"and {d.second[:16]} in another (run {d.run} of: {how})")
+                   for d in self.differences]
+        return sorted(errors)
 
     def warnings(self) -> list[str]:
         runs = f"in {self.runs} runs"
@@ -341,5 +350,9 @@ def fuzz(workload: Workload, config: Config, progress: Progress | None = None,
     report = Report(workload, config, outcomes, seconds)
     if progress is not None:
         progress(report.runs, len(report.anomaly_runs()), "shrink")
+    if config.check_determinism:
+        picked = sample([o.run for o in outcomes], config.check_determinism)
+        report.checked = len(picked)
+        report.differences = check(workload, config.seed, picked)
     report.findings = shrink_findings(runner, workload, config, report)
     return report

@@ -104,6 +104,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
     fuzz_cmd.add_argument("--quiet-s", type=float, metavar="S",
                           help="with --liveness: how long the terminal has to go quiet "
                           "(default 600)")
+    fuzz_cmd.add_argument("--check-determinism", type=int, nargs="?", const=100, default=0,
+                          metavar="N", help="run N of the runs (default 100) again in two "
+                          "fresh processes and compare their traces")
     fuzz_cmd.add_argument("--out", type=Path, metavar="DIR",
                           help="write one scenario file per finding here")
     fuzz_cmd.add_argument("--json", action="store_true", help="the summary as one JSON object")
@@ -145,6 +148,8 @@ def config_from(args: argparse.Namespace) -> Config:
         raise UsageError("--jobs must be 0 (one per core) or more")
     if args.causes < 1:
         raise UsageError("--causes must be at least 1")
+    if args.check_determinism < 0:
+        raise UsageError("--check-determinism must be 0 or more")
     if not args.liveness and (args.horizon_s is not None or args.quiet_s is not None):
         raise UsageError("--horizon-s and --quiet-s go with --liveness")
     for name, value in (("--horizon-s", args.horizon_s), ("--quiet-s", args.quiet_s)):
@@ -154,7 +159,8 @@ def config_from(args: argparse.Namespace) -> Config:
 
     return Config(seed=args.seed, runs=args.runs, budget_s=args.budget_s,
                   jobs=args.jobs or os.cpu_count() or 1, shard=parse_shard(args.shard),
-                  causes=args.causes, until=args.until)
+                  causes=args.causes, until=args.until,
+                  check_determinism=args.check_determinism)
 
 
 def load_workload(base: str | None, profile: str | None, sets: dict[str, Any],

@@ -14,7 +14,7 @@ from emulator.engine.world import run_scenario
 from emulator.fuzz.campaign import Finding, Report
 from emulator.fuzz.liveness import NOT_QUIET, run_live
 from emulator.fuzz.sometimes import IDLE, POINTS
-from emulator.fuzz.workload import Fault
+from emulator.fuzz.workload import Fault, draw
 from emulator.scenario.load import load_scenario
 
 _BARE = re.compile(r"^[A-Za-z0-9_-]+$")
@@ -126,6 +126,15 @@ def document(report: Report, finding: Finding) -> dict[str, Any]:
 def write_findings(report: Report, out: Path) -> None:
     """One file per finding, named after its anomaly; each is run again to check it."""
     out.mkdir(parents=True, exist_ok=True)
+    for diff in report.differences:  # the run itself, to run again and compare
+        candidate = draw(report.workload, report.config.seed, diff.run)
+        tables = {k: v for k, v in report.workload.tables.items()
+                  if k not in ("format", "name", "description", "seed")}
+        doc = {"format": 1, "description": (
+            f"Run {diff.run} of posemu fuzz campaign seed {report.config.seed}: its trace "
+            f"hashed {diff.first} in one process and {diff.second} in another.\n"),
+            "seed": candidate.seed, **tables, "faults": [dict(f) for f in candidate.faults]}
+        write_atomic(out / f"nondeterministic_run{diff.run}.toml", to_toml(doc).encode())
     seen: Counter[str] = Counter()
     for finding in report.findings:
         seen[finding.anomaly] += 1
@@ -173,6 +182,7 @@ def summary(report: Report) -> dict[str, Any]:
                      "fault_steps": report.pairs(), "points": report.points()},
         "warnings": report.warnings(),
         "errors": [{"run": i, "error": e} for i, e in report.errors()],
+        "determinism": {"checked": report.checked, "differences": len(report.differences)},
     }
 
 
@@ -201,6 +211,9 @@ def show(report: Report) -> None:
                 print(f"    -> {f.path}" + ("" if f.verified else " (NOT reproduced!)"))
     for index, error in report.errors():
         print(f"error in run {index}: {error}")
+    if report.checked:
+        print(f"determinism: {_plural(report.checked, 'run')} run again in two fresh "
+              f"processes, {len(report.differences)} with a different trace")
     fired, states = report.fired(), report.end_states()
     print(f"coverage: {sum(1 for n in fired.values() if n)} of {len(fired)} fault kinds "
           f"fired, {sum(1 for n in states.values() if n)} of {len(states)} end states reached")
