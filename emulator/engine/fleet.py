@@ -33,6 +33,7 @@ import simpy
 from devices.net.link import TO_BANK
 from devices.simkit.agenda import Agenda
 from emulator.engine.collector import collection_paused
+from emulator.engine.swizzle import Swizzle
 from emulator.engine.trace import Event, Listener, Listeners, Trace
 from emulator.engine.wiring import SIMULATED, BankBooks, Shared, trace_header, wire_unit
 from emulator.judge.oracle import BANK_EVENTS, Anomaly, Observer, StepView, Verdict, step_views
@@ -284,6 +285,7 @@ class Fleet:
         only counts (:meth:`run` turns it off when it is asked for every verdict)."""
         self._tally = _Tally()
         self.units = [self._wire(k, keep_receipts) for k in range(terminals)]
+        Swizzle(self.env, self.rng, self.trace, [u.link for u in self.units], scenario.faults)
         self.moves = BankMoves(keyed=False)
         """What the trace says the bank did, counted: the ledger is checked against it."""
         for name in BANK_EVENTS:

@@ -35,6 +35,7 @@ class Injector:
         self.targets = targets
         self.stopped = False
         self._active: dict[int, tuple[FaultSpec, FaultTarget, ActiveFault]] = {}
+        faults = tuple(f for f in faults if f.fault.split(".", 1)[0] in targets)  # not fleet's
         for spec in faults:
             if spec.at_s is None:
                 assert spec.on is not None

@@ -19,6 +19,7 @@ import simpy
 from devices.ports import Printer
 from devices.simkit.agenda import Agenda
 from emulator.engine.collector import collection_paused
+from emulator.engine.swizzle import Swizzle
 from emulator.engine.trace import Trace
 from emulator.engine.wiring import SIMULATED, BankBooks, Parts, Shared, trace_header, wire_unit
 from emulator.judge.oracle import judge, step_views
@@ -62,6 +63,7 @@ class World:
         self.link, self.host, self.reader = unit.link, unit.host, unit.reader
         self.printer, self.terminal = unit.printer, unit.terminal
         self.injector = unit.injector
+        Swizzle(env, self.rng, trace, [unit.link], scenario.faults)  # a fleet of one
         self.agenda = Agenda(env, ((step.at_s, step) for step in scenario.steps),
                              self.terminal.submit)
 

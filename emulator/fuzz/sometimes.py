@@ -75,7 +75,7 @@ _REQUESTS = frozenset({"0200", "0201"})
 _ANSWERS = frozenset({"0210", "0230", "0410", "0430", "0510"})
 
 
-def reached(events: Iterable[Event]) -> Reached:  # noqa: C901, PLR0912 - one pass, one branch per event
+def reached(events: Iterable[Event]) -> Reached:
     """Read one finished run's trace."""
     fired: set[str] = set()
     pairs: set[tuple[str, str]] = set()
@@ -94,7 +94,7 @@ def reached(events: Iterable[Event]) -> Reached:  # noqa: C901, PLR0912 - one pa
     for event in events:
         name, fields = event.name, event.fields
         if name.startswith("network."):
-            about = fields.get("stan")
+            about = str(fields.get("stan"))
             mti = fields.get("mti")
             if fields.get("direction") != "to_terminal" or mti not in _ANSWERS:
                 continue
@@ -140,7 +140,7 @@ def reached(events: Iterable[Event]) -> Reached:  # noqa: C901, PLR0912 - one pa
         elif name == "terminal.timeout":
             gave_up.add(str(fields.get("stan")))
         elif name == "terminal.reversal_sent":
-            if in_flight[fields.get("orig_stan")] > 0:
+            if in_flight[str(fields.get("orig_stan"))] > 0:
                 points.add("reversal_while_response_in_flight")
         elif name == "bank.request_received":
             if fields.get("mti") in _REQUESTS and fields.get("stan") in reversed_:

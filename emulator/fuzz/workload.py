@@ -15,7 +15,7 @@ import msgspec
 
 from devices.iso8583.message import mask_pan
 from emulator.money import format_minor
-from emulator.scenario.catalogue import FAULTS, TRIGGER_EVENTS
+from emulator.scenario.catalogue import FAULTS, FLEET_DEVICE, TRIGGER_EVENTS
 from emulator.scenario.load import scenario_from_dict
 from emulator.scenario.model import (
     DEFAULT_START,
@@ -37,8 +37,9 @@ TEST_PREFIX = "999999"
 """Card numbers the fuzzer writes: this prefix (no issuer uses it), the card's index,
 a Luhn check digit. A user's PANs never leave the process."""
 
-KINDS: tuple[str, ...] = tuple(FAULTS)
-DEVICES: tuple[str, ...] = tuple(dict.fromkeys(f.device for f in FAULTS.values()))
+KINDS: tuple[str, ...] = tuple(k for k, f in FAULTS.items() if f.device != FLEET_DEVICE)
+"""The fault kinds a run draws from: one terminal's (fleet faults are ``posemu fleet``'s)."""
+DEVICES: tuple[str, ...] = tuple(dict.fromkeys(FAULTS[k].device for k in KINDS))
 EVENTS: tuple[str, ...] = tuple(TRIGGER_EVENTS)
 DIRECTIONS = ("to_bank", "to_terminal", "both")
 _MONEY = frozenset({"offline_floor"})
