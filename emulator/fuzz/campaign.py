@@ -25,13 +25,12 @@ from emulator.fuzz.determinism import Difference, check, sample
 from emulator.fuzz.liveness import NOT_QUIET, run_candidate
 from emulator.fuzz.shrink import Shrunk, shrink
 from emulator.fuzz.sometimes import IDLE, POINTS, reached
-from emulator.fuzz.workload import DEVICES, Workload, draw
+from emulator.fuzz.workload import KINDS, Workload, draw
 from emulator.money import format_minor
 from emulator.scenario.catalogue import (
     ANOMALIES,
     CLEAN_END_STATES,
     END_STATES,
-    FAULTS,
     STEP_KINDS,
 )
 
@@ -109,7 +108,7 @@ class Report:
 
     def fired(self) -> dict[str, int]:
         counts = Counter(k for o in self.outcomes for k in o.fired)
-        return {k: counts[k] for k in FAULTS}
+        return {k: counts[k] for k in KINDS}
 
     def end_states(self) -> dict[str, int]:
         counts = Counter(s for o in self.outcomes for s in o.end_states)
@@ -124,8 +123,7 @@ class Report:
         """Fault kind -> step kind (and ``idle``) -> runs in which the fault started
         while such a step ran."""
         counts = Counter(p for o in self.outcomes for p in o.pairs)
-        return {k: {s: counts[k, s] for s in (*self.step_kinds(), IDLE)} for k in FAULTS
-                if FAULTS[k].device in DEVICES}
+        return {k: {s: counts[k, s] for s in (*self.step_kinds(), IDLE)} for k in KINDS}
 
     def points(self) -> dict[str, int]:
         """Sometimes point -> runs that reached it."""
@@ -142,8 +140,7 @@ class Report:
 
     def warnings(self) -> list[str]:
         runs = f"in {self.runs} runs"
-        out = [f"fault kind {k} never fired {runs}" for k, n in self.fired().items()
-               if not n and FAULTS[k].device in DEVICES]
+        out = [f"fault kind {k} never fired {runs}" for k, n in self.fired().items() if not n]
         states = self.end_states()
         out += [f"end state {s} never reached {runs}" for s in CLEAN_END_STATES
                 if not states[s]]

@@ -40,16 +40,16 @@ POINTS: dict[str, Point] = {
               "power is lost while an approved receipt is printing (the approval is in "
               "the journal, the receipt not cut)"),
         Point("advice_queued_at_settlement", "firmware",
-              "the settlement's 0500 is sent while an offline approval's advice is not "
-              "yet acknowledged"),
+              "a settlement starts while an offline approval's advice is not yet "
+              "acknowledged"),
         Point("reversal_queued_at_settlement", "firmware",
-              "the settlement's 0500 is sent while a reversal or void is still owed"),
+              "a settlement starts while a reversal or void is still owed"),
         Point("power_lost_awaiting_response", "firmware",
               "power is lost between a request and its answer"),
         Point("response_after_timeout", "firmware",
               "an answer reaches the terminal for a request it had given up on"),
         Point("duplicate_response", "link",
-              "the same answer reaches the terminal twice"),
+              "one answer the host sent reaches the terminal twice"),
         Point("posted_answer_lost", "host",
               "the host posted a transaction and its answer was withheld or lost on "
               "the way"),
@@ -82,7 +82,7 @@ def reached(events: Iterable[Event]) -> Reached:
     points: set[str] = set()
     running = IDLE  # the step kind the terminal runs
     in_flight: Counter[str] = Counter()  # answers (by STAN) sent by the host, not delivered
-    delivered: Counter[str] = Counter()  # answers (by STAN) delivered to the terminal
+    copies: Counter[str] = Counter()  # answers (by MTI and STAN) delivered, less those sent
     awaiting: set[str] = set()  # STANs of requests sent, not answered
     gave_up: set[str] = set()  # STANs the terminal timed out on
     reversed_: set[str] = set()  # STANs the host reversed
@@ -100,10 +100,11 @@ def reached(events: Iterable[Event]) -> Reached:
                 continue
             if name == "network.sent":
                 in_flight[about] += 1
+                copies[f"{mti}:{about}"] -= 1
             elif name == "network.delivered":
                 in_flight[about] -= 1
-                delivered[f"{mti}:{about}"] += 1
-                if delivered[f"{mti}:{about}"] == 2:
+                copies[f"{mti}:{about}"] += 1
+                if copies[f"{mti}:{about}"] > 0:  # more copies delivered than sent
                     points.add("duplicate_response")
             elif name == "network.lost":
                 in_flight[about] -= 1
@@ -115,6 +116,11 @@ def reached(events: Iterable[Event]) -> Reached:
             running = str(fields["do"])
             if running == "reprint" and failed_receipt:
                 points.add("reprint_after_failed_receipt")
+            elif running == "settle":
+                if offline:
+                    points.add("advice_queued_at_settlement")
+                if owed:
+                    points.add("reversal_queued_at_settlement")
         elif name == "terminal.txn_done":
             running = IDLE
         elif name == "fault.started":
@@ -125,12 +131,7 @@ def reached(events: Iterable[Event]) -> Reached:
             mti = fields.get("mti")
             stan = str(fields.get("stan"))
             awaiting.add(stan)
-            if mti == "0500":
-                if offline:
-                    points.add("advice_queued_at_settlement")
-                if owed:
-                    points.add("reversal_queued_at_settlement")
-            elif rebooted and mti in ("0220", "0221"):
+            if rebooted and mti in ("0220", "0221"):
                 points.add("advice_after_reboot")
         elif name == "terminal.response_received":
             stan = str(fields.get("stan"))
