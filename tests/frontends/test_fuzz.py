@@ -19,7 +19,7 @@ from emulator.fuzz.campaign import Config, Report, Runner, fuzz, search
 from emulator.fuzz.command import add_parser
 from emulator.fuzz.findings import to_toml, write_findings
 from emulator.fuzz.workload import KINDS, Workload, draw, make_workload
-from emulator.scenario.catalogue import END_STATES, FAULTS
+from emulator.scenario.catalogue import END_STATES
 from emulator.scenario.load import load_scenario
 from emulator.scenario.profiles import KNOBS
 from tests.support import ROOT

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from emulator.engine.world import run_scenario
-from emulator.fuzz.campaign import Config, Report, RunOutcome, Runner, search
+from emulator.fuzz.campaign import Config, Report, Runner, RunOutcome, search
 from emulator.fuzz.determinism import check, sample
 from emulator.fuzz.liveness import NOT_QUIET, Liveness, live, run_live
 from emulator.fuzz.sometimes import POINTS, reached
@@ -40,7 +40,7 @@ def test_the_full_workload_reaches_every_step_kind_and_clean_end_state() -> None
 def test_fleet_faults_are_never_drawn_so_the_pinned_draws_stay() -> None:
     assert "fleet.swizzle_clog" in FAULTS
     assert "fleet.swizzle_clog" not in KINDS
-    assert KINDS == tuple(FAULTS)[: len(KINDS)]
+    assert tuple(FAULTS)[: len(KINDS)] == KINDS
 
 
 def _run(workload: Workload, *faults: dict[str, Any]) -> tuple[str, ...]:
@@ -184,7 +184,8 @@ def test_liveness_options_are_checked(capsys: pytest.CaptureFixture[str]) -> Non
                  ["--liveness", "--horizon-s", "100", "--quiet-s", "100"]):
         status, _, err = cli(capsys, "--runs", "1", *argv)
         assert status == 2, argv
-        assert err.startswith("posemu: ") and err.count("\n") == 1
+        assert err.startswith("posemu: ")
+        assert err.count("\n") == 1
 
 
 # ------------------------------------------------------------ determinism
@@ -222,7 +223,9 @@ def test_a_difference_is_an_error_with_the_command(tmp_path: Path) -> None:
     report.differences = [Difference(5, "a" * 64, "b" * 64)]
     assert report.status == 1
     ((run, error),) = report.errors()
-    assert run == 5 and "not deterministic" in error and "posemu fuzz --seed 4" in error
+    assert run == 5
+    assert "not deterministic" in error
+    assert "posemu fuzz --seed 4" in error
     write_findings(report, tmp_path)
     written = load_scenario(tmp_path / "nondeterministic_run5.toml")
     assert len(written.faults) >= 1

@@ -30,7 +30,8 @@ def test_a_clogged_link_holds_frames_and_delivers_them_in_order_when_unclogged()
     wire.send(b"two", TO_BANK)
     wire.send(b"back", TO_TERMINAL)
     env.run(until=50)
-    assert not wire.inbox[TO_BANK].items and not wire.inbox[TO_TERMINAL].items
+    assert not wire.inbox[TO_BANK].items
+    assert not wire.inbox[TO_TERMINAL].items
     assert wire.in_flight == {TO_BANK: 2, TO_TERMINAL: 1}  # held frames are on their way
     wire.clear(clog)
     assert wire.inbox[TO_BANK].items == [b"one", b"two"]
@@ -89,7 +90,8 @@ def test_a_swizzle_clogs_a_subset_one_by_one_and_unclogs_it_in_another_order() -
     assert sorted(tid for _, tid in clogged) == sorted(tid for _, tid in unclogged)
     assert len({tid for _, tid in clogged}) == 4
     assert [tid for _, tid in clogged] != [tid for _, tid in unclogged]  # seed 7's orders
-    assert events[0][1] == "fault.started" and events[-1][1] == "fault.cleared"
+    assert events[0][1] == "fault.started"
+    assert events[-1][1] == "fault.cleared"
     assert not [e for e in events if e[1] == "network.lost"]  # a clog loses nothing
 
 
@@ -102,7 +104,8 @@ def test_a_swizzle_is_the_same_for_the_same_seed_and_half_the_fleet_by_default()
 def test_a_single_run_is_a_fleet_of_one() -> None:
     result = run_scenario(scenario_from_dict(swizzled(for_s=20.0)))
     names = [e.name for e in result.trace.events]
-    assert names.count("network.clogged") == 1 and names.count("network.unclogged") == 1
+    assert names.count("network.clogged") == 1
+    assert names.count("network.unclogged") == 1
     assert [s.end_state for s in result.steps] == ["approved"]
     request = next(e for e in result.trace.events if e.name == "bank.request_received")
     assert request.t > 23.0  # held on the clogged link until it was unclogged
