@@ -22,10 +22,11 @@ from devices.errors import PosemuError
 from emulator.engine.world import run_scenario
 from emulator.fuzz.command import DEFAULT_BUDGET_S
 from emulator.fuzz.determinism import Difference, check, sample
-from emulator.fuzz.liveness import NOT_QUIET, run_candidate
+from emulator.fuzz.liveness import NOT_QUIET
+from emulator.fuzz.runs import run_candidate
 from emulator.fuzz.shrink import Shrunk, shrink
-from emulator.fuzz.sometimes import IDLE, POINTS, reached
-from emulator.fuzz.workload import KINDS, Workload, draw
+from emulator.fuzz.sometimes import IDLE, POINTS
+from emulator.fuzz.workload import KINDS, SWIZZLE, Workload, draw
 from emulator.money import format_minor
 from emulator.scenario.catalogue import (
     ANOMALIES,
@@ -108,7 +109,8 @@ class Report:
 
     def fired(self) -> dict[str, int]:
         counts = Counter(k for o in self.outcomes for k in o.fired)
-        return {k: counts[k] for k in KINDS}
+        fleet = (SWIZZLE,) if self.workload.terminals > 1 else ()
+        return {k: counts[k] for k in (*KINDS, *fleet)}
 
     def end_states(self) -> dict[str, int]:
         counts = Counter(s for o in self.outcomes for s in o.end_states)
@@ -164,13 +166,12 @@ def evaluate(workload: Workload, seed: int, index: int) -> RunOutcome:
     """Draw run ``index`` of campaign ``seed`` and run it."""
     candidate = draw(workload, seed, index)
     try:
-        result, found = run_candidate(workload, candidate)
+        seen = run_candidate(workload, candidate)
     except PosemuError as exc:  # a conservation error is a bug of posemu: report it
         return RunOutcome(index, (), (), (), f"{type(exc).__name__}: {exc}")
-    seen = reached(result.trace.events)
-    return RunOutcome(index, tuple(sorted({a.kind for a in result.anomalies}.union(found))),
-                      seen.fired, tuple(sorted({s.end_state for s in result.steps})),
-                      pairs=seen.pairs, points=seen.points)
+    return RunOutcome(index, tuple(sorted(seen.anomalies)), seen.reached.fired,
+                      tuple(sorted(seen.end_states)), pairs=seen.reached.pairs,
+                      points=seen.reached.points)
 
 
 def shard_indices(runs: int | None, shard: tuple[int, int]) -> Iterable[int]:

@@ -26,6 +26,8 @@ if TYPE_CHECKING:  # the search modules load only when ``posemu fuzz`` runs
     from emulator.fuzz.workload import Workload
 
 EXIT_INPUT = 2
+MAX_FUZZ_TERMINALS = 100
+"""At most this many terminals per fuzz run (``--terminals``)."""
 DEFAULT_BUDGET_S = 60.0
 """Search time without ``--runs`` or ``--budget-s``."""
 
@@ -96,6 +98,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
                           help="stop searching at the first run that shows this anomaly")
     fuzz_cmd.add_argument("--causes", type=int, default=2, metavar="N",
                           help="distinct minimal causes to shrink per anomaly kind (default 2)")
+    fuzz_cmd.add_argument("--terminals", type=int, default=1, metavar="N",
+                          help="each run a fleet of N terminals on one bank, with a "
+                          "swizzle-clog in half the runs (default 1)")
     fuzz_cmd.add_argument("--liveness", action="store_true",
                           help="faults stop at a horizon; then the terminal must go quiet")
     fuzz_cmd.add_argument("--horizon-s", type=float, metavar="S",
@@ -148,6 +153,10 @@ def config_from(args: argparse.Namespace) -> Config:
         raise UsageError("--jobs must be 0 (one per core) or more")
     if args.causes < 1:
         raise UsageError("--causes must be at least 1")
+    if not 1 <= args.terminals <= MAX_FUZZ_TERMINALS:
+        raise UsageError(f"--terminals must be 1 to {MAX_FUZZ_TERMINALS}")
+    if args.terminals > 1 and args.liveness:
+        raise UsageError("--liveness runs one terminal: leave out --terminals")
     if args.check_determinism < 0:
         raise UsageError("--check-determinism must be 0 or more")
     if not args.liveness and (args.horizon_s is not None or args.quiet_s is not None):
@@ -184,6 +193,7 @@ def _command(args: argparse.Namespace, config: Config, runs: int) -> str:
     words += [] if args.base or args.workload == "full" else [f"--workload {args.workload}"]
     words += [f"--profile {args.profile}"] if args.profile else []
     words += [f"--set {s}" for s in args.sets]
+    words += [f"--terminals {args.terminals}"] if args.terminals > 1 else []
     words += ["--liveness"] if args.liveness else []
     words += [f"--{k}-s {v:g}" for k, v in (("horizon", args.horizon_s),
                                             ("quiet", args.quiet_s)) if v is not None]
@@ -200,6 +210,10 @@ def run_command(args: argparse.Namespace) -> int:
     try:
         config = config_from(args)
         workload = load_workload(args.base, args.profile, parse_sets(args.sets), args.workload)
+        if args.terminals > 1:
+            from dataclasses import replace  # noqa: PLC0415
+
+            workload = replace(workload, terminals=args.terminals)
         if args.liveness:
             from emulator.fuzz.liveness import QUIET_S, live  # noqa: PLC0415
 

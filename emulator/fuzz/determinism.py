@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import NamedTuple
 
-from emulator.fuzz.liveness import run_candidate
+from emulator.fuzz.runs import run_candidate
 from emulator.fuzz.workload import Workload, draw
 
 Hasher = Callable[[Workload, int, Sequence[int]], list[str]]
@@ -29,7 +29,7 @@ class Difference(NamedTuple):
 
 def trace_hashes(workload: Workload, seed: int, indices: Sequence[int]) -> list[str]:
     """The trace hash of each run of ``indices`` of campaign ``seed``."""
-    return [run_candidate(workload, draw(workload, seed, i))[0].trace_sha256 for i in indices]
+    return [run_candidate(workload, draw(workload, seed, i)).trace_sha256 for i in indices]
 
 
 def sample(runs: Sequence[int], size: int) -> list[int]:

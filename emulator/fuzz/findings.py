@@ -9,6 +9,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from emulator.engine.fleet import run_fleet
 from emulator.engine.trace import write_atomic
 from emulator.engine.world import run_scenario
 from emulator.fuzz.campaign import Finding, Report
@@ -107,6 +108,11 @@ def document(report: Report, finding: Finding) -> dict[str, Any]:
         f"Workload: {report.workload.label}. Search again: {how}\n"
         "Card numbers are generated test numbers, not those of the base scenario.\n"
     )
+    if report.workload.terminals > 1:
+        description += (
+            f"Fleet: the run was a fleet of {report.workload.terminals} terminals; "
+            f"posemu fleet FILE --terminals {report.workload.terminals} shows it, "
+            "[expect] is what posemu run shows.\n")
     live = report.workload.liveness
     if live is not None:
         description += (
@@ -144,7 +150,10 @@ def write_findings(report: Report, out: Path) -> None:
         scenario = load_scenario(path)
         result = run_scenario(scenario)
         finding.path = str(path)
-        if finding.anomaly == NOT_QUIET:
+        if report.workload.terminals > 1:
+            fleet = run_fleet(scenario, report.workload.terminals)
+            finding.verified = result.passed and finding.anomaly in fleet.anomaly_counts
+        elif finding.anomaly == NOT_QUIET:
             assert report.workload.liveness is not None
             finding.verified = result.passed and bool(
                 run_live(scenario, report.workload.liveness)[1])
@@ -165,7 +174,9 @@ def summary(report: Report) -> dict[str, Any]:
         "overrides": {k: v for k, v in report.workload.tables["terminal"].items()
                       if k != "profile"},
         "seed": config.seed, "shard": f"{config.shard[0]}/{config.shard[1]}",
-        "jobs": config.jobs, "runs": report.runs,
+        "jobs": config.jobs, "runs": report.runs, "terminals": report.workload.terminals,
+        "liveness": None if report.workload.liveness is None
+        else report.workload.liveness._asdict(),
         "search_s": round(report.search_s, 3),
         "runs_per_s": round(report.runs / report.search_s, 1) if report.search_s else None,
         "anomaly_runs": {k: {"runs": len(v), "first": v[0]}
@@ -194,7 +205,7 @@ def show(report: Report) -> None:
     print(f"posemu fuzz: {runs} runs in {report.search_s:.1f} s ({rate:.0f} runs/s, "
           f"{config.jobs} job{'s' if config.jobs > 1 else ''}), seed {config.seed}{shard}, "
           f"workload {report.workload.label}, profile "
-          f"{report.workload.tables['terminal']['profile']}")
+          f"{report.workload.tables['terminal']['profile']}" + _mode(report))
     failing = report.anomaly_runs()
     if not failing:
         print("no anomaly found")
@@ -227,6 +238,15 @@ def show(report: Report) -> None:
         print(f"    {name:<{width}} {n:>9}  {POINTS[name].where}")
     for warning in report.warnings():
         print(f"warning: {warning}")
+
+
+def _mode(report: Report) -> str:
+    workload = report.workload
+    if workload.terminals > 1:
+        return f", fleets of {workload.terminals} terminals"
+    live = workload.liveness
+    return "" if live is None else (f", liveness (faults stop at {live.horizon_s:g} s, quiet "
+                                    f"within {live.quiet_s:g} s)")
 
 
 def show_pairs(report: Report) -> None:

@@ -15,11 +15,11 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, NamedTuple
 
 from devices.errors import UsageError
-from emulator.engine.world import World, run_scenario
+from emulator.engine.world import World
 
 if TYPE_CHECKING:
     from emulator.engine.trace import Event
-    from emulator.fuzz.workload import Candidate, Workload
+    from emulator.fuzz.workload import Workload
     from emulator.judge.result import Result
     from emulator.scenario.model import Scenario
 
@@ -69,16 +69,6 @@ def _running(events: Iterable[Event]) -> str | None:
         elif event.name in ("terminal.txn_done", "terminal.power_lost"):
             running = None
     return running
-
-
-def run_candidate(workload: Workload, candidate: Candidate) -> tuple[Result, tuple[str, ...]]:
-    """Run one schedule of ``workload`` (a liveness run when the workload asks for it);
-    the result and the findings beyond its anomalies (``not_quiet``)."""
-    scenario = workload.scenario(candidate)
-    if workload.liveness is None:
-        return run_scenario(scenario), ()
-    result, why = run_live(scenario, workload.liveness)
-    return result, (NOT_QUIET,) if why else ()
 
 
 def live(workload: Workload, horizon_s: float | None, quiet_s: float = QUIET_S) -> Workload:

@@ -18,7 +18,7 @@ import time
 from typing import Any, NamedTuple
 
 from devices.errors import PosemuError
-from emulator.fuzz.liveness import run_candidate
+from emulator.fuzz.runs import run_candidate
 from emulator.fuzz.workload import Candidate, Fault, Workload
 from emulator.scenario.catalogue import FAULTS
 
@@ -52,9 +52,8 @@ class Oracle:
         if key not in self._seen:
             self.runs += 1
             try:
-                result, found = run_candidate(self.workload, candidate)
-                self._seen[key] = self.anomaly in found or any(
-                    a.kind == self.anomaly for a in result.anomalies)
+                self._seen[key] = self.anomaly in run_candidate(self.workload,
+                                                                candidate).anomalies
             except PosemuError:
                 self._seen[key] = False
         return self._seen[key]

@@ -65,6 +65,7 @@ class Workload:
     step_at: tuple[float, ...]  # each step's at_s
     amounts: tuple[int, ...]  # sale and refund amounts, minor units
     liveness: Liveness | None = None  # posemu fuzz --liveness: faults stop, then quiet
+    terminals: int = 1  # posemu fuzz --terminals: each run a fleet of this many
 
     @property
     def seed(self) -> int:
@@ -249,7 +250,32 @@ def draw(workload: Workload, campaign_seed: int, index: int) -> Candidate:
         _fault(rng, rng.choice(enabled[rng.choice(devices)]), workload, style)
         for _ in range(count)
     )
-    return Candidate(rng.randrange(1 << 16), faults)
+    seed = rng.randrange(1 << 16)
+    if workload.terminals > 1:
+        swizzle = fleet_fault(campaign_seed, index, workload)
+        faults += (swizzle,) if swizzle is not None else ()
+    return Candidate(seed, faults)
+
+
+SWIZZLE = "fleet.swizzle_clog"
+
+
+def fleet_fault(campaign_seed: int, index: int, workload: Workload) -> Fault | None:
+    """The swizzle-clog a fleet run adds, drawn from a random source of its own (so the
+    run's other faults are those of a single-terminal campaign), or None (half the runs)."""
+    rng = random.Random(f"posemu-fuzz-fleet:{campaign_seed}:{index}")
+    if rng.random() < 0.5:
+        return None
+    at = rng.choice(workload.step_at or (0.0,))
+    fault: Fault = {"fault": SWIZZLE, "at_s": round(at + rng.uniform(0, 5), 1),
+                    "for_s": round(rng.uniform(1, 60), 1)}
+    terminals = rng.randrange(workload.terminals + 1)  # 0: half the fleet
+    if terminals:
+        fault["terminals"] = terminals
+    interval = rng.choice((0.5, 1.0, 5.0))
+    if interval != 1.0:
+        fault["interval_s"] = interval
+    return fault
 
 
 class _Style(NamedTuple):

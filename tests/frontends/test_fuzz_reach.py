@@ -229,3 +229,35 @@ def test_a_difference_is_an_error_with_the_command(tmp_path: Path) -> None:
     write_findings(report, tmp_path)
     written = load_scenario(tmp_path / "nondeterministic_run5.toml")
     assert len(written.faults) >= 1
+
+
+# ------------------------------------------------------------ fleets
+
+
+def test_a_fleet_run_draws_the_single_runs_faults_and_sometimes_a_swizzle() -> None:
+    from dataclasses import replace  # noqa: PLC0415
+
+    from emulator.fuzz.workload import draw  # noqa: PLC0415
+
+    fleet = replace(FULL, terminals=3)
+    swizzles = 0
+    for index in range(12):
+        single, several = draw(FULL, 2, index), draw(fleet, 2, index)
+        assert several.seed == single.seed
+        assert several.faults[: len(single.faults)] == single.faults
+        extra = several.faults[len(single.faults):]
+        assert [f["fault"] for f in extra] in ([], ["fleet.swizzle_clog"])
+        swizzles += len(extra)
+    assert 0 < swizzles < 12
+
+
+def test_fuzz_runs_fleets(capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, _ = cli(capsys, "--terminals", "2", "--runs", "6", "--seed", "2", "--json")
+    data = json.loads(out)
+    assert data["terminals"] == 2
+    assert data["coverage"]["faults"]["fleet.swizzle_clog"] > 0
+    assert status == (1 if data["anomaly_runs"] else 0)
+    for argv in (["--terminals", "0"], ["--terminals", "2", "--liveness"]):
+        status, _, err = cli(capsys, "--runs", "1", *argv)
+        assert status == 2, argv
+        assert err.startswith("posemu: ")
