@@ -21,7 +21,7 @@ from typing import Any, NamedTuple, TypeVar
 from devices.errors import PosemuError
 from emulator.engine.world import run_scenario
 from emulator.fuzz.command import DEFAULT_BUDGET_S
-from emulator.fuzz.determinism import Difference, check, sample
+from emulator.fuzz.determinism import TraceMismatch, check, sample
 from emulator.fuzz.liveness import NOT_QUIET
 from emulator.fuzz.runs import run_candidate
 from emulator.fuzz.shrink import Shrunk, shrink
@@ -93,7 +93,7 @@ class Report:
     findings: list[Finding] = field(default_factory=list)
     command: str = ""
     checked: int = 0  # runs run again by --check-determinism
-    differences: list[Difference] = field(default_factory=list)
+    differences: list[TraceMismatch] = field(default_factory=list)
 
     @property
     def runs(self) -> int:

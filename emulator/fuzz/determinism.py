@@ -19,7 +19,7 @@ from emulator.fuzz.workload import Workload, draw
 Hasher = Callable[[Workload, int, Sequence[int]], list[str]]
 
 
-class Difference(NamedTuple):
+class TraceMismatch(NamedTuple):
     """A run whose trace differed between the two processes."""
 
     run: int
@@ -40,7 +40,7 @@ def sample(runs: Sequence[int], size: int) -> list[int]:
 
 
 def check(workload: Workload, seed: int, indices: Sequence[int],
-          hasher: Hasher = trace_hashes) -> list[Difference]:
+          hasher: Hasher = trace_hashes) -> list[TraceMismatch]:
     """Run ``indices`` in two spawned processes at once; the runs whose traces differ."""
     if not indices:
         return []
@@ -50,4 +50,4 @@ def check(workload: Workload, seed: int, indices: Sequence[int],
         first = one.submit(hasher, workload, seed, list(indices))
         second = two.submit(hasher, workload, seed, list(indices))
         pairs = zip(indices, first.result(), second.result(), strict=True)
-    return [Difference(i, a, b) for i, a, b in pairs if a != b]
+    return [TraceMismatch(i, a, b) for i, a, b in pairs if a != b]

@@ -216,11 +216,11 @@ def test_the_check_samples_evenly_and_passes_for_posemu(
 
 
 def test_a_difference_is_an_error_with_the_command(tmp_path: Path) -> None:
-    from emulator.fuzz.determinism import Difference  # noqa: PLC0415
+    from emulator.fuzz.determinism import TraceMismatch  # noqa: PLC0415
     from emulator.fuzz.findings import write_findings  # noqa: PLC0415
 
     report = Report(BASIC, Config(seed=4, runs=8), [], 0.1, command="posemu fuzz --seed 4")
-    report.differences = [Difference(5, "a" * 64, "b" * 64)]
+    report.differences = [TraceMismatch(5, "a" * 64, "b" * 64)]
     assert report.status == 1
     ((run, error),) = report.errors()
     assert run == 5
