@@ -44,20 +44,7 @@ class Injector:
                                    if spec.at_s is not None), self._start)
 
     def _arm(self, spec: FaultSpec) -> None:
-        seen = 0
-        step = spec.step
-
-        def listener(event: Event) -> None:
-            nonlocal seen
-            if step is not None and event.fields.get("step") != step:
-                return
-            seen += 1
-            if seen == spec.nth:
-                assert spec.on is not None
-                self.trace.unsubscribe(spec.on, listener)
-                self._start(spec)
-
-        self.trace.subscribe(spec.on, listener)
+        arm(self.trace, spec, self._start)
 
     def stop(self) -> None:
         """The fault horizon (``posemu fuzz --liveness``): no fault starts from now on,
@@ -94,6 +81,25 @@ class Injector:
             action()
             return
         self.env.timeout(0).callbacks.append(lambda _e: action())
+
+
+def arm(trace: TraceBus, spec: FaultSpec, start: Callable[[FaultSpec], None]) -> None:
+    """Call ``start(spec)`` on the ``nth`` event ``spec.on`` of ``trace`` (of its
+    ``step`` only, when it names one)."""
+    seen = 0
+    step = spec.step
+
+    def listener(event: Event) -> None:
+        nonlocal seen
+        if step is not None and event.fields.get("step") != step:
+            return
+        seen += 1
+        if seen == spec.nth:
+            assert spec.on is not None
+            trace.unsubscribe(spec.on, listener)
+            start(spec)
+
+    trace.subscribe(spec.on, listener)
 
 
 def _plain(params: dict[str, object]) -> dict[str, object]:

@@ -19,11 +19,12 @@ from typing import TYPE_CHECKING
 import simpy
 
 from devices.fault import ActiveFault
+from emulator.engine.injector import arm
 from emulator.scenario.catalogue import FAULTS, FLEET_DEVICE
 
 if TYPE_CHECKING:
     from devices.net.link import Link
-    from emulator.engine.trace import Event, Trace
+    from emulator.engine.trace import Trace
     from emulator.scenario.model import FaultSpec
 
 CLOG = "network.clog"
@@ -45,26 +46,10 @@ class Swizzle:
             if spec.at_s is not None:
                 env.timeout(spec.at_s).callbacks.append(self._starter(spec))
             else:
-                self._arm(spec)
+                arm(self.trace, spec, self._start)
 
     def _starter(self, spec: FaultSpec) -> Callable[[simpy.Event], None]:
         return lambda _event: self._start(spec)
-
-    def _arm(self, spec: FaultSpec) -> None:
-        seen = 0
-
-        def listener(event: Event) -> None:
-            nonlocal seen
-            if spec.step is not None and event.fields.get("step") != spec.step:
-                return
-            seen += 1
-            if seen == spec.nth:
-                assert spec.on is not None
-                self.trace.unsubscribe(spec.on, listener)
-                self._start(spec)
-
-        assert spec.on is not None
-        self.trace.subscribe(spec.on, listener)
 
     def _start(self, spec: FaultSpec) -> None:
         self.env.process(self._swizzle(spec))

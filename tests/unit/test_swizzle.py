@@ -109,3 +109,13 @@ def test_a_single_run_is_a_fleet_of_one() -> None:
     assert [s.end_state for s in result.steps] == ["approved"]
     request = next(e for e in result.trace.events if e.name == "bank.request_received")
     assert request.t > 23.0  # held on the clogged link until it was unclogged
+
+
+def test_a_swizzle_on_an_event_counts_the_events_of_every_terminal() -> None:
+    doc = swizzled(terminals=2)
+    del doc["faults"][0]["at_s"]
+    doc["faults"][0].update({"on": "terminal.request_sent", "nth": 3})
+    events = fleet_events(doc, 4)
+    started = next(t for t, name, _ in events if name == "fault.started")
+    assert started == 4.5  # every terminal sends its 0200 at 4.5 s: the third one
+    assert len([e for e in events if e[1] == "network.clogged"]) == 2
