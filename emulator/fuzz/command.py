@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from devices.errors import ScenarioError, UsageError
+from emulator.fuzz import modes
 from emulator.scenario.catalogue import ANOMALIES
 from emulator.scenario.profiles import PROFILES
 
@@ -26,8 +27,6 @@ if TYPE_CHECKING:  # the search modules load only when ``posemu fuzz`` runs
     from emulator.fuzz.workload import Workload
 
 EXIT_INPUT = 2
-MAX_FUZZ_TERMINALS = 100
-"""At most this many terminals per fuzz run (``--terminals``)."""
 DEFAULT_BUDGET_S = 60.0
 """Search time without ``--runs`` or ``--budget-s``."""
 
@@ -80,8 +79,6 @@ def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
         "fuzz", help="search fault schedules for anomalies, shrink each to a scenario file")
     fuzz_cmd.add_argument("base", nargs="?", metavar="BASE.toml",
                           help="the workload: its cards, steps and profile (default: built in)")
-    fuzz_cmd.add_argument("--workload", choices=("full", "basic"), default="full",
-                          help="the built-in workload without BASE.toml (default full)")
     fuzz_cmd.add_argument("--profile", choices=sorted(PROFILES), help="firmware profile")
     fuzz_cmd.add_argument("--set", action="append", default=[], metavar="KNOB=VALUE",
                           dest="sets", help="override a knob or setting (repeatable)")
@@ -98,20 +95,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
                           help="stop searching at the first run that shows this anomaly")
     fuzz_cmd.add_argument("--causes", type=int, default=2, metavar="N",
                           help="distinct minimal causes to shrink per anomaly kind (default 2)")
-    fuzz_cmd.add_argument("--terminals", type=int, default=1, metavar="N",
-                          help="each run a fleet of N terminals on one bank, with a "
-                          "swizzle-clog in half the runs (default 1)")
-    fuzz_cmd.add_argument("--liveness", action="store_true",
-                          help="faults stop at a horizon; then the terminal must go quiet")
-    fuzz_cmd.add_argument("--horizon-s", type=float, metavar="S",
-                          help="with --liveness: when faults stop (default: the last step's "
-                          "at_s)")
-    fuzz_cmd.add_argument("--quiet-s", type=float, metavar="S",
-                          help="with --liveness: how long the terminal has to go quiet "
-                          "(default 600)")
-    fuzz_cmd.add_argument("--check-determinism", type=int, nargs="?", const=100, default=0,
-                          metavar="N", help="run N of the runs (default 100) again in two "
-                          "fresh processes and compare their traces")
+    modes.add_arguments(fuzz_cmd)
     fuzz_cmd.add_argument("--out", type=Path, metavar="DIR",
                           help="write one scenario file per finding here")
     fuzz_cmd.add_argument("--json", action="store_true", help="the summary as one JSON object")
@@ -153,17 +137,7 @@ def config_from(args: argparse.Namespace) -> Config:
         raise UsageError("--jobs must be 0 (one per core) or more")
     if args.causes < 1:
         raise UsageError("--causes must be at least 1")
-    if not 1 <= args.terminals <= MAX_FUZZ_TERMINALS:
-        raise UsageError(f"--terminals must be 1 to {MAX_FUZZ_TERMINALS}")
-    if args.terminals > 1 and args.liveness:
-        raise UsageError("--liveness runs one terminal: leave out --terminals")
-    if args.check_determinism < 0:
-        raise UsageError("--check-determinism must be 0 or more")
-    if not args.liveness and (args.horizon_s is not None or args.quiet_s is not None):
-        raise UsageError("--horizon-s and --quiet-s go with --liveness")
-    for name, value in (("--horizon-s", args.horizon_s), ("--quiet-s", args.quiet_s)):
-        if value is not None and not 0 <= value <= 1e9:
-            raise UsageError(f"{name} must be between 0 and 1e9 seconds")
+    modes.check(args)
     from emulator.fuzz.campaign import Config  # noqa: PLC0415 - only ``posemu fuzz`` needs it
 
     return Config(seed=args.seed, runs=args.runs, budget_s=args.budget_s,
@@ -190,13 +164,9 @@ def _command(args: argparse.Namespace, config: Config, runs: int) -> str:
     """The command line that runs the same campaign again."""
     words = ["posemu fuzz", *([args.base] if args.base else []), f"--seed {config.seed}",
              f"--runs {runs}"]
-    words += [] if args.base or args.workload == "full" else [f"--workload {args.workload}"]
     words += [f"--profile {args.profile}"] if args.profile else []
     words += [f"--set {s}" for s in args.sets]
-    words += [f"--terminals {args.terminals}"] if args.terminals > 1 else []
-    words += ["--liveness"] if args.liveness else []
-    words += [f"--{k}-s {v:g}" for k, v in (("horizon", args.horizon_s),
-                                            ("quiet", args.quiet_s)) if v is not None]
+    words += modes.words(args)
     if config.shard != (1, 1):
         words.append(f"--shard {args.shard}")
     return " ".join(words)
@@ -209,16 +179,8 @@ def run_command(args: argparse.Namespace) -> int:
 
     try:
         config = config_from(args)
-        workload = load_workload(args.base, args.profile, parse_sets(args.sets), args.workload)
-        if args.terminals > 1:
-            from dataclasses import replace  # noqa: PLC0415
-
-            workload = replace(workload, terminals=args.terminals)
-        if args.liveness:
-            from emulator.fuzz.liveness import QUIET_S, live  # noqa: PLC0415
-
-            workload = live(workload, args.horizon_s,
-                            QUIET_S if args.quiet_s is None else args.quiet_s)
+        workload = modes.apply(
+            load_workload(args.base, args.profile, parse_sets(args.sets), args.workload), args)
     except (UsageError, ScenarioError) as exc:
         print(f"posemu: {exc}", file=sys.stderr)
         return EXIT_INPUT
