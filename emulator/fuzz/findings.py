@@ -119,8 +119,7 @@ def document(report: Report, finding: Finding) -> dict[str, Any]:
             f"Liveness: faults stop at {live.horizon_s:g} s and the terminal must be quiet "
             f"{live.quiet_s:g} s later; {NOT_QUIET} is judged by the command above, "
             "[expect] is what posemu run shows.\n")
-    tables = {k: v for k, v in report.workload.tables.items()
-              if k not in ("format", "name", "description", "seed")}
+    tables = _tables(report)
     return {  # no name: a scenario is named after its file
         "format": 1, "description": description, "seed": candidate.seed,
         **tables, "faults": [dict(f) for f in candidate.faults],
@@ -129,13 +128,18 @@ def document(report: Report, finding: Finding) -> dict[str, Any]:
     }
 
 
+def _tables(report: Report) -> dict[str, Any]:
+    """The workload's tables a written file holds (it has its own head)."""
+    return {k: v for k, v in report.workload.tables.items()
+            if k not in ("format", "name", "description", "seed")}
+
+
 def write_findings(report: Report, out: Path) -> None:
     """One file per finding, named after its anomaly; each is run again to check it."""
     out.mkdir(parents=True, exist_ok=True)
     for diff in report.differences:  # the run itself, to run again and compare
         candidate = draw(report.workload, report.config.seed, diff.run)
-        tables = {k: v for k, v in report.workload.tables.items()
-                  if k not in ("format", "name", "description", "seed")}
+        tables = _tables(report)
         doc = {"format": 1, "description": (
             f"Run {diff.run} of posemu fuzz campaign seed {report.config.seed}: its trace "
             f"hashed {diff.first} in one process and {diff.second} in another.\n"),
