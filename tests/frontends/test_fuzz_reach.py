@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from emulator.engine.world import run_scenario
-from emulator.fuzz.campaign import Config, Report, Runner, RunOutcome, search
+from emulator.fuzz.campaign import STEP_OF_STATE, Config, Report, Runner, RunOutcome, search
 from emulator.fuzz.determinism import check, sample
 from emulator.fuzz.liveness import NOT_QUIET, Liveness, live, run_live
 from emulator.fuzz.sometimes import POINTS, reached
@@ -261,3 +261,13 @@ def test_fuzz_runs_fleets(capsys: pytest.CaptureFixture[str]) -> None:
         status, _, err = cli(capsys, "--runs", "1", *argv)
         assert status == 2, argv
         assert err.startswith("posemu: ")
+
+
+def test_end_states_of_step_kinds_the_workload_lacks_are_not_warned_about() -> None:
+    assert set(STEP_OF_STATE) == set(CLEAN_END_STATES)
+    assert set(STEP_OF_STATE.values()) == set(STEP_KINDS)
+    outcome = RunOutcome(0, (), (), ("approved",))
+    warnings = Report(BASIC, Config(runs=1), [outcome], 0.1).warnings()
+    assert "end state refunded never reached in 1 runs" in warnings
+    assert "end state reprinted never reached in 1 runs" not in warnings
+    assert "step kind reprint not in the workload" in warnings
