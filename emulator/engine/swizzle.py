@@ -1,5 +1,6 @@
-"""``fleet.swizzle_clog``: clog a random subset of the fleet's links one by one, then
-unclog them one by one in another random order (FoundationDB's swizzle-clog).
+"""``fleet.swizzle_clog``: clog a random subset of the fleet's links one by one, then,
+``for_s`` after the first clog (or once the last is clogged, if later), unclog them one
+by one in another random order (FoundationDB's swizzle-clog).
 
 A clogged link holds every frame that reaches its end (nothing is lost) and delivers
 them, in order, when it is unclogged (``network.clog`` on :class:`~devices.net.link.Link`).

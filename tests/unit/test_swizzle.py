@@ -119,3 +119,12 @@ def test_a_swizzle_on_an_event_counts_the_events_of_every_terminal() -> None:
     started = next(t for t, name, _ in events if name == "fault.started")
     assert started == 4.5  # every terminal sends its 0200 at 4.5 s: the third one
     assert len([e for e in events if e[1] == "network.clogged"]) == 2
+
+
+def test_unclogging_waits_until_every_link_is_clogged() -> None:
+    doc = swizzled(terminals=4, for_s=3.0)  # shorter than the 6 s the clogs take
+    events = fleet_events(doc, 4)
+    clogged = [t for t, name, _ in events if name == "network.clogged"]
+    unclogged = [t for t, name, _ in events if name == "network.unclogged"]
+    assert clogged == [3.0, 5.0, 7.0, 9.0]
+    assert unclogged == [9.0, 11.0, 13.0, 15.0]
