@@ -119,6 +119,9 @@ def document(report: Report, finding: Finding) -> dict[str, Any]:
             f"Liveness: faults stop at {live.horizon_s:g} s and the terminal must be quiet "
             f"{live.quiet_s:g} s later; {NOT_QUIET} is judged by the command above, "
             "[expect] is what posemu run shows.\n")
+        if finding.anomaly == NOT_QUIET:
+            why = run_live(report.workload.scenario(candidate), live)[1]
+            description += f"Not quiet at {live.end_s:g} s: {'; '.join(why)}.\n"
     tables = _tables(report)
     return {  # no name: a scenario is named after its file
         "format": 1, "description": description, "seed": candidate.seed,

@@ -176,6 +176,7 @@ def test_not_quiet_is_found_shrunk_and_written(
     doc = tomllib.loads((tmp_path / "not_quiet.toml").read_text())
     assert doc["until_s"] == pytest.approx(600.3)
     assert "--liveness --horizon-s 400 --quiet-s 200.3" in doc["description"]
+    assert "Not quiet at 600.3 s: step st still running." in doc["description"]
     assert NOT_QUIET not in doc["expect"]["anomalies"]
 
 
