@@ -50,6 +50,7 @@ from emulator.scenario.seeds import parse_seed
 EXIT_PASS, EXIT_FAIL, EXIT_INPUT, EXIT_IO = 0, 1, 2, 3
 
 Runner = Callable[[Scenario], Result]
+Progress = Callable[[str, int, int], object]
 
 _COMMANDS = {"new": "emulator.cli.new", "check": "emulator.cli.check",
              "events": "emulator.cli.events"}
@@ -269,16 +270,26 @@ def _fleet(args: argparse.Namespace) -> int:
     scenario = load_scenario(args.path)
     if args.seed is not None or args.profile is not None:
         scenario = scenario.with_overrides(seed=args.seed, profile=args.profile)
-    if args.trace is None:
-        result = run_fleet(scenario, args.terminals)
-    else:
-        with AtomicFile(args.trace) as sink:
-            result = run_fleet(scenario, args.terminals, trace_sink=sink)
+    with _fleet_bar() as progress:
+        if args.trace is None:
+            result = run_fleet(scenario, args.terminals, progress=progress)
+        else:
+            with AtomicFile(args.trace) as sink:
+                result = run_fleet(scenario, args.terminals, trace_sink=sink, progress=progress)
     if args.json:
         _print_json(result.to_json())
     else:
         print(result.summary())
     return EXIT_FAIL if result.anomaly_total else EXIT_PASS
+
+
+def _fleet_bar() -> contextlib.AbstractContextManager[Progress | None]:
+    """A progress bar on standard error when it is a terminal (rich loads only then)."""
+    if not sys.stderr.isatty():
+        return contextlib.nullcontext()
+    from emulator.cli.report import fleet_bar  # noqa: PLC0415
+
+    return fleet_bar()
 
 
 def _bench_runner(args: argparse.Namespace, scenarios: list[Scenario]) -> Runner:

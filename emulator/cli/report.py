@@ -19,7 +19,13 @@ from rich import box
 from rich.console import Console
 from rich.padding import Padding
 from rich.panel import Panel
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 from rich.text import Text
 
@@ -308,6 +314,21 @@ class RunReport:
             self.out.print(table)
         finally:
             self.out.width = width
+
+
+@contextmanager
+def fleet_bar() -> Iterator[Callable[[str, int, int], None]]:
+    """A progress bar on standard error for ``posemu fleet``: wiring, then running."""
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                   TimeElapsedColumn(), console=console(stderr=True), transient=True)
+    with bar:
+        task = bar.add_task("wiring terminals", total=None)
+
+        def tell(phase: str, done: int, total: int) -> None:
+            what = "terminals wired" if phase == "wiring" else "steps done"
+            bar.update(task, description=what, completed=done, total=total)
+
+        yield tell
 
 
 # ----------------------------------------------------- faults, profiles, explain
