@@ -18,7 +18,7 @@ import sys
 from typing import Any
 
 from devices.errors import ScenarioError
-from emulator.cli.triggers import never_matches, waits_for
+from emulator.cli.triggers import describe_trigger, never_matches
 from emulator.scenario.load import load_scenario
 from emulator.scenario.model import Scenario
 
@@ -63,7 +63,8 @@ def check_file(path: str) -> tuple[Scenario | None, str | None]:
 
 def _json(path: str, scenario: Scenario | None, error: str | None) -> dict[str, Any]:
     faults = [] if scenario is None else [
-        {"index": f.index, "fault": f.fault, "waits_for": waits_for(f)} for f in scenario.faults
+        {"index": f.index, "fault": f.fault, "waits_for": describe_trigger(f)}
+        for f in scenario.faults
     ]
     return {"path": path, "valid": error is None, "error": error,
             "name": None if scenario is None else scenario.name, "faults": faults}
@@ -86,6 +87,6 @@ def run_command(args: argparse.Namespace) -> int:
         else:
             print(f"ok  {path}  {summary(scenario)}")
             for f in scenario.faults:
-                print(f"  faults[{f.index}] {f.fault}: {waits_for(f)}")
+                print(f"  faults[{f.index}] {f.fault}: {describe_trigger(f)}")
             print(end="", flush=True)
     return status

@@ -83,7 +83,8 @@ def trigger_events() -> tuple[TriggerEvent, ...]:
                  for name, help_ in TRIGGER_EVENTS.items())
 
 
-def _ordinal(n: int) -> str:
+def ordinal(n: int) -> str:
+    """1st, 2nd, 3rd, 4th, 11th, 21st, ..."""
     suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
     return f"{n}{suffix}"
 
@@ -98,13 +99,15 @@ def never_matches(spec: FaultSpec) -> str | None:
     return None
 
 
-def waits_for(spec: FaultSpec) -> str:
-    """What ``spec`` waits for and how long it lasts, in words."""
+def describe_trigger(spec: FaultSpec) -> str:
+    """What ``spec`` waits for, in one line: ``at 12 s`` or ``the 1st printer.job_started
+    of step s1``, then ``, for 120 s`` when it is cleared."""
     if spec.on is None:
-        when = f"at {spec.at_s:g} s"
+        text = f"at {spec.at_s:g} s"
     else:
-        when = f"on the {_ordinal(spec.nth)} {spec.on}"
+        text = f"the {ordinal(spec.nth)} {spec.on}"
         if spec.step is not None:
-            when += f" of step {spec.step}"
-    lasts = "until the end" if spec.for_s is None else f"for {spec.for_s:g} s"
-    return f"{when}, {lasts}"
+            text += f" of step {spec.step}"
+    if spec.for_s is not None:
+        text += f", for {spec.for_s:g} s"
+    return text

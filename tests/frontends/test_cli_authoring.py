@@ -99,9 +99,9 @@ def test_check_lists_what_each_fault_waits_for_without_running(
     assert (code, err) == (0, "")
     assert out.splitlines() == [
         f"ok  {JAM}  (naive, seed 7): 1 card, 1 step, 1 fault, [expect]",
-        "  faults[0] printer.paper_jam: on the 1st printer.job_started, for 120 s",
+        "  faults[0] printer.paper_jam: the 1st printer.job_started, for 120 s",
         f"ok  {timed}  (naive, seed 7): 1 card, 1 step, 1 fault, [expect]",
-        "  faults[0] printer.paper_jam: at 5.3 s, until the end",
+        "  faults[0] printer.paper_jam: at 5.3 s",
     ]
 
 
@@ -112,18 +112,17 @@ def test_check_reports_every_bad_file_and_exits_2(
     typo.write_text(JAM.read_text().replace("paper_jam", "paper_jamm"), encoding="utf-8")
     never = tmp_path / "b_never.toml"
     never.write_text(JAM.read_text().replace('on = "printer.job_started"',
-                                             'on = "bank.response_sent"\nstep = "s1"\nnth = 2'),
+                                             'on = "terminal.rebooted"\nstep = "s1"'),
                      encoding="utf-8")
     good = tmp_path / "c_good.toml"
     good.write_text(JAM.read_text(), encoding="utf-8")
     code, out, err = cli(capsys, "check", tmp_path)
     assert code == 2
-    assert err.splitlines() == [
-        f"posemu: {typo}: faults[0].fault: unknown fault 'printer.paper_jamm' "
-        "(did you mean 'printer.paper_jam'?)",
-        f"posemu: {never}: faults[0].step: bank.response_sent carries no step, "
-        "so `step = 's1'` never matches",
-    ]
+    first, second = err.splitlines()
+    assert first == (f"posemu: {typo}: faults[0].fault: unknown fault 'printer.paper_jamm' "
+                     "(did you mean 'printer.paper_jam'?)")
+    assert second.startswith(f"posemu: {never}: faults[0].step: ")
+    assert "terminal.rebooted" in second
     assert out.splitlines()[0] == f"ok  {good}  (naive, seed 7): 1 card, 1 step, 1 fault, [expect]"
 
 
@@ -138,7 +137,7 @@ def test_check_json_is_one_object_per_file(
     assert first == {"path": str(JAM), "valid": True, "error": None,
                      "name": "Paper jam after approval (reproduced)",
                      "faults": [{"index": 0, "fault": "printer.paper_jam",
-                                 "waits_for": "on the 1st printer.job_started, for 120 s"}]}
+                                 "waits_for": "the 1st printer.job_started, for 120 s"}]}
     assert (second["valid"], second["faults"]) == (False, [])
     assert second["error"].startswith(f"{bad}: steps[0].do: unknown step kind 'dance'")
 

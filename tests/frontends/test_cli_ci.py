@@ -109,7 +109,8 @@ def test_head_on_a_real_pipe_exits_0_without_a_word(tmp_path: Path) -> None:
     paths = [str(JAM)] * 300  # more output than a pipe holds
     with subprocess.Popen([str(POSEMU), "run", "--json", *paths], stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, cwd=ROOT) as proc:
-        assert proc.stdout is not None and proc.stderr is not None
+        assert proc.stdout is not None
+        assert proc.stderr is not None
         assert proc.stdout.readline().startswith(b'{"path": ')
         proc.stdout.close()
         assert proc.wait(timeout=120) == 0
