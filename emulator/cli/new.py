@@ -193,6 +193,8 @@ def write_new(path: Path, text: str) -> None:
         os.link(tmp, path)  # fails rather than replace a file created meanwhile
     except FileExistsError as exc:
         raise UsageError(f"{path}: already exists; not overwritten (choose another NAME)") from exc
+    except OSError as exc:  # named after the file asked for, not the temporary one
+        raise OSError(exc.errno, exc.strerror, str(path)) from exc
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -200,8 +202,12 @@ def write_new(path: Path, text: str) -> None:
 def run_command(args: argparse.Namespace) -> int:
     """Write the template; say where and what to do next."""
     path = Path(args.name)
+    if not path.name or path.is_dir():
+        raise UsageError(f"{args.name!r}: NAME must name a file to write, not a directory")
     if not path.suffix:
         path = path.with_suffix(".toml")
+    if not path.parent.is_dir():
+        raise UsageError(f"{path.parent}: no such directory")
     story = BLANK if args.story is None else STORIES[args.story]
     write_new(path, template(story, scenario_name(path), str(path)))
     print(f"wrote {path}: posemu check {path}, then posemu run {path}")

@@ -77,6 +77,20 @@ def test_new_from_an_unknown_story_is_exit_2(
     assert not list(tmp_path.iterdir())
 
 
+@pytest.mark.parametrize(("name", "message"), [
+    ("", "'': NAME must name a file to write, not a directory"),
+    ("{tmp}", "'{tmp}': NAME must name a file to write, not a directory"),
+    ("{tmp}/nowhere/x", "{tmp}/nowhere: no such directory"),
+])
+def test_new_with_no_place_to_write_is_one_line_and_exit_2(
+    name: str, message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, err = cli(capsys, "new", name.format(tmp=tmp_path))
+    assert (code, out) == (2, "")
+    assert err == f"posemu: {message.format(tmp=tmp_path)}\n"
+    assert not list(tmp_path.iterdir())
+
+
 def test_new_cards_are_test_numbers_not_real_ones(
     tmp_path: Path, capsys: pytest.CaptureFixture[str],
 ) -> None:
