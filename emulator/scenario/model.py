@@ -95,6 +95,7 @@ class FaultSpec(Table, frozen=True):
     for_s: float | None = None
     params: dict[str, object] = {}
     step: str | None = None  # restricts an `on` trigger to this step's events
+    optional: bool = False  # may never fire without failing the run
 
 
 class BankSpec(Table, frozen=True):
