@@ -38,6 +38,8 @@ class TriggerEvent:
     help: str
     fields: tuple[str, ...]
     step_by: StepBy
+    kinds: tuple[str, ...] = ("sale", "refund", "void", "reprint", "settle")
+    """The kinds of step that can have one (a void prints nothing, a settle reads no card)."""
 
     @property
     def has_step(self) -> bool:
@@ -46,6 +48,9 @@ class TriggerEvent:
 
 
 _FRAME = ("direction", "mti", "stan")
+_CARD = ("sale", "refund")
+_ONLINE = ("sale", "refund", "void", "settle")  # what sends frames
+_PRINTS = ("sale", "refund", "reprint")
 
 CATALOGUE: dict[str, TriggerEvent] = {
     e.name: e
@@ -53,36 +58,40 @@ CATALOGUE: dict[str, TriggerEvent] = {
         TriggerEvent("terminal.txn_started",
                      "the terminal starts a step (sale, refund, void, reprint, settle)",
                      ("step", "do", "amount_minor"), "field"),
-        TriggerEvent("card.read", "the card reader has read a card", ("card",), "current"),
+        TriggerEvent("card.read", "the card reader has read a card", ("card",), "current", _CARD),
         TriggerEvent("terminal.request_sent",
                      "the terminal sends a request (0200, 0201, 0500, ...)",
-                     ("step", "mti", "stan", "f7", "amount_minor"), "field"),
+                     ("step", "mti", "stan", "f7", "amount_minor"), "field",
+                     ("sale", "refund", "settle")),
         TriggerEvent("bank.request_received", "the host has decoded a request",
-                     ("mti", "stan"), "stan"),
+                     ("mti", "stan"), "stan", _ONLINE),
         TriggerEvent("bank.response_sent", "the host sends its response",
-                     ("code", "mti", "stan"), "stan"),
+                     ("code", "mti", "stan"), "stan", _ONLINE),
         TriggerEvent("terminal.response_received", "a response reaches the terminal",
-                     ("mti", "stan", "code"), "stan"),
+                     ("mti", "stan", "code"), "stan", _ONLINE),
         TriggerEvent("terminal.timeout", "the terminal gave up waiting for a response",
-                     ("step", "stan"), "field"),
+                     ("step", "stan"), "field", _CARD),
         TriggerEvent("terminal.reversal_sent",
                      "the terminal sends a reversal (0400 or repeat 0401)",
                      ("step", "kind", "mti", "stan", "orig_stan", "orig_f7", "reason"),
-                     "field"),
+                     "field", ("sale", "refund", "void")),
         TriggerEvent("printer.job_started", "the printer starts a receipt",
-                     ("job", "step", "receipt_of", "slip"), "field"),
+                     ("job", "step", "receipt_of", "slip"), "field", _PRINTS),
         TriggerEvent("printer.job_done", "the printer completed a receipt (through the cut)",
-                     ("job", "text", "step", "receipt_of", "slip"), "field"),
+                     ("job", "text", "step", "receipt_of", "slip"), "field", _PRINTS),
         TriggerEvent("terminal.txn_done", "the terminal shows the outcome of a step",
                      ("step", "do", "result", "code", "reason", "amount_minor", "target",
                       "recovered", "late"),
                      "field"),
         TriggerEvent("printer.job_failed", "a receipt stopped before its cut",
-                     ("job", "text", "reason", "step", "receipt_of", "slip"), "field"),
+                     ("job", "text", "reason", "step", "receipt_of", "slip"), "field",
+                     _PRINTS),
         TriggerEvent("terminal.rebooted", "the terminal came back after a power loss",
                      (), None),
-        TriggerEvent("network.sent", "a frame entered the link", ("size", *_FRAME), "stan"),
-        TriggerEvent("network.delivered", "a frame reached the other side", _FRAME, "stan"),
+        TriggerEvent("network.sent", "a frame entered the link", ("size", *_FRAME), "stan",
+                     _ONLINE),
+        TriggerEvent("network.delivered", "a frame reached the other side", _FRAME, "stan",
+                     _ONLINE),
     )
 }
 """Every trigger event, in the order the docs list them."""
