@@ -152,6 +152,8 @@ CLEAN_END_STATES: dict[str, str] = {
     "reprint_failed": "reprint: the printer could not print it",
     "settled": "settle: terminal and bank totals agree",
     "settle_failed": "settle: no answer or refused (totals not compared, nothing moved)",
+    "skipped": "a chained step the cashier did not run: the step it follows showed another "
+               "screen than its `if_screen`, or no outcome before the run ended",
 }
 
 
