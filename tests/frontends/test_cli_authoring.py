@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 
 from emulator import load_scenario, run_scenario
+from emulator.cli.events import FIELD_HELP
 from emulator.cli.new import STORIES
-from emulator.cli.triggers import FIELD_HELP, trigger_events
 from emulator.scenario.catalogue import ANOMALIES, TRIGGER_EVENTS
+from emulator.scenario.events import CATALOGUE
 from tests.support import JAM, LIBRARY, cli
 
 
@@ -168,18 +169,21 @@ def test_events_lists_every_trigger_event_with_its_fields(
     for name, meaning in TRIGGER_EVENTS.items():
         at = lines.index(f"{name}  {meaning}")
         assert lines[at + 1].startswith("  fields: ")
-    assert "  fields: step job receipt_of slip" in lines
+    at = lines.index("printer.job_started  the printer starts a receipt")
+    assert lines[at + 1] == "  fields: job step receipt_of slip"
+    assert lines[at + 2] == "  step: its step field"
     code, out, _ = cli(capsys, "events", "--json")
     data = json.loads(out)["events"]
     assert [e["name"] for e in data] == list(TRIGGER_EVENTS)
     steps = {e["name"]: e["step"] for e in data}
     assert steps["printer.job_started"] is True
-    assert steps["bank.response_sent"] is False
+    assert steps["terminal.rebooted"] is False
+    assert {e["name"]: e["step_by"] for e in data}["bank.response_sent"] == "stan"
     assert all(f["help"] for e in data for f in e["fields"])
 
 
 def test_events_list_every_field_the_trace_carries() -> None:
-    listed = {e.name: set(e.fields) for e in trigger_events()}
+    listed = {e.name: set(e.fields) for e in CATALOGUE.values()}
     seen: dict[str, set[str]] = {}
     for name in ("sale_paper_jam", "sale_partial_approval", "sale_bank_timeout",
                  "sale_power_loss", "settle_in_balance", "sale_network_duplicate",
