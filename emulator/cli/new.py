@@ -26,7 +26,7 @@ from emulator.fuzz.workload import sample_pan
 
 @dataclass(frozen=True)
 class Story:
-    """What a template fills in: the world, the step, the fault and the expectations."""
+    """What a template fills in: the world, the steps, the fault and the expectations."""
 
     description: str
     profile: str
@@ -37,6 +37,7 @@ class Story:
     expect: str
     do: str = "sale"
     knobs: str = ""
+    more_steps: str = ""
 
 
 _NO_FAULT = """\
@@ -44,14 +45,32 @@ _NO_FAULT = """\
 # fault = "printer.paper_jam"
 # on = "printer.job_started"      # trigger: the nth time this event happens (`posemu events`)
 # nth = 1
-# step = "s1"                     # only that step's events (events that carry a step)
+# step = "s1"                     # ... among this step's events
 # at_s = 12.0                     # ... or at a simulated time: exactly one of on / at_s
-# for_s = 120                     # cleared after this long; omitted = never cleared"""
+# for_s = 120                     # cleared after this long; omitted = never cleared
+# optional = true                 # may not fire; otherwise a run where it never fires fails"""
+
+_RETRY = """\
+# [[steps]]                       # the cashier's reaction to what s1 showed
+# id = "s2"
+# after = "s1"                    # when s1 is done ...
+# delay_s = 20                    # ... and 20 s have passed ...
+# if_screen = ["timeout"]         # ... if s1 showed one of these screens (else: skipped)
+# retry_of = "s1"                 # the same purchase run again: charged twice is an anomaly
+# do = "sale"
+# card = "alice"
+# amount = "12.50"
+"""
 
 BLANK = Story(
     description="An approved sale: the customer pays 12.50 and gets the receipt.",
     profile="robust", card="alice", balance="250.00", amount="12.50", fault=_NO_FAULT,
-    expect='anomalies = []\nend_states = { s1 = "approved" }\nbalances = { alice = "237.50" }',
+    more_steps=_RETRY,
+    expect='anomalies = []\nend_states = { s1 = "approved" }\n'
+           'screens = { s1 = "approved" }               # what the terminal showed\n'
+           'receipts = { s1 = ["approved"] }            # the slips printed, in order\n'
+           '# faults_fired = ["printer.paper_jam"]      # the faults that fired\n'
+           'balances = { alice = "237.50" }',
 )
 
 STORIES: dict[str, Story] = {
@@ -62,7 +81,8 @@ STORIES: dict[str, Story] = {
         fault='[[faults]]\nfault = "printer.paper_jam"\non = "printer.job_started"\n'
               'step = "s1"\nfor_s = 120',
         expect='anomalies = ["charged_no_receipt"]\nend_states = { s1 = "charged_no_receipt" }'
-               '\nbalances = { alice = "237.50" }',
+               '\nscreens = { s1 = "approved" }\nreceipts = { s1 = ["cut_short"] }\n'
+               'faults_fired = ["printer.paper_jam"]\nbalances = { alice = "237.50" }',
     ),
     "wrong_amount": Story(
         description="Seed story 2: the issuer approves only 7.50 of a 12.50 sale (code 10);"
@@ -72,7 +92,8 @@ STORIES: dict[str, Story] = {
               'step = "s1"\ncode = "10"                       # partial approval ...\n'
               'amount = "7.50"                   # ... of this much\ncount = 1',
         expect='anomalies = ["wrong_amount"]\nend_states = { s1 = "wrong_amount" }\n'
-               'balances = { bob = "92.50" }',
+               'screens = { s1 = "partial_approval" }\nreceipts = { s1 = ["approved"] }\n'
+               'faults_fired = ["bank.respond"]\nbalances = { bob = "92.50" }',
     ),
     "refund_shown_failed_but_credited": Story(
         description="Seed story 3: the host credits the refund, then answers 96; the naive "
@@ -81,7 +102,9 @@ STORIES: dict[str, Story] = {
         fault='[[faults]]\nfault = "bank.respond"\nat_s = 0\ncode = "96"\n'
               'posted = true                     # the money moves before the error',
         expect='anomalies = ["duplicate_refund", "refund_shown_failed_but_credited"]\n'
-               'end_states = { s1 = "duplicate_refund" }\nbalances = { carol = "80.00" }',
+               'end_states = { s1 = "duplicate_refund" }\nscreens = { s1 = "system_error" }\n'
+               'receipts = { s1 = [] }\nfaults_fired = ["bank.respond"]\n'
+               'balances = { carol = "80.00" }',
     ),
     "charged_shown_unpaid": Story(
         description="Seed story 4: the host debits the card but answers 45 s late; the "
@@ -89,18 +112,30 @@ STORIES: dict[str, Story] = {
                     "failed.",
         profile="naive", card="dave", balance="80.00", amount="30.00",
         knobs="request_retries = 0               # give up after the first request\n",
-        fault='[[faults]]\nfault = "bank.timeout"\non = "terminal.request_sent"\n'
+        fault='[[faults]]\nfault = "bank.timeout"\non = "bank.request_received"\n'
               'step = "s1"\ndelay_s = 45\ncount = 1',
         expect='anomalies = ["charged_shown_unpaid"]\n'
-               'end_states = { s1 = "charged_shown_unpaid" }\nbalances = { dave = "50.00" }',
+               'end_states = { s1 = "charged_shown_unpaid" }\nscreens = { s1 = "timeout" }\n'
+               'receipts = { s1 = [] }\nfaults_fired = ["bank.timeout"]\n'
+               'balances = { dave = "50.00" }',
     ),
     "duplicate_charge": Story(
-        description="Seed story 5: the first answer is late, the naive firmware retries "
-                    "as a fresh 0200\nand the host debits twice.",
+        description="Seed story 5 as the customer tells it: the terminal showed a timeout, "
+                    "the cashier\nran the card again 20 s later, and the host, which had "
+                    "debited the first sale,\ndebited the second too.",
         profile="naive", card="erin", balance="200.00", amount="45.00",
-        fault='[[faults]]\nfault = "bank.timeout"\non = "terminal.request_sent"\n'
-              'step = "s1"\ndelay_s = 45\ncount = 1',
-        expect='anomalies = ["duplicate_charge"]\nend_states = { s1 = "duplicate_charge" }\n'
+        knobs="request_retries = 0               # give up after the first request\n",
+        more_steps='[[steps]]\nid = "s2"\nafter = "s1"                      # the cashier '
+                   'reacts to s1 ...\ndelay_s = 20                      # ... 20 s later ...'
+                   '\nif_screen = ["timeout"]           # ... if it showed the timeout\n'
+                   'retry_of = "s1"                   # the same purchase, run again\n'
+                   'do = "sale"\ncard = "erin"\namount = "45.00"\n',
+        fault='[[faults]]\nfault = "bank.timeout"             # the host posts s1, never '
+              'answers\non = "bank.request_received"\nstep = "s1"\ncount = 1',
+        expect='anomalies = ["charged_shown_unpaid", "duplicate_charge"]\n'
+               'end_states = { s1 = "charged_shown_unpaid", s2 = "duplicate_charge" }\n'
+               'screens = { s1 = "timeout", s2 = "approved" }\n'
+               'receipts = { s1 = [], s2 = ["approved"] }\nfaults_fired = ["bank.timeout"]\n'
                'balances = { erin = "110.00" }',
     ),
 }
@@ -140,6 +175,7 @@ do = "{do}"                       # sale | refund | void | reprint | settle
 card = "{card}"
 {amount_line}
 
+{more_steps}
 {fault}
 
 [expect]                          # omitted: the scenario passes when no anomaly is found
@@ -160,7 +196,7 @@ def template(story: Story, name: str, path: str) -> str:
         path=path, name=json.dumps(name), description=story.description,
         profile_line=_commented(f'profile = "{story.profile}"', _NOTE[story.profile]),
         knobs=story.knobs, card=story.card, pan=sample_pan(1), balance=story.balance,
-        do=story.do, fault=story.fault, expect=story.expect,
+        do=story.do, fault=story.fault, expect=story.expect, more_steps=story.more_steps,
         amount_line=_commented(f'amount = "{story.amount}"', "a decimal string, to the cent"),
     )
 

@@ -46,6 +46,19 @@ def test_new_writes_a_commented_template_that_passes_as_written(
     assert list(tmp_path.iterdir()) == [path]  # no temporary file left behind
 
 
+def test_new_template_retry_step_is_valid_once_uncommented(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    path = tmp_path / "retry.toml"
+    cli(capsys, "new", path)
+    text = path.read_text(encoding="utf-8")
+    block = text[text.index("# [[steps]]"):text.index("\n\n", text.index("# [[steps]]"))]
+    uncommented = "\n".join(line.removeprefix("# ") for line in block.splitlines())
+    path.write_text(text.replace(block, uncommented), encoding="utf-8")
+    _, s2 = load_scenario(path).steps
+    assert (s2.after, s2.delay_s, s2.retry_of) == ("s1", 20, "s1")
+
+
 @pytest.mark.parametrize("story", list(STORIES))
 def test_new_from_a_story_reproduces_its_anomaly(
     story: str, tmp_path: Path, capsys: pytest.CaptureFixture[str],
