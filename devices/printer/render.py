@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import functools
 import io
+import os
+from pathlib import Path
 
 import barcode
 import qrcode
@@ -33,9 +35,12 @@ from devices.printer.paper import (
     Row,
     Span,
     TextRow,
+    cut_short,
+    lay_out,
+    receipts,
 )
 
-__all__ = ["MARGIN", "receipt_image", "receipt_png", "symbol_image", "symbol_png"]
+__all__ = ["MARGIN", "PngReceipts", "receipt_image", "receipt_png", "symbol_image", "symbol_png"]
 
 MARGIN = 16          # white paper around the printable area, in dots
 _TAB = 8             # tab stops every 8 columns
@@ -143,7 +148,7 @@ def _barcode(row: BarcodeRow) -> Image.Image:
     module = max(1, min(row.module, 6))
     try:
         pattern = "".join(barcode.get(row.symbology, row.data).build())
-    except Exception:  # noqa: BLE001 - python-barcode raises many kinds for bad data
+    except Exception:  # python-barcode raises many kinds of errors for data it refuses
         pattern = ""
     hri = _hri_image(row.data) if row.hri else None
     bars_h = max(1, row.height)
@@ -192,17 +197,17 @@ def receipt_image(rows: list[Row], *, torn: bool = False) -> Image.Image:
     pieces: list[tuple[int, Image.Image | None]] = []  # (height, picture or a cut)
     for row in rows:
         if isinstance(row, TextRow):
-            picture = _text_row(row)
-            pieces.append((picture.height, picture))
+            line = _text_row(row)
+            pieces.append((line.height, line))
         elif isinstance(row, FeedRow):
             pieces.append((row.dots, None))
         elif isinstance(row, CutRow):
             pieces.append((-1, None))
         else:
-            picture = symbol_image(row)
-            pad = Image.new("L", (DOTS, picture.height), _PAPER)
-            pad.paste(picture.crop((0, 0, min(picture.width, DOTS), picture.height)),
-                      (_offset(row.align, picture.width), 0))
+            symbol = symbol_image(row)
+            pad = Image.new("L", (DOTS, symbol.height), _PAPER)
+            pad.paste(symbol.crop((0, 0, min(symbol.width, DOTS), symbol.height)),
+                      (_offset(row.align, symbol.width), 0))
             pieces.append((pad.height, pad))
     body = sum(h for h, _ in pieces if h > 0)
     tail = _TORN if torn else 0
@@ -229,3 +234,38 @@ def receipt_image(rows: list[Row], *, torn: bool = False) -> Image.Image:
 def receipt_png(rows: list[Row], *, torn: bool = False) -> bytes:
     """:func:`receipt_image` as PNG bytes."""
     return _png(receipt_image(rows, torn=torn))
+
+
+class PngReceipts:
+    """Receipts as PNG files, from the bytes a printer is fed: ``feed`` each piece as it is
+    printed, ``job_ended`` when the core reports a job cut (``receipt-0001.png``) or failed
+    (``receipt-0002-cut-short-jam.png``, as far as it printed). Files are written whole
+    (a temporary file renamed)."""
+
+    def __init__(self, directory: str | os.PathLike[str]) -> None:
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.count = 0
+        self._data = bytearray()
+
+    def feed(self, data: bytes) -> None:
+        self._data += data
+
+    def job_ended(self, lines: int, reason: str | None = None) -> Path:
+        """The job that just ended: cut when ``reason`` is None, else failed after
+        ``lines`` lines. Its bytes are those after the last cut fed before it."""
+        pieces = receipts(lay_out(bytes(self._data)))
+        rows = pieces[-1] if pieces else []
+        if rows and isinstance(rows[-1], CutRow) and reason is not None:
+            rows = []  # the failed job has printed nothing since the last cut
+        if reason is None:
+            self._data.clear()
+        else:
+            rows = cut_short(rows, lines)
+        self.count += 1
+        suffix = "" if reason is None else f"-cut-short-{reason}"
+        path = self.directory / f"receipt-{self.count:04d}{suffix}.png"
+        partial = path.with_name(f".{path.name}.partial")
+        partial.write_bytes(receipt_png(rows, torn=reason is not None))
+        os.replace(partial, path)
+        return path

@@ -15,6 +15,7 @@ Time is simulated time, each event at least ``ROW`` pixels below the one before;
 from __future__ import annotations
 
 import html
+import itertools
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -106,7 +107,8 @@ class _Drawing:
         if lost:
             self.svg.middle.append(
                 f'<path class="cross" d="M{x2 - 5},{y2 - 5}l10,10m0,-10l-10,10"/>')
-        mx, my = (x1 + x2) / 2, (y1 + y2) / 2 - 4
+        # the label sits over the arrow's first third: the link's dots are at its middle
+        mx, my = x1 + (x2 - x1) * 0.3, y1 + (y2 - y1) * 0.3 - 5
         self.label(mx, my, text, "albl", "middle")
 
     # -- the parts -----------------------------------------------------------------------
@@ -129,9 +131,9 @@ class _Drawing:
         for y0, y1, seconds in self.gaps:
             mid = (y0 + y1) / 2
             self.svg.back.append(
-                f'<g class="idle"><rect x="{_AXIS - 70}" y="{y0 + 6}" width="{_WIDTH - _AXIS + 60}" '
-                f'height="{max(2, y1 - y0 - 12)}"/><text x="{_AXIS - 8}" y="{mid + 4}" '
-                f'text-anchor="end">⋯ {seconds:.1f} s</text></g>')
+                f'<g class="idle"><rect x="{_AXIS - 70}" y="{y0 + 6}" '
+                f'width="{_WIDTH - _AXIS + 60}" height="{max(2, y1 - y0 - 12)}"/>'
+                f'<text x="{_AXIS - 8}" y="{mid + 4}" text-anchor="end">⋯ {seconds:.1f} s</text></g>')
 
     def steps(self) -> None:
         for i, e in enumerate(self.events):
@@ -162,7 +164,7 @@ class _Drawing:
                 spans[k] = (spans[k][0], i)
         for start, stop in spans:
             name = str(self.events[start].fields.get("fault", ""))
-            lane = _FAULT_LANE.get(name.split(".")[0], "terminal")
+            lane = _FAULT_LANE.get(name.split(".", maxsplit=1)[0], "terminal")
             y0 = self.ys[start]
             y1 = self.ys[stop] if stop is not None else self.end_y - ROW / 2
             x = _x(lane) - _LANE_W // 2 + 8
@@ -255,14 +257,17 @@ class _Drawing:
             self.dot(i, lane, css)
 
     def anomalies(self, anomalies: Iterable[Anomaly]) -> None:
-        ends: dict[str, int] = {}
+        done: dict[str, int] = {}  # a step's txn_done, else its last event: the pin's row
+        last: dict[str, int] = {}
         for i, e in enumerate(self.events):
             step = e.fields.get("step")
-            if isinstance(step, str) and (e.name == "terminal.txn_done" or step not in ends):
-                ends[step] = i
+            if isinstance(step, str):
+                last[step] = i
+                if e.name == "terminal.txn_done":
+                    done[step] = i
         for n, anomaly in enumerate(anomalies):
-            i = ends.get(anomaly.step)
-            y = self.ys[i] if i is not None else self.end_y - ROW
+            at = done.get(anomaly.step, last.get(anomaly.step))
+            y = self.ys[at] if at is not None else self.end_y - ROW
             x = _x("terminal") - 24 - 10 * n
             self.svg.front.append(
                 f'<a href="#anomaly-{n}"><g class="anomaly-pin" data-kind="{_esc(anomaly.kind)}" '
@@ -297,12 +302,12 @@ def _rows(times: Sequence[float], compress: bool) -> list[float]:
         return []
     span = times[-1] - times[0]
     if compress:
-        busy = sum(min(b - a, IDLE_S) for a, b in zip(times, times[1:], strict=False))
+        busy = sum(min(b - a, IDLE_S) for a, b in itertools.pairwise(times))
         scale = min(60.0, 600.0 / busy) if busy > 0 else 0.0
     else:
         scale = min(60.0, 1200.0 / span) if span > 0 else 0.0
     ys = [float(_TOP + ROW)]
-    for a, b in zip(times, times[1:], strict=False):
+    for a, b in itertools.pairwise(times):
         dt = b - a
         step = IDLE_PX if compress and dt > IDLE_S else dt * scale
         ys.append(ys[-1] + (ROW + step if dt > 0 else ROW))

@@ -133,7 +133,7 @@ def scenario_page(result: Result, jobs: Sequence[bytes]) -> str:
         + '<p class="back"><a href="index.html">all scenarios</a></p></header>')
     body = (header + _steps(result) + _balances(result) + _anomalies(result)
             + _diagrams(result)
-            + f'<section id="receipts"><h2>Receipts</h2><div class="receipts">'
+            + '<section id="receipts"><h2>Receipts</h2><div class="receipts">'
             + (receipts or '<p class="none">no print job</p>') + "</div></section>"
             + _trace_table(result.trace.events))
     return page(f"{s.name}: {verdict}", body)

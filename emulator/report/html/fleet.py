@@ -1,0 +1,125 @@
+"""A fleet's report page: counts, not lanes.
+
+From the fleet's trace file, read a line at a time: how many transactions had ended, by
+the result each terminal showed (``terminal.txn_done``), in each of ``BUCKETS`` slices of
+simulated time, drawn as stacked bars. From the fleet's result: its end states and
+anomalies counted, the first anomalies found, and the balances.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from collections import Counter
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from devices.errors import TraceError
+from emulator.money import format_minor
+from emulator.report.html.page import page
+
+if TYPE_CHECKING:
+    from emulator.engine.fleet import FleetResult
+
+__all__ = ["BUCKETS", "fleet_page", "results_over_time"]
+
+BUCKETS = 40
+_COLOURS = ("#2f9e44", "#1971c2", "#f08c00", "#e03131", "#7048e8", "#0b7285", "#868e96",
+            "#c2255c", "#5c940d", "#e8590c")
+
+
+def _e(text: object) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def results_over_time(trace: Path) -> tuple[float, list[Counter[str]]]:
+    """The trace's end time and, per slice of it, the results of the transactions that
+    ended then."""
+    done: list[tuple[float, str]] = []
+    end = 0.0
+    try:
+        with trace.open("rb") as file:
+            next(file, None)  # the header
+            for raw in file:
+                if b'"txn_done"' not in raw:
+                    if raw.strip():
+                        end = max(end, float(json.loads(raw).get("t", 0.0)))
+                    continue
+                event = json.loads(raw)
+                end = max(end, float(event["t"]))
+                done.append((float(event["t"]), str(event["fields"].get("result", "?"))))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise TraceError(f"{trace}: cannot read the fleet's trace: {exc}") from exc
+    buckets: list[Counter[str]] = [Counter() for _ in range(BUCKETS)]
+    width = end / BUCKETS if end > 0 else 1.0
+    for t, result in done:
+        buckets[min(BUCKETS - 1, int(t / width))][result] += 1
+    return end, buckets
+
+
+def _chart(end: float, buckets: list[Counter[str]]) -> str:
+    names = sorted({name for b in buckets for name in b})
+    colour = {name: _COLOURS[i % len(_COLOURS)] for i, name in enumerate(names)}
+    tallest = max((sum(b.values()) for b in buckets), default=0) or 1
+    w, h, left, bar = 880, 240, 60, 880 // BUCKETS
+    parts = []
+    for k, bucket in enumerate(buckets):
+        y = float(h)
+        for name in names:
+            n = bucket.get(name, 0)
+            if not n:
+                continue
+            height = n / tallest * (h - 20)
+            y -= height
+            t0, t1 = end / BUCKETS * k, end / BUCKETS * (k + 1)
+            parts.append(
+                f'<rect class="bar" data-result="{_e(name)}" x="{left + k * bar}" y="{y:.1f}" '
+                f'width="{bar - 2}" height="{height:.1f}" fill="{colour[name]}"><title>'
+                f"{t0:.1f}-{t1:.1f} s: {n:,} {_e(name)}</title></rect>")
+    axis = (f'<line x1="{left}" y1="{h}" x2="{left + w}" y2="{h}" stroke="#5b6475"/>'
+            f'<text x="{left}" y="{h + 16}" font-size="11">0 s</text>'
+            f'<text x="{left + w}" y="{h + 16}" font-size="11" text-anchor="end">'
+            f"{end:.1f} s</text>"
+            f'<text x="{left - 6}" y="24" font-size="11" text-anchor="end">{tallest:,}</text>')
+    legend = "".join(
+        f'<span class="key"><i style="background:{colour[n]}"></i>{_e(n)}</span>' for n in names)
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" class="fleet-chart" width="{left + w + 10}"'
+            f' height="{h + 24}" role="img" aria-label="results over time">{axis}'
+            f'{"".join(parts)}</svg><p class="legend">{legend}</p>')
+
+
+def _counts(title: str, counts: Counter[str], css: str) -> str:
+    rows = "".join(f'<tr data-{css}="{_e(k)}"><td>{_e(k)}</td><td class="num">{n:,}</td></tr>'
+                   for k, n in sorted(counts.items()))
+    return (f"<h2>{_e(title)}</h2><table class=\"{css}s\"><tbody>"
+            f'{rows or "<tr><td>none</td></tr>"}</tbody></table>')
+
+
+def fleet_page(result: FleetResult, trace: Path) -> str:
+    """The summary page of a fleet run whose trace is ``trace``."""
+    end, buckets = results_over_time(trace)
+    s = result.scenario
+    first = "".join(f"<li>{_e(a.terminal)} {_e(a.step)}: {_e(a.kind)}: {_e(a.detail)}</li>"
+                    for a in result.anomalies)
+    before = result.balances_before_minor
+    balances = "".join(
+        f'<tr><td>{_e(k)}</td><td class="num">{format_minor(before.get(k, 0))}</td>'
+        f'<td class="num">{format_minor(v)}</td></tr>'
+        for k, v in result.balances_minor.items())
+    verdict = "fail" if result.anomaly_total else "pass"
+    body = (
+        f'<header><h1>{_e(s.name)}: fleet of {result.terminals:,} terminals</h1>'
+        f'<p class="meta"><code>{_e(s.path or "")}</code> · profile <b>{_e(s.profile)}</b> · '
+        f"seed {s.seed} · {result.transactions:,} transactions · {result.events:,} events · "
+        f"{result.sim_time_s:.2f} simulated s</p>"
+        f'<p class="verdict {verdict}" id="verdict">{result.anomaly_total:,} anomalies</p>'
+        '<p class="back"><a href="index.html">all reports</a></p></header>'
+        "<section id=\"over-time\"><h2>Transactions ended, by the result shown, over "
+        f"simulated time</h2>{_chart(end, buckets)}</section>"
+        f'<section id="counts">{_counts("End states", result.end_states, "state")}'
+        f'{_counts("Anomalies", result.anomaly_counts, "anomaly")}'
+        + (f"<h3>First anomalies</h3><ul>{first}</ul>" if first else "")
+        + '</section><section id="balances"><h2>Balances</h2><table><thead><tr>'
+        "<th>account</th><th>before</th><th>after</th></tr></thead>"
+        f"<tbody>{balances}</tbody></table></section>")
+    return page(f"{s.name}: fleet of {result.terminals}", body)
