@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from emulator.engine.replay import Replay
+from emulator.engine.trace import write_atomic
 from emulator.engine.world import run_scenario
 from emulator.judge.result import Result
 from emulator.report.html.fleet import fleet_page
@@ -63,15 +64,14 @@ class ReplayReport:
         elif done.fleet is not None:
             fleet = done.fleet
             scenario = fleet.scenario
-            href = self.report.name_for(f"{trace.stem}")
+            href = self.report.name_for(trace.stem)
             path = self.report.directory / href
-            from emulator.engine.trace import write_atomic  # noqa: PLC0415
-
-            write_atomic(path, fleet_page(fleet, trace).encode("utf-8"))
-            self.report.add_entry(IndexEntry(
+            entry = IndexEntry(
                 href, f"{scenario.name} ({fleet.terminals:,} terminals)", scenario.path or "",
                 scenario.profile, scenario.seed, "fail" if fleet.anomaly_total else "pass",
-                tuple(sorted(fleet.anomaly_counts)), fleet.events))
+                tuple(sorted(fleet.anomaly_counts)), fleet.events)
+            write_atomic(path, fleet_page(fleet, trace, entry).encode("utf-8"))
+            self.report.add_entry(entry)
         else:  # pragma: no cover - replay returns one or the other
             raise AssertionError("replay returned no run")
         self.report.finish()

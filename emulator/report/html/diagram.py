@@ -133,7 +133,8 @@ class _Drawing:
             self.svg.back.append(
                 f'<g class="idle"><rect x="{_AXIS - 70}" y="{y0 + 6}" '
                 f'width="{_WIDTH - _AXIS + 60}" height="{max(2, y1 - y0 - 12)}"/>'
-                f'<text x="{_AXIS - 8}" y="{mid + 4}" text-anchor="end">⋯ {seconds:.1f} s</text></g>')
+                f'<text x="{_AXIS - 8}" y="{mid + 4}" text-anchor="end">'
+                f"⋯ {seconds:.1f} s</text></g>")
 
     def steps(self) -> None:
         for i, e in enumerate(self.events):

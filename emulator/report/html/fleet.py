@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from devices.errors import TraceError
 from emulator.money import format_minor
-from emulator.report.html.page import page
+from emulator.report.html.page import IndexEntry, page
 
 if TYPE_CHECKING:
     from emulator.engine.fleet import FleetResult
@@ -32,11 +32,11 @@ def _e(text: object) -> str:
     return html.escape(str(text), quote=True)
 
 
-def results_over_time(trace: Path) -> tuple[float, list[Counter[str]]]:
-    """The trace's end time and, per slice of it, the results of the transactions that
-    ended then."""
+def results_over_time(trace: Path, until: float = 0.0) -> tuple[float, list[Counter[str]]]:
+    """The run's end (its last event, or ``until`` if later) and, per slice of the time
+    to then, the results of the transactions that ended in it."""
     done: list[tuple[float, str]] = []
-    end = 0.0
+    end = until
     try:
         with trace.open("rb") as file:
             next(file, None)  # the header
@@ -95,9 +95,9 @@ def _counts(title: str, counts: Counter[str], css: str) -> str:
             f'{rows or "<tr><td>none</td></tr>"}</tbody></table>')
 
 
-def fleet_page(result: FleetResult, trace: Path) -> str:
+def fleet_page(result: FleetResult, trace: Path, entry: IndexEntry | None = None) -> str:
     """The summary page of a fleet run whose trace is ``trace``."""
-    end, buckets = results_over_time(trace)
+    end, buckets = results_over_time(trace, result.sim_time_s)
     s = result.scenario
     first = "".join(f"<li>{_e(a.terminal)} {_e(a.step)}: {_e(a.kind)}: {_e(a.detail)}</li>"
                     for a in result.anomalies)
@@ -122,4 +122,4 @@ def fleet_page(result: FleetResult, trace: Path) -> str:
         + '</section><section id="balances"><h2>Balances</h2><table><thead><tr>'
         "<th>account</th><th>before</th><th>after</th></tr></thead>"
         f"<tbody>{balances}</tbody></table></section>")
-    return page(f"{s.name}: fleet of {result.terminals}", body)
+    return page(f"{s.name}: fleet of {result.terminals}", body, entry)

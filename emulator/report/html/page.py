@@ -9,6 +9,7 @@ time compressed), the receipts, and every event of the trace.
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import json
 from collections.abc import Sequence
@@ -21,17 +22,24 @@ from emulator.report.html.diagram import diagram
 from emulator.report.html.receipts import jobs_of, receipt_html
 from emulator.report.html.style import CSS, SCRIPT
 
-__all__ = ["IndexEntry", "index_page", "page", "scenario_page"]
+__all__ = ["ENTRY_META", "IndexEntry", "index_page", "page", "scenario_page"]
 
 
 def _e(text: object) -> str:
     return html.escape(str(text), quote=True)
 
 
-def page(title: str, body: str) -> str:
+ENTRY_META = "posemu-entry"
+"""The name of the ``<meta>`` that holds a page's index entry as JSON (read back by
+:func:`~emulator.report.html.writer.write_index`)."""
+
+
+def page(title: str, body: str, entry: IndexEntry | None = None) -> str:
     """A whole HTML document around ``body``, with the report's style and script."""
+    meta = "" if entry is None else (
+        f'<meta name="{ENTRY_META}" content="{_e(json.dumps(dataclasses.asdict(entry)))}">')
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-            f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+            f'<meta name="viewport" content="width=device-width, initial-scale=1">{meta}'
             f"<title>{_e(title)}</title><style>{CSS}</style></head>"
             f'<body>{body}<script>{SCRIPT}</script></body></html>\n')
 
@@ -88,9 +96,9 @@ def _anomalies(result: Result) -> str:
             f'<article class="anomaly" id="anomaly-{n}" data-kind="{_e(anomaly.kind)}">'
             f"<h3>⚠ {_e(anomaly.kind)} at {_e(anomaly.step)}</h3>"
             f'<p class="detail">{_e(anomaly.detail)}</p>'
-            f'<p class="explain"><b>means:</b> {_e(about["meaning"])}<br>'
-            f'<b>story:</b> seed story “{_e(about["story"])}”</p>'
-            f"<p><b>prevented by:</b></p>{knobs}</article>")
+            f'<p class="explain"><b>means:</b> {_e(about["meaning"])}'
+            + (f'<br><b>story:</b> seed story “{_e(about["story"])}”' if about["story"] else "")
+            + f"</p><p><b>prevented by:</b></p>{knobs}</article>")
     return f'<section id="anomalies"><h2>Anomalies</h2>{"".join(items)}</section>'
 
 
@@ -116,8 +124,8 @@ def _trace_table(events: Sequence[Event]) -> str:
             f"</tr></thead><tbody>{rows}</tbody></table></details></section>")
 
 
-def scenario_page(result: Result, jobs: Sequence[bytes]) -> str:
-    """One run's report page."""
+def scenario_page(result: Result, jobs: Sequence[bytes], entry: IndexEntry | None = None) -> str:
+    """One run's report page (``entry``: its line in the index, kept in the page)."""
     s = result.scenario
     verdict = result.verdict
     failures = "".join(f"<li>{_e(f)}</li>" for f in result.failures)
@@ -136,7 +144,7 @@ def scenario_page(result: Result, jobs: Sequence[bytes]) -> str:
             + '<section id="receipts"><h2>Receipts</h2><div class="receipts">'
             + (receipts or '<p class="none">no print job</p>') + "</div></section>"
             + _trace_table(result.trace.events))
-    return page(f"{s.name}: {verdict}", body)
+    return page(f"{s.name}: {verdict}", body, entry)
 
 
 @dataclass(frozen=True)

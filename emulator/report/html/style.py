@@ -68,6 +68,8 @@ background-color:#e03131}
 .receipt.failed .paper,.receipt.unfinished .paper{padding-bottom:0}
 .trace td{font-size:12px}tr.sel td{background:#fff3bf}
 .index tr.fail td:first-child{border-left:4px solid #e03131}
+.fleet-chart{background:#fff;border:1px solid #d5d9e0}.legend .key{margin-right:14px}
+.legend i{display:inline-block;width:10px;height:10px;margin-right:4px}
 """
 
 SCRIPT = """
