@@ -88,10 +88,10 @@ def _chart(end: float, buckets: list[Counter[str]]) -> str:
             f'{"".join(parts)}</svg><p class="legend">{legend}</p>')
 
 
-def _counts(title: str, counts: Counter[str], css: str) -> str:
-    rows = "".join(f'<tr data-{css}="{_e(k)}"><td>{_e(k)}</td><td class="num">{n:,}</td></tr>'
+def _counts(title: str, counts: Counter[str], key: str) -> str:
+    rows = "".join(f'<tr data-{key}="{_e(k)}"><td>{_e(k)}</td><td class="num">{n:,}</td></tr>'
                    for k, n in sorted(counts.items()))
-    return (f"<h2>{_e(title)}</h2><table class=\"{css}s\"><tbody>"
+    return (f'<h2>{_e(title)}</h2><table class="counts {key}"><tbody>'
             f'{rows or "<tr><td>none</td></tr>"}</tbody></table>')
 
 
