@@ -100,10 +100,11 @@ class _Drawing:
         lost = "lost" in css.split()
         marker = "" if lost else ' marker-end="url(#head)"'
         shorten = 0 if lost else (6 if x2 > x1 else -6)
+        shown = i if j is None else j  # a frame's arrow shows where it ended
         self.svg.middle.append(
-            f'<g class="{css} ev" data-event="{i}"{extra}>'
+            f'<g class="{css} ev" data-event="{shown}"{extra}>'
             f'<line x1="{x1}" y1="{y1}" x2="{x2 - shorten}" y2="{y2}"{marker}/>'
-            f"<title>{self.title(i if j is None else j)}</title></g>")
+            f"<title>{self.title(shown)}</title></g>")
         if lost:
             self.svg.middle.append(
                 f'<path class="cross" d="M{x2 - 5},{y2 - 5}l10,10m0,-10l-10,10"/>')

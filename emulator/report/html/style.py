@@ -72,7 +72,7 @@ background-color:#e03131}
 .legend i{display:inline-block;width:10px;height:10px;margin-right:4px}
 """
 
-SCRIPT = """
+SCRIPT = r"""
 (function(){
   var pane=document.getElementById('event');
   var events=document.querySelectorAll('.ev');
@@ -88,5 +88,10 @@ SCRIPT = """
     }
   }
   events.forEach(function(el){el.addEventListener('click',function(){show(el);});});
+  var asked=/^#ev-(\d+)$/.exec(location.hash);
+  if(asked){
+    var shown=document.querySelector('circle.ev[data-event="'+asked[1]+'"]');
+    if(shown){show(shown);}
+  }
 })();
 """
