@@ -42,6 +42,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/coldstart.py
 	$(BIN)/python benchmarks/fidelity.py
 	$(BIN)/python benchmarks/scale.py
+	$(BIN)/python benchmarks/html_report.py
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache
