@@ -135,7 +135,7 @@ class _Modes:
     parts: list[Span] = field(default_factory=list)
 
 
-class _Layout:
+class _Paper:
     """Reads tokens into rows (mirrors the core interpreter's line events)."""
 
     def __init__(self) -> None:
@@ -263,7 +263,7 @@ def lay_out(data: bytes) -> list[Row]:
     """The rows a stream prints, in order; text never ended by a line feed is kept as a
     last row (as :func:`~devices.printer.stream.decode_text` keeps it); a command cut
     short at the end of ``data`` is ignored."""
-    layout = _Layout()
+    layout = _Paper()
     start = 0
     for token, end in _Tokenizer().feed(data):
         if isinstance(token, bytes):

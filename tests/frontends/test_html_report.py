@@ -61,16 +61,38 @@ def test_pages_need_nothing_from_outside(tmp_path: Path,
         assert "url(http" not in text
 
 
-def test_a_page_never_shows_a_full_card_number(tmp_path: Path,
-                                               capsys: pytest.CaptureFixture[str]) -> None:
-    cli(capsys, "run", LIBRARY, "--html", tmp_path, "--json")
+def doc_run_commands() -> list[list[str]]:
+    """The ``posemu run ... --html report/`` examples of README.md and docs/report.md."""
+    found = []
+    for doc in (ROOT / "README.md", ROOT / "docs" / "report.md"):
+        for block in re.findall(r"^```sh\n(.*?)^```$", doc.read_text(), re.M | re.S):
+            for line in block.splitlines():
+                command = line.split("#")[0].split()
+                if command[:2] in (["posemu", "run"], [".venv/bin/posemu", "run"]) \
+                        and "--html" in command and command[1:] not in found:
+                    found.append(command[1:])
+    return found
+
+
+def test_doc_examples_write_reports_and_never_a_full_card_number(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    commands = doc_run_commands()
+    assert len(commands) == 2  # the library, and one file with --json
     pans = set()
     for path in LIBRARY_FILES:
         pans |= set(re.findall(r'pan = "(\d{12,19})"', path.read_text()))
     assert pans
-    for page in tmp_path.glob("*.html"):
-        text = page.read_text()
-        assert not [pan for pan in pans if pan in text], page
+    monkeypatch.chdir(ROOT)
+    for n, args in enumerate(commands):
+        out = tmp_path / str(n)
+        code, _, err = cli(capsys, *[str(out) if a == "report/" else a for a in args])
+        assert code == 0, err
+        assert (out / "index.html").exists()
+        for page in out.glob("*.html"):
+            text = page.read_text()
+            assert not [pan for pan in pans if pan in text], page
+    assert len(list((tmp_path / "0").glob("*.html"))) == len(LIBRARY_FILES) + 1
 
 
 def test_recorded_runs_have_the_same_trace_as_plain_runs() -> None:
