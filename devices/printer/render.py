@@ -2,11 +2,11 @@
 Pillow, one dot a pixel.
 
 ``receipt_png(rows)`` gives the PNG bytes of one receipt (a cut drawn as a dashed line, a
-job cut short as a torn edge); ``symbol_png(row)`` those of one image, barcode or QR code
-(the HTML report shows them inline). Text is drawn in cells of 12 x 24 dots (font A)
-with Pillow's built-in font, so a picture is the same on any machine with the same
-Pillow. Barcodes are drawn from python-barcode's module patterns and QR codes from
-qrcode's matrix, both libraries that python-escpos already depends on.
+job cut short as a torn edge); ``symbol_image(row)`` the picture of one image, barcode or
+QR code (the HTML report shows them inline, through ``png_bytes``). Text is drawn in cells
+of 12 x 24 dots (font A) with Pillow's built-in font, so a picture is the same on any
+machine with the same Pillow. Barcodes are drawn from python-barcode's module patterns
+and QR codes from qrcode's matrix, both libraries that python-escpos already depends on.
 
 Pillow, qrcode and python-barcode are imported when this module is: import it only to draw.
 """
@@ -40,7 +40,7 @@ from devices.printer.paper import (
     receipts,
 )
 
-__all__ = ["MARGIN", "PngReceipts", "receipt_image", "receipt_png", "symbol_image", "symbol_png"]
+__all__ = ["MARGIN", "PngReceipts", "png_bytes", "receipt_image", "receipt_png", "symbol_image"]
 
 MARGIN = 16          # white paper around the printable area, in dots
 _TAB = 8             # tab stops every 8 columns
@@ -181,15 +181,11 @@ def _hri_image(text: str) -> Image.Image:
     return image
 
 
-def _png(image: Image.Image) -> bytes:
+def png_bytes(image: Image.Image) -> bytes:
+    """``image`` as PNG bytes."""
     out = io.BytesIO()
     image.save(out, format="PNG", optimize=False)
     return out.getvalue()
-
-
-def symbol_png(row: BitmapRow | BarcodeRow | QrRow) -> bytes:
-    """:func:`symbol_image` as PNG bytes."""
-    return _png(symbol_image(row))
 
 
 def receipt_image(rows: list[Row], *, torn: bool = False) -> Image.Image:
@@ -233,7 +229,7 @@ def receipt_image(rows: list[Row], *, torn: bool = False) -> Image.Image:
 
 def receipt_png(rows: list[Row], *, torn: bool = False) -> bytes:
     """:func:`receipt_image` as PNG bytes."""
-    return _png(receipt_image(rows, torn=torn))
+    return png_bytes(receipt_image(rows, torn=torn))
 
 
 class PngReceipts:

@@ -241,3 +241,33 @@ def test_pytest_posemu_html_writes_failed_scenarios_only(pytester: pytest.Pytest
     assert f'href="{page}"' in index
     assert ">FAIL<" in index
     assert ">PASS<" not in index  # passed scenarios get no page
+
+
+# ------------------------------------------------------------------------ receipts
+
+
+def test_receipt_html_draws_barcodes_and_qr_codes_inline() -> None:
+    from devices.printer.paper import lay_out  # noqa: PLC0415
+    from emulator.report.html.receipts import Job, receipt_html  # noqa: PLC0415
+    from tests.unit.test_receipt_picture import stream  # noqa: PLC0415
+
+    html = receipt_html(Job(1, 4.94, "s1", "approved", "done", "", tuple(lay_out(stream()))))
+    images = re.findall(r'<img alt="(\w+) ([^"]*)" data-data="[^"]*" style="width:([\d.]+)%" '
+                        r'src="data:image/png;base64,', html)
+    assert [(kind, data) for kind, data, _ in images] == [
+        ("barcode", "4006381333931"), ("qr", "posemu:000000000001")]
+    assert all(0 < float(width) <= 100 for _, _, width in images)
+    assert "**** **** **** 1111" in html
+    assert 'class="cut"' in html
+
+
+def test_without_the_bytes_a_receipt_is_the_traces_text() -> None:
+    from emulator.report.html.receipts import jobs_of, receipt_html  # noqa: PLC0415
+
+    events = run_scenario(load_scenario(LIBRARY / "sale_paper_jam_prevented.toml")).trace.events
+    failed, done = jobs_of(events, [])  # a bench run keeps no bytes
+    assert (failed.outcome, failed.reason, done.outcome) == ("failed", "jam", "done")
+    html = receipt_html(done)
+    assert "APPROVED" in html
+    assert 'class="cut"' in html
+    assert "CUT SHORT: jam" in receipt_html(failed)

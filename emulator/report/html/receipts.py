@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from devices.printer.paper import (
+    DOTS,
     BarcodeRow,
     BitmapRow,
     CutRow,
@@ -91,13 +92,18 @@ def _span(span: Span) -> str:
 
 
 def _image(row: BitmapRow | BarcodeRow | QrRow) -> str:
-    from devices.printer.render import symbol_png  # noqa: PLC0415  (Pillow: only for images)
+    from devices.printer.render import png_bytes  # noqa: PLC0415  (Pillow: only for images)
 
     kind = {BitmapRow: "image", BarcodeRow: "barcode", QrRow: "qr"}[type(row)]
     about = "" if isinstance(row, BitmapRow) else html.escape(row.data, quote=True)
-    png = base64.b64encode(symbol_png(row)).decode("ascii")
+    from devices.printer.render import symbol_image  # noqa: PLC0415
+
+    image = symbol_image(row)
+    png = base64.b64encode(png_bytes(image)).decode("ascii")
+    share = min(100.0, image.width / DOTS * 100)  # as wide on the paper as it is printed
     return (f'<div class="prow {row.align} {kind}"><img alt="{kind} {about}" '
-            f'data-data="{about}" src="data:image/png;base64,{png}"></div>')
+            f'data-data="{about}" style="width:{share:.1f}%" '
+            f'src="data:image/png;base64,{png}"></div>')
 
 
 def receipt_html(job: Job) -> str:

@@ -55,7 +55,10 @@ font:13px/1.25 ui-monospace,"DejaVu Sans Mono",monospace;white-space:pre;overflo
 .prow .r{background:#000;color:#fff}
 .prow .w2{display:inline-block;transform:scaleX(2);transform-origin:left;margin-right:1ch}
 .prow .h2{display:inline-block;transform:scaleY(2);transform-origin:bottom}
-.prow .w2.h2{transform:scale(2)}.prow.t2{min-height:2.5em;line-height:2.5em}
+.prow .w2.h2{transform:scale(2)}
+.prow.center .w2,.prow.center .w3,.prow.center .w4{transform-origin:center bottom}
+.prow.right .w2,.prow.right .w3,.prow.right .w4{transform-origin:right bottom}
+.prow.t2{min-height:2.5em;line-height:2.5em}
 .prow .w3,.prow .w4,.prow .w5,.prow .w6,.prow .w7,.prow .w8{display:inline-block;
 transform:scale(3);transform-origin:left bottom}
 .prow img{image-rendering:pixelated;max-width:100%}.nothing{color:#868e96;font-style:italic}
