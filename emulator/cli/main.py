@@ -321,7 +321,7 @@ def _replay(args: argparse.Namespace) -> int:
         from emulator.report.html.command import ReplayReport  # noqa: PLC0415
 
         report = ReplayReport(args.html)
-        done = replay(args.trace, args.scenario, report.run)
+        done = replay(args.trace, args.scenario, report.run, report.verdict)
         report.write(done, args.trace)
     scenario, first = done.scenario, done.first_difference
     if args.json:

@@ -25,7 +25,7 @@ from emulator.scenario.model import Scenario
 from emulator.scenario.profiles import PROFILES
 
 if TYPE_CHECKING:
-    from emulator.engine.fleet import FleetResult
+    from emulator.engine.fleet import FleetResult, TerminalVerdict
 
 
 @dataclass(frozen=True)
@@ -200,9 +200,11 @@ def header_terminals(path: Path, header: dict[str, Any]) -> int | None:
 
 
 def replay(path: Path, override: Path | None = None,
-           runner: Callable[[Scenario], Result] = run_scenario) -> Replay:
+           runner: Callable[[Scenario], Result] = run_scenario,
+           on_terminal: TerminalVerdict | None = None) -> Replay:
     """Run the scenario (or fleet) ``path``'s header names again; compare the traces.
-    ``runner`` runs a single scenario (the HTML report's keeps the printer's bytes)."""
+    ``runner`` runs a single scenario (the HTML report's keeps the printer's bytes);
+    ``on_terminal`` is told each terminal's verdict of a fleet (as ``run_fleet`` tells)."""
     try:
         file = path.open("rb")
     except OSError as exc:
@@ -220,7 +222,8 @@ def replay(path: Path, override: Path | None = None,
         else:
             from emulator.engine.fleet import run_fleet  # noqa: PLC0415  (fleets only)
 
-            fleet = run_fleet(scenario, terminals, trace_sink=_ComparingSink(comparison))
+            fleet = run_fleet(scenario, terminals, trace_sink=_ComparingSink(comparison),
+                              on_terminal=on_terminal)
         comparison.finish()
     return Replay(scenario, terminals, old.events, old.sha256, comparison.new_events,
                   comparison.new_sha256, comparison.first, result, fleet)

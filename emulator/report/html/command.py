@@ -2,8 +2,9 @@
 
 ``run_reporter`` wraps the run command's runner: each run is also written as a page
 (the index is rewritten after each page, so it is whole even if the command is stopped).
-``ReplayReport`` gives ``replay`` a runner that keeps the printer's bytes, then writes the
-page of the new run (a fleet's trace: its summary page).
+``ReplayReport`` gives ``replay`` a runner that keeps the printer's bytes (and, for a fleet,
+a listener for each terminal's verdict), then writes the page of the new run (a fleet's
+trace: its summary page).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 from emulator.engine.replay import Replay
 from emulator.engine.trace import write_atomic
 from emulator.engine.world import run_scenario
+from emulator.judge.oracle import Verdict
 from emulator.judge.result import Result
 from emulator.report.html.fleet import fleet_page
 from emulator.report.html.page import IndexEntry
@@ -51,6 +53,12 @@ class ReplayReport:
     def __init__(self, directory: Path) -> None:
         self.report = HtmlReport(directory)
         self.jobs: tuple[bytes, ...] = ()
+        self.end_states: dict[tuple[str, str], str] = {}  # a fleet's (terminal, step)
+
+    def verdict(self, terminal: str, verdict: Verdict) -> None:
+        """A fleet terminal's verdict (``run_fleet``'s ``on_terminal``): its end states."""
+        for step, state in verdict.end_states.items():
+            self.end_states[(terminal, step)] = state
 
     def run(self, scenario: Scenario) -> Result:
         recorded = run_recorded(scenario)
@@ -70,7 +78,7 @@ class ReplayReport:
                 href, f"{scenario.name} ({fleet.terminals:,} terminals)", scenario.path or "",
                 scenario.profile, scenario.seed, "fail" if fleet.anomaly_total else "pass",
                 tuple(sorted(fleet.anomaly_counts)), fleet.events)
-            write_atomic(path, fleet_page(fleet, trace, entry).encode("utf-8"))
+            write_atomic(path, fleet_page(fleet, trace, entry, self.end_states).encode("utf-8"))
             self.report.add_entry(entry)
         else:  # pragma: no cover - replay returns one or the other
             raise AssertionError("replay returned no run")

@@ -1,9 +1,10 @@
 """A fleet's report page: counts, not lanes.
 
-From the fleet's trace file, read a line at a time: how many transactions had ended, by
-the result each terminal showed (``terminal.txn_done``), in each of ``BUCKETS`` slices of
-simulated time, drawn as stacked bars. From the fleet's result: its end states and
-anomalies counted, the first anomalies found, and the balances.
+How many steps ended in each of ``BUCKETS`` slices of simulated time, by end state (the
+oracle's verdict for each terminal, as the fleet is judged), timed by the fleet's trace
+file read a line at a time (``terminal.txn_done``), drawn as stacked bars. From the
+fleet's result: its end states and anomalies counted, the first anomalies found, and the
+balances.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import html
 import json
 from collections import Counter
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,7 +23,7 @@ from emulator.report.html.page import IndexEntry, page
 if TYPE_CHECKING:
     from emulator.engine.fleet import FleetResult
 
-__all__ = ["BUCKETS", "fleet_page", "results_over_time"]
+__all__ = ["BUCKETS", "fleet_page", "over_time"]
 
 BUCKETS = 40
 _COLOURS = ("#2f9e44", "#1971c2", "#f08c00", "#e03131", "#7048e8", "#0b7285", "#868e96",
@@ -32,10 +34,14 @@ def _e(text: object) -> str:
     return html.escape(str(text), quote=True)
 
 
-def results_over_time(trace: Path, until: float = 0.0) -> tuple[float, list[Counter[str]]]:
+def over_time(trace: Path, until: float = 0.0,
+              end_states: Mapping[tuple[str, str], str] | None = None,
+              ) -> tuple[float, list[Counter[str]]]:
     """The run's end (its last event, or ``until`` if later) and, per slice of the time
-    to then, the results of the transactions that ended in it."""
-    done: list[tuple[float, str]] = []
+    to then, how many steps ended in it: by their end state when ``end_states`` gives
+    (terminal, step) -> end state (a step that never showed done counts at the end),
+    else by the result the terminal showed (``terminal.txn_done``)."""
+    done: dict[tuple[str, str], tuple[float, str]] = {}
     end = until
     try:
         with trace.open("rb") as file:
@@ -46,14 +52,21 @@ def results_over_time(trace: Path, until: float = 0.0) -> tuple[float, list[Coun
                         end = max(end, float(json.loads(raw).get("t", 0.0)))
                     continue
                 event = json.loads(raw)
-                end = max(end, float(event["t"]))
-                done.append((float(event["t"]), str(event["fields"].get("result", "?"))))
+                t, fields = float(event["t"]), event["fields"]
+                end = max(end, t)
+                done[(str(fields.get("tid", "")), str(fields.get("step", "")))] = (
+                    t, str(fields.get("result", "?")))
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise TraceError(f"{trace}: cannot read the fleet's trace: {exc}") from exc
+    ended: list[tuple[float, str]]
+    if end_states:
+        ended = [(done.get(key, (end, ""))[0], state) for key, state in end_states.items()]
+    else:
+        ended = list(done.values())
     buckets: list[Counter[str]] = [Counter() for _ in range(BUCKETS)]
     width = end / BUCKETS if end > 0 else 1.0
-    for t, result in done:
-        buckets[min(BUCKETS - 1, int(t / width))][result] += 1
+    for t, name in ended:
+        buckets[min(BUCKETS - 1, int(t / width))][name] += 1
     return end, buckets
 
 
@@ -73,7 +86,7 @@ def _chart(end: float, buckets: list[Counter[str]]) -> str:
             y -= height
             t0, t1 = end / BUCKETS * k, end / BUCKETS * (k + 1)
             parts.append(
-                f'<rect class="bar" data-result="{_e(name)}" x="{left + k * bar}" y="{y:.1f}" '
+                f'<rect class="bar" data-state="{_e(name)}" x="{left + k * bar}" y="{y:.1f}" '
                 f'width="{bar - 2}" height="{height:.1f}" fill="{colour[name]}"><title>'
                 f"{t0:.1f}-{t1:.1f} s: {n:,} {_e(name)}</title></rect>")
     axis = (f'<line x1="{left}" y1="{h}" x2="{left + w}" y2="{h}" stroke="#5b6475"/>'
@@ -95,9 +108,12 @@ def _counts(title: str, counts: Counter[str], key: str) -> str:
             f'{rows or "<tr><td>none</td></tr>"}</tbody></table>')
 
 
-def fleet_page(result: FleetResult, trace: Path, entry: IndexEntry | None = None) -> str:
-    """The summary page of a fleet run whose trace is ``trace``."""
-    end, buckets = results_over_time(trace, result.sim_time_s)
+def fleet_page(result: FleetResult, trace: Path, entry: IndexEntry | None = None,
+               end_states: Mapping[tuple[str, str], str] | None = None) -> str:
+    """The summary page of a fleet run whose trace is ``trace``; ``end_states``: each
+    (terminal, step)'s, for the chart (else it counts the results the terminals showed)."""
+    end, buckets = over_time(trace, result.sim_time_s, end_states)
+    by = "end state" if end_states else "the result shown"
     s = result.scenario
     first = "".join(f"<li>{_e(a.terminal)} {_e(a.step)}: {_e(a.kind)}: {_e(a.detail)}</li>"
                     for a in result.anomalies)
@@ -114,8 +130,8 @@ def fleet_page(result: FleetResult, trace: Path, entry: IndexEntry | None = None
         f"{result.sim_time_s:.2f} simulated s</p>"
         f'<p class="verdict {verdict}" id="verdict">{result.anomaly_total:,} anomalies</p>'
         '<p class="back"><a href="index.html">all reports</a></p></header>'
-        "<section id=\"over-time\"><h2>Transactions ended, by the result shown, over "
-        f"simulated time</h2>{_chart(end, buckets)}</section>"
+        f'<section id="over-time"><h2>Steps ended, by {by}, over simulated time</h2>'
+        f"{_chart(end, buckets)}</section>"
         f'<section id="counts">{_counts("End states", result.end_states, "state")}'
         f'{_counts("Anomalies", result.anomaly_counts, "anomaly")}'
         + (f"<h3>First anomalies</h3><ul>{first}</ul>" if first else "")
