@@ -152,7 +152,7 @@ class _Drawing:
             self.svg.back.append(
                 f'<g class="step-boundary {css.split()[1]}" data-step="{_esc(step)}">'
                 f'<line x1="{_AXIS}" y1="{y}" x2="{_WIDTH - 10}" y2="{y}"/></g>')
-            self.label(_WIDTH - 12, y - 3, what, "steplbl", "end")
+            self.label(_AXIS + 4, y - 3, what, "steplbl")
 
     def faults(self) -> None:
         open_: dict[object, int] = {}
