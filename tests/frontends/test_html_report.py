@@ -274,3 +274,13 @@ def test_without_the_bytes_a_receipt_is_the_traces_text() -> None:
     assert "APPROVED" in html
     assert 'class="cut"' in html
     assert "CUT SHORT: jam" in receipt_html(failed)
+
+
+def test_the_same_run_gives_the_same_pages(tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    for name in ("a", "b"):
+        cli(capsys, "run", JAM, RETRY, "--html", tmp_path / name, "--json")
+    pages = sorted(p.name for p in (tmp_path / "a").iterdir())
+    assert len(pages) == 3
+    for page in pages:
+        assert (tmp_path / "a" / page).read_bytes() == (tmp_path / "b" / page).read_bytes()
