@@ -193,6 +193,7 @@ def test_index_is_made_from_the_pages_in_a_directory(
     cli(capsys, "run", JAM, CLEAN, "--html", tmp_path)
     (tmp_path / "index.html").unlink()
     (tmp_path / "notes.html").write_text("<p>not a report</p>")
+    (tmp_path / "odd.html").write_text('<meta name="posemu-entry" content="{&quot;x&quot;: 1}">')
     index = write_index(tmp_path).read_text()
     assert re.findall(r'<a href="([\w.-]+)">', index) == ["sale_approved.html",
                                                          "sale_paper_jam.html"]

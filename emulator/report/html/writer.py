@@ -85,10 +85,13 @@ def write_index(directory: Path, title: str = "posemu report") -> Path:
         found = _META.search(head)
         if found is None:
             continue
-        data = json.loads(html.unescape(found.group(1)))
-        data["href"] = page.name
-        data["anomalies"] = tuple(data.get("anomalies", ()))
-        entries.append(IndexEntry(**data))
+        try:
+            data = json.loads(html.unescape(found.group(1)))
+            data["href"] = page.name
+            data["anomalies"] = tuple(data.get("anomalies", ()))
+            entries.append(IndexEntry(**data))
+        except (ValueError, TypeError, AttributeError):  # not one of ours after all
+            continue
     path = directory / "index.html"
     write_atomic(path, index_page(entries, title).encode("utf-8"))
     return path
