@@ -1,21 +1,22 @@
 """A run that keeps the ESC/POS bytes of every print job, for the report's receipts.
 
-The printer is the scenario's simulated printer, built as the one wiring builds it, that
-also keeps what each ``print_job`` was given: the trace is the same as
+The printer is the scenario's simulated printer, built by the one wiring
+(:func:`~emulator.engine.wiring.scenario_printer`), that also keeps what each
+``print_job`` was given: the trace is the same as
 :func:`~emulator.engine.world.run_scenario`'s, byte for byte.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import simpy
 
-from devices.printer.core import PrinterCore
 from devices.printer.sim import SimPrinter
 from emulator.engine.collector import collection_paused
 from emulator.engine.trace import Trace
+from emulator.engine.wiring import scenario_printer
 from emulator.engine.world import World
 from emulator.judge.result import Result
 from emulator.scenario.model import Scenario
@@ -50,10 +51,8 @@ def run_recorded(scenario: Scenario) -> RecordedRun:
     made: list[RecordingPrinter] = []
 
     def printer(env: simpy.Environment, trace: Trace) -> RecordingPrinter:
-        spec = scenario.printer
-        made.append(RecordingPrinter(
-            env, trace, PrinterCore(paper_m=spec.paper_m, near_end_m=spec.near_end_m),
-            spec.lines_per_s))
+        made.append(cast(RecordingPrinter,
+                         scenario_printer(scenario, env, trace, RecordingPrinter)))
         return made[0]
 
     with collection_paused():
