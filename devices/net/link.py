@@ -54,7 +54,11 @@ class Link:
     def apply(self, fault: ActiveFault) -> None:
         self.faults.add(fault)
         if fault.kind == "network.down":
-            self._epoch += 1
+            self.cut()
+
+    def cut(self) -> None:
+        """Lose every frame in flight (the link went down)."""
+        self._epoch += 1
 
     def clear(self, fault: ActiveFault) -> None:
         self.faults.remove(fault)

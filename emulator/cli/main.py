@@ -113,6 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
     from emulator.fuzz.command import add_parser  # noqa: PLC0415  (see _fuzz)
 
     add_parser(commands)
+    from emulator.live.command import add_parser as add_live  # noqa: PLC0415  (posemu acquirer)
+
+    add_live(commands)
     for sub in (run, replay, fleet, faults, profiles, explain, printer):
         sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                          help="show tracebacks on errors")
@@ -124,7 +127,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     command = {"run": _run, "replay": _replay, "fleet": _fleet, "faults": _faults,
                "profiles": _profiles,
-               "explain": _explain, "printer": _printer, "fuzz": _fuzz}[args.command]
+               "explain": _explain, "printer": _printer, "fuzz": _fuzz,
+               "acquirer": _acquirer}[args.command]
     try:
         return command(args)
     except (ScenarioError, TraceError, UsageError) as exc:
@@ -294,6 +298,13 @@ def _printer(args: argparse.Namespace) -> int:
 def _fuzz(args: argparse.Namespace) -> int:
     """``posemu fuzz``: the fuzzer is imported by the one command that uses it."""
     from emulator.fuzz.command import run_command  # noqa: PLC0415
+
+    return run_command(args)
+
+
+def _acquirer(args: argparse.Namespace) -> int:
+    """``posemu acquirer``: the live acquirer (:mod:`emulator.live`)."""
+    from emulator.live.command import run_command  # noqa: PLC0415
 
     return run_command(args)
 

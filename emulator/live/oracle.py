@@ -1,0 +1,203 @@
+"""The outside oracle: what a live acquirer can judge from the bank's side alone.
+
+Pure: it reads what the bank posted and reversed (with the moment) and each answer a
+connection wrote, or lost with its connection, and the card each posting moved. It
+never sees the terminal's screen or receipt. Each rule is documented in docs/live.md;
+in short, for a posting P of transaction key K = (terminal id, STAN, field 7):
+
+- P is *resolved* at the first of: an answer to K's request (or a repeat of it) written
+  to the terminal, a reversal of K, a status answer (0610) about K written, a batch close
+  of its terminal accepted (0510, 00) after it.
+- ``in_doubt``: P not resolved within ``window_s`` of being posted (or never).
+- ``duplicate_charge`` (``duplicate_refund`` for a refund): a second posting of the same
+  terminal, card, kind and amount under another key while P was unresolved, both
+  standing at the end; or two postings of one key standing. The first is then reported
+  here, not as ``in_doubt``.
+- ``charged_shown_unpaid`` (``refund_shown_failed_but_credited``): the answer written
+  for P said anything but approved, yet P stands at the end.
+- ``batch_out_of_balance``: a batch close answered 95 (the terminal's totals differ from
+  the bank's postings).
+
+It also notes, without failing the run, reversals of something the bank never posted
+(answered 25) and reversals of something already reversed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["Answered", "LiveAnomaly", "Posted", "judge"]
+
+Key = tuple[str, str, str]
+APPROVED = frozenset({"00", "10"})
+
+
+@dataclass(frozen=True)
+class Posted:
+    """A posting made at ``t`` (the ledger's), and whether it stands at the end."""
+
+    t: float
+    key: Key
+    kind: str
+    amount_minor: int
+    card: str  # the card's id (never its number)
+    standing: bool
+    reversed_t: float | None = None
+
+
+@dataclass(frozen=True)
+class Answered:
+    """An answer the bank wrote to a connection (``written``) or lost with it."""
+
+    t: float
+    fields: Mapping[str, Any]
+    written: bool
+
+    @property
+    def mti(self) -> str:
+        return str(self.fields.get("t", ""))
+
+    @property
+    def code(self) -> str:
+        return str(self.fields.get("39", ""))
+
+    @property
+    def key(self) -> Key | None:
+        """The transaction the answer is about (field 90 names it for 0410/0610)."""
+        f = self.fields
+        tid = f.get("41")
+        if not isinstance(tid, str):
+            return None
+        f90 = f.get("90")
+        if self.mti[:3] in ("041", "043", "061") and isinstance(f90, str) and len(f90) >= 20:
+            return (tid, f90[4:10], f90[10:20])
+        stan, f7 = f.get("11"), f.get("7")
+        if isinstance(stan, str) and isinstance(f7, str):
+            return (tid, stan, f7)
+        return None
+
+
+@dataclass(frozen=True)
+class LiveAnomaly:
+    """An anomaly (or a note) found from outside."""
+
+    kind: str
+    detail: str
+    stan: str
+    terminal_id: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"kind": self.kind, "detail": self.detail, "stan": self.stan,
+                "terminal_id": self.terminal_id}
+
+
+def judge(
+    postings: Iterable[Posted], answers: Iterable[Answered], window_s: float,
+) -> tuple[list[LiveAnomaly], list[LiveAnomaly]]:
+    """(anomalies, notes) of a live run, by the rules of the module's docstring."""
+    posted = sorted(postings, key=lambda p: p.t)
+    said = sorted(answers, key=lambda a: a.t)
+    anomalies: list[LiveAnomaly] = []
+    resolved = {id(p): _resolved_at(p, said) for p in posted}
+    explained: set[int] = set()
+    by_key: dict[Key, list[Posted]] = {}
+    for p in posted:
+        by_key.setdefault(p.key, []).append(p)
+    for same in by_key.values():
+        standing = [p for p in same if p.standing]
+        if len(standing) > 1:
+            anomalies.append(_finding(
+                _twice(same[0].kind), standing[1],
+                f"one request posted {len(standing)} times ({_money(same[0].amount_minor)})"))
+            explained.update(id(p) for p in standing[1:])
+    for i, first in enumerate(posted):
+        if not first.standing or id(first) in explained:
+            continue
+        for later in posted[i + 1:]:
+            if (later.key[0], later.card, later.kind, later.amount_minor) != (
+                first.key[0], first.card, first.kind, first.amount_minor,
+            ) or later.key == first.key or not later.standing:
+                continue
+            done = resolved[id(first)]
+            if done is None or done > later.t:
+                anomalies.append(_finding(
+                    _twice(first.kind), later,
+                    f"{first.card} charged {_money(later.amount_minor)} again (STAN "
+                    f"{later.key[1]}) while STAN {first.key[1]}'s answer had not reached the "
+                    "terminal; both stand"))
+                explained.update((id(first), id(later)))
+                break
+    for p in posted:
+        if id(p) in explained:
+            continue
+        done = resolved[id(p)]
+        if done is None or done > p.t + window_s:
+            state = "never" if done is None else f"only {done - p.t:.1f} s later"
+            anomalies.append(_finding(
+                "in_doubt", p,
+                f"{p.kind} {_money(p.amount_minor)} posted, its answer never reached the "
+                f"terminal; reversed or confirmed {state} (window {window_s:g} s)"))
+            continue
+        first_answer = next((a for a in said if a.written and a.key == p.key
+                             and a.mti[:3] in ("021", "023") and a.t >= p.t), None)
+        if first_answer is not None and first_answer.code not in APPROVED and p.standing:
+            kind = "charged_shown_unpaid" if p.kind != "refund" else (
+                "refund_shown_failed_but_credited")
+            anomalies.append(_finding(
+                kind, p, f"{p.kind} {_money(p.amount_minor)} posted and answered "
+                f"{first_answer.code}; never reversed"))
+    for a in said:
+        if a.mti[:3] == "051" and a.code == "95":
+            tid, stan = a.fields.get("41", ""), a.fields.get("11", "")
+            anomalies.append(LiveAnomaly(
+                "batch_out_of_balance",
+                "batch close answered 95: the terminal's totals differ from the bank's postings",
+                str(stan), str(tid)))
+    return anomalies, _notes(said)
+
+
+def _resolved_at(p: Posted, said: list[Answered]) -> float | None:
+    """When P was first resolved (see the module's docstring), or None."""
+    times = [p.reversed_t] if p.reversed_t is not None else []
+    for a in said:
+        if not a.written or a.t < p.t:
+            continue
+        mti = a.mti[:3]
+        if (mti in ("021", "023", "061") and a.key == p.key) or (
+            mti == "051" and a.code == "00" and a.fields.get("41") == p.key[0]
+        ):
+            times.append(a.t)
+            break
+    return min(times, default=None)
+
+
+def _notes(said: list[Answered]) -> list[LiveAnomaly]:
+    notes: list[LiveAnomaly] = []
+    seen: set[Key] = set()
+    for a in said:
+        key = a.key
+        if a.mti[:3] not in ("041", "043") or key is None:
+            continue
+        if a.code == "25":
+            notes.append(LiveAnomaly("reversal_of_unknown",
+                                 "reversal of a transaction the bank never posted", key[1],
+                                 key[0]))
+        elif a.code == "00" and key in seen:
+            notes.append(LiveAnomaly("reversal_repeated",
+                                 "reversal of a transaction already reversed", key[1], key[0]))
+        seen.add(key)
+    return notes
+
+
+def _twice(kind: str) -> str:
+    return "duplicate_refund" if kind == "refund" else "duplicate_charge"
+
+
+def _finding(kind: str, p: Posted, detail: str) -> LiveAnomaly:
+    return LiveAnomaly(kind, detail, p.key[1], p.key[0])
+
+
+def _money(minor: int) -> str:
+    return f"{minor // 100}.{minor % 100:02d}"
