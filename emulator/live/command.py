@@ -16,7 +16,7 @@ import ssl
 from pathlib import Path
 from typing import IO, Any
 
-from devices.errors import UsageError
+from devices.errors import DeviceError, UsageError
 from devices.net.framing import FRAMINGS, Framing
 
 __all__ = ["add_parser", "parse_address", "run_command", "tls_server_context"]
@@ -60,10 +60,18 @@ def tls_server_context(cert: Path, key: Path, client_ca: Path | None) -> ssl.SSL
     """A TLS server context; with ``client_ca``, clients must show a certificate it signed.
     An unreadable file is an OSError (exit status 3)."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert, key)
+    try:
+        context.load_cert_chain(cert, key)
+    except OSError as exc:
+        raise DeviceError(f"{cert} / {key}: cannot load the certificate and key: "
+                          f"{exc.strerror or exc}") from exc
     if client_ca is not None:
         context.verify_mode = ssl.CERT_REQUIRED
-        context.load_verify_locations(client_ca)
+        try:
+            context.load_verify_locations(client_ca)
+        except OSError as exc:
+            raise DeviceError(f"{client_ca}: cannot load the client CA: "
+                              f"{exc.strerror or exc}") from exc
     return context
 
 

@@ -184,10 +184,12 @@ def _notes(said: list[Answered]) -> list[LiveAnomaly]:
             notes.append(LiveAnomaly("reversal_of_unknown",
                                  "reversal of a transaction the bank never posted", key[1],
                                  key[0]))
-        elif a.code == "00" and key in seen:
-            notes.append(LiveAnomaly("reversal_repeated",
-                                 "reversal of a transaction already reversed", key[1], key[0]))
-        seen.add(key)
+        elif a.code == "00":
+            if key in seen:
+                notes.append(LiveAnomaly("reversal_repeated",
+                                         "reversal of a transaction already reversed", key[1],
+                                         key[0]))
+            seen.add(key)
     return notes
 
 

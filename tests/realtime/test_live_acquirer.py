@@ -14,7 +14,7 @@ from devices.net.framing import Framing
 from emulator.engine.wiring import MAC_KEY
 from emulator.live.acquirer import LiveAcquirer, Running
 from emulator.scenario.load import scenario_from_dict
-from tests.realtime.live_client import Client, request
+from tests.realtime.live_client import Client, encode, request
 
 CARDS = [{"id": "alice", "pan": "4111111111111111", "balance": "100.00"},
          {"id": "bob", "pan": "5500000000000004", "balance": "5.00"}]
@@ -128,8 +128,6 @@ def test_an_undecodable_message_is_answered_30(serve):
 
 def test_a_tpdu_is_swapped_in_the_answer(serve):
     run = serve(world(), "len2", tpdu=True)
-    from tests.realtime.live_client import encode  # noqa: PLC0415
-
     with Client(run.address) as client:
         body = b"\x60\x00\x01\x00\x02" + encode(request("0800", 7))
         client.send_raw(len(body).to_bytes(2, "big") + body)
@@ -137,3 +135,58 @@ def test_a_tpdu_is_swapped_in_the_answer(serve):
         back = client._exactly(int.from_bytes(head, "big"))
     assert back[:5] == b"\x60\x00\x02\x00\x01"
     assert back[5:9] == b"0810"
+
+
+def timeout_fault(**params: Any) -> dict[str, Any]:
+    return {"fault": "bank.timeout", "on": "bank.request_received", "nth": 1, **params}
+
+
+def test_a_lost_answer_never_reversed_is_in_doubt(serve):
+    run = serve({**world(in_doubt_after_s=0.1), "faults": [timeout_fault()]})
+    with Client(run.address) as client:
+        client.send(encode(request("0200", 30)))
+        client.sock.settimeout(0.15)
+        with pytest.raises(TimeoutError):
+            client.receive()
+    result = run.stop()
+    assert [(a.kind, a.stan, a.terminal_id) for a in result.anomalies] == [
+        ("in_doubt", "000030", "TERM0001")]
+    assert not result.passed
+
+
+def test_a_sale_keyed_again_after_a_lost_answer_is_a_duplicate_charge(serve):
+    run = serve({**world(in_doubt_after_s=5), "faults": [timeout_fault(count=1)]})
+    with Client(run.address) as client:
+        client.send(encode(request("0200", 31)))
+        client.sock.settimeout(0.15)
+        with pytest.raises(TimeoutError):
+            client.receive()
+        client.sock.settimeout(3)
+        assert client.ask(request("0200", 32))["39"] == "00"  # a new STAN: a new purchase
+    result = run.stop()
+    assert [(a.kind, a.stan) for a in result.anomalies] == [("duplicate_charge", "000032")]
+    assert result.balances_minor["alice"] == 8000
+
+
+def test_a_lost_answer_reversed_in_time_is_clean(serve):
+    run = serve({**world(in_doubt_after_s=5), "faults": [timeout_fault(count=1)]})
+    original = "0200000033" + "1122090000" + "0" * 22
+    with Client(run.address) as client:
+        client.send(encode(request("0200", 33)))
+        client.sock.settimeout(0.15)
+        with pytest.raises(TimeoutError):
+            client.receive()
+        client.sock.settimeout(3)
+        reversal = client.ask(request("0400", 34, **{"39": "68", "90": original}))
+        assert reversal["39"] == "00"
+        assert client.ask(request("0200", 35))["39"] == "00"
+    result = run.stop()
+    assert result.anomalies == []
+    assert result.balances_minor["alice"] == 9000
+
+
+def test_bank_down_refuses_connections(serve):
+    run = serve({**world(), "faults": [{"fault": "bank.down", "at_s": 0}]})
+    with Client(run.address) as refused:
+        assert refused.closed_by_peer()
+    assert run.stop().postings == []
