@@ -32,35 +32,17 @@ from devices.fault import ActiveFault, FaultBoard
 from devices.iso8583.message import decode
 from devices.net.framing import Frame, FrameReader, Framing, swap_tpdu, to_internal
 from devices.net.link import TO_BANK, TO_TERMINAL, Link
+from devices.net.tcp import Idle
 from devices.ports import Refused, TraceSink
-from devices.simkit.queues import Mailbox
 
 if TYPE_CHECKING:
     from devices.bank.host import Host
-    from devices.simkit.queues import Take
     from devices.simkit.realtime import LoopEnvironment
 
 __all__ = ["CONNECTION_FAULTS", "Answer", "LiveServer", "Wires"]
 
 CONNECTION_FAULTS = ("network.close", "network.reset", "network.split")
 """Faults that act on a live connection as an answer is written to it."""
-
-
-class _Idle:
-    """A transport end nothing ever arrives at (the wiring's ends of a live acquirer:
-    the real ones are made per connection)."""
-
-    def __init__(self, env: simpy.Environment) -> None:
-        self._box = Mailbox(env)
-
-    def send(self, frame: bytes | Refused, **about: Any) -> None:
-        """Nothing is connected here: the frame goes nowhere."""
-
-    def receive(self) -> Take:
-        return self._box.get()
-
-    def discard(self) -> None:
-        self._box.items.clear()
 
 
 class Wires:
@@ -76,8 +58,8 @@ class Wires:
         self.connection_faults = FaultBoard()
         """:data:`CONNECTION_FAULTS`, read by a connection as it writes an answer."""
         self.links: dict[int, Link] = {}
-        self.terminal_end = _Idle(env)
-        self.bank_end = _Idle(env)
+        self.terminal_end = Idle(env)
+        self.bank_end = Idle(env)
 
     def apply(self, fault: ActiveFault) -> None:
         if fault.kind in CONNECTION_FAULTS:

@@ -1,9 +1,11 @@
 """A simpy environment whose clock is an asyncio event loop's: the live mode's time.
 
-``env.now`` is the loop's seconds since the run started. :meth:`LoopEnvironment.run`
-runs an asyncio loop that processes each simpy event when its moment comes and sleeps
-in between, so sockets are served while nothing is due; whatever I/O brings (a frame
-read) enters the model through :meth:`LoopEnvironment.deliver`, at the moment it came.
+``env.now`` is the loop's seconds since the run started (times ``speed``: a client
+that runs its simulated parts faster than real time, say its card reader).
+:meth:`LoopEnvironment.run` runs an asyncio loop that processes each simpy event when
+its moment comes and sleeps in between, so sockets are served while nothing is due;
+whatever I/O brings (a frame read) enters the model through
+:meth:`LoopEnvironment.deliver`, at the moment it came.
 The components are the simulation's own, unchanged: only the clock is real.
 
 A run without ``until`` ends when nothing is scheduled and no outside operation is
@@ -26,8 +28,14 @@ __all__ = ["LoopEnvironment"]
 class LoopEnvironment(simpy.Environment):
     """simpy time from an asyncio loop's clock (seconds since :meth:`run` began)."""
 
-    def __init__(self) -> None:
+    def __init__(self, speed: float = 1.0) -> None:
         super().__init__()
+        if not speed > 0:
+            raise ValueError(f"speed must be more than 0, not {speed}")
+        self.speed = speed
+        """Simulated seconds per real second (1: real time)."""
+        self.at_exit: list[Callable[[], object]] = []
+        """Called as :meth:`run_async` returns (connections to close)."""
         self.loop: asyncio.AbstractEventLoop | None = None
         self._t0 = 0.0
         self._wake: asyncio.Future[None] | None = None
@@ -43,10 +51,18 @@ class LoopEnvironment(simpy.Environment):
         loop = asyncio.get_running_loop()
         if self.loop is not loop:
             self.loop = loop
-            self._t0 = loop.time() - self.now
+            self._t0 = loop.time() - self.now / self.speed
 
     async def run_async(self, until: float | simpy.Event | None = None) -> Any:
         """:meth:`run` on the running loop."""
+        try:
+            return await self._run(until)
+        finally:
+            for done in self.at_exit:
+                done()
+            await asyncio.sleep(0)  # the closings it started
+
+    async def _run(self, until: float | simpy.Event | None) -> Any:
         self.attach()
         loop = asyncio.get_running_loop()
         stop: simpy.Event | None
@@ -63,7 +79,8 @@ class LoopEnvironment(simpy.Environment):
                 return None
             wake = self._wake = loop.create_future()
             self._deadline = due
-            timer = loop.call_at(self._t0 + due, _wake_up, wake) if due != math.inf else None
+            timer = (loop.call_at(self._t0 + due / self.speed, _wake_up, wake)
+                     if due != math.inf else None)
             try:
                 await wake
             finally:
@@ -74,7 +91,7 @@ class LoopEnvironment(simpy.Environment):
     def real_now(self) -> float:
         """The loop's clock as simulated time (ahead of ``now`` between events)."""
         assert self.loop is not None, "the environment is not running"
-        return self.loop.time() - self._t0
+        return (self.loop.time() - self._t0) * self.speed
 
     def catch_up(self) -> None:
         """Process every event due by the loop's clock, then move ``now`` to it."""

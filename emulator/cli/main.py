@@ -72,6 +72,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--printer", metavar="SPEC",
                      help="run one FILE in real time with the ESC/POS printer at "
                           "serial:<device>[?baudrate=N] in place of the simulated one")
+    run.add_argument("--acquirer", metavar="URL",
+                     help="run in real time against the acquirer at "
+                          "tcp://HOST:PORT[?framing=F&tpdu=1&tls=1] (docs/live.md)")
+    run.add_argument("--speed", type=float, metavar="X",
+                     help="with --acquirer: simulated seconds per real second (default 1)")
 
     replay = commands.add_parser("replay", help="re-run a trace's scenario; same trace?")
     replay.add_argument("trace", type=Path, metavar="TRACE")
@@ -201,6 +206,10 @@ def _run(args: argparse.Namespace) -> int:
             scenario = scenario.with_overrides(seed=args.seed, profile=args.profile)
         scenarios.append(scenario)
     run_one = run_scenario if args.printer is None else _bench_runner(args, scenarios)
+    if args.acquirer is not None:
+        from emulator.live.client import remote_runner  # noqa: PLC0415  (live mode only)
+
+        run_one = remote_runner(args.acquirer, args.speed, scenarios)
     if args.trace_dir is not None:
         args.trace_dir.mkdir(parents=True, exist_ok=True)
     names: set[str] = set()
