@@ -115,6 +115,11 @@ class Link:
         if drop is not None:
             self.faults.consume(drop)
             return True
+        if direction == TO_TERMINAL:  # the connection the answer was to go on is gone
+            cut = self.faults.first("network.close") or self.faults.first("network.reset")
+            if cut is not None:
+                self.faults.consume(cut)
+                return True
         return False
 
     def _delay(self) -> float:

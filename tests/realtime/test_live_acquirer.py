@@ -190,3 +190,57 @@ def test_bank_down_refuses_connections(serve):
     with Client(run.address) as refused:
         assert refused.closed_by_peer()
     assert run.stop().postings == []
+
+
+def on_request(fault: str, **params: Any) -> dict[str, Any]:
+    return {"fault": fault, "on": "bank.request_received", **params}
+
+
+@pytest.mark.parametrize("fault", ["network.close", "network.reset"])
+def test_a_connection_cut_instead_of_the_answer_leaves_the_money_in_doubt(serve, fault):
+    run = serve({**world(in_doubt_after_s=0.1), "faults": [on_request(fault)]})
+    with Client(run.address) as client:
+        client.send(encode(request("0200", 40)))
+        assert client.closed_by_peer()
+    with Client(run.address) as again:  # count = 1: the next connection is answered
+        assert again.ask(request("0200", 41, amount=100))["39"] == "00"
+    result = run.stop()
+    assert [(a.kind, a.stan) for a in result.anomalies] == [("in_doubt", "000040")]
+
+
+def test_an_answer_split_across_segments_is_reassembled(serve):
+    run = serve({**world(), "faults": [on_request("network.split", pieces=3, delay_s=0.02)]})
+    with Client(run.address) as client:
+        client.send(encode(request("0200", 42)))
+        first = client.sock.recv(4096)  # the first piece only: the rest comes 20 ms later
+        assert 0 < len(first) < 60
+        client.sock.settimeout(3)
+        rest = b""
+        while len(first + rest) < 2 + int.from_bytes(first[:2], "big"):
+            rest += client.sock.recv(4096)
+    assert (first + rest)[2:6] == b"0210"
+    assert run.stop().anomalies == []
+
+
+def test_an_answer_written_twice(serve):
+    run = serve({**world(), "faults": [on_request("network.duplicate", direction="to_terminal",
+                                                  count=1)]})
+    with Client(run.address) as client:
+        once = client.ask(request("0200", 43))
+        twice = client.receive()
+    assert once == twice
+    assert once["39"] == "00"
+
+
+def test_a_request_dropped_on_the_way_moves_nothing(serve):
+    run = serve({**world(), "faults": [{"fault": "network.drop", "at_s": 0,
+                                        "direction": "to_bank"}]})
+    with Client(run.address) as client:
+        client.send(encode(request("0200", 44)))
+        client.sock.settimeout(0.15)
+        with pytest.raises(TimeoutError):
+            client.receive()
+        client.sock.settimeout(3)
+        assert client.ask(request("0200", 45))["39"] == "00"  # count = 1
+    result = run.stop()
+    assert [p["stan"] for p in result.postings] == ["000045"]
