@@ -57,7 +57,11 @@ class Client:
     def __init__(self, address: tuple[str, int], *, tls: ssl.SSLContext | None = None,
                  header: str = "len2") -> None:
         sock = socket.create_connection(address, timeout=TIMEOUT_S)
-        self.sock = tls.wrap_socket(sock, server_hostname="localhost") if tls else sock
+        try:
+            self.sock = tls.wrap_socket(sock, server_hostname="localhost") if tls else sock
+        except (OSError, ssl.SSLError):
+            sock.close()
+            raise
         self.sock.settimeout(TIMEOUT_S)
         self.header = header
 

@@ -117,3 +117,37 @@ def test_an_unreadable_certificate_exits_3(scenario: Path, tmp_path: Path,
                        "--tls-key", tmp_path / "none.key")
     assert code == 3
     assert "none.pem" in err
+
+
+@pytest.mark.parametrize(("url", "says"), [
+    ("http://127.0.0.1:1", "tcp://HOST:PORT"),
+    ("tcp://127.0.0.1", "tcp://HOST:PORT"),
+    ("tcp://127.0.0.1:1?framing=vml", "unknown framing"),
+    ("tcp://127.0.0.1:1?colour=red", "unknown parameter 'colour'"),
+])
+def test_a_bad_acquirer_url_exits_2(scenario: Path, capsys: pytest.CaptureFixture[str], url,
+                                    says):
+    code, _, err = cli(capsys, "run", scenario, "--acquirer", url)
+    assert code == 2
+    assert says in err
+
+
+def test_bank_faults_belong_to_the_acquirer(scenario: Path, capsys: pytest.CaptureFixture[str]):
+    scenario.write_text(SCENARIO + '[[faults]]\nfault = "bank.down"\nat_s = 0\n')
+    code, _, err = cli(capsys, "run", scenario, "--acquirer", "tcp://127.0.0.1:1")
+    assert code == 2
+    assert "faults[0].fault: bank.down belongs to the acquirer" in err
+
+
+def test_no_acquirer_listening_is_a_refused_connection(scenario: Path):
+    from emulator.live.client import run_remote  # noqa: PLC0415
+    from emulator.scenario.load import load_scenario  # noqa: PLC0415
+
+    scenario.write_text(SCENARIO + '[[steps]]\nid = "s1"\ndo = "sale"\ncard = "alice"\n'
+                        'amount = "5.00"\n')
+    with socket.socket() as free:  # a port nobody listens on
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    result = run_remote(load_scenario(scenario), f"tcp://127.0.0.1:{port}", speed=50)
+    assert [e.name for e in result.trace.events].count("tcp.refused") >= 1
+    assert result.steps[0].end_state in ("declined", "cancelled")
