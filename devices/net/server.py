@@ -32,7 +32,7 @@ from devices.fault import ActiveFault, FaultBoard
 from devices.iso8583.message import decode
 from devices.net.framing import Frame, FrameReader, Framing, swap_tpdu, to_internal
 from devices.net.link import TO_BANK, TO_TERMINAL, Link
-from devices.net.tcp import Idle
+from devices.net.tcp import Idle, close_transport
 from devices.ports import Refused, TraceSink
 
 if TYPE_CHECKING:
@@ -133,8 +133,8 @@ class LiveServer:
         """Stop listening and close every connection."""
         if self.server is not None:
             self.server.close()
-        for connection in list(self.connections.values()):
-            connection.transport.close()
+        await asyncio.gather(*(close_transport(c.transport, c.lost)
+                               for c in list(self.connections.values())))
         if self.server is not None:
             await self.server.wait_closed()
 
@@ -150,6 +150,7 @@ class _Connection(asyncio.Protocol):
         self.transport: asyncio.Transport
         self.link: Link | None = None
         self.why = "peer closed"
+        self.lost = asyncio.get_running_loop().create_future()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -196,6 +197,8 @@ class _Connection(asyncio.Protocol):
             link.terminal_end.send(to_internal(frame.message), conn=self.conn)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if not self.lost.done():
+            self.lost.set_result(None)
         server = self.server
         if server.connections.pop(self.conn, None) is None:
             return

@@ -27,7 +27,9 @@ if TYPE_CHECKING:
     from devices.simkit.queues import Take
     from devices.simkit.realtime import LoopEnvironment
 
-__all__ = ["CLIENT_TPDU", "CONNECT_TIMEOUT_S", "Idle", "TcpLink", "TcpTransport"]
+__all__ = [
+    "CLIENT_TPDU", "CONNECT_TIMEOUT_S", "Idle", "TcpLink", "TcpTransport", "close_transport",
+]
 
 CONNECT_TIMEOUT_S = 3.0
 CLIENT_TPDU = b"\x60\x00\x01\x00\x02"
@@ -89,12 +91,12 @@ class TcpTransport:
     def discard(self) -> None:
         self._box.items.clear()
 
-    def close(self) -> None:
-        """Close the connection (the run is over)."""
-        if self._connection is not None:
-            self._connection.why = "closed by the terminal"
-            self._connection.transport.close()
-            self._connection = None
+    async def close(self) -> None:
+        """Close the connection (the run is over); wait for it to be closed."""
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            connection.why = "closed by the terminal"
+            await connection.close()
 
     async def _connect(self) -> None:
         loop = asyncio.get_running_loop()
@@ -141,6 +143,11 @@ class _Client(asyncio.Protocol):
         self.reader = FrameReader(owner.framing)
         self.transport: asyncio.Transport
         self.why = "host closed"
+        self.lost = asyncio.get_running_loop().create_future()
+
+    async def close(self) -> None:
+        """Close, and wait (a bounded time) until it is closed."""
+        await close_transport(self.transport, self.lost)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -163,8 +170,25 @@ class _Client(asyncio.Protocol):
             owner.env.deliver(lambda f=internal: owner._received(f))  # type: ignore[misc]
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if not self.lost.done():
+            self.lost.set_result(None)
         why = self.why if exc is None else f"{self.why}: {exc}"
         self.owner.env.deliver(lambda: self.owner._lost(self, why))
+
+
+CLOSE_TIMEOUT_S = 1.0
+"""How long a closing (a TLS goodbye) may take before the connection is cut."""
+
+
+async def close_transport(transport: asyncio.Transport, lost: asyncio.Future[None]) -> None:
+    """Close ``transport`` and wait for ``lost`` (its protocol's ``connection_lost``);
+    abort it after :data:`CLOSE_TIMEOUT_S`."""
+    transport.close()
+    try:
+        await asyncio.wait_for(asyncio.shield(lost), CLOSE_TIMEOUT_S)
+    except TimeoutError:
+        transport.abort()
+        await asyncio.sleep(0)
 
 
 class TcpLink:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import simpy
@@ -34,8 +34,8 @@ class LoopEnvironment(simpy.Environment):
             raise ValueError(f"speed must be more than 0, not {speed}")
         self.speed = speed
         """Simulated seconds per real second (1: real time)."""
-        self.at_exit: list[Callable[[], object]] = []
-        """Called as :meth:`run_async` returns (connections to close)."""
+        self.at_exit: list[Callable[[], Awaitable[None]]] = []
+        """Awaited as :meth:`run_async` returns (connections to close)."""
         self.loop: asyncio.AbstractEventLoop | None = None
         self._t0 = 0.0
         self._wake: asyncio.Future[None] | None = None
@@ -59,8 +59,7 @@ class LoopEnvironment(simpy.Environment):
             return await self._run(until)
         finally:
             for done in self.at_exit:
-                done()
-            await asyncio.sleep(0)  # the closings it started
+                await done()
 
     async def _run(self, until: float | simpy.Event | None) -> Any:
         self.attach()
