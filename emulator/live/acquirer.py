@@ -312,6 +312,9 @@ class Running:
         self.timeout_s = timeout_s
         self.address: tuple[str, int] = ("", 0)
         self.result: LiveResult | None = None
+        self.stopped_by_test = False
+        """True once :meth:`stop` was called (the pytest fixture then leaves the verdict
+        to the test)."""
         self._error: BaseException | None = None
         self._ready = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -342,6 +345,14 @@ class Running:
 
     def stop(self) -> LiveResult:
         """Stop serving and judge (idempotent)."""
+        self.stopped_by_test = True
+        return self.close()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def close(self) -> LiveResult:
+        """Stop serving (the fixture's teardown: the verdict is still to be read)."""
         if self._thread.is_alive() and self._loop is not None:
             self._loop.call_soon_threadsafe(self.acquirer.stop)
         self._thread.join(self.timeout_s)
@@ -350,6 +361,3 @@ class Running:
         if self.result is None:
             raise TimeoutError("the live acquirer did not stop")
         return self.result
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
