@@ -41,6 +41,8 @@ class LoopEnvironment(simpy.Environment):
         self._wake: asyncio.Future[None] | None = None
         self._deadline = math.inf
         self._holds = 0
+        self._open_ended = False  # run without until: it ends when nothing is left
+        self._stop: simpy.Event | None = None
 
     def run(self, until: float | simpy.Event | None = None) -> Any:
         """Run in real time on a new asyncio loop until ``until`` (a time or an event)."""
@@ -65,10 +67,12 @@ class LoopEnvironment(simpy.Environment):
         self.attach()
         loop = asyncio.get_running_loop()
         stop: simpy.Event | None
+        self._open_ended = until is None
         if until is None or isinstance(until, simpy.Event):
             stop = until
         else:
             stop = self.timeout(max(float(until) - self.now, 0.0))
+        self._stop = stop
         while True:
             self.catch_up()
             if stop is not None and stop.processed:
@@ -105,7 +109,10 @@ class LoopEnvironment(simpy.Environment):
         self.catch_up()
         action()
         self.catch_up()
-        if self.peek() < self._deadline or (self._holds == 0 and self.peek() == math.inf):
+        due = self.peek()
+        if due < self._deadline or (self._open_ended and self._holds == 0 and due == math.inf) or (
+            self._stop is not None and self._stop.processed
+        ):
             self.kick()
 
     def kick(self) -> None:

@@ -24,6 +24,7 @@ It also notes, without failing the run, reversals of something the bank never po
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -99,12 +100,15 @@ def judge(
     """(anomalies, notes) of a live run, by the rules of the module's docstring."""
     posted = sorted(postings, key=lambda p: p.t)
     said = sorted(answers, key=lambda a: a.t)
+    index = _Index(said)
     anomalies: list[LiveAnomaly] = []
-    resolved = {id(p): _resolved_at(p, said) for p in posted}
+    resolved = {id(p): index.resolved_at(p) for p in posted}
     explained: set[int] = set()
     by_key: dict[Key, list[Posted]] = {}
+    alike: dict[tuple[str, str, str, int], list[Posted]] = {}
     for p in posted:
         by_key.setdefault(p.key, []).append(p)
+        alike.setdefault((p.key[0], p.card, p.kind, p.amount_minor), []).append(p)
     for same in by_key.values():
         standing = [p for p in same if p.standing]
         if len(standing) > 1:
@@ -112,23 +116,20 @@ def judge(
                 _twice(same[0].kind), standing[1],
                 f"one request posted {len(standing)} times ({_money(same[0].amount_minor)})"))
             explained.update(id(p) for p in standing[1:])
-    for i, first in enumerate(posted):
-        if not first.standing or id(first) in explained:
-            continue
-        for later in posted[i + 1:]:
-            if (later.key[0], later.card, later.kind, later.amount_minor) != (
-                first.key[0], first.card, first.kind, first.amount_minor,
-            ) or later.key == first.key or not later.standing:
+    for group in alike.values():
+        for i, first in enumerate(group):
+            if not first.standing or id(first) in explained:
                 continue
             done = resolved[id(first)]
-            if done is None or done > later.t:
+            later = next((q for q in group[i + 1:] if q.key != first.key and q.standing
+                          and id(q) not in explained), None)
+            if later is not None and (done is None or done > later.t):
                 anomalies.append(_finding(
                     _twice(first.kind), later,
                     f"{first.card} charged {_money(later.amount_minor)} again (STAN "
                     f"{later.key[1]}) while STAN {first.key[1]}'s answer had not reached the "
                     "terminal; both stand"))
                 explained.update((id(first), id(later)))
-                break
     for p in posted:
         if id(p) in explained:
             continue
@@ -140,14 +141,13 @@ def judge(
                 f"{p.kind} {_money(p.amount_minor)} posted, its answer never reached the "
                 f"terminal; reversed or confirmed {state} (window {window_s:g} s)"))
             continue
-        first_answer = next((a for a in said if a.written and a.key == p.key
-                             and a.mti[:3] in ("021", "023") and a.t >= p.t), None)
-        if first_answer is not None and first_answer.code not in APPROVED and p.standing:
+        code = index.first_code(p)
+        if code is not None and code not in APPROVED and p.standing:
             kind = "charged_shown_unpaid" if p.kind != "refund" else (
                 "refund_shown_failed_but_credited")
             anomalies.append(_finding(
-                kind, p, f"{p.kind} {_money(p.amount_minor)} posted and answered "
-                f"{first_answer.code}; never reversed"))
+                kind, p, f"{p.kind} {_money(p.amount_minor)} posted and answered {code}; "
+                "never reversed"))
     for a in said:
         if a.mti[:3] == "051" and a.code == "95":
             tid, stan = a.fields.get("41", ""), a.fields.get("11", "")
@@ -158,19 +158,45 @@ def judge(
     return anomalies, _notes(said)
 
 
-def _resolved_at(p: Posted, said: list[Answered]) -> float | None:
-    """When P was first resolved (see the module's docstring), or None."""
-    times = [p.reversed_t] if p.reversed_t is not None else []
-    for a in said:
-        if not a.written or a.t < p.t:
-            continue
-        mti = a.mti[:3]
-        if (mti in ("021", "023", "061") and a.key == p.key) or (
-            mti == "051" and a.code == "00" and a.fields.get("41") == p.key[0]
-        ):
-            times.append(a.t)
-            break
-    return min(times, default=None)
+class _Index:
+    """The answers written, by what they are about, in time order."""
+
+    def __init__(self, said: list[Answered]) -> None:
+        self.about: dict[Key, list[float]] = {}  # answers, repeats' and status answers
+        self.codes: dict[Key, list[tuple[float, str]]] = {}  # answers to the request
+        self.closes: dict[str, list[float]] = {}  # batch closes accepted, by terminal
+        for a in said:
+            if not a.written:
+                continue
+            mti = a.mti[:3]
+            if mti == "051":
+                if a.code == "00":
+                    self.closes.setdefault(str(a.fields.get("41")), []).append(a.t)
+                continue
+            key = a.key
+            if mti not in ("021", "023", "061") or key is None:
+                continue
+            self.about.setdefault(key, []).append(a.t)
+            if mti != "061":
+                self.codes.setdefault(key, []).append((a.t, a.code))
+
+    def resolved_at(self, p: Posted) -> float | None:
+        """When P was first resolved (see the module's docstring), or None."""
+        times = [p.reversed_t] if p.reversed_t is not None else []
+        for found in (self.about.get(p.key), self.closes.get(p.key[0])):
+            if found:
+                i = bisect.bisect_left(found, p.t)
+                if i < len(found):
+                    times.append(found[i])
+        return min(times, default=None)
+
+    def first_code(self, p: Posted) -> str | None:
+        """The code of the first answer written to P's request (or a repeat) after it."""
+        found = self.codes.get(p.key)
+        if not found:
+            return None
+        i = bisect.bisect_left(found, (p.t, ""))
+        return found[i][1] if i < len(found) else None
 
 
 def _notes(said: list[Answered]) -> list[LiveAnomaly]:
