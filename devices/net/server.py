@@ -89,14 +89,26 @@ class Wires:
 
 
 class Answer:
-    """What a connection wrote: told to the listener the server was given."""
+    """What a connection wrote (the frame, as the host made it), or lost with it: told to
+    the listener the server was given. ``fields`` decodes it when first read."""
 
-    __slots__ = ("conn", "fields", "written")
+    __slots__ = ("_fields", "conn", "frame", "written")
 
-    def __init__(self, conn: int, fields: dict[str, Any], written: bool) -> None:
+    def __init__(self, conn: int, frame: bytes, written: bool) -> None:
         self.conn = conn
-        self.fields = fields
+        self.frame = frame
         self.written = written
+        self._fields: dict[str, Any] | None = None
+
+    @property
+    def fields(self) -> dict[str, Any]:
+        """The answer's fields ({} if it does not decode: a ``network.corrupt`` on it)."""
+        if self._fields is None:
+            try:
+                self._fields = dict(decode(self.frame))
+            except ValueError:
+                self._fields = {}
+        return self._fields
 
 
 class LiveServer:
@@ -258,14 +270,10 @@ class _Connection(asyncio.Protocol):
                 self.transport.write(wire[at:at + size])
         elif written:
             self.transport.write(wire)
-        try:
-            fields: dict[str, Any] = dict(decode(frame))
-        except ValueError:
-            fields = {}
         server.trace.emit("live.written" if written else "live.unwritten", conn=self.conn,
-                          mti=fields.get("t"), stan=fields.get("11"), code=fields.get("39"))
+                          size=len(wire))
         if server.on_answer is not None:
-            server.on_answer(Answer(self.conn, fields, written))
+            server.on_answer(Answer(self.conn, frame, written))
 
 
 def _num(value: object) -> float:

@@ -192,7 +192,7 @@ class LiveAcquirer:
         unit = wire_unit(shared, trace, parts)
         self.server = LiveServer(env, trace, unit.link, unit.host, self.framing, tls=tls,
                                  on_answer=self._answered)
-        self.answers: list[Answered] = []
+        self.answers: list[tuple[float, Answer]] = []  # decoded when judged
         self.moves: dict[str, list[tuple[float, tuple[str, str, str]]]] = {
             "bank.posted": [], "bank.reversed": []}
         trace.subscribe("bank.posted", self._moved)
@@ -201,7 +201,7 @@ class LiveAcquirer:
         self._stop = env.event()
 
     def _answered(self, answer: Answer) -> None:
-        self.answers.append(Answered(self.env.now, answer.fields, answer.written))
+        self.answers.append((self.env.now, answer))
 
     def _moved(self, event: Event) -> None:
         f = event.fields
@@ -256,7 +256,8 @@ class LiveAcquirer:
                          "card": cards[p.pan], "rrn": p.rrn, "reversed": p.reversed,
                          "t": round(t, 6)})
         window = scenario.bank.in_doubt_after_s
-        anomalies, notes = judge(postings, self.answers,
+        answers = [Answered(t, a.fields, a.written) for t, a in self.answers]
+        anomalies, notes = judge(postings, answers,
                                  IN_DOUBT_AFTER_S if window is None else window)
         balances = books.balances()
         return LiveResult(
