@@ -134,19 +134,15 @@ FAULTS: dict[str, FaultKind] = {
             "terminal.power_loss",
             "terminal loses power; it reboots after `for_s` (omitted = never)",
         ),
-        FaultKind(
-            "network.close",
-            "the connection is closed instead of answering (live); in the simulation the "
-            "answer is lost",
-            (Param("count", "count", 1, "how many answers"),),
-            connection=True,
-        ),
-        FaultKind(
-            "network.reset",
-            "the connection is reset (RST) instead of answering (live); in the simulation "
-            "the answer is lost",
-            (Param("count", "count", 1, "how many answers"),),
-            connection=True,
+        *(
+            FaultKind(
+                f"network.{name}",
+                f"the connection is {how} instead of answering (live); in the simulation "
+                "the answer is lost",
+                (Param("count", "count", 1, "how many answers"),),
+                connection=True,
+            )
+            for name, how in (("close", "closed"), ("reset", "reset (RST)"))
         ),
         FaultKind(
             "network.split",

@@ -77,11 +77,15 @@ class Client:
     def send_raw(self, data: bytes) -> None:
         self.sock.sendall(data)
 
+    def _head(self, n: int) -> bytes:
+        kind, _, counts_self = self.header.partition("+")
+        n += (4 if kind in ("ascii4", "hex4") else 2) if counts_self else 0
+        return {"len2": n.to_bytes(2, "big"), "len2le": n.to_bytes(2, "little"),
+                "bcd2": bytes.fromhex(f"{n:04d}"), "ascii4": f"{n:04d}".encode(),
+                "hex4": f"{n:04X}".encode()}[kind]
+
     def send(self, message: bytes) -> None:
-        n = len(message)
-        head = {"len2": n.to_bytes(2, "big"), "ascii4": f"{n:04d}".encode(),
-                "len2le": n.to_bytes(2, "little")}[self.header]
-        self.sock.sendall(head + message)
+        self.sock.sendall(self._head(len(message)) + message)
 
     def _exactly(self, n: int) -> bytes:
         data = b""
@@ -93,11 +97,14 @@ class Client:
         return data
 
     def receive(self) -> dict[str, Any]:
-        size = 4 if self.header == "ascii4" else 2
+        kind, _, counts_self = self.header.partition("+")
+        size = 4 if kind in ("ascii4", "hex4") else 2
         head = self._exactly(size)
-        n = (int(head) if self.header == "ascii4"
-             else int.from_bytes(head, "little" if self.header == "len2le" else "big"))
-        return decode(self._exactly(n))
+        n = {"len2": lambda h: int.from_bytes(h, "big"),
+             "len2le": lambda h: int.from_bytes(h, "little"),
+             "bcd2": lambda h: int(h.hex()), "ascii4": int,
+             "hex4": lambda h: int(h, 16)}[kind](head)
+        return decode(self._exactly(n - (size if counts_self else 0)))
 
     def ask(self, doc: dict[str, Any], mac_key: bytes | None = None) -> dict[str, Any]:
         self.send(encode(doc, mac_key))

@@ -77,7 +77,8 @@ def test_a_mac_key_from_the_scenario(serve):
     assert answer["39"] == "00"
 
 
-@pytest.mark.parametrize("framing", ["len2", "len2le", "ascii4"])
+@pytest.mark.parametrize("framing", [k + s for k in ("len2", "len2le", "bcd2", "ascii4", "hex4")
+                                     for s in ("", "+self")])
 def test_framings_serve_the_independent_client(serve, framing):
     run = serve(world(), framing)
     with Client(run.address, header=framing) as client:
