@@ -82,7 +82,8 @@ def test_a_mac_key_from_the_scenario(serve):
 def test_framings_serve_the_independent_client(serve, framing):
     run = serve(world(), framing)
     with Client(run.address, header=framing) as client:
-        assert client.ask(request("0800", 6, **{"70": "301"}))["39"] == "00"
+        echo = client.ask(request("0800", 6, **{"70": "301"}))
+    assert (echo["t"], echo["39"], echo["70"]) == ("0810", "00", "301")  # echo test answered
 
 
 def test_many_messages_on_one_connection_and_many_connections(serve):
