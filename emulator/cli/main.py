@@ -209,7 +209,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.acquirer is not None:
         from emulator.live.client import remote_runner  # noqa: PLC0415  (live mode only)
 
-        run_one = remote_runner(args.acquirer, args.speed, scenarios)
+        run_one = remote_runner(args.acquirer, args.speed, scenarios, args.printer)
     if args.trace_dir is not None:
         args.trace_dir.mkdir(parents=True, exist_ok=True)
     names: set[str] = set()

@@ -12,6 +12,7 @@ end from the bank's postings and the answers its connections wrote.
 from __future__ import annotations
 
 import asyncio
+import queue
 import random
 import ssl
 import threading
@@ -23,6 +24,7 @@ from typing import IO, TYPE_CHECKING, Any
 from devices.errors import ConservationError, ScenarioError
 from devices.net.framing import Framing
 from devices.net.server import Answer, LiveServer, Wires
+from devices.printer.core import JobDone
 from devices.simkit.realtime import LoopEnvironment
 from emulator.engine.trace import Event, Trace
 from emulator.engine.wiring import (
@@ -39,8 +41,11 @@ from emulator.engine.wiring import (
 from emulator.live.oracle import Answered, LiveAnomaly, Posted, judge
 
 if TYPE_CHECKING:
+    import simpy
+
     from devices.fault import ActiveFault
     from devices.ports import CardReader, Printer, TraceSink, Transport
+    from devices.printer.virtual import VirtualPrinter
     from emulator.firmware.messages import Identity
     from emulator.scenario.model import Scenario, StepSpec
 
@@ -48,21 +53,27 @@ __all__ = ["LiveAcquirer", "LiveResult", "Running", "refuse_terminal_faults"]
 
 IN_DOUBT_AFTER_S = 60.0
 """The outside oracle's window when ``[bank] in_doubt_after_s`` is not set."""
+PRINTED_WAIT_S = 5.0
+"""How long judging waits for the virtual printer to finish what it was sent."""
 _OURS = ("bank", "network")
 """The devices whose faults a live acquirer can act on."""
 _OUR_EVENTS = ("bank.", "network.")
 
 
-def refuse_terminal_faults(scenario: Scenario) -> None:
+def refuse_terminal_faults(scenario: Scenario, printer: bool = False) -> None:
     """ScenarioError for the first fault a live acquirer cannot act on: one of a
-    terminal, card reader or printer it does not have, or one triggered by their events."""
+    terminal, card reader or printer it does not have (``printer``: it runs the virtual
+    printer), or one triggered by their events."""
+    ours = (*_OURS, "printer") if printer else _OURS
     for fault in scenario.faults:
         device = fault.fault.split(".", 1)[0]
-        if device not in _OURS:
+        if device not in ours:
             raise ScenarioError(
                 f"{fault.fault} needs posemu's simulated {device}, which a live acquirer does "
                 "not run (the terminal is whatever connects): remove it, or run the scenario "
-                "with posemu run", path=scenario.path, key=f"faults[{fault.index}].fault")
+                "with posemu run" + ("" if printer or device != "printer" else
+                                     " (printer faults: serve with --printer pty)"),
+                path=scenario.path, key=f"faults[{fault.index}].fault")
         if fault.on is not None and not fault.on.startswith(_OUR_EVENTS):
             raise ScenarioError(
                 f"{fault.on} never happens on a live acquirer (it is the terminal's event): "
@@ -165,6 +176,33 @@ def _no_terminal(shared: Shared, trace: TraceSink, transport: Transport, reader:
     return _NoTerminal()
 
 
+_CONTROLS = {"printer.paper_out": ("paper-out", "paper-in"),
+             "printer.paper_jam": ("jam", "clear"),
+             "printer.cover_open": ("cover-open", "cover-close"),
+             "printer.offline": ("off", "on")}
+"""A printer fault as the virtual printer's control lines: (applied, cleared)."""
+
+
+class _PtyPrinter:
+    """The printer port of a live acquirer with ``--printer pty``: the virtual printer the
+    terminal prints on; the scenario's printer faults become its control lines."""
+
+    def __init__(self, printer: VirtualPrinter) -> None:
+        self.printer = printer
+
+    def apply(self, fault: ActiveFault) -> None:
+        self.printer.control(_CONTROLS[fault.kind][0])
+
+    def clear(self, fault: ActiveFault) -> None:
+        self.printer.control(_CONTROLS[fault.kind][1])
+
+    def print_job(self, data: bytes, **about: Any) -> simpy.Process:
+        raise NotImplementedError("the terminal prints on the pty itself")
+
+    def status(self, n: int) -> int | None:
+        return self.printer.status(n)
+
+
 def _wires(shared: Shared, trace: TraceSink) -> Wires:
     return Wires(shared.env, shared.rng, trace)
 
@@ -175,8 +213,11 @@ class LiveAcquirer:
     def __init__(
         self, scenario: Scenario, framing: Framing | None = None,
         tls: ssl.SSLContext | None = None, trace_out: IO[bytes] | None = None,
+        *, printer: VirtualPrinter | None = None,
     ) -> None:
-        refuse_terminal_faults(scenario)
+        refuse_terminal_faults(scenario, printer=printer is not None)
+        self.printer = printer
+        """The virtual printer the terminal prints on (``--printer pty``), or None."""
         self.scenario = scenario
         self.framing = framing or Framing()
         self.env = env = LoopEnvironment()
@@ -188,7 +229,12 @@ class LiveAcquirer:
                         card_infos(scenario), _Tagged(trace))
         self.books = BankBooks(scenario, acquirer)
         self.acquirer = acquirer
-        parts = Parts(sim_printer, _wires, sim_host, _no_terminal)
+        def pty_printer(_shared: Shared, _trace: TraceSink) -> Printer:
+            assert printer is not None
+            return _PtyPrinter(printer)
+
+        parts = Parts(sim_printer if printer is None else pty_printer, _wires, sim_host,
+                      _no_terminal)
         unit = wire_unit(shared, trace, parts)
         self.server = LiveServer(env, trace, unit.link, unit.host, self.framing, tls=tls,
                                  on_answer=self._answered)
@@ -199,6 +245,7 @@ class LiveAcquirer:
         trace.subscribe("bank.reversed", self._moved)
         self.address: tuple[str, int] | None = None
         self._stop = env.event()
+        self._receipts: list[str] = []
 
     def _answered(self, answer: Answer) -> None:
         self.answers.append((self.env.now, answer))
@@ -206,6 +253,19 @@ class LiveAcquirer:
     def _moved(self, event: Event) -> None:
         f = event.fields
         self.moves[event.name].append((event.t, (f["terminal_id"], f["stan"], f["f7"])))
+
+    def receipts(self) -> list[str]:
+        """The texts of the receipts the virtual printer completed so far."""
+        assert self.printer is not None
+        self.printer.wait_printed(PRINTED_WAIT_S)
+        while True:
+            try:
+                job = self.printer.jobs.get_nowait()
+            except queue.Empty:
+                break
+            if isinstance(job, JobDone):
+                self._receipts.append(job.text)
+        return list(self._receipts)
 
     def stop(self) -> None:
         """End :meth:`serve` (from the loop's thread: a signal handler, a callback)."""
@@ -258,7 +318,8 @@ class LiveAcquirer:
         window = scenario.bank.in_doubt_after_s
         answers = [Answered(t, a.fields, a.written) for t, a in self.answers]
         anomalies, notes = judge(postings, answers,
-                                 IN_DOUBT_AFTER_S if window is None else window)
+                                 IN_DOUBT_AFTER_S if window is None else window,
+                                 self.receipts() if self.printer is not None else None)
         balances = books.balances()
         return LiveResult(
             scenario, self.address or ("", 0), anomalies, notes, balances, rows,

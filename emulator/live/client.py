@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import ssl
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 from devices.errors import ScenarioError, UsageError
@@ -134,29 +134,54 @@ class _RemoteWorld(World):
         return [*events, *believed]
 
 
-def run_remote(scenario: Scenario, url: str | Remote, speed: float = 1.0) -> Result:
+def run_remote(scenario: Scenario, url: str | Remote, speed: float = 1.0,
+               printer: str | None = None) -> Result:
     """Run ``scenario``'s terminal against the acquirer at ``url``, in real time (``speed``
-    simulated seconds per second); judged from the terminal's side."""
+    simulated seconds per second), printing on the serial ``printer`` if given (as
+    ``--printer``; a ``posemu acquirer --printer pty``'s); judged from the terminal's side."""
     refuse_bank_faults(scenario)
     remote = parse_url(url) if isinstance(url, str) else url
     env = LoopEnvironment(speed)
+    if printer is not None:
+        return _with_printer(scenario, remote, env, printer)
 
+    return _RemoteWorld(scenario, env=env, parts=_parts(env, remote)).run()
+
+
+def _parts(env: LoopEnvironment, remote: Remote) -> Parts[Any, TcpLink, _NoBank, Any]:
     def tcp(shared: Shared, trace: TraceSink) -> TcpLink:
         return TcpLink(TcpTransport(env, trace, remote.address, remote.framing, remote.tls))
 
     def no_bank(shared: Shared, trace: TraceSink, transport: Transport) -> _NoBank:
         return _NoBank()
 
-    parts = Parts(sim_printer, tcp, no_bank, sim_terminal)
-    return _RemoteWorld(scenario, env=env, parts=parts).run()
+    return Parts(sim_printer, tcp, no_bank, sim_terminal)
+
+
+def _with_printer(scenario: Scenario, remote: Remote, env: LoopEnvironment,
+                  spec: str) -> Result:
+    """A run whose printer is on a serial port: it ends once the terminal is idle (the
+    printer's poller would keep it going), as a bench run does."""
+    from emulator.engine import bench  # noqa: PLC0415  (loads pyserial when the port opens)
+
+    bench.refuse_printer_faults(scenario)
+    shell = bench._Bench(scenario, spec)
+    try:
+        world = _RemoteWorld(scenario, env=env, printer=shell.make_printer,
+                             parts=_parts(env, remote))
+        until = (scenario.until_s if scenario.until_s is not None
+                 else env.process(bench._until_idle(world)))
+        return world.run(until=until)
+    finally:
+        shell.close()
 
 
 def remote_runner(url: str, speed: float | None, scenarios: list[Scenario],
-                  ) -> Callable[[Scenario], Result]:
+                  printer: str | None = None) -> Callable[[Scenario], Result]:
     """``posemu run --acquirer``: everything checked before anything runs; the runner."""
     if speed is not None and not speed > 0:
         raise UsageError(f"--speed must be more than 0, not {speed}")
     remote = parse_url(url)
     for scenario in scenarios:
         refuse_bank_faults(scenario)
-    return lambda scenario: run_remote(scenario, remote, speed or 1.0)
+    return lambda scenario: run_remote(scenario, remote, speed or 1.0, printer)

@@ -14,10 +14,14 @@ import json
 import signal
 import ssl
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from devices.errors import DeviceError, UsageError
 from devices.net.framing import FRAMINGS, Framing
+
+if TYPE_CHECKING:
+    from devices.printer.virtual import VirtualPrinter
+    from emulator.scenario.model import Scenario
 
 __all__ = ["add_parser", "parse_address", "run_command", "tls_server_context"]
 
@@ -39,6 +43,9 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
     live.add_argument("--tls-key", type=Path, metavar="FILE", help="serve TLS: private key")
     live.add_argument("--tls-client-ca", type=Path, metavar="FILE",
                       help="mutual TLS: clients must show a certificate signed by this CA")
+    live.add_argument("--printer", metavar="pty[?baudrate=N]",
+                      help="also run the virtual ESC/POS printer the terminal prints on "
+                           "(second line 'PTY <path>'); receipts are matched to postings")
     live.add_argument("--trace", type=Path, metavar="FILE",
                       help="stream the trace here as it happens (JSON Lines, flushed per event)")
     live.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
@@ -75,6 +82,26 @@ def tls_server_context(cert: Path, key: Path, client_ca: Path | None) -> ssl.SSL
     return context
 
 
+def parse_printer(spec: str) -> int:
+    """``pty[?baudrate=N]`` to the baud rate (9600 by default); UsageError otherwise."""
+    kind, _, query = spec.partition("?")
+    name, _, value = query.partition("=")
+    if kind != "pty" or (query and (name != "baudrate" or not value.isdigit())):
+        raise UsageError(f"--printer must be pty[?baudrate=N], not {spec!r}")
+    return int(value) if query else 9600
+
+
+def virtual_printer(scenario: Scenario, baudrate: int) -> VirtualPrinter:
+    """The virtual printer of ``--printer pty``, with the scenario's ``[printer]``."""
+    from devices.printer.virtual import VirtualPrinter  # noqa: PLC0415
+
+    try:
+        return VirtualPrinter(paper_m=scenario.printer.paper_m,
+                              lines_per_s=scenario.printer.lines_per_s, baudrate=baudrate)
+    except ValueError as exc:
+        raise UsageError(f"--printer: {exc}") from exc
+
+
 def run_command(args: argparse.Namespace) -> int:
     """Serve, then report; the exit status."""
     from emulator.live.acquirer import LiveAcquirer  # noqa: PLC0415  (loads the engine)
@@ -91,25 +118,32 @@ def run_command(args: argparse.Namespace) -> int:
         raise UsageError("--tls-cert and --tls-key go together")
     if args.tls_client_ca is not None and args.tls_cert is None:
         raise UsageError("--tls-client-ca needs --tls-cert and --tls-key")
+    baudrate = None if args.printer is None else parse_printer(args.printer)
     scenario = load_scenario(args.path)
     tls = None if args.tls_cert is None else tls_server_context(
         args.tls_cert, args.tls_key, args.tls_client_ca)
+    printer = None if baudrate is None else virtual_printer(scenario, baudrate)
     out: IO[bytes] | None = None if args.trace is None else open(args.trace, "wb")  # noqa: SIM115
     try:
-        acquirer = LiveAcquirer(scenario, framing, tls, out)
+        acquirer = LiveAcquirer(scenario, framing, tls, out, printer=printer)
+
+        def ready(address: tuple[str, int]) -> None:
+            print(f"LISTEN {address[0]}:{address[1]}", flush=True)
+            if printer is not None:
+                print(f"PTY {printer.path}", flush=True)
 
         async def serve() -> Any:
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, acquirer.stop)
-            return await acquirer.serve(
-                host, port, duration_s=args.duration,
-                ready=lambda a: print(f"LISTEN {a[0]}:{a[1]}", flush=True))
+            return await acquirer.serve(host, port, duration_s=args.duration, ready=ready)
 
         result = asyncio.run(serve())
     finally:
         if out is not None:
             out.close()
+        if printer is not None:
+            printer.close()
     if args.json:
         print(json.dumps(result.to_json()), flush=True)
     else:

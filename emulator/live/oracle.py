@@ -18,6 +18,12 @@ in short, for a posting P of transaction key K = (terminal id, STAN, field 7):
 - ``batch_out_of_balance``: a batch close answered 95 (the terminal's totals differ from
   the bank's postings).
 
+With the acquirer's virtual printer attached (``--printer pty``), the receipts the
+terminal printed are matched to the sales standing (by RRN, or terminal id and STAN):
+
+- ``charged_no_receipt``: approved, standing, and no receipt naming it came out;
+- ``charged_shown_unpaid``: standing, and the receipts naming it do not say approved.
+
 It also notes, without failing the run, reversals of something the bank never posted
 (answered 25) and reversals of something already reversed.
 """
@@ -25,11 +31,12 @@ It also notes, without failing the run, reversals of something the bank never po
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable, Mapping
+import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Answered", "LiveAnomaly", "Posted", "judge"]
+__all__ = ["Answered", "LiveAnomaly", "Posted", "Receipt", "judge"]
 
 Key = tuple[str, str, str]
 APPROVED = frozenset({"00", "10"})
@@ -96,8 +103,11 @@ class LiveAnomaly:
 
 def judge(
     postings: Iterable[Posted], answers: Iterable[Answered], window_s: float,
+    receipts: Sequence[str] | None = None,
 ) -> tuple[list[LiveAnomaly], list[LiveAnomaly]]:
-    """(anomalies, notes) of a live run, by the rules of the module's docstring."""
+    """(anomalies, notes) of a live run, by the rules of the module's docstring;
+    ``receipts``, the texts of the receipts the terminal completed (through the cut) when
+    its printer is the acquirer's (None: no printer attached)."""
     posted = sorted(postings, key=lambda p: p.t)
     said = sorted(answers, key=lambda a: a.t)
     index = _Index(said)
@@ -148,6 +158,12 @@ def judge(
             anomalies.append(_finding(
                 kind, p, f"{p.kind} {_money(p.amount_minor)} posted and answered {code}; "
                 "never reversed"))
+    if receipts is not None:
+        anomalies.extend(_by_receipts(
+            [p for p in posted if p.standing and id(p) not in explained
+             and p.kind == "sale" and not any(a.stan == p.key[1] and a.terminal_id == p.key[0]
+                                             for a in anomalies)],
+            [Receipt(text) for text in receipts], index))
     for a in said:
         if a.mti[:3] == "051" and a.code == "95":
             tid, stan = a.fields.get("41", ""), a.fields.get("11", "")
@@ -158,6 +174,51 @@ def judge(
     return anomalies, _notes(said)
 
 
+_TOKEN = re.compile(r"[A-Za-z0-9]+")
+_APPROVED = re.compile(r"\bAPPROV(?:ED|AL)\b")
+_FAILED = re.compile(r"\b(?:DECLINED|NOT APPROVED|FAILED|ERROR|UNPAID|CANCELL?ED|VOID(?:ED)?|"
+                     r"NOT COMPLETED|TIMEOUT|TIMED OUT)\b")
+
+
+class Receipt:
+    """A receipt's text as the printer completed it, read for what the oracle matches."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text.upper()
+        self.tokens = frozenset(_TOKEN.findall(self.text))
+
+    def names(self, p: Posted, rrn: str | None) -> bool:
+        """It names P: P's RRN, or its terminal id and STAN, are on it."""
+        if rrn and rrn in self.tokens:
+            return True
+        return p.key[1] in self.tokens and p.key[0].upper() in self.tokens
+
+    @property
+    def approved(self) -> bool:
+        """It says approved and nothing that says otherwise."""
+        return bool(_APPROVED.search(self.text)) and not _FAILED.search(self.text)
+
+
+def _by_receipts(standing: list[Posted], receipts: list[Receipt],
+                 index: _Index) -> list[LiveAnomaly]:
+    """``charged_no_receipt`` and ``charged_shown_unpaid`` from the receipts printed."""
+    found = []
+    for p in standing:
+        rrn = index.rrns.get(p.key)
+        about = [r for r in receipts if r.names(p, rrn)]
+        if any(r.approved for r in about):
+            continue
+        if about:
+            found.append(_finding("charged_shown_unpaid", p,
+                                  f"sale {_money(p.amount_minor)} stands; its receipt does not "
+                                  "say approved"))
+        elif index.first_code(p) in APPROVED:
+            found.append(_finding("charged_no_receipt", p,
+                                  f"sale {_money(p.amount_minor)} approved and stands; no "
+                                  "receipt naming it came out of the printer"))
+    return found
+
+
 class _Index:
     """The answers written, by what they are about, in time order."""
 
@@ -165,6 +226,7 @@ class _Index:
         self.about: dict[Key, list[float]] = {}  # answers, repeats' and status answers
         self.codes: dict[Key, list[tuple[float, str]]] = {}  # answers to the request
         self.closes: dict[str, list[float]] = {}  # batch closes accepted, by terminal
+        self.rrns: dict[Key, str] = {}  # the RRN an answer gave each transaction
         for a in said:
             if not a.written:
                 continue
@@ -177,6 +239,9 @@ class _Index:
             if mti not in ("021", "023", "061") or key is None:
                 continue
             self.about.setdefault(key, []).append(a.t)
+            rrn = a.fields.get("37")
+            if isinstance(rrn, str):
+                self.rrns.setdefault(key, rrn)
             if mti != "061":
                 self.codes.setdefault(key, []).append((a.t, a.code))
 

@@ -85,6 +85,7 @@ def test_terminal_faults_are_refused_naming_them(scenario: Path,
     code, out, err = cli(capsys, "acquirer", scenario)
     assert code == 2
     assert "faults[0].fault" in err
+    assert "--printer pty" in err
     assert "printer.paper_jam" in err
     assert out == ""
 
@@ -151,3 +152,18 @@ def test_no_acquirer_listening_is_a_refused_connection(scenario: Path):
     result = run_remote(load_scenario(scenario), f"tcp://127.0.0.1:{port}", speed=50)
     assert [e.name for e in result.trace.events].count("tcp.refused") >= 1
     assert result.steps[0].end_state in ("declined", "cancelled")
+
+
+def test_printer_pty_is_the_second_line(scenario: Path, capsys: pytest.CaptureFixture[str]):
+    scenario.write_text(SCENARIO + '[[faults]]\nfault = "printer.paper_jam"\nat_s = 0\n')
+    code, out, err = cli(capsys, "acquirer", scenario, "--printer", "pty", "--duration", "0.2")
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0].startswith("LISTEN 127.0.0.1:")
+    assert lines[1].startswith("PTY /dev/")
+
+
+def test_a_bad_printer_exits_2(scenario: Path, capsys: pytest.CaptureFixture[str]):
+    code, _, err = cli(capsys, "acquirer", scenario, "--printer", "serial:/dev/ttyS0")
+    assert code == 2
+    assert "pty[?baudrate=N]" in err
