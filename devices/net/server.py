@@ -58,6 +58,9 @@ class Wires:
         self.connection_faults = FaultBoard()
         """:data:`CONNECTION_FAULTS`, read by a connection as it writes an answer."""
         self.links: dict[int, Link] = {}
+        self.direct = True
+        """Frames may skip the links while no ``network.*`` fault is in force (False when a
+        fault is triggered by a link's event: then every frame must make it)."""
         self.terminal_end = Idle(env)
         self.bank_end = Idle(env)
 
@@ -73,6 +76,11 @@ class Wires:
     def clear(self, fault: ActiveFault) -> None:
         self.faults.remove(fault)
         self.connection_faults.remove(fault)
+
+    @property
+    def bypass(self) -> bool:
+        """True when a frame may go straight between its connection and the host."""
+        return self.direct and not self.faults
 
     def open(self, conn: int) -> Link:
         """A link for connection ``conn``, on the shared fault board."""
@@ -179,7 +187,7 @@ class _Connection(asyncio.Protocol):
         def opened() -> None:
             server.trace.emit("live.connected", conn=self.conn, peer=f"{peer[0]}:{peer[1]}")
             self.link = server.wires.open(self.conn)
-            server.bank.serve(self.link.bank_end)
+            server.bank.serve(_HostEnd(self, self.link))
             env.process(self._answers(self.link))
 
         env.deliver(opened)
@@ -206,7 +214,22 @@ class _Connection(asyncio.Protocol):
         for frame in frames:
             if frame.tpdu is not None:
                 self.tpdu = frame.tpdu
-            link.terminal_end.send(to_internal(frame.message), conn=self.conn)
+            if self.server.wires.bypass:
+                link.inbox[TO_BANK].put(to_internal(frame.message))
+            else:
+                link.terminal_end.send(to_internal(frame.message), conn=self.conn)
+
+    def answer(self, frame: bytes | Refused) -> None:
+        """An answer straight from the host (the link bypassed): written now, or by a
+        process when a connection fault may delay it."""
+        if isinstance(frame, Refused):
+            self.why = "refused: bank.down"
+            self.transport.abort()
+        elif self.server.wires.connection_faults:
+            self.server.env.process(self._write(self.server.env, frame))
+        else:
+            for _ in self._write(self.server.env, frame):  # no split: it never waits
+                raise AssertionError("a write without connection faults waited")
 
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.lost.done():
@@ -274,6 +297,29 @@ class _Connection(asyncio.Protocol):
                           size=len(wire))
         if server.on_answer is not None:
             server.on_answer(Answer(self.conn, frame, written))
+
+
+class _HostEnd:
+    """The host's end of a connection: from its link, and answers back through the link,
+    or straight to the connection while the link may be bypassed."""
+
+    __slots__ = ("_connection", "_end")
+
+    def __init__(self, connection: _Connection, link: Link) -> None:
+        self._connection = connection
+        self._end = link.bank_end
+
+    def send(self, frame: bytes | Refused, **about: Any) -> None:
+        if self._connection.server.wires.bypass:
+            self._connection.answer(frame)
+        else:
+            self._end.send(frame, **about)
+
+    def receive(self) -> Any:
+        return self._end.receive()
+
+    def discard(self) -> None:
+        self._end.discard()
 
 
 def _num(value: object) -> float:

@@ -236,6 +236,8 @@ class LiveAcquirer:
         parts = Parts(sim_printer if printer is None else pty_printer, _wires, sim_host,
                       _no_terminal)
         unit = wire_unit(shared, trace, parts)
+        unit.link.direct = not any(f.on is not None and f.on.startswith("network.")
+                                   for f in scenario.faults)
         self.server = LiveServer(env, trace, unit.link, unit.host, self.framing, tls=tls,
                                  on_answer=self._answered)
         self.answers: list[tuple[float, Answer]] = []  # decoded when judged

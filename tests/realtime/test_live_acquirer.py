@@ -246,3 +246,16 @@ def test_a_request_dropped_on_the_way_moves_nothing(serve):
         assert client.ask(request("0200", 45))["39"] == "00"  # count = 1
     result = run.stop()
     assert [p["stan"] for p in result.postings] == ["000045"]
+
+
+def test_a_fault_triggered_by_a_link_event_still_fires(serve):
+    drop = {"fault": "network.drop", "on": "network.sent", "nth": 1, "direction": "to_bank"}
+    run = serve({**world(), "faults": [drop]})
+    with Client(run.address) as client:
+        client.send(encode(request("0200", 46)))  # the first frame on the link: dropped
+        client.sock.settimeout(0.15)
+        with pytest.raises(TimeoutError):
+            client.receive()
+        client.sock.settimeout(3)
+        assert client.ask(request("0200", 47))["39"] == "00"
+    assert [p["stan"] for p in run.stop().postings] == ["000047"]
