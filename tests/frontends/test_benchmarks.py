@@ -154,3 +154,14 @@ def test_help_runs_as_a_script_from_the_repo_root(script: str) -> None:
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("usage:")
     assert "--runs" in proc.stdout
+
+
+def test_live(capsys: pytest.CaptureFixture[str]) -> None:
+    from benchmarks import live  # noqa: PLC0415  (starts two servers: only here)
+
+    live.main(["--terminals", "2", "--seconds", "0.2"])
+    out = capsys.readouterr().out
+    check_common(out, verdicts=2)
+    assert number(out, "minimal asyncio server:") > 0
+    assert number(out, "posemu acquirer:") > 0
+    assert number(out, "ratio posemu / minimal:") > 0
