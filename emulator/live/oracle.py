@@ -14,7 +14,8 @@ in short, for a posting P of transaction key K = (terminal id, STAN, field 7):
   standing at the end; or two postings of one key standing. The first is then reported
   here, not as ``in_doubt``.
 - ``charged_shown_unpaid`` (``refund_shown_failed_but_credited``): the answer written
-  for P said anything but approved, yet P stands at the end.
+  for P said anything but approved, yet P stands at the end, and no status answer
+  (0610, 00) told the terminal otherwise.
 - ``batch_out_of_balance``: a batch close answered 95 (the terminal's totals differ from
   the bank's postings).
 
@@ -22,7 +23,9 @@ With the acquirer's virtual printer attached (``--printer pty``), the receipts t
 terminal printed are matched to the sales standing (by RRN, or terminal id and STAN):
 
 - ``charged_no_receipt``: approved, standing, and no receipt naming it came out;
-- ``charged_shown_unpaid``: standing, and the receipts naming it do not say approved.
+- ``charged_shown_unpaid``: standing, and the receipts naming it do not say approved;
+- ``wrong_amount``: an approved receipt naming it shows sums of money, none of them the
+  amount the bank moved.
 
 It also notes, without failing the run, reversals of something the bank never posted
 (answered 25) and reversals of something already reversed.
@@ -152,7 +155,7 @@ def judge(
                 f"terminal; reversed or confirmed {state} (window {window_s:g} s)"))
             continue
         code = index.first_code(p)
-        if code is not None and code not in APPROVED and p.standing:
+        if code is not None and code not in APPROVED and p.standing and not index.told_standing(p):
             kind = "charged_shown_unpaid" if p.kind != "refund" else (
                 "refund_shown_failed_but_credited")
             anomalies.append(_finding(
@@ -175,6 +178,7 @@ def judge(
 
 
 _TOKEN = re.compile(r"[A-Za-z0-9]+")
+_MONEY = re.compile(r"(?<![\d.,])\d{1,3}(?:,\d{3})*\.\d{2}(?![\d.])|(?<![\d.,])\d+\.\d{2}(?![\d.])")
 _APPROVED = re.compile(r"\bAPPROV(?:ED|AL)\b")
 _FAILED = re.compile(r"\b(?:DECLINED|NOT APPROVED|FAILED|ERROR|UNPAID|CANCELL?ED|VOID(?:ED)?|"
                      r"NOT COMPLETED|TIMEOUT|TIMED OUT)\b")
@@ -194,6 +198,11 @@ class Receipt:
         return p.key[1] in self.tokens and p.key[0].upper() in self.tokens
 
     @property
+    def amounts(self) -> frozenset[str]:
+        """The sums of money on it (``12.50``; thousands separators dropped)."""
+        return frozenset(m.replace(",", "") for m in _MONEY.findall(self.text))
+
+    @property
     def approved(self) -> bool:
         """It says approved and nothing that says otherwise."""
         return bool(_APPROVED.search(self.text)) and not _FAILED.search(self.text)
@@ -206,7 +215,13 @@ def _by_receipts(standing: list[Posted], receipts: list[Receipt],
     for p in standing:
         rrn = index.rrns.get(p.key)
         about = [r for r in receipts if r.names(p, rrn)]
-        if any(r.approved for r in about):
+        approved = [r for r in about if r.approved]
+        if approved:
+            money = _money(p.amount_minor)
+            shown = sorted({a for r in approved for a in r.amounts})
+            if shown and money not in shown:
+                found.append(_finding("wrong_amount", p,
+                                      f"receipt shows {' / '.join(shown)}, bank moved {money}"))
             continue
         if about:
             found.append(_finding("charged_shown_unpaid", p,
@@ -227,6 +242,7 @@ class _Index:
         self.codes: dict[Key, list[tuple[float, str]]] = {}  # answers to the request
         self.closes: dict[str, list[float]] = {}  # batch closes accepted, by terminal
         self.rrns: dict[Key, str] = {}  # the RRN an answer gave each transaction
+        self.standing: dict[Key, list[float]] = {}  # status answers: it stands
         for a in said:
             if not a.written:
                 continue
@@ -244,6 +260,8 @@ class _Index:
                 self.rrns.setdefault(key, rrn)
             if mti != "061":
                 self.codes.setdefault(key, []).append((a.t, a.code))
+            elif a.code == "00":
+                self.standing.setdefault(key, []).append(a.t)
 
     def resolved_at(self, p: Posted) -> float | None:
         """When P was first resolved (see the module's docstring), or None."""
@@ -254,6 +272,11 @@ class _Index:
                 if i < len(found):
                     times.append(found[i])
         return min(times, default=None)
+
+    def told_standing(self, p: Posted) -> bool:
+        """A status answer (0610, 00) about P was written after it: the terminal learned
+        that P stands."""
+        return any(t >= p.t for t in self.standing.get(p.key, ()))
 
     def first_code(self, p: Posted) -> str | None:
         """The code of the first answer written to P's request (or a repeat) after it."""

@@ -106,3 +106,15 @@ def test_receipts_name_a_posting_by_rrn_or_terminal_and_stan():
     assert not Receipt("TID TERM0002\nSTAN 000042").names(p, None)
     assert Receipt("SALE\nAPPROVED\nSTAN 000042").approved
     assert not Receipt("SALE\nDECLINED\nSTAN 000042").approved
+
+
+PARTIAL = {"fault": "bank.respond", "at_s": 0, "code": "10", "amount": "7.50", "count": 1}
+
+
+@pytest.mark.parametrize(("profile", "found"), [("naive", ["wrong_amount"]), ("robust", [])])
+def test_transfer_error_judged_by_the_receipt(acquirer, tmp_path, profile, found):
+    run, printer = acquirer([PARTIAL])
+    terminal(tmp_path, profile, run.address, printer.path)
+    bank = run.stop()
+    assert [a.kind for a in bank.anomalies] == found  # naive printed 12.50, 7.50 moved
+    assert bank.balances_minor["alice"] == 10000 - 750

@@ -33,12 +33,12 @@ def bank(**extra: Any) -> dict[str, Any]:
             "bank": {"processing_s": 0.0, "in_doubt_after_s": 0.6}, **extra}
 
 
-def terminal(tmp_path: Path, profile: str, **knobs: Any) -> Path:
-    """The terminal's side: the cards, the profile, one sale of 30.00."""
+def terminal(tmp_path: Path, profile: str, do: str = "sale", **knobs: Any) -> Path:
+    """The terminal's side: the cards, the profile, one sale (or refund) of 30.00."""
     lines = ["format = 1", 'name = "story terminal"', "[terminal]", f'profile = "{profile}"',
              "response_timeout_s = 4", *(f"{k} = {json.dumps(v)}" for k, v in knobs.items()),
              "[[cards]]", 'id = "dave"', 'pan = "4012888888881881"', 'balance = "80.00"',
-             "[[steps]]", 'id = "s1"', 'do = "sale"', 'card = "dave"', 'amount = "30.00"']
+             "[[steps]]", 'id = "s1"', f'do = "{do}"', 'card = "dave"', 'amount = "30.00"']
     path = tmp_path / f"terminal-{profile}.toml"
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -106,3 +106,24 @@ def test_a_repeat_with_the_same_stan_is_charged_once(acquirer, tmp_path):
     assert seen["steps"][0]["end_state"] == "approved"
     assert kinds(bank_side) == []
     assert bank_side.balances_minor["dave"] == 5000
+
+
+SYSTEM_ERROR = {"fault": "bank.respond", "at_s": 0, "code": "96", "posted": True}
+
+
+def test_refund_shows_system_error_reproduced_with_naive(acquirer, tmp_path):
+    run = acquirer(bank(faults=[SYSTEM_ERROR]))
+    seen = run_terminal(terminal(tmp_path, "naive", "refund"), run.address)
+    bank_side = run.stop()
+    assert seen["steps"][0]["end_state"] == "refund_failed"  # what the terminal showed
+    assert set(kinds(bank_side)) == {"refund_shown_failed_but_credited"}
+    assert bank_side.balances_minor["dave"] > 8000 + 3000  # credited more than once
+
+
+def test_refund_shows_system_error_prevented_with_robust(acquirer, tmp_path):
+    run = acquirer(bank(faults=[SYSTEM_ERROR]))
+    seen = run_terminal(terminal(tmp_path, "robust", "refund"), run.address)
+    bank_side = run.stop()
+    assert seen["steps"][0]["end_state"] == "refunded"  # it asked the status: credited
+    assert kinds(bank_side) == []
+    assert bank_side.balances_minor["dave"] == 11000

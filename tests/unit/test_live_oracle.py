@@ -90,3 +90,32 @@ def test_reversals_of_nothing_or_twice_are_noted_not_failed():
     assert anomalies == []
     assert [(n.kind, n.stan) for n in notes] == [("reversal_of_unknown", "000007"),
                                                  ("reversal_repeated", "000007")]
+
+
+def test_a_status_answer_that_it_stands_tells_the_terminal_the_truth():
+    status = answer("0610", "000002", 2.0, **{"90": ORIGINAL.format(stan="000001")})
+    assert kinds([posted("000001", kind="refund")],
+                 [answer("0210", "000001", 1.0, code="96"), status]) == []
+
+
+def receipt(stan: str, result: str, amount: str = "10.00") -> str:
+    return f"TID {TID}\nSALE\nAMOUNT EUR {amount}\n{result}\nSTAN {stan}\nRRN 000000000001\n"
+
+
+def with_receipts(receipts: list[str], code: str = "00") -> list[str]:
+    found = judge([posted("000001")], [answer("0210", "000001", 1.0, code=code, **{
+        "37": "000000000001"})], 10.0, receipts)[0]
+    return [a.kind for a in found]
+
+
+def test_receipts_judge_what_the_terminal_printed():
+    assert with_receipts([receipt("000001", "APPROVED")]) == []
+    assert with_receipts([]) == ["charged_no_receipt"]
+    assert with_receipts([receipt("000001", "DECLINED")]) == ["charged_shown_unpaid"]
+    assert with_receipts([receipt("000001", "APPROVED", "30.00")]) == ["wrong_amount"]
+    assert with_receipts([receipt("000099", "APPROVED").replace("RRN 000000000001", "")]) == [
+        "charged_no_receipt"]  # another sale's receipt
+
+
+def test_without_a_printer_receipts_are_not_judged():
+    assert kinds([posted("000001")], [answer("0210", "000001", 1.0)]) == []
