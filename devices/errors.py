@@ -7,6 +7,7 @@
     ├── TraceError (ValueError)         a trace file cannot be read back
     ├── PrinterDecodeError (ValueError) bytes that are not a well-formed ESC/POS stream
     ├── MessageError (ValueError)       an ISO 8583 frame that does not decode: field, pos
+    ├── FramingError (ValueError)       bytes on a live connection that are not a frame
     ├── DeviceError (OSError)           real hardware or I/O failed (exit status 3)
     ├── ConservationError (RuntimeError) money was created or destroyed: a bug of posemu
     └── LedgerMismatchError (RuntimeError) ledger and trace disagree: a bug of posemu
@@ -75,6 +76,11 @@ class MessageError(PosemuError, ValueError):
         self.pos = pos
         self.partial = partial or {}
         super().__init__(message)
+
+
+class FramingError(PosemuError, ValueError):
+    """Bytes received on a live connection that are not a frame of its framing (a length
+    header that is not one, a length out of bounds); the message names the bytes."""
 
 
 class DeviceError(PosemuError, OSError):

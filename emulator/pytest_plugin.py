@@ -21,8 +21,9 @@ import os
 import re
 import tomllib
 from argparse import ArgumentTypeError
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -255,3 +256,40 @@ def describe_failure(result: Result, path: str, page: Path | None = None) -> str
     if page is not None:
         lines.append(f"html report: {page}")
     return "\n".join(lines)
+
+
+@pytest.fixture
+def posemu_acquirer(request: pytest.FixtureRequest) -> Iterator[Callable[..., Any]]:
+    """Start posemu's live acquirer in-process on 127.0.0.1, a free port (docs/live.md).
+
+    ``acquirer = posemu_acquirer("bank.toml")`` (a path or a scenario dict; ``framing=``,
+    ``tpdu=``, ``tls=`` an ``ssl.SSLContext``) serves at ``acquirer.address`` at once;
+    ``acquirer.stop()`` returns its result (``anomalies``, ``balances_minor``,
+    ``postings``, ``passed``). Whatever the test did not stop is stopped after it, and
+    fails the test when the outside oracle found what ``[expect]`` does not list.
+    """
+    from emulator.live.acquirer import LiveAcquirer, Running  # noqa: PLC0415  (live mode only)
+
+    started: list[Running] = []
+
+    def start(scenario: str | os.PathLike[str] | dict[str, Any], *, framing: str = "len2",
+              tpdu: bool = False, tls: Any = None) -> Running:
+        from devices.net.framing import Framing  # noqa: PLC0415
+        from emulator.scenario.load import load_scenario, scenario_from_dict  # noqa: PLC0415
+
+        loaded = (scenario_from_dict(scenario) if isinstance(scenario, dict)
+                  else load_scenario(scenario))
+        run = Running(LiveAcquirer(loaded, Framing.parse(framing, tpdu=tpdu), tls))
+        started.append(run.__enter__())
+        return run
+
+    yield start
+    failures = []
+    for run in started:
+        if run.stopped_by_test:
+            continue
+        done = run.close()
+        if not done.passed:
+            failures.extend(done.failures)
+    if failures:
+        pytest.fail("posemu acquirer: " + "; ".join(failures), pytrace=False)

@@ -49,7 +49,7 @@ __all__ = ["Account", "Acquirer", "Forced", "Posting", "Reply"]
 APPROVED = frozenset({"00", "10"})
 LATE = "68"
 """Answer to an original that arrives after its own reversal: never posted."""
-_ECHO = ("3", "4", "7", "11", "12", "13", "41", "42", "49", "90")
+_ECHO = ("3", "4", "7", "11", "12", "13", "41", "42", "49", "70", "90")
 
 
 @dataclass(frozen=True)

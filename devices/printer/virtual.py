@@ -28,6 +28,7 @@ import signal
 import sys
 import termios
 import threading
+import time
 import tty
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -109,6 +110,7 @@ class VirtualPrinter:
         self._buffer: deque[tuple[bytes, float]] = deque()
         self._buffered = 0
         self._busy = False                      # XOFF sent, XON not yet
+        self._feeding = False                   # a chunk taken off the buffer, not yet out
         self._carry = b""                       # a DLE command cut by a read
         self._tokens = Interpreter().tokens
         self._garbled = False
@@ -149,6 +151,18 @@ class VirtualPrinter:
     def busy(self) -> bool:
         """XOFF was sent and XON not yet: the receive buffer is (nearly) full."""
         return self._busy
+
+    def wait_printed(self, timeout_s: float) -> bool:
+        """Wait (at most ``timeout_s``) until everything received has been printed and its
+        jobs handed to ``jobs``; True if so."""
+        deadline = time.monotonic() + timeout_s
+        with self._ready:
+            while (self._buffer or self._feeding) and not self._stopping.is_set():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._ready.wait(min(left, 0.05))  # the print loop does not notify
+        return True
 
     def status(self, n: int) -> int | None:
         """What DLE EOT ``n`` would answer now."""
@@ -272,6 +286,7 @@ class VirtualPrinter:
                     return
                 chunk, cost = self._buffer.popleft()
                 self._buffered -= len(chunk)
+                self._feeding = True
                 outs = self.core.feed(chunk)
                 if self._pngs is not None:
                     self._pngs.feed(chunk)
@@ -282,6 +297,7 @@ class VirtualPrinter:
                     self._busy = False
                     self._send(bytes((XON,)))
             self._emit(outs)
+            self._feeding = False
             if cost and self._stopping.wait(cost * self._line_s):
                 return
 

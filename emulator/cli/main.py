@@ -99,6 +99,11 @@ def build_parser() -> argparse.ArgumentParser:
                           "serial:<device>[?baudrate=N] in place of the simulated one")
     run.add_argument("--html", type=Path, metavar="DIR",
                      help="write an HTML report per scenario and an index here")
+    run.add_argument("--acquirer", metavar="URL",
+                     help="run in real time against the acquirer at "
+                          "tcp://HOST:PORT[?framing=F&tpdu=1&tls=1] (docs/live.md)")
+    run.add_argument("--speed", type=float, metavar="X",
+                     help="with --acquirer: simulated seconds per real second (default 1)")
 
     replay = commands.add_parser("replay", help="re-run a trace's scenario; same trace?")
     replay.add_argument("trace", type=Path, metavar="TRACE")
@@ -148,6 +153,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_parser(commands)
     for module in _COMMANDS.values():
         import_module(module).add_parser(commands)
+    from emulator.live.command import add_parser as add_live  # noqa: PLC0415  (posemu acquirer)
+
+    add_live(commands)
     for sub in (run, replay, fleet, faults, profiles, explain, printer):
         sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                          help="show tracebacks on errors")
@@ -159,7 +167,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     command = {"run": _run, "replay": _replay, "fleet": _fleet, "faults": _faults,
                "profiles": _profiles,
-               "explain": _explain, "printer": _printer, "fuzz": _fuzz}.get(args.command)
+               "explain": _explain, "printer": _printer, "fuzz": _fuzz,
+               "acquirer": _acquirer}.get(args.command)
     if command is None:  # a command in its own module (_COMMANDS)
         command = import_module(_COMMANDS[args.command]).run_command
     try:
@@ -234,6 +243,10 @@ def _run(args: argparse.Namespace) -> int:
             scenario = scenario.with_overrides(seed=args.seed, profile=args.profile)
         scenarios.append(scenario)
     run_one = run_scenario if args.printer is None else _bench_runner(args, scenarios)
+    if args.acquirer is not None:
+        from emulator.live.client import remote_runner  # noqa: PLC0415  (live mode only)
+
+        run_one = remote_runner(args.acquirer, args.speed, scenarios, args.printer)
     if args.html is not None:  # HTML pages as each run ends (emulator/report/html)
         from emulator.report.html.command import run_reporter  # noqa: PLC0415
 
@@ -351,6 +364,13 @@ def _printer(args: argparse.Namespace) -> int:
 def _fuzz(args: argparse.Namespace) -> int:
     """``posemu fuzz``: the fuzzer is imported by the one command that uses it."""
     from emulator.fuzz.command import run_command  # noqa: PLC0415
+
+    return run_command(args)
+
+
+def _acquirer(args: argparse.Namespace) -> int:
+    """``posemu acquirer``: the live acquirer (:mod:`emulator.live`)."""
+    from emulator.live.command import run_command  # noqa: PLC0415
 
     return run_command(args)
 

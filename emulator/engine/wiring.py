@@ -186,7 +186,7 @@ def sim_terminal(
     """posemu's terminal firmware, with the scenario's policy and clock."""
     scenario = shared.scenario
     return Terminal(shared.env, trace, transport, reader, printer, scenario.policy, identity,
-                    scenario.start, shared.cards, MAC_KEY)
+                    scenario.start, shared.cards, mac_key(scenario))
 
 
 SIMULATED: Parts[SimPrinter, Link, Host, Terminal] = Parts(
@@ -210,9 +210,15 @@ def make_acquirer(scenario: Scenario) -> Acquirer:
         accounts, merchant_balance_minor=scenario.bank.merchant_balance_minor,
         merchant_id=scenario.merchant.merchant_id,
         duplicate_check=scenario.bank.duplicate_check,
-        mac_key=MAC_KEY if scenario.bank.verify_mac else None,
+        mac_key=mac_key(scenario) if scenario.bank.verify_mac else None,
         retention_s=scenario.bank.retention_s,
     )
+
+
+def mac_key(scenario: Scenario) -> bytes:
+    """The MAC key of ``scenario``'s terminal and bank: ``[bank] mac_key``, or :data:`MAC_KEY`."""
+    key = scenario.bank.mac_key
+    return MAC_KEY if key is None else bytes.fromhex(key)
 
 
 def card_infos(scenario: Scenario) -> dict[str, CardInfo]:

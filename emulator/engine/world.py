@@ -16,21 +16,27 @@ from typing import TYPE_CHECKING, TypeAlias
 
 import simpy
 
-from devices.ports import Printer
+from devices.ports import FaultTarget, Printer
 from devices.simkit.agenda import Agenda
 from emulator.engine.collector import collection_paused
 from emulator.engine.operator import Operator
-from emulator.engine.trace import Trace
-from emulator.engine.wiring import SIMULATED, BankBooks, Parts, Shared, trace_header, wire_unit
+from emulator.engine.trace import Event, Trace
+from emulator.engine.wiring import (
+    SIMULATED,
+    BankBooks,
+    Connection,
+    Parts,
+    Shared,
+    trace_header,
+    wire_unit,
+)
 from emulator.judge.oracle import judge, step_views
 from emulator.judge.reconcile import BankMoves, Booking
 from emulator.judge.result import Result, Seen, StepResult, check
 from emulator.scenario.model import Scenario
 
 if TYPE_CHECKING:
-    from devices.bank.host import Host
     from devices.bank.ledger import Posting
-    from devices.net.link import Link
     from emulator.firmware.terminal import Terminal
 
 
@@ -48,6 +54,7 @@ class World:
     def __init__(
         self, scenario: Scenario, env: simpy.Environment | None = None,
         printer: PrinterFactory | None = None,
+        parts: Parts[Printer, Connection, FaultTarget, Terminal] | None = None,
     ) -> None:
         self.scenario = scenario
         self.env = env = simpy.Environment() if env is None else env
@@ -56,10 +63,10 @@ class World:
         self.rng, self.acquirer = shared.rng, shared.acquirer
         self.retired: list[Posting] = []  # what the bank forgot: still checked
         self.acquirer.on_retire = self.retired.extend
-        parts: Parts[Printer, Link, Host, Terminal] = (
-            SIMULATED if printer is None else SIMULATED.with_printer(
-                lambda _shared, _sink: printer(env, trace)))  # the run's trace, as a Trace
-        unit = wire_unit(shared, trace, parts)
+        base = SIMULATED if parts is None else parts  # a live run's: a TCP transport
+        chosen = base if printer is None else base.with_printer(
+            lambda _shared, _sink: printer(env, trace))  # the run's trace, as a Trace
+        unit = wire_unit(shared, trace, chosen)
         self.link, self.host, self.reader = unit.link, unit.host, unit.reader
         self.printer, self.terminal = unit.printer, unit.terminal
         self.injector = unit.injector
@@ -80,7 +87,7 @@ class World:
             events = self.trace.events
             postings = [*self.retired, *self.acquirer.ledger.postings]  # every one made
             balances = books.close(BankMoves.of(events), bookings_of(postings), scenario.name)
-            verdict = judge(step_views(scenario), events)
+            verdict = judge(step_views(scenario), self.judged(events))
             # the bank's events carry no RRN: a step's is read off the postings just
             # found to agree with them
             rrns = {p.stan: p.rrn for p in sorted(postings, key=lambda p: p.seq)}
@@ -101,6 +108,12 @@ class World:
                                          [scenario.faults[i].fault for i in self.injector.fired],
                                          self.injector.unfired())),
             )
+
+
+    def judged(self, events: list[Event]) -> Iterable[Event]:
+        """The events the oracle reads: the trace's (a run against a remote acquirer adds
+        the money its terminal believes moved)."""
+        return events
 
 
 def run_scenario(scenario: Scenario) -> Result:

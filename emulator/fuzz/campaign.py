@@ -22,9 +22,9 @@ from devices.errors import PosemuError
 from emulator.engine.world import run_scenario
 from emulator.fuzz.command import DEFAULT_BUDGET_S
 from emulator.fuzz.shrink import Shrunk, shrink
-from emulator.fuzz.workload import Workload, draw
+from emulator.fuzz.workload import KINDS, Workload, draw
 from emulator.money import format_minor
-from emulator.scenario.catalogue import ANOMALIES, END_STATES, FAULTS
+from emulator.scenario.catalogue import ANOMALIES, END_STATES
 
 EXIT_CLEAN, EXIT_FOUND = 0, 1
 CHUNK = 8  # runs per task handed to a worker
@@ -95,7 +95,7 @@ class Report:
 
     def fired(self) -> dict[str, int]:
         counts = Counter(k for o in self.outcomes for k in o.fired)
-        return {k: counts[k] for k in FAULTS}
+        return {k: counts[k] for k in KINDS}
 
     def end_states(self) -> dict[str, int]:
         counts = Counter(s for o in self.outcomes for s in o.end_states)

@@ -35,8 +35,8 @@ TEST_PREFIX = "999999"
 """Card numbers the fuzzer writes: this prefix (no issuer uses it), the card's index,
 a Luhn check digit. A user's PANs never leave the process."""
 
-KINDS: tuple[str, ...] = tuple(FAULTS)
-DEVICES: tuple[str, ...] = tuple(dict.fromkeys(f.device for f in FAULTS.values()))
+KINDS: tuple[str, ...] = tuple(k for k, f in FAULTS.items() if not f.connection)
+DEVICES: tuple[str, ...] = tuple(dict.fromkeys(FAULTS[k].device for k in KINDS))
 EVENTS: tuple[str, ...] = tuple(TRIGGER_EVENTS)
 DIRECTIONS = ("to_bank", "to_terminal", "both")
 _MONEY = frozenset({"offline_floor"})

@@ -28,6 +28,8 @@ class FaultKind:
     name: str
     help: str
     params: tuple[Param, ...] = field(default=())
+    connection: bool = False
+    """A fault of a live connection (docs/live.md); the fuzzer leaves these out."""
 
     @property
     def device(self) -> str:
@@ -133,6 +135,27 @@ FAULTS: dict[str, FaultKind] = {
         FaultKind(
             "terminal.power_loss",
             "terminal loses power; it reboots after `for_s` (omitted = never)",
+        ),
+        *(
+            FaultKind(
+                f"network.{name}",
+                f"the connection is {how} instead of answering (live); in the simulation "
+                "the answer is lost",
+                (Param("count", "count", 1, "how many answers"),),
+                connection=True,
+            )
+            for name, how in (("close", "closed"), ("reset", "reset (RST)"))
+        ),
+        FaultKind(
+            "network.split",
+            "the answer is written in pieces, as separate TCP segments (live); a simulated "
+            "frame always arrives whole",
+            (
+                Param("pieces", "count", 2, "how many pieces"),
+                Param("delay_s", "seconds", 0.05, "pause between pieces"),
+                Param("count", "count", 1, "how many answers (0 = all while active)"),
+            ),
+            connection=True,
         ),
     )
 }

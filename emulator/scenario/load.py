@@ -80,6 +80,8 @@ class _Bank(Table, frozen=True):
     processing_s: Seconds = 0.2
     merchant_balance: Money = "0.00"
     retention_s: Seconds = 86_400.0
+    mac_key: Annotated[str, Meta(pattern=r"^([0-9a-fA-F]{2}){8,64}$")] | None = None
+    in_doubt_after_s: Seconds | None = None
 
 
 class _Card(Table, frozen=True):
@@ -500,7 +502,8 @@ def _build(raw: _Raw, path: str | None) -> Scenario:
         bank=BankSpec(
             duplicate_check=raw.bank.duplicate_check, verify_mac=raw.bank.verify_mac,
             processing_s=raw.bank.processing_s, merchant_balance_minor=merchant_balance,
-            retention_s=raw.bank.retention_s,
+            retention_s=raw.bank.retention_s, mac_key=raw.bank.mac_key,
+            in_doubt_after_s=raw.bank.in_doubt_after_s,
         ),
         network=raw.network, printer=raw.printer, merchant=raw.merchant,
         cards=cards, steps=steps, faults=faults,

@@ -113,6 +113,8 @@ class BankSpec(Table, frozen=True):
     processing_s: float = 0.2
     merchant_balance_minor: int = 0
     retention_s: float = 86_400.0  # how long a closed batch's transactions are remembered
+    mac_key: str | None = None  # hex; None: posemu's test key
+    in_doubt_after_s: float | None = None  # live acquirer's oracle window; None: its default
 
 
 class NetworkSpec(Table, frozen=True):

@@ -174,3 +174,14 @@ def test_html_report(capsys: pytest.CaptureFixture[str]) -> None:
     assert number(out, "with --html wall s (median of 1):") > 0
     assert number(out, "report:") == 2  # the page and the index
     assert number(out, "pages alone:") == 1
+
+
+def test_live(capsys: pytest.CaptureFixture[str]) -> None:
+    from benchmarks import live  # noqa: PLC0415  (starts two servers: only here)
+
+    live.main(["--terminals", "2", "--seconds", "0.2"])
+    out = capsys.readouterr().out
+    check_common(out, verdicts=2)
+    assert number(out, "minimal asyncio server:") > 0
+    assert number(out, "posemu acquirer:") > 0
+    assert number(out, "ratio posemu / minimal:") > 0
