@@ -42,8 +42,8 @@ from emulator.judge.result import anomaly_json, money_json, scenario_json
 if TYPE_CHECKING:
     from devices.bank.host import Host
     from devices.net.link import Link
+    from devices.ports import Firmware
     from devices.printer.sim import SimPrinter
-    from emulator.firmware.terminal import Terminal
     from emulator.scenario.model import Scenario, StepSpec
 
 MAX_TERMINALS = 9_999_999
@@ -204,7 +204,7 @@ class _Unit:
     number: int  # 0-based, the order its findings are kept in
     terminal_id: str
     view: TerminalTrace
-    terminal: Terminal
+    terminal: Firmware[StepSpec]
     link: Link
     host: Host
     printer: SimPrinter

@@ -174,14 +174,20 @@ def sim_printer(shared: Shared, trace: TraceSink) -> SimPrinter:
 def sim_terminal(
     shared: Shared, trace: TraceSink, transport: Transport, reader: CardReader,
     printer: Printer, identity: Identity,
-) -> Terminal:
-    """posemu's terminal firmware, with the scenario's policy and clock."""
+) -> Firmware[StepSpec]:
+    """posemu's terminal firmware, with the scenario's policy and clock; or the plug-in
+    the scenario names (``[terminal] firmware``) in its harness."""
     scenario = shared.scenario
+    if scenario.firmware is not None:
+        from emulator.firmware.harness import Harness  # noqa: PLC0415  (plug-ins only)
+
+        return Harness(shared.env, trace, transport, reader, printer, identity, scenario.start,
+                       shared.cards, MAC_KEY, scenario.firmware)
     return Terminal(shared.env, trace, transport, reader, printer, scenario.policy, identity,
                     scenario.start, shared.cards, MAC_KEY)
 
 
-SIMULATED: Parts[SimPrinter, Link, Host, Terminal] = Parts(
+SIMULATED: Parts[SimPrinter, Link, Host, Firmware[StepSpec]] = Parts(
     sim_printer, sim_link, sim_host, sim_terminal)
 """Every part simulated: the default."""
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, TypeAlias
 
 import simpy
 
+from devices.errors import FirmwareError
 from devices.ports import Printer
 from devices.simkit.agenda import Agenda
 from emulator.engine.collector import collection_paused
@@ -30,7 +31,8 @@ if TYPE_CHECKING:
     from devices.bank.host import Host
     from devices.bank.ledger import Posting
     from devices.net.link import Link
-    from emulator.firmware.terminal import Terminal
+    from devices.ports import Firmware
+    from emulator.scenario.model import StepSpec
 
 
 PrinterFactory: TypeAlias = Callable[[simpy.Environment, Trace], Printer]
@@ -55,7 +57,7 @@ class World:
         self.rng, self.acquirer = shared.rng, shared.acquirer
         self.retired: list[Posting] = []  # what the bank forgot: still checked
         self.acquirer.on_retire = self.retired.extend
-        parts: Parts[Printer, Link, Host, Terminal] = (
+        parts: Parts[Printer, Link, Host, Firmware[StepSpec]] = (
             SIMULATED if printer is None else SIMULATED.with_printer(
                 lambda _shared, _sink: printer(env, trace)))  # the run's trace, as a Trace
         unit = wire_unit(shared, trace, parts)
@@ -70,8 +72,19 @@ class World:
         with collection_paused():
             scenario = self.scenario
             books = BankBooks(scenario, self.acquirer)
-            self.env.run(until=scenario.until_s if until is None else until)
-            for step, what in self.terminal.unresolved():
+            error: FirmwareError | None = None
+            try:
+                self.env.run(until=scenario.until_s if until is None else until)
+                owed = self.terminal.unresolved()
+            except Exception as exc:  # a plug-in broke its contract: the run ends here
+                if scenario.firmware is None:
+                    raise
+                error = exc if isinstance(exc, FirmwareError) else FirmwareError(
+                    "no exceptions", f"{type(exc).__name__}: {exc}")
+                owed = []
+                self.trace.emit("firmware.error", step=error.step, rule=error.rule,
+                                detail=error.detail)
+            for step, what in owed:
                 self.trace.emit("terminal.unresolved", step=step, what=what)
             events = self.trace.events
             postings = [*self.retired, *self.acquirer.ledger.postings]  # every one made
@@ -92,7 +105,8 @@ class World:
                 scenario=scenario, steps=steps, anomalies=verdict.anomalies,
                 balances_minor=balances, balances_before_minor=books.before, trace=self.trace,
                 sim_time_s=float(self.env.now),
-                failures=check(scenario.expect, verdict.end_states, verdict.anomalies, balances),
+                failures=(*([] if error is None else [f"firmware_error: {error}"]),
+                          *check(scenario.expect, verdict.end_states, verdict.anomalies, balances)),
             )
 
 

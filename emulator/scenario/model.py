@@ -138,6 +138,15 @@ class ExpectSpec(Table, frozen=True):
     balances: dict[str, int] | None = None  # card id or "merchant" -> minor units
 
 
+class FirmwareSpec(Table, frozen=True):
+    """A plug-in firmware (``[terminal] firmware``): its ``package.module:factory``, the
+    ``[terminal]`` keys as written and its settings as validated (docs/firmware.md)."""
+
+    ref: str
+    table: dict[str, object] = {}
+    settings: dict[str, object] = {}
+
+
 class Scenario(Table, frozen=True):
     """A validated scenario: the starting world, the steps, the faults, the expectations."""
 
@@ -158,6 +167,7 @@ class Scenario(Table, frozen=True):
     steps: tuple[StepSpec, ...]
     faults: tuple[FaultSpec, ...]
     expect: ExpectSpec | None
+    firmware: FirmwareSpec | None = None  # a plug-in in place of posemu's own terminal
 
     def with_overrides(self, *, seed: int | None = None, profile: str | None = None) -> Scenario:
         """This scenario with another seed and/or profile (the file's knobs re-applied)."""
