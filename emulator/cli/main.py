@@ -29,6 +29,7 @@ from typing import Any
 
 from devices.errors import (
     DeviceError,
+    FirmwareError,
     PosemuError,
     PrinterSpecError,
     ScenarioError,
@@ -69,6 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="write each run's full trace as JSON Lines here")
     run.add_argument("--seed", type=int, help="override the scenarios' seed")
     run.add_argument("--profile", choices=sorted(PROFILES), help="override the firmware profile")
+    run.add_argument("--firmware", metavar="MODULE:FACTORY",
+                     help="run a plug-in firmware instead of posemu's own (docs/firmware.md)")
     run.add_argument("--printer", metavar="SPEC",
                      help="run one FILE in real time with the ESC/POS printer at "
                           "serial:<device>[?baudrate=N] in place of the simulated one")
@@ -89,6 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
     fleet.add_argument("--json", action="store_true", help="the counts as one JSON object")
     fleet.add_argument("--seed", type=int, help="override the scenario's seed")
     fleet.add_argument("--profile", choices=sorted(PROFILES), help="override the firmware profile")
+    fleet.add_argument("--firmware", metavar="MODULE:FACTORY",
+                       help="run a plug-in firmware instead of posemu's own (docs/firmware.md)")
 
     faults = commands.add_parser("faults", help="the fault catalogue with its parameters")
     faults.add_argument("--json", action="store_true", help="as one JSON object")
@@ -129,6 +134,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return command(args)
     except (ScenarioError, TraceError, UsageError) as exc:
         return _fail(args, exc, EXIT_INPUT)
+    except FirmwareError as exc:  # a plug-in broke its contract where no result holds it
+        return _fail(args, exc, EXIT_FAIL, f"firmware_error: {exc}")
     except BrokenPipeError:  # the reader went away (``| head``): stop quietly
         _silence_stdout()
         return EXIT_IO
@@ -192,7 +199,7 @@ def scenario_files(paths: Sequence[str]) -> list[Path]:
 def _run(args: argparse.Namespace) -> int:
     scenarios: list[Scenario] = []
     for path in scenario_files(args.paths):
-        scenario = load_scenario(path)
+        scenario = _firmware(load_scenario(path), args)
         if args.seed is not None or args.profile is not None:
             scenario = scenario.with_overrides(seed=args.seed, profile=args.profile)
         scenarios.append(scenario)
@@ -231,7 +238,7 @@ def _fleet(args: argparse.Namespace) -> int:
 
     if not 1 <= args.terminals <= MAX_TERMINALS:
         raise UsageError(f"--terminals must be 1 to {MAX_TERMINALS:,}, not {args.terminals}")
-    scenario = load_scenario(args.path)
+    scenario = _firmware(load_scenario(args.path), args)
     if args.seed is not None or args.profile is not None:
         scenario = scenario.with_overrides(seed=args.seed, profile=args.profile)
     if args.trace is None:
@@ -244,6 +251,15 @@ def _fleet(args: argparse.Namespace) -> int:
     else:
         print(result.summary())
     return EXIT_FAIL if result.anomaly_total else EXIT_PASS
+
+
+def _firmware(scenario: Scenario, args: argparse.Namespace) -> Scenario:
+    """``--firmware`` (and a plug-in refusing ``--profile``); plug-ins load only if named."""
+    if args.firmware is None and scenario.firmware is None:
+        return scenario
+    from emulator.firmware.plugin import choose_firmware  # noqa: PLC0415
+
+    return choose_firmware(scenario, args.firmware, args.profile)
 
 
 def _bench_runner(args: argparse.Namespace, scenarios: list[Scenario]) -> Runner:

@@ -183,7 +183,7 @@ class FleetResult:
         states = ", ".join(f"{n:,} {state}" for state, n in sorted(self.end_states.items()))
         lines = [
             f"{self.scenario.path or self.scenario.name}: {self.terminals:,} terminals, "
-            f"{self.transactions:,} steps ({self.scenario.profile}, seed {self.scenario.seed})",
+            f"{self.transactions:,} steps ({self.scenario.runs_as}, seed {self.scenario.seed})",
             f"end states: {states}",
             f"anomalies: {self.anomaly_total:,}" + (
                 " (" + ", ".join(f"{n:,} {k}" for k, n in sorted(self.anomaly_counts.items()))

@@ -194,8 +194,11 @@ SIMULATED: Parts[SimPrinter, Link, Host, Firmware[StepSpec]] = Parts(
 
 def trace_header(scenario: Scenario, **extra: Any) -> dict[str, Any]:
     """The header of ``scenario``'s trace: what names the run (and ``extra``)."""
-    return {"name": scenario.name, "seed": scenario.seed, "profile": scenario.profile,
-            "path": scenario.path, **extra}
+    header = {"name": scenario.name, "seed": scenario.seed, "profile": scenario.profile,
+              "path": scenario.path, **extra}
+    if scenario.firmware is not None:
+        header["firmware"] = scenario.firmware.ref
+    return header
 
 
 def make_acquirer(scenario: Scenario) -> Acquirer:

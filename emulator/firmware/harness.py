@@ -85,7 +85,7 @@ class CheckedTransport:
     def withdraw(self) -> None:
         """The power went: every receive still waiting is withdrawn."""
         for take in self.waits:
-            if not take.triggered:
+            if not take.triggered and take in take.box.get_queue:  # not withdrawn already
                 take.cancel()
         self.waits.clear()
 

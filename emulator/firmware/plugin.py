@@ -155,3 +155,14 @@ def with_firmware(scenario: Scenario, ref: str) -> Scenario:
     settings = settings_of(factory, ref, table, scenario.path)
     return msgspec.structs.replace(
         scenario, firmware=FirmwareSpec(ref=ref, table=table, settings=settings))
+
+
+def choose_firmware(scenario: Scenario, ref: str | None, profile: str | None) -> Scenario:
+    """A front end's ``--firmware REF`` (None: the file's choice) and ``--profile``: a
+    plug-in has no profiles, so both together are a UsageError."""
+    if ref is not None:
+        scenario = with_firmware(scenario, ref)
+    if profile is not None and scenario.firmware is not None:
+        raise UsageError(f"--profile {profile}: {scenario.path or 'the scenario'} runs the "
+                         f"plug-in firmware {scenario.firmware.ref}, which has no profiles")
+    return scenario

@@ -169,6 +169,11 @@ class Scenario(Table, frozen=True):
     expect: ExpectSpec | None
     firmware: FirmwareSpec | None = None  # a plug-in in place of posemu's own terminal
 
+    @property
+    def runs_as(self) -> str:
+        """What runs as the terminal: the profile of posemu's own, or a plug-in's factory."""
+        return self.profile if self.firmware is None else self.firmware.ref
+
     def with_overrides(self, *, seed: int | None = None, profile: str | None = None) -> Scenario:
         """This scenario with another seed and/or profile (the file's knobs re-applied)."""
         if profile is not None and profile not in PROFILES:
