@@ -96,11 +96,11 @@ class FirmwareError(PosemuError, RuntimeError):
     """A plug-in firmware broke the event contract (docs/firmware.md) or raised: the step
     it was running (or ``None``), the rule it broke, and what happened."""
 
-    def __init__(self, rule: str, detail: str, *, step: str | None = None) -> None:
+    def __init__(self, rule: str, detail: str, step: str | None = None) -> None:
         self.rule = rule
         self.detail = detail
         self.step = step
-        super().__init__(self.__str__())
+        super().__init__(rule, detail, step)  # simpy re-raises a process's error from its args
 
     def __str__(self) -> str:
         where = f"step {self.step}" if self.step is not None else "outside any step"

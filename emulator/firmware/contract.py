@@ -193,12 +193,20 @@ def audit(events: Iterable[Event]) -> list[FirmwareError]:
     to the contract this way): every broken rule, in trace order."""
     contract = Contract()
     found: list[FirmwareError] = []
+
+    def end() -> None:
+        try:
+            contract.end()
+        except FirmwareError as exc:
+            found.append(exc)
+            contract.violation = None
+
     for event in events:
         name, fields = event.name, event.fields
         try:
             if name == "terminal.txn_started":
                 if contract.current is not None:
-                    contract.end()
+                    end()
                 contract.begin(fields["step"], fields["do"])
             elif name == "terminal.power_lost":
                 contract.abandon()
@@ -212,8 +220,5 @@ def audit(events: Iterable[Event]) -> list[FirmwareError]:
             found.append(exc)
             contract.violation = None
     if contract.current is not None:
-        try:
-            contract.end()
-        except FirmwareError as exc:
-            found.append(exc)
+        end()
     return found
