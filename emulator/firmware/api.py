@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from devices.ports import CardReader, Printer, TraceSink, Transport
     from emulator.scenario.model import StepSpec
 
-__all__ = ["CardInfo", "Identity", "Journal", "Kit", "Setting", "Step", "TerminalFirmware",
+__all__ = ["CardInfo", "Identity", "JournalHalves", "Kit", "Setting", "Step", "TerminalFirmware",
            "WallClock"]
 
 Step: TypeAlias = "StepSpec"
@@ -53,7 +53,7 @@ class Setting:
 
 
 @dataclass
-class Journal:
+class JournalHalves:
     """The firmware's memory: ``durable`` survives a power loss (what was written to
     flash), ``volatile`` is replaced by an empty dict when the power goes (RAM). Keep
     everything the firmware remembers in one or the other, and always reach the volatile
@@ -87,7 +87,7 @@ class Kit:
     transport: Transport
     reader: CardReader
     printer: Printer
-    journal: Journal
+    journal: JournalHalves
     clock: WallClock
     identity: Identity
     cards: Mapping[str, CardInfo]

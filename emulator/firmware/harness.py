@@ -23,7 +23,7 @@ from devices.errors import FirmwareError
 from devices.fault import ActiveFault
 from devices.ports import CardReader, Firmware, Printer, Refused, TraceSink, Transport
 from devices.simkit.queues import Mailbox, Take, any_of
-from emulator.firmware.api import Journal, Kit, TerminalFirmware
+from emulator.firmware.api import JournalHalves, Kit, TerminalFirmware
 from emulator.firmware.clock import WallClock
 from emulator.firmware.contract import Contract
 from emulator.firmware.messages import CardInfo, Identity
@@ -130,7 +130,7 @@ class Harness:
         self.contract = contract = Contract()
         self.power = power = _Power()
         self.transport = CheckedTransport(transport, contract, power)
-        self.journal = Journal()
+        self.journal = JournalHalves()
         self.steps = Mailbox(env)
         self._power_back: simpy.Event | None = None
         self._get: Take | None = None
