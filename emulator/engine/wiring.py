@@ -181,8 +181,8 @@ def sim_terminal(
     if scenario.firmware is not None:
         from emulator.firmware.harness import Harness  # noqa: PLC0415  (plug-ins only)
 
-        return Harness(shared.env, trace, transport, reader, printer, identity, scenario.start,
-                       shared.cards, MAC_KEY, scenario.firmware)
+        return Harness.of(shared.env, trace, transport, reader, printer, identity,
+                          scenario.start, shared.cards, MAC_KEY, scenario.firmware)
     return Terminal(shared.env, trace, transport, reader, printer, scenario.policy, identity,
                     scenario.start, shared.cards, MAC_KEY)
 

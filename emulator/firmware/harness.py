@@ -13,7 +13,7 @@ event the plug-in emits and every print job it starts is checked against the con
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Generator, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
 
@@ -27,7 +27,7 @@ from emulator.firmware.api import JournalHalves, Kit, TerminalFirmware
 from emulator.firmware.clock import WallClock
 from emulator.firmware.contract import Contract
 from emulator.firmware.messages import CardInfo, Identity
-from emulator.firmware.plugin import load_factory
+from emulator.firmware.plugin import Factory, load_factory
 
 if TYPE_CHECKING:
     from emulator.scenario.model import FirmwareSpec, StepSpec
@@ -121,36 +121,51 @@ class Harness:
     def __init__(
         self, env: simpy.Environment, trace: TraceSink, transport: Transport,
         reader: CardReader, printer: Printer, identity: Identity, start: datetime,
-        cards: dict[str, CardInfo], mac_key: bytes, spec: FirmwareSpec,
+        cards: dict[str, CardInfo], mac_key: bytes, factory: Factory,
+        settings: Mapping[str, object], name: str,
     ) -> None:
         self.env = env
         self.trace = trace
         self.reader = reader
-        self.spec = spec
+        self.identity = identity
+        self.name = name
         self.contract = contract = Contract()
         self.power = power = _Power()
-        self.transport = CheckedTransport(transport, contract, power)
-        self.journal = JournalHalves()
+        self.transport, self.printer = transport, printer  # what the wiring gave it
+        self._transport = CheckedTransport(transport, contract, power)
+        self.halves = JournalHalves()
         self.steps = Mailbox(env)
         self._power_back: simpy.Event | None = None
         self._get: Take | None = None
         self.kit = Kit(
-            env=env, trace=CheckedTrace(trace, contract, power), transport=self.transport,
+            env=env, trace=CheckedTrace(trace, contract, power), transport=self._transport,
             reader=reader, printer=CheckedPrinter(printer, contract, power),
-            journal=self.journal, clock=WallClock(env, start), identity=identity,
-            cards=dict(cards), mac_key=mac_key, settings=dict(spec.settings),
+            journal=self.halves, clock=WallClock(env, start), identity=identity,
+            cards=cards, mac_key=mac_key, settings=settings,
         )
-        self._process = env.process(self._main(self._build(spec)))
+        self._process = env.process(self._main(self._build(factory)))
 
-    def _build(self, spec: FirmwareSpec) -> FirmwareError | None:
+    @classmethod
+    def of(cls, env: simpy.Environment, trace: TraceSink, transport: Transport,
+           reader: CardReader, printer: Printer, identity: Identity, start: datetime,
+           cards: dict[str, CardInfo], mac_key: bytes, spec: FirmwareSpec) -> Harness:
+        """The harness of the plug-in a scenario names."""
+        return cls(env, trace, transport, reader, printer, identity, start, cards, mac_key,
+                   load_factory(spec.ref), dict(spec.settings), spec.ref)
+
+    @property
+    def powered(self) -> bool:
+        return self.power.on
+
+    def _build(self, factory: Factory) -> FirmwareError | None:
         """Call the factory; what went wrong ends the run as it starts."""
         try:
-            self.firmware = cast("TerminalFirmware", load_factory(spec.ref)(self.kit))
+            self.firmware = cast("TerminalFirmware", factory(self.kit))
         except Exception as exc:  # the plug-in's own code
-            return FirmwareError("factory", f"{spec.ref} raised {_what(exc)}")
+            return FirmwareError("factory", f"{self.name} raised {_what(exc)}")
         for method in ("run", "boot", "owed"):
             if not callable(getattr(self.firmware, method, None)):
-                return FirmwareError("factory", f"{spec.ref} built a "
+                return FirmwareError("factory", f"{self.name} built a "
                                      f"{type(self.firmware).__name__} without {method}()")
         return None
 
@@ -222,14 +237,14 @@ class Harness:
         if self._get is not None and not self._get.triggered:
             self._get.cancel()
         self._get = None
-        self.transport.withdraw()
+        self._transport.withdraw()
         self.contract.abandon()
-        self.journal.power_loss()
+        self.halves.power_loss()
         self.reader.power_off()
         self.trace.emit("terminal.power_lost")
 
     def _boot(self) -> Gen:
-        self.transport.discard()
+        self._transport.discard()
         self.trace.emit("terminal.rebooted")
         yield from self._guarded("boot", self.firmware.boot())
 
