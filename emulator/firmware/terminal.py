@@ -20,13 +20,13 @@ from __future__ import annotations
 from collections.abc import Generator
 from dataclasses import asdict
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import simpy
 
 from devices.ports import CardReader, Firmware, Printer, TraceSink, Transport
 from emulator.firmware import decisions
-from emulator.firmware.api import Kit, TerminalFirmware
+from emulator.firmware.api import Kit, Setting, TerminalFirmware
 from emulator.firmware.books import Books
 from emulator.firmware.courier import Courier
 from emulator.firmware.exchange import Exchange
@@ -35,7 +35,8 @@ from emulator.firmware.harness import Harness
 from emulator.firmware.journal import Journal
 from emulator.firmware.messages import CardInfo, Identity
 from emulator.firmware.receipts import Receipts
-from emulator.scenario.profiles import Policy
+from emulator.scenario.model import MONEY_KNOBS, RECEIPT_FAILURE
+from emulator.scenario.profiles import KNOBS, POLICY_FIELDS, SETTINGS, Policy
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -113,6 +114,29 @@ class PosemuFirmware:
             elif action == decisions.SHOW:
                 books.show(record, recovered=True)
         yield from self.courier.flush()
+
+
+class _AsPlugin:
+    """posemu's own terminal as a plug-in factory,
+    ``firmware = "emulator.firmware.terminal:posemu_terminal"``: its settings are every knob
+    and setting of the policy, robust by default (the same traces as the built-in)."""
+
+    settings: ClassVar[dict[str, Setting]] = {
+        name: Setting(
+            "money" if name in MONEY_KNOBS else "text" if kind is str
+            else {bool: "bool", float: "seconds", int: "count"}[kind],
+            getattr(Policy(), name),
+            KNOBS[name].help if name in KNOBS else SETTINGS.get(name, ""),
+            RECEIPT_FAILURE if kind is str else (),
+        )
+        for name, kind in POLICY_FIELDS.items()
+    }
+
+    def __call__(self, kit: Kit) -> PosemuFirmware:
+        return PosemuFirmware(kit, Policy(**dict[str, Any](kit.settings)))
+
+
+posemu_terminal = _AsPlugin()
 
 
 class Terminal(Harness):

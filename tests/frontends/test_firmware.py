@@ -8,10 +8,12 @@ own terminal keeps the same contract (checked on its traces after the fact).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 from devices.errors import ScenarioError
@@ -20,6 +22,7 @@ from emulator.firmware.contract import audit
 from emulator.firmware.plugin import with_firmware
 from emulator.fuzz.workload import draw, make_workload
 from emulator.scenario.load import load_scenario, scenario_from_dict
+from emulator.scenario.model import FirmwareSpec
 from tests.support import LIBRARY_FILES, cli, sale
 
 MODULE = "tests.frontends.broken_firmware"
@@ -212,3 +215,18 @@ def test_the_audit_finds_what_the_harness_would() -> None:
     found = audit(events)
     assert [(e.step, e.rule) for e in found] == [("s1", "one outcome per step"),
                                                  ("s2", "one outcome per step")]
+
+
+def test_posemus_own_terminal_loaded_as_a_plugin_gives_the_same_traces() -> None:
+    """It is built from the public kit alone: loaded by name as any plug-in, with its
+    policy as settings, every library scenario's trace is the built-in's, byte for byte."""
+    ref = "emulator.firmware.terminal:posemu_terminal"
+    for path in LIBRARY_FILES:
+        scenario = load_scenario(path)
+        plugin = msgspec.structs.replace(scenario, firmware=FirmwareSpec(
+            ref=ref, settings=dataclasses.asdict(scenario.policy)))
+        assert run_scenario(plugin).trace_sha256 == run_scenario(scenario).trace_sha256, path
+    robust = with_firmware(load_scenario(LIBRARY_FILES[0].with_name(
+        "sale_paper_jam_prevented.toml")), ref)
+    assert robust.firmware is not None
+    assert robust.firmware.settings["on_receipt_failure"] == "reprint"
