@@ -1,7 +1,7 @@
 """StatusFirst: a small terminal firmware written against posemu's Firmware interface.
 
-What it does that posemu's own terminal cannot be set to do: when a sale gets no answer,
-it does not reverse it. It asks the host what became of it (a 0600 status query naming
+What it does that posemu's own terminal cannot be set to do: when a sale gets no answer
+(or an answer that does not settle it: 91, 96), it does not reverse it. It asks the host what became of it (a 0600 status query naming
 the sale in field 90): if the sale stands, it completes it and prints the receipt; if the
 host does not know it, it shows it declined. If the status query gets no answer either,
 it prints a "CHECK WITH BANK" slip for the cashier and shows the sale failed, trusting
@@ -31,6 +31,7 @@ Gen = Generator[simpy.Event, Any, Any]
 
 ESC_INIT, CUT = b"\x1b@", b"\x1dV\x00"
 DECLINED = "declined"
+UNSURE = ("91", "96")  # the host could not say: ask it what became of the sale
 
 
 class StatusFirst:
@@ -103,8 +104,9 @@ class StatusFirst:
                        f7=sale["f7"], amount_minor=step.amount_minor)
         answer = yield from self._ask(fields, "0210", sale["stan"],
                                       self.conf["response_timeout_s"])
-        if answer is None:
-            kit.trace.emit("terminal.timeout", step=step.id, stan=sale["stan"])
+        if answer is None or (isinstance(answer, dict) and answer.get("39") in UNSURE):
+            if answer is None:
+                kit.trace.emit("terminal.timeout", step=step.id, stan=sale["stan"])
             yield from self._settle_unknown(step.id, sale)
         elif isinstance(answer, Refused):
             sale["state"] = DECLINED
