@@ -1,9 +1,10 @@
 """StatusFirst: a small terminal firmware written against posemu's Firmware interface.
 
 What it does that posemu's own terminal cannot be set to do: when a sale gets no answer
-(or an answer that does not settle it: 91, 96), it does not reverse it. It asks the host what became of it (a 0600 status query naming
-the sale in field 90): if the sale stands, it completes it and prints the receipt; if the
-host does not know it, it shows it declined. If the status query gets no answer either,
+(or an answer that does not settle it: 91, 96), it does not reverse it. It asks the host
+what became of it (a 0600 status query naming the sale in field 90): if the sale stands,
+it completes it and prints the receipt; if the host does not know it, it shows it
+declined. If the status query gets no answer either,
 it prints a "CHECK WITH BANK" slip for the cashier and shows the sale failed, trusting
 the cashier to look it up later. That last choice is its weakness: a bank that took the
 money and stays silent leaves a customer charged for a sale shown unpaid.
