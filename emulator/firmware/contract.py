@@ -9,7 +9,7 @@ no simpy, no devices.
 
 from __future__ import annotations
 
-import re
+from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -72,13 +72,17 @@ NOTES: frozenset[str] = frozenset({
 })
 """Further notes posemu's own terminal emits: known, free in their fields."""
 
+FINANCIAL: frozenset[bytes] = frozenset({b"0200", b"0201", b"0220", b"0221"})
+"""Requests that move money: each must be announced by ``terminal.request_sent`` with its
+STAN and field 7, or the oracle could not tie the bank's postings to a step."""
+_ANNOUNCED_KEPT = 16  # recent announcements kept: a request is sent right after its own
+
 HARNESS: frozenset[str] = frozenset({
     "terminal.txn_started", "terminal.power_lost", "terminal.rebooted", "terminal.unresolved",
 })
 """What posemu emits around a firmware (never the firmware itself)."""
 
-_FORMATS = {"mti": re.compile(r"[0-9]{4}"), "stan": re.compile(r"[0-9]{6}"),
-            "f7": re.compile(r"[0-9]{10}")}
+_DIGITS = {"mti": 4, "stan": 6, "f7": 10}  # fields of so many digits, as strings
 _FORMAT_NAMES = {"mti": "4 digits", "stan": "6 digits", "f7": "10 digits (MMDDhhmmss)"}
 
 
@@ -101,6 +105,7 @@ class Contract:
         self.current: str | None = None
         self.shown = 0  # outcomes shown for the current step while it runs
         self.violation: FirmwareError | None = None
+        self.announced: deque[tuple[str, str]] = deque(maxlen=_ANNOUNCED_KEPT)
 
     def fail(self, rule: str, detail: str, step: str | None = None) -> FirmwareError:
         """Record the first broken rule and return it (to raise)."""
@@ -140,11 +145,14 @@ class Contract:
             for field in rule.required:
                 if field not in fields:
                     raise self.fail("required fields", f"{name} without `{field}`")
-        for field, pattern in _FORMATS.items():
-            value = fields.get(field)
-            if field not in fields or (value is None and name == "terminal.response_received"):
+        for field, digits in _DIGITS.items():
+            if field not in fields:
                 continue
-            if not isinstance(value, str) or not pattern.fullmatch(value):
+            value = fields[field]
+            if value is None and name == "terminal.response_received":
+                continue
+            if not (isinstance(value, str) and len(value) == digits and value.isascii()
+                    and value.isdigit()):
                 raise self.fail("field formats", f"{name}: `{field}` must be "
                                 f"{_FORMAT_NAMES[field]} as a string, not {value!r}")
         step = fields.get("step")
@@ -152,6 +160,14 @@ class Contract:
             raise self.fail("known steps", f"{name} names step {step!r}, which has not started")
         if name == "terminal.txn_done":
             self._outcome(fields)
+        elif name == "terminal.request_sent":
+            self.announced.append((fields["stan"], fields["f7"]))
+
+    def check_request(self, mti: str, stan: object, f7: object) -> None:
+        """A financial request about to be sent: announced with its STAN and field 7?"""
+        if (stan, f7) not in self.announced:
+            raise self.fail("announced requests", f"a {mti} (STAN {stan}, field 7 {f7}) sent "
+                            "without terminal.request_sent naming them")
 
     def check_print(self, about: Mapping[str, Any]) -> None:
         """A print job's labels: ``step``, ``receipt_of`` (started steps) and ``slip``."""

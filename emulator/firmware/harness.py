@@ -19,13 +19,14 @@ from typing import TYPE_CHECKING, Any, cast
 
 import simpy
 
-from devices.errors import FirmwareError
+from devices.errors import FirmwareError, MessageError
 from devices.fault import ActiveFault
+from devices.iso8583.message import decode
 from devices.ports import CardReader, Firmware, Printer, Refused, TraceSink, Transport
 from devices.simkit.queues import Mailbox, Take, any_of
 from emulator.firmware.api import JournalHalves, Kit, TerminalFirmware
 from emulator.firmware.clock import WallClock
-from emulator.firmware.contract import Contract
+from emulator.firmware.contract import FINANCIAL, Contract
 from emulator.firmware.messages import CardInfo, Identity
 from emulator.firmware.plugin import Factory, load_factory
 
@@ -71,6 +72,13 @@ class CheckedTransport:
     def send(self, frame: bytes | Refused, **about: Any) -> None:
         if not self._power.on:
             raise self._contract.fail("powered off", "sent a frame without power")
+        if isinstance(frame, bytes) and frame[2:6] in FINANCIAL:
+            try:
+                fields = decode(frame)  # cached: the host reads the same bytes
+            except MessageError:  # the host answers it 30, moving no money
+                pass
+            else:
+                self._contract.check_request(str(fields["t"]), fields.get("11"), fields.get("7"))
         self._transport.send(frame, **about)
 
     def receive(self) -> Take:

@@ -12,6 +12,7 @@ from typing import Any
 
 import simpy
 
+from devices.iso8583.message import encode
 from emulator.firmware.api import Kit, Setting
 
 Gen = Generator[simpy.Event, Any, None]
@@ -60,6 +61,21 @@ class MissingField(Minimal):
     def run(self, step: Any) -> Gen:
         yield self.kit.env.timeout(1)
         self.kit.trace.emit("terminal.request_sent", step=step.id, mti="0200", stan="000001")
+        self.show(step)
+
+
+class Unannounced(Minimal):
+    """Sends a sale without terminal.request_sent: its money could not be tied to a step."""
+
+    def run(self, step: Any) -> Gen:
+        kit = self.kit
+        card = kit.cards[step.card]
+        kit.transport.send(encode({
+            "t": "0200", "2": card.pan, "3": "000000", "4": f"{step.amount_minor:012d}",
+            "7": kit.clock.f7(), "11": "000001", "14": card.expiry,
+            "41": kit.identity.terminal_id, "42": kit.identity.merchant_id, "49": "978",
+        }, kit.mac_key))
+        yield kit.env.timeout(1)
         self.show(step)
 
 

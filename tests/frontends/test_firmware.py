@@ -118,6 +118,7 @@ def test_a_plugin_that_cannot_be_loaded_is_one_line_and_exit_2(
     ("UnknownEvent", "s1", "known events", "'terminal.txn_dnoe' is not an event"),
     ("MissingField", "s1", "required fields", "terminal.request_sent without `f7`"),
     ("Raises", "s1", "no exceptions", "run() raised KeyError: 'no such record'"),
+    ("Unannounced", "s1", "announced requests", "a 0200 (STAN 000001, field 7 1122090000) sent"),
     ("ForgesBank", "s1", "known events", "'bank.posted' is not an event"),
     ("WrongResult", "s1", "outcomes", "result 'ok' is not one a sale shows"),
     ("SwallowsErrors", "s1", "required fields", "terminal.txn_done without `result`"),
