@@ -17,10 +17,12 @@ the contract checks), with its :class:`~emulator.scenario.profiles.Policy`.
 
 from __future__ import annotations
 
-from collections.abc import Generator
+import functools
+from collections.abc import Generator, Mapping
 from dataclasses import asdict
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, ClassVar
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 import simpy
 
@@ -53,7 +55,7 @@ class PosemuFirmware:
         self.kit = kit
         self.policy = policy
         env, trace, identity, clock = kit.env, kit.trace, kit.identity, kit.clock
-        cards = dict(kit.cards)
+        cards = cast("dict[str, CardInfo]", kit.cards)  # read only: shared by a fleet's units
         self.journal = journal = Journal(kit.journal)
         self.books = books = Books(journal, trace, policy, clock)
         exchange = Exchange(env, trace, kit.transport, policy, identity.terminal_id,
@@ -150,7 +152,7 @@ class Terminal(Harness):
     ) -> None:
         self.policy = policy
         super().__init__(env, trace, transport, reader, printer, identity, start, cards, mac_key,
-                         lambda kit: PosemuFirmware(kit, policy), asdict(policy), "posemu")
+                         lambda kit: PosemuFirmware(kit, policy), _settings(policy), "posemu")
 
     @property
     def posemu(self) -> PosemuFirmware:
@@ -163,6 +165,13 @@ class Terminal(Harness):
     @property
     def receipts(self) -> Receipts:
         return self.posemu.receipts
+
+
+@functools.lru_cache(maxsize=16)
+def _settings(policy: Policy) -> Mapping[str, object]:
+    """The policy as the kit's settings, one read-only mapping per policy (a fleet's
+    terminals share it)."""
+    return MappingProxyType(asdict(policy))
 
 
 _FIRMWARE: type[Firmware[StepSpec]] = Terminal
