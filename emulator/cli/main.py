@@ -211,6 +211,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.json:
         for scenario in scenarios:
             result = run_one(scenario)
+            _debug_firmware(args, result)
             passed &= result.passed
             if args.trace_dir is not None:
                 write_atomic(_trace_path(args.trace_dir, scenario, names), result.trace.to_jsonl())
@@ -224,6 +225,7 @@ def _run(args: argparse.Namespace) -> int:
         for scenario in scenarios:
             report.starting(scenario.name)
             result = run_one(scenario)
+            _debug_firmware(args, result)
             passed &= result.passed
             if args.trace_dir is not None:
                 write_atomic(_trace_path(args.trace_dir, scenario, names), result.trace.to_jsonl())
@@ -251,6 +253,12 @@ def _fleet(args: argparse.Namespace) -> int:
     else:
         print(result.summary())
     return EXIT_FAIL if result.anomaly_total else EXIT_PASS
+
+
+def _debug_firmware(args: argparse.Namespace, result: Result) -> None:
+    """With ``--debug``, where a plug-in firmware broke its contract: the traceback."""
+    if args.debug and result.firmware_error is not None:
+        traceback.print_exception(result.firmware_error, file=sys.stderr)
 
 
 def _firmware(scenario: Scenario, args: argparse.Namespace) -> Scenario:

@@ -104,7 +104,7 @@ class World:
             return Result(
                 scenario=scenario, steps=steps, anomalies=verdict.anomalies,
                 balances_minor=balances, balances_before_minor=books.before, trace=self.trace,
-                sim_time_s=float(self.env.now),
+                sim_time_s=float(self.env.now), firmware_error=error,
                 failures=(*([] if error is None else [f"firmware_error: {error}"]),
                           *check(scenario.expect, verdict.end_states, verdict.anomalies, balances)),
             )

@@ -105,15 +105,13 @@ class CheckedPrinter:
         self._printer = printer
         self._contract = contract
         self._power = power
+        self.status = printer.status  # asked often, checked never
 
     def print_job(self, data: bytes, **about: Any) -> simpy.Process:
         if not self._power.on:
             raise self._contract.fail("powered off", "printed without power")
         self._contract.check_print(about)
         return self._printer.print_job(data, **about)
-
-    def status(self, n: int) -> int | None:
-        return self._printer.status(n)
 
     def apply(self, fault: ActiveFault) -> None:  # faults reach the real printer, not this
         raise NotImplementedError

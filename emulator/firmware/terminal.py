@@ -72,8 +72,8 @@ class PosemuFirmware:
         }
 
     def run(self, step: StepSpec) -> Gen:
-        """One operator step: sale, refund, void, reprint or settle."""
-        yield from self._handlers[step.do](step)
+        """One operator step: sale, refund, void, reprint or settle (the flow's generator)."""
+        return self._handlers[step.do](step)
 
     def idle_s(self) -> float | None:
         """While messages are owed, deliver them after ``saf_retry_s`` without a step."""

@@ -46,6 +46,7 @@ class Result:
     trace: Trace
     sim_time_s: float
     failures: tuple[str, ...]
+    firmware_error: BaseException | None = None  # a plug-in's breach (its cause: --debug)
 
     @cached_property
     def trace_sha256(self) -> str:

@@ -149,6 +149,25 @@ def test_a_broken_rule_ends_the_run_with_one_firmware_error(
     assert failure in out
 
 
+def test_debug_shows_where_the_plugin_raised(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, err = cli(capsys, "--debug", "run", "--json", write(tmp_path, tables("Raises")))
+    assert code == 1
+    assert json.loads(out)["failures"][0].startswith("firmware_error: step s1: no exceptions")
+    assert 'broken_firmware.py", line' in err
+    assert "KeyError: 'no such record'" in err
+
+
+def test_a_bench_run_is_posemus_own_terminals(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, err = cli(capsys, "run", write(tmp_path, tables("Minimal")), "--printer",
+                         "serial:/dev/null")
+    assert (code, out) == (2, "")
+    assert "terminal.firmware: a plug-in firmware runs in simulated time only" in err
+
+
 def test_catching_the_power_loss_is_caught() -> None:
     data = tables("CatchesPowerLoss")
     data["faults"] = [{"fault": "terminal.power_loss", "at_s": 5, "for_s": 60}]
