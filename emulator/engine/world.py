@@ -22,6 +22,7 @@ from devices.simkit.agenda import Agenda
 from emulator.engine.collector import collection_paused
 from emulator.engine.trace import Trace
 from emulator.engine.wiring import SIMULATED, BankBooks, Parts, Shared, trace_header, wire_unit
+from emulator.firmware.harness import POSEMUS_OWN
 from emulator.judge.oracle import judge, step_views
 from emulator.judge.reconcile import BankMoves, Booking
 from emulator.judge.result import Result, StepResult, check
@@ -77,7 +78,7 @@ class World:
                 self.env.run(until=scenario.until_s if until is None else until)
                 owed = self.terminal.unresolved()
             except Exception as exc:  # a plug-in broke its contract: the run ends here
-                if scenario.firmware is None:
+                if scenario.firmware is None or isinstance(exc, POSEMUS_OWN):
                     raise
                 error = exc if isinstance(exc, FirmwareError) else FirmwareError(
                     "no exceptions", f"{type(exc).__name__}: {exc}")

@@ -141,10 +141,15 @@ class Contract:
             raise self.fail("known events", f"{name!r} is not an event of the contract "
                             "(terminal.note takes anything else)")
         rule = EVENTS.get(name)
-        if rule is not None:
-            for field in rule.required:
-                if field not in fields:
-                    raise self.fail("required fields", f"{name} without `{field}`")
+        if rule is None:  # a note: its fields are free, but a step it names has started
+            step = fields.get("step")
+            if step is not None and step not in self.steps:
+                raise self.fail("known steps", f"{name} names step {step!r}, which has not "
+                                "started")
+            return
+        for field in rule.required:
+            if field not in fields:
+                raise self.fail("required fields", f"{name} without `{field}`")
         for field, digits in _DIGITS.items():
             if field not in fields:
                 continue

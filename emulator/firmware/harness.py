@@ -19,7 +19,14 @@ from typing import TYPE_CHECKING, Any, cast
 
 import simpy
 
-from devices.errors import FirmwareError, MessageError
+from devices.errors import (
+    ConservationError,
+    DeviceError,
+    FirmwareError,
+    LedgerMismatchError,
+    MessageError,
+    TraceError,
+)
 from devices.fault import ActiveFault
 from devices.iso8583.message import decode
 from devices.ports import CardReader, Firmware, Printer, Refused, TraceSink, Transport
@@ -34,6 +41,11 @@ if TYPE_CHECKING:
     from emulator.scenario.model import FirmwareSpec, StepSpec
 
 Gen = Generator[simpy.Event, Any, Any]
+
+POSEMUS_OWN = (TraceError, DeviceError, ConservationError, LedgerMismatchError)
+"""Errors of posemu itself (a trace that cannot be written, a device, the bank's books)
+that may surface through a firmware's calls: never the firmware's fault."""
+_PASSED = (simpy.Interrupt, FirmwareError, *POSEMUS_OWN)
 
 
 class _Power:
@@ -286,7 +298,7 @@ class Harness:
                                      f"`yield`), it returned {type(gen).__name__}")
         try:
             yield from gen
-        except (simpy.Interrupt, FirmwareError):
+        except _PASSED:
             raise
         except Exception as exc:  # the plug-in's own code
             raise self.contract.fail("no exceptions", f"{what}() raised {_what(exc)}") from exc
@@ -296,7 +308,7 @@ class Harness:
     def _call(self, what: str, method: Any) -> Any:
         try:
             return method()
-        except FirmwareError:
+        except _PASSED:
             raise
         except Exception as exc:
             raise self.contract.fail("no exceptions", f"{what}() raised {_what(exc)}",

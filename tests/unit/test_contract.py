@@ -91,3 +91,11 @@ def test_the_audit_lets_a_late_outcome_through_and_lists_every_breach() -> None:
     ]
     assert [(e.step, e.rule) for e in audit(events)] == [
         ("s2", "known events"), ("s2", "one outcome per step")]
+
+
+def test_a_notes_fields_are_free_but_its_step_must_have_started() -> None:
+    contract = started("s1")
+    contract.check("terminal.response_ignored", {"stan": None})
+    contract.check("terminal.reversal_queued", {"step": "s1", "orig_stan": 7})
+    with pytest.raises(FirmwareError, match="known steps"):
+        contract.check("terminal.receipt_held", {"step": "s2"})
