@@ -13,6 +13,8 @@ marked ``posemu``. ``--posemu-seed`` and ``--posemu-profile`` (or the ini
 options ``posemu_seed`` and ``posemu_profile``) override every scenario's
 seed and profile for the session; ``--posemu-firmware MODULE:FACTORY`` (ini
 ``posemu_firmware``) runs every scenario with a plug-in firmware (docs/firmware.md).
+``--posemu-html DIR`` writes the HTML report of each
+scenario that fails into DIR, with an index (:mod:`emulator.report.html.plugin`).
 """
 
 from __future__ import annotations
@@ -70,6 +72,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="run every scenario with this plug-in firmware instead of posemu's own "
              "(docs/firmware.md)",
     )
+    group.addoption(
+        "--posemu-html", type=Path, default=None, metavar="DIR",
+        help="write the HTML report of each failed scenario (and an index) here",
+    )
     parser.addini("posemu_seed", "seed for every scenario (as --posemu-seed)", type="string")
     parser.addini("posemu_firmware", "plug-in firmware for every scenario (as "
                   "--posemu-firmware)", type="string")
@@ -120,6 +126,15 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "posemu: a posemu scenario file run as a test")
     config.stash[_OVERRIDES] = _overrides(config)
     config.stash[_FIRMWARE] = _firmware(config)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """With ``--posemu-html``: the index of the pages written (once, not by xdist workers)."""
+    html = session.config.getoption("posemu_html", None)
+    if html is not None and not hasattr(session.config, "workerinput") and html.is_dir():
+        from emulator.report.html.plugin import finish  # noqa: PLC0415
+
+        finish(html)
 
 
 def pytest_report_header(config: pytest.Config) -> str | None:
@@ -186,8 +201,9 @@ class ScenarioFile(pytest.File):
 class ScenarioFailed(Exception):
     """A scenario ran but did not meet its ``[expect]`` (or, without one, found anomalies)."""
 
-    def __init__(self, result: Result) -> None:
+    def __init__(self, result: Result, page: Path | None = None) -> None:
         self.result = result
+        self.page = page  # its HTML report (--posemu-html)
         super().__init__("; ".join(result.failures))
 
 
@@ -207,13 +223,19 @@ class ScenarioItem(pytest.Item):
             scenario = choose_firmware(scenario, firmware, profile)
         if seed is not None or profile is not None:
             scenario = scenario.with_overrides(seed=seed, profile=profile)
-        result = run_scenario(scenario)
+        html, page = self.config.getoption("posemu_html"), None
+        if html is not None:  # the run that keeps the printer's bytes (same trace)
+            from emulator.report.html.plugin import run_reported  # noqa: PLC0415
+
+            result, page = run_reported(scenario, html, self.nodeid)
+        else:
+            result = run_scenario(scenario)
         self.user_properties.extend([
             ("seed", scenario.seed), ("profile", scenario.runs_as),
             ("trace_sha256", result.trace_sha256),
         ])
         if not result.passed:
-            raise ScenarioFailed(result)
+            raise ScenarioFailed(result, page)
 
     def repr_failure(
         self, excinfo: pytest.ExceptionInfo[BaseException], style: TracebackStyle | None = None,
@@ -222,7 +244,7 @@ class ScenarioItem(pytest.Item):
 
         err = excinfo.value
         if isinstance(err, ScenarioFailed):
-            return describe_failure(err.result, self._shown_path())
+            return describe_failure(err.result, self._shown_path(), err.page)
         if isinstance(err, UsageError):  # --posemu-profile with a plug-in firmware
             return str(err)
         if isinstance(err, ScenarioError):
@@ -242,7 +264,7 @@ class ScenarioItem(pytest.Item):
             return str(self.path)
 
 
-def describe_failure(result: Result, path: str) -> str:
+def describe_failure(result: Result, path: str, page: Path | None = None) -> str:
     """The failure report: what differed, the anomalies found, each step's end state."""
     from emulator.money import format_minor  # noqa: PLC0415
 
@@ -270,4 +292,6 @@ def describe_failure(result: Result, path: str) -> str:
         was = "" if before is None or before == after else f"{format_minor(before)} -> "
         lines.append(f"  {who}: {was}{format_minor(after)}")
     lines.append(f"trace sha256: {result.trace_sha256}")
+    if page is not None:
+        lines.append(f"html report: {page}")
     return "\n".join(lines)

@@ -4,6 +4,7 @@
 ``posemu run FILE --printer serial:<device>[?baudrate=N]`` runs it in real time with a
 real (or virtual) printer (:mod:`emulator.engine.bench`).
 ``posemu replay TRACE`` re-runs a trace's scenario (or fleet) and compares the traces.
+``--html DIR`` (run, replay) writes HTML reports (:mod:`emulator.report.html`).
 ``posemu faults | profiles | explain ANOMALY`` list the catalogue.
 ``posemu printer --pty`` is a virtual ESC/POS printer on a pseudo-terminal.
 
@@ -75,12 +76,16 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--printer", metavar="SPEC",
                      help="run one FILE in real time with the ESC/POS printer at "
                           "serial:<device>[?baudrate=N] in place of the simulated one")
+    run.add_argument("--html", type=Path, metavar="DIR",
+                     help="write an HTML report per scenario and an index here")
 
     replay = commands.add_parser("replay", help="re-run a trace's scenario; same trace?")
     replay.add_argument("trace", type=Path, metavar="TRACE")
     replay.add_argument("--scenario", type=Path, metavar="FILE",
                         help="run this file instead of the one the trace header names")
     replay.add_argument("--json", action="store_true", help="the comparison as one JSON object")
+    replay.add_argument("--html", type=Path, metavar="DIR",
+                        help="write the new run's HTML report (a fleet's: its summary) here")
 
     fleet = commands.add_parser(
         "fleet", help="one scenario on N terminals served by one acquirer, counted")
@@ -114,6 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
                          help="roll length in metres (default 20)")
     printer.add_argument("--raw-log", type=Path, metavar="FILE",
                          help="append every byte received to FILE")
+    printer.add_argument("--render", type=Path, metavar="DIR",
+                         help="write each receipt as a PNG here when it is cut (or fails)")
 
     from emulator.fuzz.command import add_parser  # noqa: PLC0415  (see _fuzz)
 
@@ -204,6 +211,10 @@ def _run(args: argparse.Namespace) -> int:
             scenario = scenario.with_overrides(seed=args.seed, profile=args.profile)
         scenarios.append(scenario)
     run_one = run_scenario if args.printer is None else _bench_runner(args, scenarios)
+    if args.html is not None:  # HTML pages as each run ends (emulator/report/html)
+        from emulator.report.html.command import run_reporter  # noqa: PLC0415
+
+        run_one = run_reporter(args.html, run_one)
     if args.trace_dir is not None:
         args.trace_dir.mkdir(parents=True, exist_ok=True)
     names: set[str] = set()
@@ -309,7 +320,7 @@ def _printer(args: argparse.Namespace) -> int:
     from devices.printer.virtual import serve  # noqa: PLC0415  (not needed by any other command)
 
     return serve(baudrate=args.baudrate, lines_per_s=args.lines_per_s, paper_m=args.paper_m,
-                 raw_log=args.raw_log)
+                 raw_log=args.raw_log, render_dir=args.render)
 
 
 # ------------------------------------------------------------------------- fuzz
@@ -328,7 +339,14 @@ def _fuzz(args: argparse.Namespace) -> int:
 def _replay(args: argparse.Namespace) -> int:
     from emulator.engine.replay import replay  # noqa: PLC0415  (only this command uses it)
 
-    done = replay(args.trace, args.scenario)
+    if args.html is None:
+        done = replay(args.trace, args.scenario)
+    else:  # the new run kept for its HTML report (emulator/report/html)
+        from emulator.report.html.command import ReplayReport  # noqa: PLC0415
+
+        report = ReplayReport(args.html)
+        done = replay(args.trace, args.scenario, report.run, report.verdict)
+        report.write(done, args.trace)
     scenario, first = done.scenario, done.first_difference
     if args.json:
         _print_json({

@@ -147,7 +147,7 @@ def _until_idle(world: World) -> Generator[simpy.Event, Any, None]:
                + [f.at_s for f in scenario.faults if f.at_s is not None], default=0.0)
     while env.now < last + BENCH_HORIZON_S:
         yield env.timeout(IDLE_CHECK_S)
-        if env.now > last and _idle(cast("Terminal", world.terminal)):
+        if env.now > last and _idle(cast("Terminal", world.terminal)) and world.operator.idle:
             return
 
 

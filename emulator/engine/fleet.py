@@ -30,6 +30,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 import simpy
 
+from devices.errors import ScenarioError
 from devices.net.link import TO_BANK
 from devices.simkit.agenda import Agenda
 from emulator.engine.collector import collection_paused
@@ -265,6 +266,12 @@ class Fleet:
     ) -> None:
         if not 1 <= terminals <= MAX_TERMINALS:
             raise ValueError(f"terminals must be 1..{MAX_TERMINALS}, not {terminals}")
+        for i, step in enumerate(scenario.steps):  # judged one by one, at fixed times
+            for key in ("after", "retry_of"):
+                if getattr(step, key) is not None:
+                    raise ScenarioError("a fleet runs steps at fixed times: chained steps and "
+                                        "retries are for `posemu run`", path=scenario.path,
+                                        key=f"steps[{i}].{key}")
         self.scenario = scenario
         self.size = terminals
         self.env = simpy.Environment()

@@ -12,16 +12,20 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from devices.errors import TraceError
 from emulator.engine.world import run_scenario
+from emulator.judge.result import Result
 from emulator.scenario.load import load_scenario
 from emulator.scenario.model import Scenario
 from emulator.scenario.profiles import PROFILES
+
+if TYPE_CHECKING:
+    from emulator.engine.fleet import FleetResult, TerminalVerdict
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,8 @@ class Replay:
     new_events: int
     new_sha256: str
     first_difference: Difference | None
+    result: Result | None = None      # the new run (a single run's trace)
+    fleet: FleetResult | None = None  # the new run (a fleet's trace)
 
     @property
     def identical(self) -> bool:
@@ -204,8 +210,12 @@ def header_terminals(path: Path, header: dict[str, Any]) -> int | None:
     return terminals
 
 
-def replay(path: Path, override: Path | None = None) -> Replay:
-    """Run the scenario (or fleet) ``path``'s header names again; compare the traces."""
+def replay(path: Path, override: Path | None = None,
+           runner: Callable[[Scenario], Result] = run_scenario,
+           on_terminal: TerminalVerdict | None = None) -> Replay:
+    """Run the scenario (or fleet) ``path``'s header names again; compare the traces.
+    ``runner`` runs a single scenario (the HTML report's keeps the printer's bytes);
+    ``on_terminal`` is told each terminal's verdict of a fleet (as ``run_fleet`` tells)."""
     try:
         file = path.open("rb")
     except OSError as exc:
@@ -215,13 +225,16 @@ def replay(path: Path, override: Path | None = None) -> Replay:
         terminals = header_terminals(path, old.header)
         scenario = header_scenario(path, old.header, override)
         comparison = _Comparison(old)
+        result = fleet = None
         if terminals is None:
-            for event in run_scenario(scenario).trace:  # each line made once, not again to hash
+            result = runner(scenario)
+            for event in result.trace:  # each line made once, not again to hash
                 comparison.add(event.to_json())
         else:
             from emulator.engine.fleet import run_fleet  # noqa: PLC0415  (fleets only)
 
-            run_fleet(scenario, terminals, trace_sink=_ComparingSink(comparison))
+            fleet = run_fleet(scenario, terminals, trace_sink=_ComparingSink(comparison),
+                              on_terminal=on_terminal)
         comparison.finish()
     return Replay(scenario, terminals, old.events, old.sha256, comparison.new_events,
-                  comparison.new_sha256, comparison.first)
+                  comparison.new_sha256, comparison.first, result, fleet)

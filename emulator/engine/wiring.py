@@ -165,10 +165,18 @@ def sim_host(shared: Shared, trace: TraceSink, transport: Transport) -> Host:
 
 def sim_printer(shared: Shared, trace: TraceSink) -> SimPrinter:
     """The simulated receipt printer of the scenario's ``[printer]``."""
-    spec = shared.scenario.printer
-    return SimPrinter(shared.env, trace, PrinterCore(paper_m=spec.paper_m,
-                                                     near_end_m=spec.near_end_m),
-                      spec.lines_per_s)
+    return scenario_printer(shared.scenario, shared.env, trace)
+
+
+def scenario_printer(scenario: Scenario, env: simpy.Environment, trace: TraceSink,
+                     kind: type[SimPrinter] | None = None) -> SimPrinter:
+    """The simulated printer as the scenario's ``[printer]`` sets it: a SimPrinter, or one
+    of its subclasses ``kind`` (the HTML report's also keeps what it is given)."""
+    spec = scenario.printer
+    core = PrinterCore(paper_m=spec.paper_m, near_end_m=spec.near_end_m)
+    if kind is None:
+        return SimPrinter(env, trace, core, spec.lines_per_s)
+    return kind(env, trace, core, spec.lines_per_s)
 
 
 def sim_terminal(

@@ -20,12 +20,13 @@ from devices.errors import FirmwareError
 from devices.ports import Printer
 from devices.simkit.agenda import Agenda
 from emulator.engine.collector import collection_paused
+from emulator.engine.operator import Operator
 from emulator.engine.trace import Trace
 from emulator.engine.wiring import SIMULATED, BankBooks, Parts, Shared, trace_header, wire_unit
 from emulator.firmware.harness import POSEMUS_OWN
 from emulator.judge.oracle import judge, step_views
 from emulator.judge.reconcile import BankMoves, Booking
-from emulator.judge.result import Result, StepResult, check
+from emulator.judge.result import Result, Seen, StepResult, check
 from emulator.scenario.model import Scenario
 
 if TYPE_CHECKING:
@@ -64,8 +65,10 @@ class World:
         unit = wire_unit(shared, trace, parts)
         self.link, self.host, self.reader = unit.link, unit.host, unit.reader
         self.printer, self.terminal = unit.printer, unit.terminal
-        self.agenda = Agenda(env, ((step.at_s, step) for step in scenario.steps),
-                             self.terminal.submit)
+        self.injector = unit.injector
+        self.agenda = Agenda(env, ((step.at_s, step) for step in scenario.steps
+                                   if step.after is None), self.terminal.submit)
+        self.operator = Operator(env, trace, self.terminal.submit, scenario.steps)
 
     def run(self, until: float | simpy.Event | None = None) -> Result:
         """Run to ``until`` (default: the horizon, or until nothing is left to happen); judge
@@ -87,6 +90,7 @@ class World:
                                 detail=error.detail)
             for step, what in owed:
                 self.trace.emit("terminal.unresolved", step=step, what=what)
+            self.operator.finish()
             events = self.trace.events
             postings = [*self.retired, *self.acquirer.ledger.postings]  # every one made
             balances = books.close(BankMoves.of(events), bookings_of(postings), scenario.name)
@@ -107,7 +111,11 @@ class World:
                 balances_minor=balances, balances_before_minor=books.before, trace=self.trace,
                 sim_time_s=float(self.env.now), firmware_error=error,
                 failures=(*([] if error is None else [f"firmware_error: {error}"]),
-                          *check(scenario.expect, verdict.end_states, verdict.anomalies, balances)),
+                          *check(scenario.expect, verdict.end_states, verdict.anomalies, balances,
+                                 seen=Seen(verdict.screens, verdict.slips,
+                                           [scenario.faults[i].fault
+                                            for i in self.injector.fired],
+                                           self.injector.unfired()))),
             )
 
 

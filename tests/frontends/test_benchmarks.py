@@ -9,12 +9,22 @@ import sys
 
 import pytest
 
-from benchmarks import coldstart, fidelity, fresh, profile_sales, scale, throughput
+from benchmarks import (
+    coldstart,
+    fidelity,
+    fresh,
+    html_report,
+    profile_sales,
+    scale,
+    throughput,
+)
 from benchmarks.reference import reference_rates, run_reference
 from devices.printer.stream import MEMO_LIMIT
 from tests.support import ROOT
 
-VERDICT = re.compile(r"^target .+ (>=|<=) [\d,.]+x?: (met|not met) \([\d,.]+x?\)$", re.MULTILINE)
+# the measured value may be negative: a difference of two timings (html_report.py)
+VERDICT = re.compile(r"^target .+ (>=|<=) [\d,.]+x?: (met|not met) \(-?[\d,.]+x?\)$",
+                     re.MULTILINE)
 
 
 def number(out: str, label: str) -> float:
@@ -154,3 +164,13 @@ def test_help_runs_as_a_script_from_the_repo_root(script: str) -> None:
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("usage:")
     assert "--runs" in proc.stdout
+
+
+def test_html_report(capsys: pytest.CaptureFixture[str]) -> None:
+    html_report.main(["--runs", "1", "--path", str(ROOT / "scenarios" / "sale_paper_jam.toml")])
+    out = capsys.readouterr().out
+    check_common(out, verdicts=1)
+    assert number(out, "without --html wall s (median of 1):") > 0
+    assert number(out, "with --html wall s (median of 1):") > 0
+    assert number(out, "report:") == 2  # the page and the index
+    assert number(out, "pages alone:") == 1
