@@ -75,11 +75,14 @@ class CheckedTrace:
 class CheckedTransport:
     """The plug-in's transport: receives it waits on are withdrawn when the power goes."""
 
-    def __init__(self, transport: Transport, contract: Contract, power: _Power) -> None:
+    def __init__(self, transport: Transport, contract: Contract, power: _Power,
+                 checked: bool = True) -> None:
         self._transport = transport
         self._contract = contract
         self._power = power
         self.waits: list[Take] = []
+        if not checked:
+            self.send = transport.send  # type: ignore[method-assign]
 
     def send(self, frame: bytes | Refused, **about: Any) -> None:
         if not self._power.on:
@@ -140,24 +143,26 @@ class Harness:
         self, env: simpy.Environment, trace: TraceSink, transport: Transport,
         reader: CardReader, printer: Printer, identity: Identity, start: datetime,
         cards: dict[str, CardInfo], mac_key: bytes, factory: Factory,
-        settings: Mapping[str, object], name: str,
+        settings: Mapping[str, object], name: str, *, checked: bool = True,
     ) -> None:
         self.env = env
         self.trace = trace
         self.reader = reader
         self.identity = identity
         self.name = name
+        self.checked = checked  # False: a firmware audited by posemu's tests (its own)
         self.contract = contract = Contract()
         self.power = power = _Power()
         self.transport, self.printer = transport, printer  # what the wiring gave it
-        self._transport = CheckedTransport(transport, contract, power)
+        self._transport = CheckedTransport(transport, contract, power, checked)
         self.halves = JournalHalves()
         self.steps = Mailbox(env)
         self._power_back: simpy.Event | None = None
         self._get: Take | None = None
         self.kit = Kit(
-            env=env, trace=CheckedTrace(trace, contract, power), transport=self._transport,
-            reader=reader, printer=CheckedPrinter(printer, contract, power),
+            env=env, trace=CheckedTrace(trace, contract, power) if checked else trace,
+            transport=self._transport, reader=reader,
+            printer=CheckedPrinter(printer, contract, power) if checked else printer,
             journal=self.halves, clock=WallClock(env, start), identity=identity,
             cards=cards, mac_key=mac_key, settings=settings,
         )
@@ -218,11 +223,11 @@ class Harness:
             raise contract.fail("one outcome per step", "the run ended while the step was "
                                 "still waiting, without terminal.txn_done")
         owed = self._call("owed", self.firmware.owed)
-        if not isinstance(owed, list) or not all(
-                isinstance(o, tuple) and len(o) == 2 and o[0] in contract.steps for o in owed):
+        if self.checked and (not isinstance(owed, list) or not all(
+                isinstance(o, tuple) and len(o) == 2 and o[0] in contract.steps for o in owed)):
             raise contract.fail("owed", f"owed() must list (started step, what) pairs, "
                                 f"not {owed!r}", step=None)
-        return owed
+        return cast("list[tuple[str, str]]", owed)
 
     def open_steps(self) -> set[str]:
         """Steps the plug-in may still act on: its ``open_steps()``, else every step started."""
@@ -285,6 +290,9 @@ class Harness:
                         amount_minor=step.amount_minor)
         self.contract.begin(step.id, step.do)
         yield from self._guarded("run", self.firmware.run(step))
+        if not self.checked:
+            self.contract.current = None
+            return
         if not self.power.on:
             raise self.contract.fail("powered off", "run() went on after the power went "
                                      "(never catch simpy.Interrupt)")
