@@ -8,12 +8,13 @@ half wiped, the card reader powered off, ``terminal.power_lost``) and brings it 
 (what arrived meanwhile dropped, ``terminal.rebooted``, the plug-in's ``boot``). Every
 event the plug-in emits and every print job it starts is checked against the contract
 (:mod:`emulator.firmware.contract`); a broken rule or an exception ends the run with a
-:class:`~devices.errors.FirmwareError`.
+:class:`~devices.errors.FirmwareError`. posemu's own terminal runs in it unchecked
+(``checked=False``): the tests audit its traces against the same contract.
 """
 
 from __future__ import annotations
 
-from collections.abc import Generator, Mapping
+from collections.abc import Callable, Generator, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
 
@@ -269,7 +270,7 @@ class Harness:
     def _boot(self) -> Gen:
         self._transport.discard()
         self.trace.emit("terminal.rebooted")
-        yield from self._guarded("boot", self.firmware.boot())
+        yield from self._guarded("boot", self.firmware.boot)
 
     def _idle(self) -> Gen:
         self._get = get = self.steps.get()
@@ -280,7 +281,7 @@ class Harness:
             if not get.processed:
                 get.cancel()
                 self._get = None
-                yield from self._guarded("idle", self.firmware.idle())  # type: ignore[attr-defined]
+                yield from self._guarded("idle", self.firmware.idle)  # type: ignore[attr-defined]
                 return
         else:
             yield get
@@ -289,7 +290,7 @@ class Harness:
         self.trace.emit("terminal.txn_started", step=step.id, do=step.do,
                         amount_minor=step.amount_minor)
         self.contract.begin(step.id, step.do)
-        yield from self._guarded("run", self.firmware.run(step))
+        yield from self._guarded("run", lambda: self.firmware.run(step))
         if not self.checked:
             self.contract.current = None
             return
@@ -298,9 +299,10 @@ class Harness:
                                      "(never catch simpy.Interrupt)")
         self.contract.end()
 
-    def _guarded(self, what: str, gen: Any) -> Gen:
-        """Run the plug-in's generator ``what``: its exceptions become FirmwareError (the
-        power loss's interrupt passes through)."""
+    def _guarded(self, what: str, start: Callable[[], Any]) -> Gen:
+        """Run the plug-in's generator ``what`` (``start()`` makes it): its exceptions become
+        FirmwareError (the power loss's interrupt passes through)."""
+        gen = self._call(what, start)
         if not isinstance(gen, Generator):
             raise self.contract.fail("generators", f"{what}() must be a generator (use "
                                      f"`yield`), it returned {type(gen).__name__}")
