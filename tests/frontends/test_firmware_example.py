@@ -71,6 +71,22 @@ def test_the_pytest_plugin_runs_library_scenarios_with_it(
     result.stdout.fnmatch_lines(["posemu: every scenario runs with firmware status_first:*"])
 
 
+def test_the_ini_option_names_it_too_and_a_bad_one_stops_the_session(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.syspath_prepend(str(EXAMPLE))
+    pytester.makeini("[pytest]\nposemu_firmware = status_first:StatusFirst\n")
+    pytester.makefile(".toml", sale=(LIBRARY / "sale_approved.toml").read_text())
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["posemu: every scenario runs with firmware status_first:*"])
+    result = pytester.runpytest("-p", "no:cacheprovider", "--posemu-firmware",
+                                "status_first:Nothing")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--posemu-firmware: cannot load firmware status_first:Nothing:"
+                                 " module status_first has no 'Nothing'"])
+
+
 def test_posemu_fuzz_finds_and_shrinks_its_weakness(
     tmp_path: Path, capsys: pytest.CaptureFixture[str],
 ) -> None:
