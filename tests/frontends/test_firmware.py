@@ -198,6 +198,19 @@ def test_profile_and_a_plugin_do_not_go_together(
                       f"{MODULE}:Minimal")
 
 
+def test_fuzz_lists_a_run_whose_plugin_broke_the_contract_as_an_error(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, _ = cli(capsys, "fuzz", "--firmware", f"{MODULE}:Raises", "--runs", "2",
+                       "--json")
+    assert code == 1
+    summary = json.loads(out)
+    assert summary["firmware"] == f"{MODULE}:Raises"
+    assert summary["findings"] == []
+    assert [e["error"] for e in summary["errors"]] == [
+        "firmware_error: step s1: no exceptions: run() raised KeyError: 'no such record'"] * 2
+
+
 def test_fleet_takes_a_plugin(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = write(tmp_path, tables())
     code, out, _ = cli(capsys, "fleet", path, "--terminals", "3", "--json", "--firmware",
