@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Generator, Mapping
 from datetime import datetime
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, cast
 
 import simpy
@@ -47,6 +48,7 @@ POSEMUS_OWN = (TraceError, DeviceError, ConservationError, LedgerMismatchError)
 """Errors of posemu itself (a trace that cannot be written, a device, the bank's books)
 that may surface through a firmware's calls: never the firmware's fault."""
 _PASSED = (simpy.Interrupt, FirmwareError, *POSEMUS_OWN)
+_FACTORIES: dict[str, Factory] = {}  # by reference, as loaded (the module is cached anyway)
 
 
 class _Power:
@@ -173,9 +175,13 @@ class Harness:
     def of(cls, env: simpy.Environment, trace: TraceSink, transport: Transport,
            reader: CardReader, printer: Printer, identity: Identity, start: datetime,
            cards: dict[str, CardInfo], mac_key: bytes, spec: FirmwareSpec) -> Harness:
-        """The harness of the plug-in a scenario names."""
+        """The harness of the plug-in a scenario names (its factory loaded once: a fleet
+        builds one harness per terminal)."""
+        factory = _FACTORIES.get(spec.ref)
+        if factory is None:
+            factory = _FACTORIES[spec.ref] = load_factory(spec.ref)
         return cls(env, trace, transport, reader, printer, identity, start, cards, mac_key,
-                   load_factory(spec.ref), dict(spec.settings), spec.ref)
+                   factory, MappingProxyType(spec.settings), spec.ref)
 
     @property
     def powered(self) -> bool:
