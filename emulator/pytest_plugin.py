@@ -47,14 +47,10 @@ def _profiles() -> tuple[str, ...]:
 
 
 def _seed(text: str) -> int:
-    """argparse/ini type of a seed: an integer >= 0."""
-    try:
-        seed = int(text)
-    except ValueError:
-        raise ArgumentTypeError(f"not an integer: {text!r}") from None
-    if seed < 0:
-        raise ArgumentTypeError(f"must be >= 0: {seed}")
-    return seed
+    """argparse/ini type of a seed (:mod:`emulator.scenario.seeds`: light, no engine)."""
+    from emulator.scenario.seeds import parse_seed  # noqa: PLC0415
+
+    return parse_seed(text)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

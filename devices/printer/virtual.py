@@ -377,6 +377,10 @@ def serve(
     settings (baud rate, speed), 3 when no pty (or raw log) can be opened.
     """
     stdin, stdout, stderr = stdin or sys.stdin, stdout or sys.stdout, stderr or sys.stderr
+    if not isinstance(getattr(termios, f"B{baudrate}", None), int):
+        print(f"posemu printer: --baudrate {baudrate}: not a line speed a serial port offers "
+              "(9600, 19200, 38400, 57600, 115200, ...)", file=stderr)
+        return 2
     try:
         printer = VirtualPrinter(baudrate=baudrate, lines_per_s=lines_per_s, paper_m=paper_m,
                                  sink=stdout, raw_log=raw_log, log=stderr,

@@ -23,8 +23,10 @@ import dataclasses
 import json
 import os
 import sys
+import time
 import traceback
 from collections.abc import Callable, Sequence
+from importlib import import_module, metadata
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +39,7 @@ from devices.errors import (
     TraceError,
     UsageError,
 )
+from emulator.cli.junit import Case, write_report
 from emulator.engine.trace import AtomicFile, write_atomic
 from emulator.engine.world import run_scenario
 from emulator.judge.result import Result
@@ -44,10 +47,24 @@ from emulator.scenario.catalogue import ANOMALIES, CLEAN_END_STATES, FAULTS
 from emulator.scenario.load import load_scenario
 from emulator.scenario.model import Scenario
 from emulator.scenario.profiles import KNOBS, PROFILES, SETTINGS, Policy
+from emulator.scenario.seeds import parse_seed
 
 EXIT_PASS, EXIT_FAIL, EXIT_INPUT, EXIT_IO = 0, 1, 2, 3
 
 Runner = Callable[[Scenario], Result]
+Progress = Callable[[str, int, int], object]
+
+_COMMANDS = {"new": "emulator.cli.new", "check": "emulator.cli.check",
+             "events": "emulator.cli.events"}
+"""Commands in modules of their own: each has ``add_parser`` and ``run_command``."""
+
+
+def _version() -> str:
+    """The installed distribution's version."""
+    try:
+        return metadata.version("posemu")
+    except metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -60,16 +77,23 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="posemu", description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    parser.add_argument("--version", action="version", version=f"posemu {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     run = commands.add_parser("run", help="run scenario files (a directory: every *.toml)")
     run.add_argument("paths", nargs="+", metavar="PATH")
     run.add_argument("--json", action="store_true", help="one JSON object per scenario per line")
-    run.add_argument("-v", "--verbose", action="store_true",
-                     help="every scenario in full, network events in the timeline")
+    how_much = run.add_mutually_exclusive_group()
+    how_much.add_argument("-v", "--verbose", action="store_true",
+                          help="every scenario in full, network events in the timeline")
+    how_much.add_argument("-q", "--quiet", action="store_true",
+                          help="one line a passing scenario, a failing one in full, no table")
+    run.add_argument("--junit", type=Path, metavar="FILE",
+                     help="also write the runs as a JUnit XML report to FILE")
     run.add_argument("--trace-dir", type=Path, metavar="DIR",
                      help="write each run's full trace as JSON Lines here")
-    run.add_argument("--seed", type=int, help="override the scenarios' seed")
+    run.add_argument("--seed", type=parse_seed, metavar="N",
+                     help="override the scenarios' seed (0 to 2**63-1)")
     run.add_argument("--profile", choices=sorted(PROFILES), help="override the firmware profile")
     run.add_argument("--firmware", metavar="MODULE:FACTORY",
                      help="run a plug-in firmware instead of posemu's own (docs/firmware.md)")
@@ -95,7 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
     fleet.add_argument("--trace", type=Path, metavar="FILE",
                        help="write the trace here as it happens (JSON Lines)")
     fleet.add_argument("--json", action="store_true", help="the counts as one JSON object")
-    fleet.add_argument("--seed", type=int, help="override the scenario's seed")
+    fleet.add_argument("--seed", type=parse_seed, metavar="N",
+                       help="override the scenario's seed (0 to 2**63-1)")
     fleet.add_argument("--profile", choices=sorted(PROFILES), help="override the firmware profile")
     fleet.add_argument("--firmware", metavar="MODULE:FACTORY",
                        help="run a plug-in firmware instead of posemu's own (docs/firmware.md)")
@@ -104,8 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
     faults.add_argument("--json", action="store_true", help="as one JSON object")
     profiles = commands.add_parser("profiles", help="profiles, knobs and settings")
     profiles.add_argument("--json", action="store_true", help="as one JSON object")
-    explain = commands.add_parser("explain", help="what an anomaly means, which knobs prevent it")
-    explain.add_argument("anomaly", metavar="ANOMALY")
+    explain = commands.add_parser(
+        "explain", help="what an anomaly means, which knobs prevent it (none: list them)")
+    explain.add_argument("anomaly", metavar="ANOMALY", nargs="?")
     explain.add_argument("--json", action="store_true", help="as one JSON object")
 
     printer = commands.add_parser("printer", help="a virtual ESC/POS printer to rehearse with")
@@ -125,6 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
     from emulator.fuzz.command import add_parser  # noqa: PLC0415  (see _fuzz)
 
     add_parser(commands)
+    for module in _COMMANDS.values():
+        import_module(module).add_parser(commands)
     for sub in (run, replay, fleet, faults, profiles, explain, printer):
         sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                          help="show tracebacks on errors")
@@ -136,7 +164,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     command = {"run": _run, "replay": _replay, "fleet": _fleet, "faults": _faults,
                "profiles": _profiles,
-               "explain": _explain, "printer": _printer, "fuzz": _fuzz}[args.command]
+               "explain": _explain, "printer": _printer, "fuzz": _fuzz}.get(args.command)
+    if command is None:  # a command in its own module (_COMMANDS)
+        command = import_module(_COMMANDS[args.command]).run_command
     try:
         return command(args)
     except (ScenarioError, TraceError, UsageError) as exc:
@@ -218,31 +248,36 @@ def _run(args: argparse.Namespace) -> int:
     if args.trace_dir is not None:
         args.trace_dir.mkdir(parents=True, exist_ok=True)
     names: set[str] = set()
-    passed = True
-    if args.json:
-        for scenario in scenarios:
-            result = run_one(scenario)
-            _debug_firmware(args, result)
-            passed &= result.passed
-            if args.trace_dir is not None:
-                write_atomic(_trace_path(args.trace_dir, scenario, names), result.trace.to_jsonl())
-            _print_json(result.to_json())
-        return EXIT_PASS if passed else EXIT_FAIL
+    cases: list[Case] = []
 
-    from emulator.cli.report import RunReport  # noqa: PLC0415  (rich only for human output)
+    def run(scenario: Scenario) -> Result:
+        began = time.perf_counter()
+        result = run_one(scenario)
+        _debug_firmware(args, result)
+        cases.append(Case(result, time.perf_counter() - began))
+        if args.trace_dir is not None:
+            write_atomic(_trace_path(args.trace_dir, scenario, names), result.trace.to_jsonl())
+        return result
 
-    report = RunReport(len(scenarios), verbose=args.verbose)
-    with report.running():
-        for scenario in scenarios:
-            report.starting(scenario.name)
-            result = run_one(scenario)
-            _debug_firmware(args, result)
-            passed &= result.passed
-            if args.trace_dir is not None:
-                write_atomic(_trace_path(args.trace_dir, scenario, names), result.trace.to_jsonl())
-            report.add(result)
-    report.summary()
-    return EXIT_PASS if passed else EXIT_FAIL
+    try:
+        if args.json:
+            for scenario in scenarios:
+                _print_json(run(scenario).to_json())
+        else:
+            from emulator.cli.report import RunReport  # noqa: PLC0415  (rich: human output)
+
+            report = RunReport(len(scenarios), verbose=args.verbose, quiet=args.quiet)
+            with report.running():
+                for scenario in scenarios:
+                    report.starting(scenario.name)
+                    report.add(run(scenario))
+            report.summary()
+    except BrokenPipeError:  # the reader went away (``| head``): the status of those run
+        _silence_stdout()
+    finally:
+        if args.junit is not None:
+            write_report(args.junit, cases)
+    return EXIT_PASS if all(c.result.passed for c in cases) else EXIT_FAIL
 
 
 def _fleet(args: argparse.Namespace) -> int:
@@ -254,11 +289,12 @@ def _fleet(args: argparse.Namespace) -> int:
     scenario = _firmware(load_scenario(args.path), args)
     if args.seed is not None or args.profile is not None:
         scenario = scenario.with_overrides(seed=args.seed, profile=args.profile)
-    if args.trace is None:
-        result = run_fleet(scenario, args.terminals)
-    else:
-        with AtomicFile(args.trace) as sink:
-            result = run_fleet(scenario, args.terminals, trace_sink=sink)
+    with _fleet_bar() as progress:
+        if args.trace is None:
+            result = run_fleet(scenario, args.terminals, progress=progress)
+        else:
+            with AtomicFile(args.trace) as sink:
+                result = run_fleet(scenario, args.terminals, trace_sink=sink, progress=progress)
     if args.json:
         _print_json(result.to_json())
     else:
@@ -279,6 +315,15 @@ def _firmware(scenario: Scenario, args: argparse.Namespace) -> Scenario:
     from emulator.firmware.plugin import choose_firmware  # noqa: PLC0415
 
     return choose_firmware(scenario, args.firmware, args.profile)
+
+
+def _fleet_bar() -> contextlib.AbstractContextManager[Progress | None]:
+    """A progress bar on standard error when it is a terminal (rich loads only then)."""
+    if not sys.stderr.isatty():
+        return contextlib.nullcontext()
+    from emulator.cli.report import fleet_bar  # noqa: PLC0415
+
+    return fleet_bar()
 
 
 def _bench_runner(args: argparse.Namespace, scenarios: list[Scenario]) -> Runner:
@@ -439,6 +484,15 @@ def _profiles(args: argparse.Namespace) -> int:
 
 
 def _explain(args: argparse.Namespace) -> int:
+    if args.anomaly is None:  # every anomaly, as ``explain NAME`` tells each
+        every = [explain_data(name) for name in ANOMALIES]
+        if args.json:
+            _print_json({"anomalies": every})
+        else:
+            from emulator.cli.report import show_anomalies  # noqa: PLC0415
+
+            show_anomalies(every)
+        return EXIT_PASS
     data = explain_data(args.anomaly)
     if args.json:
         _print_json(data)

@@ -256,13 +256,19 @@ class _Tally:
 TerminalVerdict = Callable[[str, Verdict], object]
 """Told each terminal's verdict (terminal id, verdict) as the fleet is judged."""
 
+Progress = Callable[[str, int, int], object]
+"""Told ``(phase, done, total)`` now and then: terminals wired (``"wiring"``), then
+steps shown done (``"running"``). It only observes: the run is the same without it."""
+PROGRESS_EVERY = 1000
+"""How many terminals or steps between two calls of a :data:`Progress`."""
+
 
 class Fleet:
     """Every component of a fleet run, wired together and ready to run."""
 
     def __init__(
         self, scenario: Scenario, terminals: int, *, trace_sink: IO[bytes] | None = None,
-        keep_receipts: bool = False,
+        keep_receipts: bool = False, progress: Progress | None = None,
     ) -> None:
         if not 1 <= terminals <= MAX_TERMINALS:
             raise ValueError(f"terminals must be 1..{MAX_TERMINALS}, not {terminals}")
@@ -290,7 +296,9 @@ class Fleet:
         """Judge each step at the settlement after which nothing can change it, and keep
         only counts (:meth:`run` turns it off when it is asked for every verdict)."""
         self._tally = _Tally()
-        self.units = [self._wire(k, keep_receipts) for k in range(terminals)]
+        self.units = [self._wire(k, keep_receipts, progress) for k in range(terminals)]
+        if progress is not None:
+            self._count_steps(progress)
         self.moves = BankMoves(keyed=False)
         """What the trace says the bank did, counted: the ledger is checked against it."""
         for name in BANK_EVENTS:
@@ -299,7 +307,22 @@ class Fleet:
             (at_s, tuple(group)) for at_s, group in itertools.groupby(submitted, key=at)
         ), self._start)
 
-    def _wire(self, number: int, keep_receipts: bool) -> _Unit:
+    def _count_steps(self, progress: Progress) -> None:
+        """Tell ``progress`` how many steps have been shown done, every so often."""
+        total, done = self.size * len(self.views), 0
+
+        def heard(_event: Event) -> None:
+            nonlocal done
+            done += 1
+            if done % PROGRESS_EVERY == 0 or done == total:
+                progress("running", done, total)
+
+        progress("running", 0, total)
+        self.trace.subscribe("terminal.txn_done", heard)
+
+    def _wire(self, number: int, keep_receipts: bool, progress: Progress | None = None) -> _Unit:
+        if progress is not None and (number % PROGRESS_EVERY == 0 or number + 1 == self.size):
+            progress("wiring", number + 1, self.size)
         tid = terminal_id(number + 1)
         view = self.router.view(tid)
         observer = Observer(keep_receipts=keep_receipts)
@@ -418,14 +441,16 @@ def _busy(step: StepView, busy: set[str]) -> bool:
 def run_fleet(
     scenario: Scenario, terminals: int, *, trace_sink: IO[bytes] | None = None,
     keep_receipts: bool = False, on_terminal: TerminalVerdict | None = None,
+    progress: Progress | None = None,
 ) -> FleetResult:
     """Run ``scenario`` on ``terminals`` terminals served by one acquirer.
 
     ``trace_sink`` (a binary file) gets the trace, one line per event as it
     happens; without it the trace is only hashed and counted. ``on_terminal``
     is told each terminal's :class:`Verdict`; with ``keep_receipts`` those
-    verdicts carry the receipt text (the fleet keeps none by default).
+    verdicts carry the receipt text (the fleet keeps none by default). ``progress`` is
+    told how far wiring and running have come (a progress bar).
     """
     with collection_paused():  # until the fleet is dropped: see run_scenario
-        return Fleet(scenario, terminals, trace_sink=trace_sink,
-                     keep_receipts=keep_receipts).run(on_terminal)
+        return Fleet(scenario, terminals, trace_sink=trace_sink, keep_receipts=keep_receipts,
+                     progress=progress).run(on_terminal)

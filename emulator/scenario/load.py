@@ -65,6 +65,7 @@ from emulator.scenario.model import (
 )
 from emulator.scenario.profiles import POLICY_FIELDS, PROFILES, make_policy
 from emulator.scenario.screens import SCREENS, SLIPS
+from emulator.scenario.seeds import MAX_SEED
 
 # ------------------------------------------------------------ raw TOML shape
 
@@ -160,7 +161,7 @@ class _Raw(Table, frozen=True):
     format: int
     name: str | None = None
     description: str = ""
-    seed: Annotated[int, Meta(ge=0)] = 0
+    seed: Annotated[int, Meta(ge=0, le=MAX_SEED)] = 0
     start: datetime = DEFAULT_START
     until_s: Duration | None = None
     terminal: _Terminal = msgspec.field(default_factory=_Terminal)

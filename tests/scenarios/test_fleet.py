@@ -358,7 +358,7 @@ def test_cli_fleet_json_and_streamed_trace_agree(
 
 @pytest.mark.parametrize(("argv", "message"), [
     (["--terminals", "0"], "--terminals must be 1 to 9,999,999, not 0"),
-    (["--terminals", "2", "--seed", "x"], "argument --seed: invalid int value: 'x'"),
+    (["--terminals", "2", "--seed", "x"], "argument --seed: not an integer: 'x'"),
 ])
 def test_cli_fleet_bad_input_is_one_line_and_status_2(
     argv: list[str], message: str, capsys: pytest.CaptureFixture[str],
