@@ -404,7 +404,7 @@ def _replay(args: argparse.Namespace) -> int:
                 "index": first.index, "line": first.line, "old": first.old, "new": first.new},
         })
         return EXIT_PASS if done.identical else EXIT_FAIL
-    run = f"{scenario.path} ({scenario.profile}, seed {scenario.seed})"
+    run = f"{scenario.path} ({scenario.runs_as}, seed {scenario.seed})"
     if done.terminals is not None:
         run += f" on {done.terminals:,} terminals"
     if first is None:
