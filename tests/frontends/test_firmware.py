@@ -185,6 +185,17 @@ def test_a_power_loss_cuts_a_step_short_without_breaking_the_contract() -> None:
                          "terminal.txn_started"]
 
 
+def test_check_names_the_plugin_and_refuses_an_undeclared_knob(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, _ = cli(capsys, "check", write(tmp_path, tables("Minimal", pause_s=2)))
+    assert code == 0
+    assert f"({MODULE}:Minimal, seed 0)" in out
+    code, out, err = cli(capsys, "check", write(tmp_path, tables("Minimal", verify_mac=False)))
+    assert code == 2
+    assert "terminal.verify_mac: firmware" in out + err
+
+
 def test_profile_and_a_plugin_do_not_go_together(
     tmp_path: Path, capsys: pytest.CaptureFixture[str],
 ) -> None:
