@@ -44,7 +44,7 @@ def summary(scenario: Scenario) -> str:
              _plural(len(scenario.faults), "fault")]
     parts.append("[expect]" if scenario.expect is not None else "no [expect]: passes "
                  "when no anomaly is found")
-    return f"({scenario.profile}, seed {scenario.seed}): {', '.join(parts)}"
+    return f"({scenario.runs_as}, seed {scenario.seed}): {', '.join(parts)}"
 
 
 def check_file(path: str) -> tuple[Scenario | None, str | None]:

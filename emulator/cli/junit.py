@@ -52,7 +52,7 @@ def testcase(case: Case) -> ET.Element:
         **({"file": s.path} if s.path else {}),
     })
     properties = ET.SubElement(element, "properties")
-    for name, value in (("seed", s.seed), ("profile", s.profile),
+    for name, value in (("seed", s.seed), ("profile", s.runs_as),
                         ("trace_sha256", result.trace_sha256)):
         ET.SubElement(properties, "property", {"name": name, "value": str(value)})
     if not result.passed:

@@ -32,6 +32,7 @@ from typing import Any
 
 from devices.errors import (
     DeviceError,
+    FirmwareError,
     PosemuError,
     PrinterSpecError,
     ScenarioError,
@@ -94,6 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=parse_seed, metavar="N",
                      help="override the scenarios' seed (0 to 2**63-1)")
     run.add_argument("--profile", choices=sorted(PROFILES), help="override the firmware profile")
+    run.add_argument("--firmware", metavar="MODULE:FACTORY",
+                     help="run a plug-in firmware instead of posemu's own (docs/firmware.md)")
     run.add_argument("--printer", metavar="SPEC",
                      help="run one FILE in real time with the ESC/POS printer at "
                           "serial:<device>[?baudrate=N] in place of the simulated one")
@@ -124,6 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
     fleet.add_argument("--seed", type=parse_seed, metavar="N",
                        help="override the scenario's seed (0 to 2**63-1)")
     fleet.add_argument("--profile", choices=sorted(PROFILES), help="override the firmware profile")
+    fleet.add_argument("--firmware", metavar="MODULE:FACTORY",
+                       help="run a plug-in firmware instead of posemu's own (docs/firmware.md)")
 
     faults = commands.add_parser("faults", help="the fault catalogue with its parameters")
     faults.add_argument("--json", action="store_true", help="as one JSON object")
@@ -175,6 +180,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return command(args)
     except (ScenarioError, TraceError, UsageError) as exc:
         return _fail(args, exc, EXIT_INPUT)
+    except FirmwareError as exc:  # a plug-in broke its contract where no result holds it
+        return _fail(args, exc, EXIT_FAIL, f"firmware_error: {exc}")
     except BrokenPipeError:  # the reader went away (``| head``): stop quietly
         _silence_stdout()
         return EXIT_IO
@@ -238,7 +245,7 @@ def scenario_files(paths: Sequence[str]) -> list[Path]:
 def _run(args: argparse.Namespace) -> int:
     scenarios: list[Scenario] = []
     for path in scenario_files(args.paths):
-        scenario = load_scenario(path)
+        scenario = _firmware(load_scenario(path), args)
         if args.seed is not None or args.profile is not None:
             scenario = scenario.with_overrides(seed=args.seed, profile=args.profile)
         scenarios.append(scenario)
@@ -259,6 +266,7 @@ def _run(args: argparse.Namespace) -> int:
     def run(scenario: Scenario) -> Result:
         began = time.perf_counter()
         result = run_one(scenario)
+        _debug_firmware(args, result)
         cases.append(Case(result, time.perf_counter() - began))
         if args.trace_dir is not None:
             write_atomic(_trace_path(args.trace_dir, scenario, names), result.trace.to_jsonl())
@@ -291,7 +299,7 @@ def _fleet(args: argparse.Namespace) -> int:
 
     if not 1 <= args.terminals <= MAX_TERMINALS:
         raise UsageError(f"--terminals must be 1 to {MAX_TERMINALS:,}, not {args.terminals}")
-    scenario = load_scenario(args.path)
+    scenario = _firmware(load_scenario(args.path), args)
     if args.seed is not None or args.profile is not None:
         scenario = scenario.with_overrides(seed=args.seed, profile=args.profile)
     with _fleet_bar() as progress:
@@ -305,6 +313,21 @@ def _fleet(args: argparse.Namespace) -> int:
     else:
         print(result.summary())
     return EXIT_FAIL if result.anomaly_total else EXIT_PASS
+
+
+def _debug_firmware(args: argparse.Namespace, result: Result) -> None:
+    """With ``--debug``, where a plug-in firmware broke its contract: the traceback."""
+    if args.debug and result.firmware_error is not None:
+        traceback.print_exception(result.firmware_error, file=sys.stderr)
+
+
+def _firmware(scenario: Scenario, args: argparse.Namespace) -> Scenario:
+    """``--firmware`` (and a plug-in refusing ``--profile``); plug-ins load only if named."""
+    if args.firmware is None and scenario.firmware is None:
+        return scenario
+    from emulator.firmware.plugin import choose_firmware  # noqa: PLC0415
+
+    return choose_firmware(scenario, args.firmware, args.profile)
 
 
 def _fleet_bar() -> contextlib.AbstractContextManager[Progress | None]:
@@ -401,7 +424,7 @@ def _replay(args: argparse.Namespace) -> int:
                 "index": first.index, "line": first.line, "old": first.old, "new": first.new},
         })
         return EXIT_PASS if done.identical else EXIT_FAIL
-    run = f"{scenario.path} ({scenario.profile}, seed {scenario.seed})"
+    run = f"{scenario.path} ({scenario.runs_as}, seed {scenario.seed})"
     if done.terminals is not None:
         run += f" on {done.terminals:,} terminals"
     if first is None:

@@ -184,7 +184,7 @@ def headline(result: Result) -> Text:
     """``PASS  path  (profile, seed N)``."""
     s = result.scenario
     text = Text(result.verdict.upper(), _VERDICT[result.verdict])
-    text.append(f"  {s.path or s.name}  ({s.profile}, seed {s.seed})")
+    text.append(f"  {s.path or s.name}  ({s.runs_as}, seed {s.seed})")
     return text
 
 
@@ -256,8 +256,8 @@ class RunReport:
     def _detail(self, result: Result) -> None:
         out, s = self.out, result.scenario
         title = Text(s.path or s.name, "bold")
-        title.append(f"  {s.name}  ({s.profile}, seed {s.seed})" if s.path else
-                     f"  ({s.profile}, seed {s.seed})")
+        title.append(f"  {s.name}  ({s.runs_as}, seed {s.seed})" if s.path else
+                     f"  ({s.runs_as}, seed {s.seed})")
         out.rule()
         out.print(title, soft_wrap=True)
         out.print(timeline(result, verbose=self.verbose))
@@ -299,7 +299,7 @@ class RunReport:
             column.justify = "right"
         for r in self.results:
             s = r.scenario
-            table.add_row(s.name, s.profile, str(s.seed),
+            table.add_row(s.name, s.runs_as, str(s.seed),
                           Text(r.verdict.upper(), _VERDICT[r.verdict]),
                           str(len(r.anomalies)),
                           str(r.events), f"{r.sim_time_s:.2f} s")

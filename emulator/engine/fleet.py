@@ -43,8 +43,8 @@ from emulator.judge.result import anomaly_json, money_json, scenario_json
 if TYPE_CHECKING:
     from devices.bank.host import Host
     from devices.net.link import Link
+    from devices.ports import Firmware
     from devices.printer.sim import SimPrinter
-    from emulator.firmware.terminal import Terminal
     from emulator.scenario.model import Scenario, StepSpec
 
 MAX_TERMINALS = 9_999_999
@@ -184,7 +184,7 @@ class FleetResult:
         states = ", ".join(f"{n:,} {state}" for state, n in sorted(self.end_states.items()))
         lines = [
             f"{self.scenario.path or self.scenario.name}: {self.terminals:,} terminals, "
-            f"{self.transactions:,} steps ({self.scenario.profile}, seed {self.scenario.seed})",
+            f"{self.transactions:,} steps ({self.scenario.runs_as}, seed {self.scenario.seed})",
             f"end states: {states}",
             f"anomalies: {self.anomaly_total:,}" + (
                 " (" + ", ".join(f"{n:,} {k}" for k, n in sorted(self.anomaly_counts.items()))
@@ -205,7 +205,7 @@ class _Unit:
     number: int  # 0-based, the order its findings are kept in
     terminal_id: str
     view: TerminalTrace
-    terminal: Terminal
+    terminal: Firmware[StepSpec]
     link: Link
     host: Host
     printer: SimPrinter

@@ -175,13 +175,24 @@ def header_scenario(path: Path, header: dict[str, Any], override: Path | None) -
     if not isinstance(profile, str) or profile not in PROFILES:
         raise TraceError(f"{path}:1: profile: missing or unknown ({json.dumps(profile)})")
     if override is not None:
-        return load_scenario(override).with_overrides(seed=seed, profile=profile)
+        return _firmware(load_scenario(override).with_overrides(seed=seed, profile=profile),
+                         header)
     if not isinstance(source, str) or not source:
         raise TraceError(f"{path}:1: path: the trace names no scenario file (use --scenario)")
     if not Path(source).is_file():
         raise TraceError(f"{path}:1: path: scenario file {source} not found (run from the "
                          "directory the trace was written in, or use --scenario FILE)")
-    return load_scenario(source).with_overrides(seed=seed, profile=profile)
+    return _firmware(load_scenario(source).with_overrides(seed=seed, profile=profile), header)
+
+
+def _firmware(scenario: Scenario, header: dict[str, Any]) -> Scenario:
+    """``scenario`` run by the plug-in firmware the header names (``--firmware``), if any."""
+    ref = header.get("firmware")
+    if isinstance(ref, str) and (scenario.firmware is None or scenario.firmware.ref != ref):
+        from emulator.firmware.plugin import with_firmware  # noqa: PLC0415
+
+        return with_firmware(scenario, ref)
+    return scenario
 
 
 def header_terminals(path: Path, header: dict[str, Any]) -> int | None:

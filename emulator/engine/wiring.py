@@ -182,22 +182,31 @@ def scenario_printer(scenario: Scenario, env: simpy.Environment, trace: TraceSin
 def sim_terminal(
     shared: Shared, trace: TraceSink, transport: Transport, reader: CardReader,
     printer: Printer, identity: Identity,
-) -> Terminal:
-    """posemu's terminal firmware, with the scenario's policy and clock."""
+) -> Firmware[StepSpec]:
+    """posemu's terminal firmware, with the scenario's policy and clock; or the plug-in
+    the scenario names (``[terminal] firmware``) in its harness."""
     scenario = shared.scenario
+    if scenario.firmware is not None:
+        from emulator.firmware.harness import Harness  # noqa: PLC0415  (plug-ins only)
+
+        return Harness.of(shared.env, trace, transport, reader, printer, identity,
+                          scenario.start, shared.cards, MAC_KEY, scenario.firmware)
     return Terminal(shared.env, trace, transport, reader, printer, scenario.policy, identity,
                     scenario.start, shared.cards, mac_key(scenario))
 
 
-SIMULATED: Parts[SimPrinter, Link, Host, Terminal] = Parts(
+SIMULATED: Parts[SimPrinter, Link, Host, Firmware[StepSpec]] = Parts(
     sim_printer, sim_link, sim_host, sim_terminal)
 """Every part simulated: the default."""
 
 
 def trace_header(scenario: Scenario, **extra: Any) -> dict[str, Any]:
     """The header of ``scenario``'s trace: what names the run (and ``extra``)."""
-    return {"name": scenario.name, "seed": scenario.seed, "profile": scenario.profile,
-            "path": scenario.path, **extra}
+    header = {"name": scenario.name, "seed": scenario.seed, "profile": scenario.profile,
+              "path": scenario.path, **extra}
+    if scenario.firmware is not None:
+        header["firmware"] = scenario.firmware.ref
+    return header
 
 
 def make_acquirer(scenario: Scenario) -> Acquirer:

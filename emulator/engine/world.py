@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, TypeAlias
 
 import simpy
 
+from devices.errors import FirmwareError
 from devices.ports import FaultTarget, Printer
 from devices.simkit.agenda import Agenda
 from emulator.engine.collector import collection_paused
@@ -30,6 +31,7 @@ from emulator.engine.wiring import (
     trace_header,
     wire_unit,
 )
+from emulator.firmware.harness import POSEMUS_OWN
 from emulator.judge.oracle import judge, step_views
 from emulator.judge.reconcile import BankMoves, Booking
 from emulator.judge.result import Result, Seen, StepResult, check
@@ -37,7 +39,8 @@ from emulator.scenario.model import Scenario
 
 if TYPE_CHECKING:
     from devices.bank.ledger import Posting
-    from emulator.firmware.terminal import Terminal
+    from devices.ports import Firmware
+    from emulator.scenario.model import StepSpec
 
 
 PrinterFactory: TypeAlias = Callable[[simpy.Environment, Trace], Printer]
@@ -54,7 +57,7 @@ class World:
     def __init__(
         self, scenario: Scenario, env: simpy.Environment | None = None,
         printer: PrinterFactory | None = None,
-        parts: Parts[Printer, Connection, FaultTarget, Terminal] | None = None,
+        parts: Parts[Printer, Connection, FaultTarget, Firmware[StepSpec]] | None = None,
     ) -> None:
         self.scenario = scenario
         self.env = env = simpy.Environment() if env is None else env
@@ -80,8 +83,19 @@ class World:
         with collection_paused():
             scenario = self.scenario
             books = BankBooks(scenario, self.acquirer)
-            self.env.run(until=scenario.until_s if until is None else until)
-            for step, what in self.terminal.unresolved():
+            error: FirmwareError | None = None
+            try:
+                self.env.run(until=scenario.until_s if until is None else until)
+                owed = self.terminal.unresolved()
+            except Exception as exc:  # a plug-in broke its contract: the run ends here
+                if scenario.firmware is None or isinstance(exc, POSEMUS_OWN):
+                    raise
+                error = exc if isinstance(exc, FirmwareError) else FirmwareError(
+                    "no exceptions", f"{type(exc).__name__}: {exc}")
+                owed = []
+                self.trace.emit("firmware.error", step=error.step, rule=error.rule,
+                                detail=error.detail)
+            for step, what in owed:
                 self.trace.emit("terminal.unresolved", step=step, what=what)
             self.operator.finish()
             events = self.trace.events
@@ -102,11 +116,13 @@ class World:
             return Result(
                 scenario=scenario, steps=steps, anomalies=verdict.anomalies,
                 balances_minor=balances, balances_before_minor=books.before, trace=self.trace,
-                sim_time_s=float(self.env.now),
-                failures=check(scenario.expect, verdict.end_states, verdict.anomalies, balances,
-                               seen=Seen(verdict.screens, verdict.slips,
-                                         [scenario.faults[i].fault for i in self.injector.fired],
-                                         self.injector.unfired())),
+                sim_time_s=float(self.env.now), firmware_error=error,
+                failures=(*([] if error is None else [f"firmware_error: {error}"]),
+                          *check(scenario.expect, verdict.end_states, verdict.anomalies, balances,
+                                 seen=Seen(verdict.screens, verdict.slips,
+                                           [scenario.faults[i].fault
+                                            for i in self.injector.fired],
+                                           self.injector.unfired()))),
             )
 
 

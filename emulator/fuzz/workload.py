@@ -175,16 +175,22 @@ def to_tables(scenario: Scenario, terminal: dict[str, Any]) -> dict[str, Any]:
 
 
 def make_workload(base: Scenario | None, label: str, profile: str | None,
-                  sets: dict[str, Any]) -> Workload:
-    """The campaign's workload: the base (or built-in) with profile and knob overrides.
+                  sets: dict[str, Any], firmware: str | None = None) -> Workload:
+    """The campaign's workload: the base (or built-in) with profile and knob overrides, or
+    run by the plug-in ``firmware`` (the base's own plug-in when None).
 
     Raises ScenarioError when an override is unknown or has a bad value.
     """
+    builtin = base is None
     if base is None:
         base = scenario_from_dict(BUILTIN)
     terminal: dict[str, Any] = {"profile": profile or base.profile}
     for name, value in base.overrides.items():  # money in minor units: back to a string
         terminal[name] = format_minor(value) if name in _MONEY and isinstance(value, int) else value
+    if firmware is not None or base.firmware is not None:  # a plug-in takes its own settings
+        own = base.firmware.table if base.firmware is not None and firmware is None else (
+            {} if builtin else {k: v for k, v in terminal.items() if k != "profile"})
+        terminal = {"firmware": firmware or base.firmware.ref, **own}  # type: ignore[union-attr]
     terminal.update(sets)
     tables = to_tables(base, terminal)
     checked = scenario_from_dict(tables)  # validates the overrides

@@ -47,6 +47,7 @@ class Result:
     trace: Trace
     sim_time_s: float
     failures: tuple[str, ...]
+    firmware_error: BaseException | None = None  # a plug-in's breach (its cause: --debug)
 
     @cached_property
     def trace_sha256(self) -> str:
@@ -96,6 +97,8 @@ def scenario_json(scenario: Scenario, *, fleet: bool = False) -> dict[str, Any]:
     A fleet's object names the scenario first, as ``scenario``."""
     header = {"path": scenario.path, "name": scenario.name, "seed": scenario.seed,
               "profile": scenario.profile}
+    if scenario.firmware is not None:  # a plug-in: no profile of posemu's own terminal
+        header.update(profile=None, firmware=scenario.firmware.ref)
     if fleet:
         header = {"scenario": header.pop("name"), **header}
     return header

@@ -524,12 +524,18 @@ def scenario_from_dict(data: dict[str, Any], path: str | None = None) -> Scenari
     fmt = data["format"]
     if isinstance(fmt, bool) or fmt != FORMAT:
         c.fail("format", f"unsupported format {fmt!r}: this posemu reads format {FORMAT}")
+    firmware = None
+    if isinstance(data.get("terminal"), dict) and "firmware" in data["terminal"]:
+        from emulator.firmware.plugin import terminal_plugin  # noqa: PLC0415  (plug-ins only)
+
+        data, firmware = terminal_plugin(data, path)
     try:
         raw = msgspec.convert(data, _Raw, strict=True)
     except msgspec.ValidationError as err:
         key, message = _explain(err, data)
         c.fail(key or None, message)
-    return _build(raw, path)
+    scenario = _build(raw, path)
+    return scenario if firmware is None else msgspec.structs.replace(scenario, firmware=firmware)
 
 
 def parse_scenario(text: str, path: str | None = None) -> Scenario:

@@ -151,6 +151,15 @@ class ExpectSpec(Table, frozen=True):
     faults_fired: tuple[str, ...] | None = None  # fault names, as a multiset
 
 
+class FirmwareSpec(Table, frozen=True):
+    """A plug-in firmware (``[terminal] firmware``): its ``package.module:factory``, the
+    ``[terminal]`` keys as written and its settings as validated (docs/firmware.md)."""
+
+    ref: str
+    table: dict[str, object] = {}
+    settings: dict[str, object] = {}
+
+
 class Scenario(Table, frozen=True):
     """A validated scenario: the starting world, the steps, the faults, the expectations."""
 
@@ -171,6 +180,12 @@ class Scenario(Table, frozen=True):
     steps: tuple[StepSpec, ...]
     faults: tuple[FaultSpec, ...]
     expect: ExpectSpec | None
+    firmware: FirmwareSpec | None = None  # a plug-in in place of posemu's own terminal
+
+    @property
+    def runs_as(self) -> str:
+        """What runs as the terminal: the profile of posemu's own, or a plug-in's factory."""
+        return self.profile if self.firmware is None else self.firmware.ref
 
     def with_overrides(self, *, seed: int | None = None, profile: str | None = None) -> Scenario:
         """This scenario with another seed and/or profile (the file's knobs re-applied)."""

@@ -41,6 +41,7 @@ SLIPS: dict[str, str] = {
     "declined": "a declined sale's slip (or a refund approved with a code other than 00)",
     "copy": "a reprint's copy",
     "cut_short": "a slip that stopped before its cut (jam, paper out, cover open, power)",
+    "notice": "any other slip, from a plug-in firmware (a \"check with bank\" notice)",
 }
 """The slips a step may print, as ``[expect] receipts`` names them, in print order."""
 

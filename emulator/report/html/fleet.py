@@ -123,7 +123,8 @@ def fleet_page(result: FleetResult, trace: Path, entry: IndexEntry | None = None
     verdict = "fail" if result.anomaly_total else "pass"
     body = (
         f'<header><h1>{_e(s.name)}: fleet of {result.terminals:,} terminals</h1>'
-        f'<p class="meta"><code>{_e(s.path or "")}</code> · profile <b>{_e(s.profile)}</b> · '
+        f'<p class="meta"><code>{_e(s.path or "")}</code> · '
+        f'{"firmware" if s.firmware else "profile"} <b>{_e(s.runs_as)}</b> · '
         f"seed {s.seed} · {result.transactions:,} transactions · {result.events:,} events · "
         f"{result.sim_time_s:.2f} simulated s</p>"
         f'<p class="verdict {verdict}" id="verdict">{result.anomaly_total:,} anomalies</p>'

@@ -132,7 +132,8 @@ def scenario_page(result: Result, jobs: Sequence[bytes], entry: IndexEntry | Non
     receipts = "".join(receipt_html(job) for job in jobs_of(result.trace.events, jobs))
     header = (
         f'<header><h1>{_e(s.name)}</h1><p class="meta"><code>{_e(s.path or "")}</code> · '
-        f"profile <b>{_e(s.profile)}</b> · seed {s.seed} · {result.events} events · "
+        f"{'firmware' if s.firmware else 'profile'} <b>{_e(s.runs_as)}</b> · seed {s.seed} · "
+        f"{result.events} events · "
         f"{result.sim_time_s:.2f} simulated s · trace sha256 <code>"
         f'{_e(result.trace_sha256[:16])}…</code></p><p class="verdict {verdict}" '
         f'id="verdict">verdict {verdict.upper()}</p>'
