@@ -154,7 +154,10 @@ def test_scale(capsys: pytest.CaptureFixture[str]) -> None:
     ratio = re.search(r"run length x3 at 1 terminals \(1 -> 3 days of 4 sales\): wall time "
                       r"x([\d.]+) \(per 10x: x([\d.]+)\)", out)
     assert ratio, out
-    assert float(ratio[2]) == pytest.approx(float(ratio[1]) ** (1 / math.log10(3)), rel=0.02)
+    # both are printed to two decimals: the per-10x figure lies within what the rounded
+    # x3 figure allows (a loaded machine can make either small, where rounding weighs most)
+    x3, per10, k = float(ratio[1]), float(ratio[2]), 1 / math.log10(3)
+    assert max(x3 - 0.005, 0) ** k - 0.005 <= per10 <= (x3 + 0.005) ** k + 0.005
 
 
 @pytest.mark.parametrize("script", ["throughput", "fresh", "coldstart", "scale", "fidelity"])
