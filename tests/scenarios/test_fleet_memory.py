@@ -308,6 +308,7 @@ def test_a_key_mangled_into_a_judged_steps_key_is_that_steps_only_at_the_end() -
         "format": 1, "name": "collision", "seed": 116,
         "terminal": {"dedupe_saf_after_reboot": False,
                      "block_sale_while_reversal_pending": False,
+                     "drain_saf_before_settle": False,
                      "offline_floor": "5.00", "verify_mac": False},
         "bank": {"verify_mac": False, "retention_s": 60},
         "printer": {"lines_per_s": 100000.0},
