@@ -121,6 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
     from emulator.live.command import add_parser as add_live  # noqa: PLC0415  (posemu acquirer)
 
     add_live(commands)
+    from emulator.live.proxy_command import add_parser as add_proxy  # noqa: PLC0415
+
+    add_proxy(commands)
     for sub in (run, replay, fleet, faults, profiles, explain, printer):
         sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                          help="show tracebacks on errors")
@@ -133,7 +136,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = {"run": _run, "replay": _replay, "fleet": _fleet, "faults": _faults,
                "profiles": _profiles,
                "explain": _explain, "printer": _printer, "fuzz": _fuzz,
-               "acquirer": _acquirer}[args.command]
+               "acquirer": _acquirer, "proxy": _proxy}[args.command]
     try:
         return command(args)
     except (ScenarioError, TraceError, UsageError) as exc:
@@ -307,6 +310,13 @@ def _printer(args: argparse.Namespace) -> int:
 def _fuzz(args: argparse.Namespace) -> int:
     """``posemu fuzz``: the fuzzer is imported by the one command that uses it."""
     from emulator.fuzz.command import run_command  # noqa: PLC0415
+
+    return run_command(args)
+
+
+def _proxy(args: argparse.Namespace) -> int:
+    """``posemu proxy``: the fault proxy (:mod:`emulator.live.proxy`)."""
+    from emulator.live.proxy_command import run_command  # noqa: PLC0415
 
     return run_command(args)
 
