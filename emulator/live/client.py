@@ -16,6 +16,7 @@ outside oracle the rest (money posted behind a lost answer, a purchase charged t
 
 from __future__ import annotations
 
+import dataclasses
 import ssl
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
@@ -145,12 +146,29 @@ def run_remote(scenario: Scenario, url: str | Remote, speed: float = 1.0,
     if printer is not None:
         return _with_printer(scenario, remote, env, printer)
 
-    return _RemoteWorld(scenario, env=env, parts=_parts(env, remote)).run()
+    made: list[TcpTransport] = []
+    result = _RemoteWorld(scenario, env=env, parts=_parts(env, remote, made)).run()
+    return with_host_verdicts(result, made, scenario.policy.response_timeout_s)
 
 
-def _parts(env: LoopEnvironment, remote: Remote) -> Parts[Any, TcpLink, _NoBank, Any]:
+def with_host_verdicts(result: Result, transports: list[TcpTransport],
+                       timeout_s: float) -> Result:
+    """``result`` failing with each host rule the transports' messages break
+    (:mod:`emulator.live.host_rules`)."""
+    from emulator.live.host_rules import judge_host, messages_from_log  # noqa: PLC0415
+
+    found = [str(b) for t in transports
+             for b in judge_host(messages_from_log(t.log), timeout_s)]
+    return dataclasses.replace(result, failures=(*result.failures, *found)) if found else result
+
+
+def _parts(env: LoopEnvironment, remote: Remote,
+           made: list[TcpTransport] | None = None) -> Parts[Any, TcpLink, _NoBank, Any]:
     def tcp(shared: Shared, trace: TraceSink) -> TcpLink:
-        return TcpLink(TcpTransport(env, trace, remote.address, remote.framing, remote.tls))
+        transport = TcpTransport(env, trace, remote.address, remote.framing, remote.tls)
+        if made is not None:
+            made.append(transport)
+        return TcpLink(transport)
 
     def no_bank(shared: Shared, trace: TraceSink, transport: Transport) -> _NoBank:
         return _NoBank()
@@ -167,11 +185,13 @@ def _with_printer(scenario: Scenario, remote: Remote, env: LoopEnvironment,
     bench.refuse_printer_faults(scenario)
     shell = bench._Bench(scenario, spec)
     try:
+        made: list[TcpTransport] = []
         world = _RemoteWorld(scenario, env=env, printer=shell.make_printer,
-                             parts=_parts(env, remote))
+                             parts=_parts(env, remote, made))
         until = (scenario.until_s if scenario.until_s is not None
                  else env.process(bench._until_idle(world)))
-        return world.run(until=until)
+        return with_host_verdicts(world.run(until=until), made,
+                                  scenario.policy.response_timeout_s)
     finally:
         shell.close()
 
