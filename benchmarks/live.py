@@ -17,12 +17,22 @@ load generator shares the machine with the server: run it on an otherwise idle m
 
     .venv/bin/python benchmarks/live.py [--terminals 1,100,1000] [--seconds S]
     .venv/bin/python benchmarks/live.py --minimal-server     (the baseline, on its own)
+
+With ``--fleet``, the load is ``posemu fleet --acquirer`` instead (posemu's load
+terminals, each its own connection, terminal id and STAN sequence, as fast as answers
+come), against ``posemu acquirer`` on loopback, twice for each N: clean, and with one
+answer in ten lost on the way (``network.drop`` through the fleet's fault proxy: each
+loss a timeout of 0.5 s and a reversal). Printed: answered sales per second, latency
+p50/p90/p99, timeouts, reversals and host-rule breaches.
+
+    .venv/bin/python benchmarks/live.py --fleet [--terminals 100,1000] [--seconds S]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import statistics
 import subprocess
 import sys
@@ -30,6 +40,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from benchmarks.common import machine, verdict
 from devices.iso8583.message import decode, encode
@@ -148,12 +159,77 @@ def measure(server: str, n: int, seconds: float) -> tuple[float, float, float]:
     return rate, cuts[49] * 1000, cuts[98] * 1000
 
 
+FLEET = """\
+format = 1
+name = "live fleet load"
+[terminal]
+response_timeout_s = 0.5
+[bank]
+verify_mac = false
+[[cards]]
+id = "load"
+pan = "4111111111111111"
+balance = "99999999.00"
+[[steps]]
+id = "s1"
+do = "sale"
+card = "load"
+amount = "1.00"
+"""
+
+
+def measure_fleet(n: int, seconds: float, drop: int) -> dict[str, Any]:
+    """``posemu fleet --acquirer`` with ``n`` terminals against ``posemu acquirer``; with
+    ``drop``, that many answers lost through the fleet's proxy. The fleet's JSON report."""
+    with tempfile.TemporaryDirectory() as tmp:
+        bank, fleet = Path(tmp) / "bank.toml", Path(tmp) / "fleet.toml"
+        bank.write_text(SCENARIO)
+        faults = (f'[[faults]]\nfault = "network.drop"\ndirection = "to_terminal"\n'
+                  f"count = {drop}\nat_s = 0\n") if drop else ""
+        fleet.write_text(FLEET + faults)
+        proc, address = _start([POSEMU, "acquirer", bank, "--json"])
+        try:
+            done = subprocess.run(
+                [POSEMU, "fleet", fleet, "--terminals", str(n), "--acquirer",
+                 f"tcp://{address[0]}:{address[1]}", "--rate", "0", "--duration",
+                 str(seconds), "--json"], capture_output=True, text=True, check=False,
+                timeout=seconds + 60)
+        finally:
+            proc.terminate()
+            proc.communicate(timeout=START_TIMEOUT_S)
+    if done.returncode not in (0, 1):
+        raise RuntimeError(f"posemu fleet failed: {done.stderr.strip()}")
+    report: dict[str, Any] = json.loads(done.stdout)
+    return report
+
+
+def fleet_main(counts: list[int], seconds: float) -> None:
+    """``--fleet``: the live fleet's numbers, clean and with lost answers."""
+    print(machine())
+    print(f"{seconds:g} s of selling per N; posemu fleet --acquirer against posemu acquirer, "
+          "len2, as fast as answers come")
+    for n in counts:
+        clean = measure_fleet(n, seconds, 0)
+        lossy = measure_fleet(n, seconds, max(1, clean["answered"] // 10))
+        for label, report in (("clean", clean), ("1 answer in 10 lost", lossy)):
+            lat = report["latency_ms"]
+            print(f"N = {n}, {label}: {report['throughput_per_s']:,.0f} sales/s answered, "
+                  f"p50 {lat['p50']:.2f} ms, p90 {lat['p90']:.2f} ms, p99 {lat['p99']:.2f} ms, "
+                  f"{report['timeouts']} timeouts, {report['reversals']} reversals, "
+                  f"breaches {report['breaches'] or 'none'}")
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--terminals", default="1,100,1000", metavar="N,N,...")
     parser.add_argument("--seconds", type=float, default=3.0, metavar="S")
     parser.add_argument("--minimal-server", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--fleet", action="store_true",
+                        help="measure posemu fleet --acquirer instead (clean and with faults)")
     args = parser.parse_args(argv)
+    if args.fleet:
+        fleet_main([int(n) for n in args.terminals.split(",")], args.seconds)
+        return
     if args.minimal_server:
         asyncio.run(_serve_minimal())
         return

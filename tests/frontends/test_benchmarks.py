@@ -165,3 +165,16 @@ def test_live(capsys: pytest.CaptureFixture[str]) -> None:
     assert number(out, "minimal asyncio server:") > 0
     assert number(out, "posemu acquirer:") > 0
     assert number(out, "ratio posemu / minimal:") > 0
+
+
+def test_live_fleet(capsys: pytest.CaptureFixture[str]) -> None:
+    from benchmarks import live  # noqa: PLC0415
+
+    live.main(["--fleet", "--terminals", "3", "--seconds", "0.3"])
+    out = capsys.readouterr().out
+    clean, lossy = out.split("N = 3, clean:", 1)[1].split("N = 3, 1 answer in 10 lost:")
+    assert number(clean, "") > 0
+    assert "breaches none" in clean
+    found = re.search(r"(\d+) timeouts", lossy)
+    assert found
+    assert int(found[1]) > 0  # the lost answers timed out (and were reversed)
