@@ -20,10 +20,11 @@ load generator shares the machine with the server: run it on an otherwise idle m
 
 With ``--fleet``, the load is ``posemu fleet --acquirer`` instead (posemu's load
 terminals, each its own connection, terminal id and STAN sequence, as fast as answers
-come), against ``posemu acquirer`` on loopback, twice for each N: clean, and with one
-answer in ten lost on the way (``network.drop`` through the fleet's fault proxy: each
-loss a timeout of 0.5 s and a reversal). Printed: answered sales per second, latency
-p50/p90/p99, timeouts, reversals and host-rule breaches.
+come), against ``posemu acquirer`` on loopback, three times for each N: one sale a
+second per terminal, the same with the link down both ways for a while (``network.down``
+through the fleet's fault proxy: each sale lost is a timeout of 1 s and a reversal),
+and as fast as answers come. Printed: answered sales per second, latency p50/p90/p99,
+timeouts, reversals and host-rule breaches.
 
     .venv/bin/python benchmarks/live.py --fleet [--terminals 100,1000] [--seconds S]
 """
@@ -163,7 +164,7 @@ FLEET = """\
 format = 1
 name = "live fleet load"
 [terminal]
-response_timeout_s = 0.5
+response_timeout_s = 1
 [bank]
 verify_mac = false
 [[cards]]
@@ -178,20 +179,22 @@ amount = "1.00"
 """
 
 
-def measure_fleet(n: int, seconds: float, drop: int) -> dict[str, Any]:
-    """``posemu fleet --acquirer`` with ``n`` terminals against ``posemu acquirer``; with
-    ``drop``, that many answers lost through the fleet's proxy. The fleet's JSON report."""
+def measure_fleet(n: int, seconds: float, rate: float, down: bool) -> dict[str, Any]:
+    """``posemu fleet --acquirer`` with ``n`` terminals at ``rate`` sales/s (0: as fast as
+    answers come) against ``posemu acquirer``; with ``down``, the link down both ways for a
+    while (``network.down`` through the fleet's proxy). The fleet's JSON report."""
     with tempfile.TemporaryDirectory() as tmp:
         bank, fleet = Path(tmp) / "bank.toml", Path(tmp) / "fleet.toml"
         bank.write_text(SCENARIO)
-        faults = (f'[[faults]]\nfault = "network.drop"\ndirection = "to_terminal"\n'
-                  f"count = {drop}\nat_s = 0\n") if drop else ""
+        window = min(0.5, seconds * 0.3)
+        faults = (f'[[faults]]\nfault = "network.down"\nat_s = {seconds * 0.3:.3f}\n'
+                  f"for_s = {window:.3f}\n") if down else ""
         fleet.write_text(FLEET + faults)
         proc, address = _start([POSEMU, "acquirer", bank, "--json"])
         try:
             done = subprocess.run(
                 [POSEMU, "fleet", fleet, "--terminals", str(n), "--acquirer",
-                 f"tcp://{address[0]}:{address[1]}", "--rate", "0", "--duration",
+                 f"tcp://{address[0]}:{address[1]}", "--rate", f"{rate:g}", "--duration",
                  str(seconds), "--json"], capture_output=True, text=True, check=False,
                 timeout=seconds + 60)
         finally:
@@ -204,14 +207,15 @@ def measure_fleet(n: int, seconds: float, drop: int) -> dict[str, Any]:
 
 
 def fleet_main(counts: list[int], seconds: float) -> None:
-    """``--fleet``: the live fleet's numbers, clean and with lost answers."""
+    """``--fleet``: the live fleet's numbers: one sale a second per terminal (clean, and
+    with the link down a while), then as fast as answers come."""
     print(machine())
-    print(f"{seconds:g} s of selling per N; posemu fleet --acquirer against posemu acquirer, "
-          "len2, as fast as answers come")
+    print(f"{seconds:g} s of selling per run; posemu fleet --acquirer against posemu "
+          "acquirer, len2, response timeout 1 s")
     for n in counts:
-        clean = measure_fleet(n, seconds, 0)
-        lossy = measure_fleet(n, seconds, max(1, clean["answered"] // 10))
-        for label, report in (("clean", clean), ("1 answer in 10 lost", lossy)):
+        for label, rate, down in (("1/s each", n, False), ("1/s each, link down", n, True),
+                                  ("as fast as answered", 0, False)):
+            report = measure_fleet(n, seconds, rate, down)
             lat = report["latency_ms"]
             print(f"N = {n}, {label}: {report['throughput_per_s']:,.0f} sales/s answered, "
                   f"p50 {lat['p50']:.2f} ms, p90 {lat['p90']:.2f} ms, p99 {lat['p99']:.2f} ms, "
