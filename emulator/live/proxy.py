@@ -27,21 +27,14 @@ from typing import IO, Any
 from devices.errors import FramingError, MessageError
 from devices.iso8583.message import corrupt, decode
 from devices.net.framing import Frame, FrameReader, Framing, to_internal
+from emulator.live.command import parse_address
 from emulator.live.proxy_rules import STREAMS, Rule, Toxic
 
-__all__ = ["CONNECT_TIMEOUT_S", "Link", "Proxy", "ProxyServer", "parse_hostport"]
+__all__ = ["CONNECT_TIMEOUT_S", "Link", "Proxy", "ProxyServer"]
 
 CONNECT_TIMEOUT_S = 3.0
 """How long opening the upstream connection may take before the client is closed."""
 _READ = 65536
-
-
-def parse_hostport(text: str) -> tuple[str, int]:
-    """``HOST:PORT`` to (host, port); ValueError otherwise."""
-    host, colon, port = str(text).rpartition(":")
-    if not colon or not host or not port.isdigit() or int(port) > 65535:
-        raise ValueError(f"an address is HOST:PORT (e.g. 127.0.0.1:8583), not {text!r}")
-    return host.strip("[]"), int(port)
 
 
 class ProxyServer:
@@ -77,7 +70,8 @@ class ProxyServer:
         or a bad address, OSError when the address cannot be listened on."""
         if name in self.proxies:
             raise ValueError(f"proxy {name!r} already exists")
-        proxy = Proxy(self, name, parse_hostport(listen), parse_hostport(upstream), rules)
+        proxy = Proxy(self, name, parse_address(listen, "listen"),
+                      parse_address(upstream, "upstream"), rules)
         if enabled:
             await proxy.start()
         self.proxies[name] = proxy
