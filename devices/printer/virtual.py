@@ -8,7 +8,8 @@ Any serial client talks to ``VirtualPrinter.path`` as to a real receipt printer:
 * the rest goes to a receive buffer that a printer thread consumes at ``lines_per_s``;
   above a high-water mark XOFF (0x13) is sent, XON (0x11) once drained (BUSY). The buffer
   is soft (a pty has kilobytes in flight after XOFF): nothing is lost;
-* each job's text goes to a text sink when it is cut (or fails), and to ``jobs``;
+* each job's text goes to a text sink when it is cut (or fails), and to ``jobs``; with
+  ``render_dir``, its picture to a PNG file there (:class:`~devices.printer.render.PngReceipts`);
 * once the host enables Automatic Status Back (``GS a n``, n != 0; processed in buffer
   order), the 4 ASB bytes are sent unasked at once and after every status change (one
   packet per control line); switching off disables ASB, as a power cycle does;
@@ -33,10 +34,13 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import BinaryIO, Protocol, TextIO
+from typing import TYPE_CHECKING, BinaryIO, Protocol, TextIO
 
 from devices.printer.core import CUT_MARK, JobDone, JobFailed, Output, PrinterCore, StatusBack
 from devices.printer.stream import DEFAULT_SPACING, Interpreter
+
+if TYPE_CHECKING:
+    from devices.printer.render import PngReceipts
 
 __all__ = ["CONTROLS", "TextSink", "VirtualPrinter", "print_lines", "serve"]
 
@@ -88,7 +92,7 @@ class VirtualPrinter:
     def __init__(
         self, *, paper_m: float = 20.0, lines_per_s: float = 20.0, buffer_bytes: int = 4096,
         baudrate: int = 9600, sink: TextSink | None = None, raw_log: str | Path | None = None,
-        log: TextSink | None = None,
+        log: TextSink | None = None, render_dir: str | Path | None = None,
     ) -> None:
         speed = getattr(termios, f"B{baudrate}", None)
         if not isinstance(speed, int) or lines_per_s <= 0 or buffer_bytes < 64:
@@ -112,6 +116,11 @@ class VirtualPrinter:
         self._garbled = False
         self._stopping = threading.Event()
         self._raw: BinaryIO | None = None
+        self._pngs: PngReceipts | None = None
+        if render_dir is not None:  # Pillow only for --render
+            from devices.printer.render import PngReceipts  # noqa: PLC0415
+
+            self._pngs = PngReceipts(render_dir)
         self._master, self._slave = os.openpty()
         self._wake_r, self._wake_w = os.pipe()
         try:
@@ -279,6 +288,8 @@ class VirtualPrinter:
                 self._buffered -= len(chunk)
                 self._feeding = True
                 outs = self.core.feed(chunk)
+                if self._pngs is not None:
+                    self._pngs.feed(chunk)
                 for out in outs:
                     if isinstance(out, StatusBack):  # under the lock: packets stay in order
                         self._send(out.data)
@@ -294,6 +305,8 @@ class VirtualPrinter:
         """Hand finished and failed jobs to ``jobs`` and the sink (ASB is sent by the caller)."""
         for out in outs:
             if isinstance(out, JobDone | JobFailed):
+                if self._pngs is not None:
+                    self._picture(out)
                 self.jobs.put(out)
                 if self._sink is not None:
                     end = CUT_MARK if isinstance(out, JobDone) else \
@@ -302,6 +315,19 @@ class VirtualPrinter:
                         self._sink.write("".join(f"{line}\n" for line in (out.text, end)
                                                  if line))
                         self._sink.flush()
+
+    def _picture(self, out: JobDone | JobFailed) -> None:
+        """Write the job's PNG (``render_dir``); a file that cannot be written is said once
+        on the log, and printing goes on."""
+        assert self._pngs is not None
+        lines = len(out.text.split("\n")) if out.text else 0
+        try:
+            with self._lock:
+                self._pngs.job_ended(lines, out.reason if isinstance(out, JobFailed) else None)
+        except OSError as exc:
+            if self._log is not None:
+                print(f"virtual printer: cannot write the receipt's picture: {exc}",
+                      file=self._log, flush=True)
 
     def _close_fds(self) -> None:
         for fd in (self._master, self._slave, self._wake_r, self._wake_w):
@@ -358,6 +384,7 @@ def serve(
     *, baudrate: int = 9600, lines_per_s: float = 20.0, paper_m: float = 20.0,
     raw_log: str | Path | None = None, stdin: TextIO | None = None,
     stdout: TextSink | None = None, stderr: TextSink | None = None,
+    render_dir: str | Path | None = None,
 ) -> int:
     """``posemu printer --pty``: print ``PTY <path>`` first, then receipts as they are cut.
 
@@ -366,9 +393,14 @@ def serve(
     settings (baud rate, speed), 3 when no pty (or raw log) can be opened.
     """
     stdin, stdout, stderr = stdin or sys.stdin, stdout or sys.stdout, stderr or sys.stderr
+    if not isinstance(getattr(termios, f"B{baudrate}", None), int):
+        print(f"posemu printer: --baudrate {baudrate}: not a line speed a serial port offers "
+              "(9600, 19200, 38400, 57600, 115200, ...)", file=stderr)
+        return 2
     try:
         printer = VirtualPrinter(baudrate=baudrate, lines_per_s=lines_per_s, paper_m=paper_m,
-                                 sink=stdout, raw_log=raw_log, log=stderr)
+                                 sink=stdout, raw_log=raw_log, log=stderr,
+                                 render_dir=render_dir)
     except OSError as exc:
         print(f"posemu printer: cannot start the virtual printer: {exc}", file=stderr)
         return 3

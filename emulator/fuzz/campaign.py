@@ -124,6 +124,9 @@ def evaluate(workload: Workload, seed: int, index: int) -> RunOutcome:
     except PosemuError as exc:  # a conservation error is a bug of posemu: report it
         return RunOutcome(index, (), (), (), f"{type(exc).__name__}: {exc}")
     fired = {str(e.fields["fault"]) for e in result.trace.events if e.name == "fault.started"}
+    broken = next((f for f in result.failures if f.startswith("firmware_error")), None)
+    if broken is not None:  # a plug-in broke the event contract: its verdict means nothing
+        return RunOutcome(index, (), tuple(sorted(fired)), (), broken)
     return RunOutcome(index, tuple(sorted({a.kind for a in result.anomalies})),
                       tuple(sorted(fired)), tuple(sorted({s.end_state for s in result.steps})))
 

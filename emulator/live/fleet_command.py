@@ -33,6 +33,9 @@ def run_fleet_command(args: argparse.Namespace) -> int:
     from emulator.live.fleet import run_live_fleet  # noqa: PLC0415
     from emulator.scenario.load import load_scenario  # noqa: PLC0415
 
+    if getattr(args, "firmware", None) is not None:
+        raise UsageError("--firmware does not apply with --acquirer: the live fleet's "
+                         "terminals are load terminals")
     remote = parse_url(args.acquirer)
     rate = float(args.terminals) if args.rate is None else args.rate
     if rate < 0 or not args.duration > 0:

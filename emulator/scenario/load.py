@@ -32,6 +32,7 @@ from emulator.scenario.catalogue import (
     TRIGGER_EVENTS,
     Param,
 )
+from emulator.scenario.events import CATALOGUE
 from emulator.scenario.model import (
     DEFAULT_START,
     DIRECTIONS,
@@ -47,6 +48,7 @@ from emulator.scenario.model import (
     Duration,
     EventName,
     ExpectSpec,
+    FaultName,
     FaultSpec,
     Label,
     MerchantSpec,
@@ -62,6 +64,8 @@ from emulator.scenario.model import (
     unknown_choice,
 )
 from emulator.scenario.profiles import POLICY_FIELDS, PROFILES, make_policy
+from emulator.scenario.screens import SCREENS, SLIPS
+from emulator.scenario.seeds import MAX_SEED
 
 # ------------------------------------------------------------ raw TOML shape
 
@@ -91,10 +95,14 @@ class _Card(Table, frozen=True):
 class _Step(Table, frozen=True):
     do: StepKind
     id: Label | None = None
-    at_s: Seconds = 0.0
+    at_s: Seconds | None = None  # 0 unless chained
     card: str | None = None
     amount: Money | None = None
     target: str | None = None
+    after: str | None = None
+    delay_s: Seconds | None = None
+    if_screen: list[str] | None = None  # each checked in _step, to name the one at fault
+    retry_of: str | None = None
 
 
 class _FaultBase(Table, frozen=True):
@@ -103,6 +111,7 @@ class _FaultBase(Table, frozen=True):
     nth: Annotated[int, Meta(ge=1)] = 1
     for_s: Duration | None = None
     step: str | None = None
+    optional: bool = False
 
 
 class _Expect(Table, frozen=True):
@@ -110,6 +119,9 @@ class _Expect(Table, frozen=True):
     # values checked one by one in _build: msgspec cannot name the dict key at fault
     end_states: dict[str, Any] | None = None
     balances: dict[str, Any] | None = None
+    screens: dict[str, Any] | None = None
+    receipts: dict[str, Any] | None = None
+    faults_fired: list[FaultName] | None = None
 
 
 def _knob_type(name: str, kind: type) -> Any:
@@ -151,7 +163,7 @@ class _Raw(Table, frozen=True):
     format: int
     name: str | None = None
     description: str = ""
-    seed: Annotated[int, Meta(ge=0)] = 0
+    seed: Annotated[int, Meta(ge=0, le=MAX_SEED)] = 0
     start: datetime = DEFAULT_START
     until_s: Duration | None = None
     terminal: _Terminal = msgspec.field(default_factory=_Terminal)
@@ -178,6 +190,7 @@ _CHOICES: dict[str, tuple[str, tuple[str, ...]]] = {
     "do": ("step kind", STEP_KINDS),
     "profile": ("profile", tuple(PROFILES)),
     "anomalies": ("anomaly", tuple(ANOMALIES)),
+    "faults_fired": ("fault", tuple(FAULTS)),
     "direction": ("direction", DIRECTIONS),
     "on_receipt_failure": ("value", RECEIPT_FAILURE),
 }
@@ -339,8 +352,9 @@ def _step(c: _Checker, rs: _Step, i: int, later: list[_Step], until_s: float | N
     step_id = f"t{i + 1}" if rs.id is None else rs.id
     if step_id in c.steps:
         c.fail(f"{key}.id", f"duplicate step id {step_id!r}")
-    if until_s is not None and rs.at_s > until_s:
+    if until_s is not None and rs.at_s is not None and rs.at_s > until_s:
         c.fail(f"{key}.at_s", f"after the horizon until_s = {until_s:g}")
+    _chain(c, rs, key, later)
     given = {k for k in ("card", "amount", "target") if getattr(rs, k) is not None}
     needs, accepts = _STEP_KEYS[rs.do]
     for k in sorted(needs - given):
@@ -348,20 +362,53 @@ def _step(c: _Checker, rs: _Step, i: int, later: list[_Step], until_s: float | N
     for k in sorted(given - accepts):
         c.fail(f"{key}.{k}", f"a {rs.do} takes no `{k}`")
     if rs.target is not None:
-        if rs.target not in c.steps and any(s.id == rs.target for s in later):
-            c.fail(f"{key}.target", f"{rs.target!r} must name an earlier step")
-        target = c.steps[c.step(rs.target, f"{key}.target")]
+        target = c.steps[_earlier(c, rs.target, f"{key}.target", later)]
         if target.do not in _TARGETS[rs.do]:
             c.fail(f"{key}.target", f"a {rs.do} cannot target a {target.do} ({target.id!r})")
     amount = None
     if rs.amount is not None:
         amount = c.money(rs.amount, f"{key}.amount", low=1, high=MAX_AMOUNT_MINOR)
     step = StepSpec(
-        id=step_id, at_s=rs.at_s, do=rs.do, amount_minor=amount, target=rs.target,
+        id=step_id, at_s=rs.at_s or 0.0, do=rs.do, amount_minor=amount, target=rs.target,
         card=None if rs.card is None else c.card(rs.card, f"{key}.card"),
+        after=rs.after, delay_s=rs.delay_s or 0.0, retry_of=rs.retry_of,
+        if_screen=None if rs.if_screen is None else tuple(rs.if_screen),
     )
+    if step.retry_of is not None:
+        original = c.steps[step.retry_of]
+        if step.do != "sale" or original.do != "sale":
+            c.fail(f"{key}.retry_of", f"a retry is a sale run again: {step.id!r} and "
+                   f"{original.id!r} must both be sales")
+        if step.card != original.card:
+            c.fail(f"{key}.card", f"a retry charges the card of {original.id!r} "
+                   f"({original.card!r}), not {step.card!r}")
     c.steps[step_id] = step
     return step
+
+
+def _earlier(c: _Checker, value: str, key: str, later: list[_Step]) -> str:
+    """``value``, which must name a step before this one."""
+    if value not in c.steps and any(s.id == value for s in later):
+        c.fail(key, f"{value!r} must name an earlier step")
+    return c.step(value, key)
+
+
+def _chain(c: _Checker, rs: _Step, key: str, later: list[_Step]) -> None:
+    """``after`` / ``delay_s`` / ``if_screen`` / ``retry_of`` name earlier steps and go
+    together."""
+    if rs.after is None:
+        for k in ("delay_s", "if_screen"):
+            if getattr(rs, k) is not None:
+                c.fail(f"{key}.{k}", f"`{k}` goes with `after` (a chained step)")
+    else:
+        if rs.at_s is not None:
+            c.fail(f"{key}.at_s", "a chained step starts `delay_s` after its `after` step: "
+                   "no `at_s`")
+        _earlier(c, rs.after, f"{key}.after", later)
+        for j, screen in enumerate(rs.if_screen or ()):
+            c.choice(screen, "screen", tuple(SCREENS), f"{key}.if_screen[{j}]")
+    if rs.retry_of is not None:
+        _earlier(c, rs.retry_of, f"{key}.retry_of", later)
 
 
 def _fault(c: _Checker, rf: _FaultBase, i: int) -> FaultSpec:
@@ -375,7 +422,13 @@ def _fault(c: _Checker, rf: _FaultBase, i: int) -> FaultSpec:
     if rf.step is not None:
         if rf.on is None:
             c.fail(f"{key}.step", "`step` restricts an `on` trigger, not `at_s`")
-        c.step(rf.step, f"{key}.step")
+        event = CATALOGUE[rf.on]
+        if not event.has_step:
+            c.fail(f"{key}.step", f"{rf.on} belongs to no step: `step` can never match it")
+        step = c.steps[c.step(rf.step, f"{key}.step")]
+        if step.do not in event.kinds:
+            c.fail(f"{key}.step", f"a {step.do} ({step.id!r}) has no {rf.on}: this fault "
+                   "could never fire")
     params: dict[str, object] = {}
     for p in FAULTS[name].params:
         value = getattr(rf, p.name)
@@ -384,7 +437,7 @@ def _fault(c: _Checker, rf: _FaultBase, i: int) -> FaultSpec:
         params[p.name] = value
     return FaultSpec(
         index=i, fault=name, on=rf.on, at_s=rf.at_s, nth=rf.nth, for_s=rf.for_s,
-        params=params, step=rf.step,
+        params=params, step=rf.step, optional=rf.optional,
     )
 
 
@@ -404,7 +457,24 @@ def _expect(c: _Checker, rx: _Expect) -> ExpectSpec:
                 c.fail(f"expect.balances.{k}", f"{owner!r} is given twice")
             balances[owner] = c.money(v, f"expect.balances.{k}")
     anomalies = None if rx.anomalies is None else tuple(rx.anomalies)
-    return ExpectSpec(anomalies=anomalies, end_states=end_states, balances=balances)
+    screens = receipts = None
+    if rx.screens is not None:
+        screens = {
+            c.step(k, f"expect.screens.{k}"):
+            c.choice(v, "screen", tuple(SCREENS), f"expect.screens.{k}")
+            for k, v in rx.screens.items()
+        }
+    if rx.receipts is not None:
+        receipts = {}
+        for k, v in rx.receipts.items():
+            where = f"expect.receipts.{k}"
+            if not isinstance(v, list):
+                c.fail(where, 'expected a list of slips, e.g. ["approved"] ([] for none)')
+            receipts[c.step(k, where)] = tuple(
+                c.choice(slip, "slip", tuple(SLIPS), f"{where}[{j}]") for j, slip in enumerate(v))
+    fired = None if rx.faults_fired is None else tuple(rx.faults_fired)
+    return ExpectSpec(anomalies=anomalies, end_states=end_states, balances=balances,
+                      screens=screens, receipts=receipts, faults_fired=fired)
 
 
 def _build(raw: _Raw, path: str | None) -> Scenario:
@@ -454,12 +524,18 @@ def scenario_from_dict(data: dict[str, Any], path: str | None = None) -> Scenari
     fmt = data["format"]
     if isinstance(fmt, bool) or fmt != FORMAT:
         c.fail("format", f"unsupported format {fmt!r}: this posemu reads format {FORMAT}")
+    firmware = None
+    if isinstance(data.get("terminal"), dict) and "firmware" in data["terminal"]:
+        from emulator.firmware.plugin import terminal_plugin  # noqa: PLC0415  (plug-ins only)
+
+        data, firmware = terminal_plugin(data, path)
     try:
         raw = msgspec.convert(data, _Raw, strict=True)
     except msgspec.ValidationError as err:
         key, message = _explain(err, data)
         c.fail(key or None, message)
-    return _build(raw, path)
+    scenario = _build(raw, path)
+    return scenario if firmware is None else msgspec.structs.replace(scenario, firmware=firmware)
 
 
 def parse_scenario(text: str, path: str | None = None) -> Scenario:

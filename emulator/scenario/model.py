@@ -14,6 +14,7 @@ from devices.errors import ScenarioError
 from devices.iso8583.message import mask_pan
 from emulator.scenario.catalogue import (
     ANOMALIES,
+    FAULTS,
     STEP_KINDS,
     TRIGGER_EVENTS,
 )
@@ -49,11 +50,13 @@ if TYPE_CHECKING:
     ProfileName = str
     EventName = str
     AnomalyName = str
+    FaultName = str
 else:
     StepKind = Literal[STEP_KINDS]
     ProfileName = Literal[tuple(PROFILES)]
     EventName = Literal[tuple(TRIGGER_EVENTS)]
     AnomalyName = Literal[tuple(ANOMALIES)]
+    FaultName = Literal[tuple(FAULTS)]
 
 
 class Table(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -82,6 +85,10 @@ class StepSpec(Table, frozen=True):
     card: str | None = None  # a card id
     amount_minor: int | None = None
     target: str | None = None  # a step id
+    after: str | None = None  # chained: starts `delay_s` after this step showed its outcome
+    delay_s: float = 0.0
+    if_screen: tuple[str, ...] | None = None  # chained: only if `after` showed one of these
+    retry_of: str | None = None  # the cashier's retry of this step: one purchase
 
 
 class FaultSpec(Table, frozen=True):
@@ -95,6 +102,7 @@ class FaultSpec(Table, frozen=True):
     for_s: float | None = None
     params: dict[str, object] = {}
     step: str | None = None  # restricts an `on` trigger to this step's events
+    optional: bool = False  # may never fire without failing the run
 
 
 class BankSpec(Table, frozen=True):
@@ -138,6 +146,18 @@ class ExpectSpec(Table, frozen=True):
     anomalies: tuple[str, ...] | None = None
     end_states: dict[str, str] | None = None  # step id -> end state
     balances: dict[str, int] | None = None  # card id or "merchant" -> minor units
+    screens: dict[str, str] | None = None  # step id -> screen (emulator.scenario.screens)
+    receipts: dict[str, tuple[str, ...]] | None = None  # step id -> slips, in print order
+    faults_fired: tuple[str, ...] | None = None  # fault names, as a multiset
+
+
+class FirmwareSpec(Table, frozen=True):
+    """A plug-in firmware (``[terminal] firmware``): its ``package.module:factory``, the
+    ``[terminal]`` keys as written and its settings as validated (docs/firmware.md)."""
+
+    ref: str
+    table: dict[str, object] = {}
+    settings: dict[str, object] = {}
 
 
 class Scenario(Table, frozen=True):
@@ -160,6 +180,12 @@ class Scenario(Table, frozen=True):
     steps: tuple[StepSpec, ...]
     faults: tuple[FaultSpec, ...]
     expect: ExpectSpec | None
+    firmware: FirmwareSpec | None = None  # a plug-in in place of posemu's own terminal
+
+    @property
+    def runs_as(self) -> str:
+        """What runs as the terminal: the profile of posemu's own, or a plug-in's factory."""
+        return self.profile if self.firmware is None else self.firmware.ref
 
     def with_overrides(self, *, seed: int | None = None, profile: str | None = None) -> Scenario:
         """This scenario with another seed and/or profile (the file's knobs re-applied)."""

@@ -167,3 +167,11 @@ def test_a_bad_printer_exits_2(scenario: Path, capsys: pytest.CaptureFixture[str
     code, _, err = cli(capsys, "acquirer", scenario, "--printer", "serial:/dev/ttyS0")
     assert code == 2
     assert "pty[?baudrate=N]" in err
+
+
+def test_a_mac_key_that_is_not_hex_is_refused(scenario: Path,
+                                             capsys: pytest.CaptureFixture[str]):
+    scenario.write_text(SCENARIO.replace("verify_mac = false", 'mac_key = "not hex"'))
+    code, _, err = cli(capsys, "acquirer", scenario)
+    assert code == 2
+    assert "bank.mac_key" in err

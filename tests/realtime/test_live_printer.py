@@ -13,8 +13,9 @@ import pytest
 
 from devices.printer.virtual import VirtualPrinter
 from emulator.live.acquirer import LiveAcquirer, Running
+from emulator.live.client import run_remote
 from emulator.live.oracle import Posted, Receipt
-from emulator.scenario.load import scenario_from_dict
+from emulator.scenario.load import load_scenario, scenario_from_dict
 from tests.support import POSEMU
 
 TIMEOUT_S = 60
@@ -61,12 +62,17 @@ def acquirer() -> Iterator[Any]:
         printer.close()
 
 
-def terminal(tmp_path: Path, profile: str, address: tuple[str, int], pty: str) -> dict[str, Any]:
+def terminal(tmp_path: Path, profile: str, address: tuple[str, int], pty: str,
+             *, process: bool = False) -> dict[str, Any]:
+    """The terminal's JSON result: ``posemu run`` in another process, or in-process."""
     path = tmp_path / f"{profile}.toml"
     path.write_text(TERMINAL.format(profile=profile))
+    if not process:
+        return run_remote(load_scenario(path), f"tcp://{address[0]}:{address[1]}", speed=8,
+                          printer=f"serial:{pty}?baudrate={BAUD}").to_json()
     done = subprocess.run(
         [POSEMU, "run", path, "--acquirer", f"tcp://{address[0]}:{address[1]}", "--printer",
-         f"serial:{pty}?baudrate={BAUD}", "--speed", "4", "--json"],
+         f"serial:{pty}?baudrate={BAUD}", "--speed", "8", "--json"],
         capture_output=True, text=True, timeout=TIMEOUT_S, check=False)
     assert done.returncode in (0, 1), done.stderr
     result: dict[str, Any] = json.loads(done.stdout)
@@ -84,7 +90,7 @@ def test_a_receipt_printed_on_the_acquirers_printer_clears_the_sale(acquirer, tm
 
 def test_charged_but_no_receipt_is_judged_on_the_acquirers_side(acquirer, tmp_path):
     run, printer = acquirer([JAM])
-    terminal(tmp_path, "naive", run.address, printer.path)
+    terminal(tmp_path, "naive", run.address, printer.path, process=True)
     bank = run.stop()
     assert [a.kind for a in bank.anomalies] == ["charged_no_receipt"]
     assert bank.balances_minor["alice"] == 8750

@@ -1,9 +1,10 @@
 """posemu's terminal over TCP against the live acquirer: seed stories, judged by both sides.
 
-The acquirer serves in-process (a thread); the terminal is another process,
-``posemu run FILE --acquirer tcp://127.0.0.1:PORT --speed 20``: its simulated parts (card
-reader, printer, its own timeouts) run 20 times faster than real time, the wire and the
-bank are real. Each story's bank fault is the acquirer's: its answer comes 1 s late, after
+The acquirer serves in-process (a thread); the terminal is another process in the first
+test, ``posemu run FILE --acquirer tcp://127.0.0.1:PORT --speed 20``, and runs in-process
+(``run_remote``, the same code) in the others to save the start-up: its simulated parts
+(card reader, printer, its own timeouts) run 20 times faster than real time, the wire and
+the bank are real. Each story's bank fault is the acquirer's: its answer comes 1 s late, after
 the terminal's timeout (4 simulated seconds, 0.2 s).
 """
 
@@ -19,7 +20,8 @@ import pytest
 
 from devices.net.framing import Framing
 from emulator.live.acquirer import LiveAcquirer, LiveResult, Running
-from emulator.scenario.load import scenario_from_dict
+from emulator.live.client import run_remote
+from emulator.scenario.load import load_scenario, scenario_from_dict
 from tests.support import POSEMU
 
 TIMEOUT_S = 30
@@ -58,8 +60,12 @@ def acquirer() -> Iterator[Any]:
         run.stop()
 
 
-def run_terminal(path: Path, address: tuple[str, int], query: str = "") -> dict[str, Any]:
+def run_terminal(path: Path, address: tuple[str, int], query: str = "",
+                 *, process: bool = False) -> dict[str, Any]:
+    """The terminal's JSON result: from ``posemu run`` in another process, or in-process."""
     url = f"tcp://{address[0]}:{address[1]}{query}"
+    if not process:
+        return run_remote(load_scenario(path), url, speed=20).to_json()
     done = subprocess.run([POSEMU, "run", path, "--acquirer", url, "--speed", "20", "--json"],
                           capture_output=True, text=True, timeout=TIMEOUT_S, check=False)
     assert done.returncode in (0, 1), done.stderr
@@ -73,7 +79,8 @@ def kinds(result: LiveResult) -> list[str]:
 
 def test_slip_says_unpaid_reproduced_with_naive(acquirer, tmp_path):
     run = acquirer(bank())
-    seen = run_terminal(terminal(tmp_path, "naive", request_retries=0), run.address)
+    seen = run_terminal(terminal(tmp_path, "naive", request_retries=0), run.address,
+                        process=True)
     bank_side = run.stop()
     assert seen["steps"][0]["end_state"] == "declined"  # what the terminal showed
     assert kinds(bank_side) == ["in_doubt"]  # the bank holds 30.00 nobody will reverse
