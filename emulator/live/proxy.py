@@ -2,7 +2,7 @@
 
 A :class:`ProxyServer` holds named :class:`Proxy` listeners (the command line's, and
 those made through the Toxiproxy API); each connection accepted opens one to the
-upstream, and its two directions are pumped by :class:`Link`: bytes are cut into frames
+upstream, and its two directions are pumped by :class:`ProxyLink`: bytes are cut into frames
 with the framing's :class:`~devices.net.framing.FrameReader`, each frame is decoded (MTI,
 STAN, terminal id, response code) and the :class:`~emulator.live.proxy_rules.Rule`
 values it matches act on it (drop, duplicate, corrupt a field, delay, close, reset,
@@ -30,7 +30,7 @@ from devices.net.framing import Frame, FrameReader, Framing, to_internal
 from emulator.live.command import parse_address
 from emulator.live.proxy_rules import STREAMS, Rule, Toxic
 
-__all__ = ["CONNECT_TIMEOUT_S", "Link", "Proxy", "ProxyServer"]
+__all__ = ["CONNECT_TIMEOUT_S", "Proxy", "ProxyLink", "ProxyServer"]
 
 CONNECT_TIMEOUT_S = 3.0
 """How long opening the upstream connection may take before the client is closed."""
@@ -111,7 +111,7 @@ class Proxy:
         self.upstream = upstream
         self.rules = list(rules)
         self.toxics: dict[str, Toxic] = {}
-        self.links: set[Link] = set()
+        self.links: set[ProxyLink] = set()
         self._server: asyncio.Server | None = None
 
     @property
@@ -162,7 +162,7 @@ class Proxy:
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         owner = self.owner
         owner.connections += 1
-        link = Link(self, owner.connections, reader, writer)
+        link = ProxyLink(self, owner.connections, reader, writer)
         self.links.add(link)
         try:
             await link.run()
@@ -170,7 +170,7 @@ class Proxy:
             self.links.discard(link)
 
 
-class Link:
+class ProxyLink:
     """One client connection, its upstream connection, and the two pumps between them."""
 
     def __init__(self, proxy: Proxy, conn: int, reader: asyncio.StreamReader,

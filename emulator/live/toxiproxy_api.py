@@ -44,12 +44,6 @@ _REASONS = {200: "OK", 201: "Created", 204: "No Content", 400: "Bad Request",
             413: "Payload Too Large"}
 
 
-class _HttpError(Exception):
-    def __init__(self, status: int, text: str) -> None:
-        super().__init__(text)
-        self.status = status
-
-
 async def serve_api(proxies: ProxyServer, host: str, port: int) -> asyncio.Server:
     """Serve the API for ``proxies`` at ``host:port`` (port 0 picks one)."""
 
@@ -97,8 +91,12 @@ async def _answer(proxies: ProxyServer, reader: asyncio.StreamReader) -> tuple[i
         return 400, {"error": "body is not JSON", "status": 400}
     try:
         return await _route(proxies, method, [p for p in target.split("/") if p], body)
-    except _HttpError as exc:
-        return exc.status, {"error": str(exc), "status": exc.status}
+    except LookupError as exc:  # an unknown proxy, toxic or path
+        return 404, {"error": str(exc.args[0]), "status": 404}
+    except NotImplementedError as exc:  # a path without that method
+        return 405, {"error": str(exc), "status": 405}
+    except FileExistsError as exc:  # a name in use
+        return 409, {"error": str(exc), "status": 409}
     except ValueError as exc:
         return 400, {"error": str(exc), "status": 400}
     except OSError as exc:
@@ -107,7 +105,7 @@ async def _answer(proxies: ProxyServer, reader: asyncio.StreamReader) -> tuple[i
 
 def _proxy(proxies: ProxyServer, name: str) -> Any:
     if name not in proxies.proxies:
-        raise _HttpError(404, f"proxy not found: {name}")
+        raise LookupError(f"proxy not found: {name}")
     return proxies.proxies[name]
 
 
@@ -126,16 +124,16 @@ async def _route(proxies: ProxyServer, method: str, parts: list[str],
             await proxy.start()
         return 204, None
     if not parts or parts[0] != "proxies":
-        raise _HttpError(404, "not found: /" + "/".join(parts))
+        raise LookupError("not found: /" + "/".join(parts))
 
     async def list_proxies() -> tuple[int, Any]:
         return 200, {n: p.to_json() for n, p in proxies.proxies.items()}
 
     async def create() -> tuple[int, Any]:
         if not isinstance(body, dict) or not body.get("name") or not body.get("upstream"):
-            raise _HttpError(400, "a proxy needs name and upstream")
+            raise ValueError("a proxy needs name and upstream")
         if body["name"] in proxies.proxies:
-            raise _HttpError(409, f"proxy already exists: {body['name']}")
+            raise FileExistsError(f"proxy already exists: {body['name']}")
         proxy = await proxies.create(str(body["name"]), str(body.get("listen", "127.0.0.1:0")),
                                      str(body["upstream"]), bool(body.get("enabled", True)))
         return 201, proxy.to_json()
@@ -163,17 +161,17 @@ async def _route(proxies: ProxyServer, method: str, parts: list[str],
         async def add_toxic() -> tuple[int, Any]:
             toxic = toxic_from_json(body)
             if toxic.name in proxy.toxics:
-                raise _HttpError(409, f"toxic already exists: {toxic.name}")
+                raise FileExistsError(f"toxic already exists: {toxic.name}")
             proxy.add_toxic(toxic)
             return 200, toxic.to_json()
 
         routes.update({("GET", 2): show, ("POST", 2): update, ("PATCH", 2): update,
                        ("DELETE", 2): delete, ("GET", 3): toxics, ("POST", 3): add_toxic})
         if len(parts) >= 3 and parts[2] != "toxics":
-            raise _HttpError(404, "not found: /" + "/".join(parts))
+            raise LookupError("not found: /" + "/".join(parts))
         if len(parts) == 4:
             if parts[3] not in proxy.toxics:
-                raise _HttpError(404, f"toxic not found: {parts[3]}")
+                raise LookupError(f"toxic not found: {parts[3]}")
             toxic = proxy.toxics[parts[3]]
 
             async def show_toxic() -> tuple[int, Any]:
@@ -186,6 +184,6 @@ async def _route(proxies: ProxyServer, method: str, parts: list[str],
             routes.update({("GET", 4): show_toxic, ("DELETE", 4): remove_toxic})
     action = routes.get((method, len(parts)))
     if action is None:
-        raise _HttpError(405 if len(parts) <= 4 else 404,
-                         f"{method} /{'/'.join(parts)} is not a call of this API")
+        text = f"{method} /{'/'.join(parts)} is not a call of this API"
+        raise NotImplementedError(text) if len(parts) <= 4 else LookupError(text)
     return await action()

@@ -134,3 +134,19 @@ def test_the_docs_proxy_file_loads_as_described(tmp_path):
         ("network.drop", "to_terminal", ("0210",), 2),
         ("network.latency", "to_bank", ("04xx",), 1)]
     assert loaded.rules[1].param("delay_s") == 0.5
+
+
+def test_api_answers_a_taken_name_409_and_an_unknown_call_405(tmp_path):
+    with acquirer() as bank, proxy(bank.address, tmp_path) as running:
+        upstream = f"{bank.address[0]}:{bank.address[1]}"
+        taken = call(running.api, "POST", "/proxies", {"name": "posemu", "upstream": upstream})
+        made = call(running.api, "POST", "/proxies", {"name": "b", "upstream": upstream})
+        wrong = call(running.api, "PUT", "/proxies/b/toxics")
+        reset = call(running.api, "POST", "/reset")
+        running.stop()
+        stop_acquirer(bank)
+    assert taken[0] == 409
+    assert made[0] == 201
+    assert made[1]["listen"].startswith("127.0.0.1:")
+    assert wrong[0] == 405
+    assert reset == (204, None)
