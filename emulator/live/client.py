@@ -29,6 +29,7 @@ from devices.simkit.realtime import LoopEnvironment
 from emulator.engine.trace import Event
 from emulator.engine.wiring import Parts, Shared, sim_printer, sim_terminal
 from emulator.engine.world import World
+from emulator.live.wire_faults import ProxyThread, proxy_rules
 
 if TYPE_CHECKING:
     from devices.fault import ActiveFault
@@ -90,9 +91,10 @@ def _flag(params: dict[str, str], name: str) -> bool:
 
 
 def refuse_bank_faults(scenario: Scenario) -> None:
-    """ScenarioError for the first fault of the bank or the network: the acquirer's."""
+    """ScenarioError for the first fault of the bank: the acquirer's (the network's act in
+    a fault proxy, :mod:`emulator.live.wire_faults`)."""
     for fault in scenario.faults:
-        if fault.fault.startswith(("bank.", "network.")):
+        if fault.fault.startswith("bank."):
             raise ScenarioError(
                 f"{fault.fault} belongs to the acquirer, not to this terminal: serve it with "
                 "posemu acquirer (or run without --acquirer)", path=scenario.path,
@@ -142,6 +144,15 @@ def run_remote(scenario: Scenario, url: str | Remote, speed: float = 1.0,
     ``--printer``; a ``posemu acquirer --printer pty``'s); judged from the terminal's side."""
     refuse_bank_faults(scenario)
     remote = parse_url(url) if isinstance(url, str) else url
+    rules = proxy_rules(scenario, remote.tls is not None, speed)
+    if rules:  # the network faults act in a fault proxy between the terminal and the host
+        with ProxyThread(remote.address, remote.framing, rules, scenario.seed) as proxy:
+            return _run(scenario, Remote(*proxy.address, remote.framing, None), speed,
+                        printer)
+    return _run(scenario, remote, speed, printer)
+
+
+def _run(scenario: Scenario, remote: Remote, speed: float, printer: str | None) -> Result:
     env = LoopEnvironment(speed)
     if printer is not None:
         return _with_printer(scenario, remote, env, printer)
@@ -204,4 +215,5 @@ def remote_runner(url: str, speed: float | None, scenarios: list[Scenario],
     remote = parse_url(url)
     for scenario in scenarios:
         refuse_bank_faults(scenario)
+        proxy_rules(scenario, remote.tls is not None)  # refused before anything runs
     return lambda scenario: run_remote(scenario, remote, speed or 1.0, printer)

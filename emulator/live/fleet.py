@@ -29,7 +29,7 @@ from devices.net.tcp import CLIENT_TPDU, CONNECT_TIMEOUT_S
 from emulator.engine.wiring import mac_key
 from emulator.live.host_rules import judge_host, messages_from_log
 from emulator.live.proxy import ProxyServer
-from emulator.live.proxy_rules import make_rule
+from emulator.live.wire_faults import proxy_rules
 
 if TYPE_CHECKING:
     from emulator.live.client import Remote
@@ -96,34 +96,6 @@ class FleetReport:
         return "\n".join(lines)
 
 
-def check_fleet(scenario: Scenario, remote: Remote) -> list[dict[str, Any]]:
-    """The proxy rules of the scenario's network faults; ScenarioError for any other fault
-    (the bank's belong to the host) or a trigger the proxy cannot act on."""
-    rules = []
-    for spec in scenario.faults:
-        where = f"faults[{spec.index}]"
-        if not spec.fault.startswith("network."):
-            raise ScenarioError(f"{spec.fault} cannot act on a live fleet: the bank is not "
-                                "ours, and the terminals are load terminals",
-                                path=scenario.path, key=f"{where}.fault")
-        if spec.on is not None:
-            raise ScenarioError("a live fleet's network faults trigger on time (at_s, "
-                                "for_s), not on events", path=scenario.path, key=f"{where}.on")
-        if remote.tls is not None:
-            raise ScenarioError("network faults need a plain TCP host (the proxy reads the "
-                                "frames)", path=scenario.path, key=f"{where}.fault")
-        entry = {"fault": spec.fault, **spec.params, "at_s": spec.at_s or 0.0}
-        if spec.for_s is not None:
-            entry["for_s"] = spec.for_s
-        try:
-            make_rule(entry, where)
-        except ValueError as exc:
-            raise ScenarioError(str(exc).partition(": ")[2], path=scenario.path,
-                                key=str(exc).partition(": ")[0]) from exc
-        rules.append(entry)
-    return rules
-
-
 async def run_live_fleet(
     scenario: Scenario, remote: Remote, terminals: int, rate: float, duration_s: float,
     progress: Callable[[float, FleetReport], None] | None = None,
@@ -133,7 +105,9 @@ async def run_live_fleet(
     if not 1 <= terminals <= MAX_LIVE_TERMINALS:
         raise UsageError(f"--terminals must be 1 to {MAX_LIVE_TERMINALS:,} with --acquirer, "
                          f"not {terminals}")
-    entries = check_fleet(scenario, remote)
+    rules = proxy_rules(scenario, remote.tls is not None,
+                        refuse="cannot act on a live fleet: the bank is not ours, and the "
+                               "terminals are load terminals")
     cards = [c.pan for c in scenario.cards]
     if not cards:
         raise ScenarioError("a live fleet needs [[cards]] to sell on", path=scenario.path,
@@ -142,13 +116,8 @@ async def run_live_fleet(
     report = FleetReport(terminals, duration_s)
     address = remote.address
     proxies = None
-    if entries:
+    if rules:
         proxies = ProxyServer(remote.framing, scenario.seed)
-        rules = []
-        for n, entry in enumerate(entries):
-            rule = make_rule(entry, f"faults[{n}]")
-            rule.name = f"faults[{n}]"
-            rules.append(rule)
         made = await proxies.create("fleet", "127.0.0.1:0", f"{address[0]}:{address[1]}",
                                     rules=tuple(rules))
         address = made.listen

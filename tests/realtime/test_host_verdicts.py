@@ -128,3 +128,22 @@ def test_a_status_answer_showing_more_than_charged_is_posted_twice():
     assert [(b.rule, b.messages) for b in breaches] == [("posted_once", (ask, told))]
     late = msg(2, 5.0, False, t="0210", **{"11": "000001", "4": "000000001000", "39": "00"})
     assert [b.rule for b in judge_host([sale, late], timeout_s=4)] == ["answered_or_reversed"]
+
+
+def test_a_network_fault_of_the_run_acts_in_a_proxy_on_posemus_side(tmp_path):
+    path = terminal(tmp_path)
+    path.write_text(path.read_text() + '[[faults]]\nfault = "network.drop"\n'
+                    'direction = "to_terminal"\nat_s = 0\ncount = 1\n')
+    with acquirer(bank_data(verify_mac=True)) as bank:
+        done = subprocess.run([POSEMU, "run", path, "--acquirer",
+                               f"tcp://{bank.address[0]}:{bank.address[1]}", "--speed", "20",
+                               "--json", "--trace-dir", str(tmp_path)],
+                              capture_output=True, text=True, timeout=WAIT_S * 4, check=False)
+        bank_side = stop_acquirer(bank)
+    seen = json.loads(done.stdout)
+    assert seen["steps"][0]["end_state"] == "approved", done.stderr
+    assert host_failures(seen) == {}  # the loss was repeated past (a 0201), not the host's
+    assert len(bank_side.postings) == 1  # the repeat answered from the duplicate check
+    trace = (tmp_path / "terminal.jsonl").read_text().splitlines()
+    sent = [line for line in trace if '"event":"request_sent"' in line]
+    assert len(sent) == 2  # the first answer was lost on the way: the terminal asked again
