@@ -12,11 +12,10 @@ import asyncio
 import contextlib
 import json
 import signal
-from pathlib import Path
 from typing import IO, Any
 
-from devices.errors import UsageError
-from devices.net.framing import FRAMINGS, Framing
+from devices.net.framing import FRAMINGS
+from emulator.live.command import add_serving_flags
 
 __all__ = ["add_parser", "report", "run_command"]
 
@@ -42,18 +41,13 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
     proxy.add_argument("--tpdu", action="store_true", help="a 5-byte TPDU before each message")
     proxy.add_argument("--seed", type=int, metavar="N",
                        help="seed of the proxy's random choices (default: FILE's seed, or 0)")
-    proxy.add_argument("--trace", type=Path, metavar="FILE",
-                       help="stream the trace here (JSON Lines, flushed per event)")
-    proxy.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
-    proxy.add_argument("--json", action="store_true", help="the summary as one JSON object")
-    proxy.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
-                       help="show tracebacks on errors")
+    add_serving_flags(proxy, "the summary")
     return proxy
 
 
 def run_command(args: argparse.Namespace) -> int:
     """Proxy until stopped; print the summary; the exit status."""
-    from emulator.live.command import parse_address  # noqa: PLC0415
+    from emulator.live.command import checked_framing, parse_address  # noqa: PLC0415
     from emulator.live.proxy import ProxyServer  # noqa: PLC0415
     from emulator.live.proxy_rules import load_proxy_file  # noqa: PLC0415
     from emulator.live.toxiproxy_api import serve_api  # noqa: PLC0415
@@ -61,12 +55,7 @@ def run_command(args: argparse.Namespace) -> int:
     listen = parse_address(args.listen)
     parse_address(args.upstream, "--upstream")
     api = parse_address(args.api, "--api")
-    try:
-        framing = Framing.parse(args.framing, tpdu=args.tpdu)
-    except ValueError as exc:
-        raise UsageError(f"--framing: {exc}") from exc
-    if args.duration is not None and not args.duration > 0:
-        raise UsageError(f"--duration must be more than 0 seconds, not {args.duration}")
+    framing = checked_framing(args)
     loaded = None if args.path is None else load_proxy_file(args.path)
     seed = args.seed if args.seed is not None else (loaded.seed if loaded else 0)
     out: IO[bytes] | None = None if args.trace is None else open(args.trace, "wb")  # noqa: SIM115
