@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from emulator.live.proxy_rules import load_proxy_file
-from tests.realtime.live_client import F7, Client, request
+from tests.realtime.live_client import F7, Client, encode, request
 from tests.realtime.proxy_support import (
     WAIT_S,
     acquirer,
@@ -150,3 +150,27 @@ def test_api_answers_a_taken_name_409_and_an_unknown_call_405(tmp_path):
     assert made[1]["listen"].startswith("127.0.0.1:")
     assert wrong[0] == 405
     assert reset == (204, None)
+
+
+def test_split_then_reset_and_a_toxic_of_toxicity_zero(tmp_path):
+    with acquirer() as bank, proxy(bank.address, tmp_path) as running:
+        for toxic in (
+                {"name": "never", "type": "network.drop", "stream": "downstream",
+                 "toxicity": 0},
+                {"name": "pieces", "type": "network.split", "stream": "downstream",
+                 "attributes": {"mti": "0210", "pieces": 3, "delay_s": 0.01}},
+                {"name": "rst", "type": "network.reset", "stream": "downstream",
+                 "attributes": {"mti": "0210", "nth": 2}}):
+            assert call(running.api, "POST", "/proxies/posemu/toxics", toxic)[0] == 200
+        with Client(running.listen) as client:
+            first = client.ask(request("0200", 1, pan=PAN, amount=100))  # in 3 pieces
+            client.send(encode(request("0200", 2, pan=PAN, amount=200)))
+            assert client.closed_by_peer()  # reset where the second answer was due
+        summary = running.stop()
+        bank_side = stop_acquirer(bank)
+    assert first["39"] == "00"
+    assert len(bank_side.postings) == 2
+    did = {f["name"]: f["acted"] for f in summary["faults"]}
+    assert did == {"never": 0, "pieces": 1, "rst": 1}
+    closed = [e for e in running.trace() if e["event"] == "proxy.closed"]
+    assert closed[0]["why"] == "fault network.reset"
