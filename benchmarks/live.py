@@ -17,12 +17,23 @@ load generator shares the machine with the server: run it on an otherwise idle m
 
     .venv/bin/python benchmarks/live.py [--terminals 1,100,1000] [--seconds S]
     .venv/bin/python benchmarks/live.py --minimal-server     (the baseline, on its own)
+
+With ``--fleet``, the load is ``posemu fleet --acquirer`` instead (posemu's load
+terminals, each its own connection, terminal id and STAN sequence, as fast as answers
+come), against ``posemu acquirer`` on loopback, three times for each N: one sale a
+second per terminal, the same with the link down both ways for a while (``network.down``
+through the fleet's fault proxy: each sale lost is a timeout of 1 s and a reversal),
+and as fast as answers come. Printed: answered sales per second, latency p50/p90/p99,
+timeouts, reversals and host-rule breaches.
+
+    .venv/bin/python benchmarks/live.py --fleet [--terminals 100,1000] [--seconds S]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import statistics
 import subprocess
 import sys
@@ -30,6 +41,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from benchmarks.common import machine, verdict
 from devices.iso8583.message import decode, encode
@@ -148,12 +160,80 @@ def measure(server: str, n: int, seconds: float) -> tuple[float, float, float]:
     return rate, cuts[49] * 1000, cuts[98] * 1000
 
 
+FLEET = """\
+format = 1
+name = "live fleet load"
+[terminal]
+response_timeout_s = 1
+[bank]
+verify_mac = false
+[[cards]]
+id = "load"
+pan = "4111111111111111"
+balance = "99999999.00"
+[[steps]]
+id = "s1"
+do = "sale"
+card = "load"
+amount = "1.00"
+"""
+
+
+def measure_fleet(n: int, seconds: float, rate: float, down: bool) -> dict[str, Any]:
+    """``posemu fleet --acquirer`` with ``n`` terminals at ``rate`` sales/s (0: as fast as
+    answers come) against ``posemu acquirer``; with ``down``, the link down both ways for a
+    while (``network.down`` through the fleet's proxy). The fleet's JSON report."""
+    with tempfile.TemporaryDirectory() as tmp:
+        bank, fleet = Path(tmp) / "bank.toml", Path(tmp) / "fleet.toml"
+        bank.write_text(SCENARIO)
+        window = min(0.5, seconds * 0.3)
+        faults = (f'[[faults]]\nfault = "network.down"\nat_s = {seconds * 0.3:.3f}\n'
+                  f"for_s = {window:.3f}\n") if down else ""
+        fleet.write_text(FLEET + faults)
+        proc, address = _start([POSEMU, "acquirer", bank, "--json"])
+        try:
+            done = subprocess.run(
+                [POSEMU, "fleet", fleet, "--terminals", str(n), "--acquirer",
+                 f"tcp://{address[0]}:{address[1]}", "--rate", f"{rate:g}", "--duration",
+                 str(seconds), "--json"], capture_output=True, text=True, check=False,
+                timeout=seconds + 60)
+        finally:
+            proc.terminate()
+            proc.communicate(timeout=START_TIMEOUT_S)
+    if done.returncode not in (0, 1):
+        raise RuntimeError(f"posemu fleet failed: {done.stderr.strip()}")
+    report: dict[str, Any] = json.loads(done.stdout)
+    return report
+
+
+def fleet_main(counts: list[int], seconds: float) -> None:
+    """``--fleet``: the live fleet's numbers: one sale a second per terminal (clean, and
+    with the link down a while), then as fast as answers come."""
+    print(machine())
+    print(f"{seconds:g} s of selling per run; posemu fleet --acquirer against posemu "
+          "acquirer, len2, response timeout 1 s")
+    for n in counts:
+        for label, rate, down in (("1/s each", n, False), ("1/s each, link down", n, True),
+                                  ("as fast as answered", 0, False)):
+            report = measure_fleet(n, seconds, rate, down)
+            lat = report["latency_ms"]
+            print(f"N = {n}, {label}: {report['throughput_per_s']:,.0f} sales/s answered, "
+                  f"p50 {lat['p50']:.2f} ms, p90 {lat['p90']:.2f} ms, p99 {lat['p99']:.2f} ms, "
+                  f"{report['timeouts']} timeouts, {report['reversals']} reversals, "
+                  f"breaches {report['breaches'] or 'none'}")
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--terminals", default="1,100,1000", metavar="N,N,...")
     parser.add_argument("--seconds", type=float, default=3.0, metavar="S")
     parser.add_argument("--minimal-server", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--fleet", action="store_true",
+                        help="measure posemu fleet --acquirer instead (clean and with faults)")
     args = parser.parse_args(argv)
+    if args.fleet:
+        fleet_main([int(n) for n in args.terminals.split(",")], args.seconds)
+        return
     if args.minimal_server:
         asyncio.run(_serve_minimal())
         return

@@ -69,12 +69,16 @@ class TcpTransport:
         self._waiting: list[bytes] = []
         self._connection: _Client | None = None
         self._connecting = False
+        self.log: list[tuple[float, bool, bytes]] = []
+        """Every frame sent (True) and received (False), with the time: what the host
+        verdicts are judged from."""
         env.at_exit.append(self.close)
 
     def send(self, frame: bytes | Refused, **about: Any) -> None:
         if isinstance(frame, Refused):
             return
         self.trace.emit("tcp.sent", size=len(frame), **about)
+        self.log.append((float(self.env.now), True, frame))
         connection = self._connection
         if connection is not None and not connection.transport.is_closing():
             connection.write(frame)
@@ -127,6 +131,7 @@ class TcpTransport:
 
     def _received(self, frame: bytes) -> None:
         self.trace.emit("tcp.received", size=len(frame))
+        self.log.append((float(self.env.now), False, frame))
         self._box.put(frame)
 
     def _lost(self, connection: _Client, why: str) -> None:

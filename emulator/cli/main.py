@@ -55,7 +55,7 @@ Runner = Callable[[Scenario], Result]
 Progress = Callable[[str, int, int], object]
 
 _COMMANDS = {"new": "emulator.cli.new", "check": "emulator.cli.check",
-             "events": "emulator.cli.events"}
+             "events": "emulator.cli.events", "proxy": "emulator.live.proxy_command"}
 """Commands in modules of their own: each has ``add_parser`` and ``run_command``."""
 
 
@@ -129,6 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
     fleet.add_argument("--profile", choices=sorted(PROFILES), help="override the firmware profile")
     fleet.add_argument("--firmware", metavar="MODULE:FACTORY",
                        help="run a plug-in firmware instead of posemu's own (docs/firmware.md)")
+    from emulator.live.fleet_command import add_arguments as add_live_fleet  # noqa: PLC0415
+
+    add_live_fleet(fleet)
 
     faults = commands.add_parser("faults", help="the fault catalogue with its parameters")
     faults.add_argument("--json", action="store_true", help="as one JSON object")
@@ -297,6 +300,10 @@ def _fleet(args: argparse.Namespace) -> int:
     """``posemu fleet``: 0 when no terminal shows an anomaly, 1 otherwise."""
     from emulator.engine.fleet import MAX_TERMINALS, run_fleet  # noqa: PLC0415
 
+    if args.acquirer is not None:
+        from emulator.live.fleet_command import run_fleet_command  # noqa: PLC0415
+
+        return run_fleet_command(args)
     if not 1 <= args.terminals <= MAX_TERMINALS:
         raise UsageError(f"--terminals must be 1 to {MAX_TERMINALS:,}, not {args.terminals}")
     scenario = _firmware(load_scenario(args.path), args)

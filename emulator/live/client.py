@@ -16,6 +16,7 @@ outside oracle the rest (money posted behind a lost answer, a purchase charged t
 
 from __future__ import annotations
 
+import dataclasses
 import ssl
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
@@ -28,6 +29,7 @@ from devices.simkit.realtime import LoopEnvironment
 from emulator.engine.trace import Event
 from emulator.engine.wiring import Parts, Shared, sim_printer, sim_terminal
 from emulator.engine.world import World
+from emulator.live.wire_faults import ProxyThread, proxy_rules
 
 if TYPE_CHECKING:
     from devices.fault import ActiveFault
@@ -89,9 +91,10 @@ def _flag(params: dict[str, str], name: str) -> bool:
 
 
 def refuse_bank_faults(scenario: Scenario) -> None:
-    """ScenarioError for the first fault of the bank or the network: the acquirer's."""
+    """ScenarioError for the first fault of the bank: the acquirer's (the network's act in
+    a fault proxy, :mod:`emulator.live.wire_faults`)."""
     for fault in scenario.faults:
-        if fault.fault.startswith(("bank.", "network.")):
+        if fault.fault.startswith("bank."):
             raise ScenarioError(
                 f"{fault.fault} belongs to the acquirer, not to this terminal: serve it with "
                 "posemu acquirer (or run without --acquirer)", path=scenario.path,
@@ -141,16 +144,42 @@ def run_remote(scenario: Scenario, url: str | Remote, speed: float = 1.0,
     ``--printer``; a ``posemu acquirer --printer pty``'s); judged from the terminal's side."""
     refuse_bank_faults(scenario)
     remote = parse_url(url) if isinstance(url, str) else url
+    rules = proxy_rules(scenario, remote.tls is not None, speed)
+    if rules:  # the network faults act in a fault proxy between the terminal and the host
+        with ProxyThread(remote.address, remote.framing, rules, scenario.seed) as proxy:
+            return _run(scenario, Remote(*proxy.address, remote.framing, None), speed,
+                        printer)
+    return _run(scenario, remote, speed, printer)
+
+
+def _run(scenario: Scenario, remote: Remote, speed: float, printer: str | None) -> Result:
     env = LoopEnvironment(speed)
     if printer is not None:
         return _with_printer(scenario, remote, env, printer)
 
-    return _RemoteWorld(scenario, env=env, parts=_parts(env, remote)).run()
+    made: list[TcpTransport] = []
+    result = _RemoteWorld(scenario, env=env, parts=_parts(env, remote, made)).run()
+    return with_host_verdicts(result, made, scenario.policy.response_timeout_s)
 
 
-def _parts(env: LoopEnvironment, remote: Remote) -> Parts[Any, TcpLink, _NoBank, Any]:
+def with_host_verdicts(result: Result, transports: list[TcpTransport],
+                       timeout_s: float) -> Result:
+    """``result`` failing with each host rule the transports' messages break
+    (:mod:`emulator.live.host_rules`)."""
+    from emulator.live.host_rules import judge_host, messages_from_log  # noqa: PLC0415
+
+    found = [str(b) for t in transports
+             for b in judge_host(messages_from_log(t.log), timeout_s)]
+    return dataclasses.replace(result, failures=(*result.failures, *found)) if found else result
+
+
+def _parts(env: LoopEnvironment, remote: Remote,
+           made: list[TcpTransport] | None = None) -> Parts[Any, TcpLink, _NoBank, Any]:
     def tcp(shared: Shared, trace: TraceSink) -> TcpLink:
-        return TcpLink(TcpTransport(env, trace, remote.address, remote.framing, remote.tls))
+        transport = TcpTransport(env, trace, remote.address, remote.framing, remote.tls)
+        if made is not None:
+            made.append(transport)
+        return TcpLink(transport)
 
     def no_bank(shared: Shared, trace: TraceSink, transport: Transport) -> _NoBank:
         return _NoBank()
@@ -167,11 +196,13 @@ def _with_printer(scenario: Scenario, remote: Remote, env: LoopEnvironment,
     bench.refuse_printer_faults(scenario)
     shell = bench._Bench(scenario, spec)
     try:
+        made: list[TcpTransport] = []
         world = _RemoteWorld(scenario, env=env, printer=shell.make_printer,
-                             parts=_parts(env, remote))
+                             parts=_parts(env, remote, made))
         until = (scenario.until_s if scenario.until_s is not None
                  else env.process(bench._until_idle(world)))
-        return world.run(until=until)
+        return with_host_verdicts(world.run(until=until), made,
+                                  scenario.policy.response_timeout_s)
     finally:
         shell.close()
 
@@ -184,4 +215,5 @@ def remote_runner(url: str, speed: float | None, scenarios: list[Scenario],
     remote = parse_url(url)
     for scenario in scenarios:
         refuse_bank_faults(scenario)
+        proxy_rules(scenario, remote.tls is not None)  # refused before anything runs
     return lambda scenario: run_remote(scenario, remote, speed or 1.0, printer)

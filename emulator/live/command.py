@@ -23,7 +23,8 @@ if TYPE_CHECKING:
     from devices.printer.virtual import VirtualPrinter
     from emulator.scenario.model import Scenario
 
-__all__ = ["add_parser", "parse_address", "run_command", "tls_server_context"]
+__all__ = ["add_parser", "add_serving_flags", "checked_framing", "parse_address", "run_command",
+           "tls_server_context"]
 
 
 def add_parser(commands: Any) -> argparse.ArgumentParser:
@@ -46,13 +47,31 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
     live.add_argument("--printer", metavar="pty[?baudrate=N]",
                       help="also run the virtual ESC/POS printer the terminal prints on "
                            "(second line 'PTY <path>'); receipts are matched to postings")
-    live.add_argument("--trace", type=Path, metavar="FILE",
-                      help="stream the trace here as it happens (JSON Lines, flushed per event)")
-    live.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
-    live.add_argument("--json", action="store_true", help="the report as one JSON object")
-    live.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
-                      help="show tracebacks on errors")
+    add_serving_flags(live, "the report")
     return live
+
+
+def add_serving_flags(parser: argparse.ArgumentParser, report: str) -> None:
+    """``--trace``, ``--duration``, ``--json`` and ``--debug``: a live server's (the
+    acquirer's, the proxy's); ``report`` names what it prints at the end."""
+    parser.add_argument("--trace", type=Path, metavar="FILE",
+                        help="stream the trace here as it happens (JSON Lines, flushed per "
+                             "event)")
+    parser.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
+    parser.add_argument("--json", action="store_true", help=f"{report} as one JSON object")
+    parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show tracebacks on errors")
+
+
+def checked_framing(args: argparse.Namespace) -> Framing:
+    """``--framing``/``--tpdu`` as a Framing, ``--duration`` checked; UsageError otherwise."""
+    try:
+        framing = Framing.parse(args.framing, tpdu=args.tpdu)
+    except ValueError as exc:
+        raise UsageError(f"--framing: {exc}") from exc
+    if args.duration is not None and not args.duration > 0:
+        raise UsageError(f"--duration must be more than 0 seconds, not {args.duration}")
+    return framing
 
 
 def parse_address(text: str, what: str = "--listen") -> tuple[str, int]:
@@ -108,12 +127,7 @@ def run_command(args: argparse.Namespace) -> int:
     from emulator.scenario.load import load_scenario  # noqa: PLC0415
 
     host, port = parse_address(args.listen)
-    try:
-        framing = Framing.parse(args.framing, tpdu=args.tpdu)
-    except ValueError as exc:
-        raise UsageError(f"--framing: {exc}") from exc
-    if args.duration is not None and not args.duration > 0:
-        raise UsageError(f"--duration must be more than 0 seconds, not {args.duration}")
+    framing = checked_framing(args)
     if (args.tls_cert is None) != (args.tls_key is None):
         raise UsageError("--tls-cert and --tls-key go together")
     if args.tls_client_ca is not None and args.tls_cert is None:

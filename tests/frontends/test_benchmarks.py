@@ -188,3 +188,16 @@ def test_live(capsys: pytest.CaptureFixture[str]) -> None:
     assert number(out, "minimal asyncio server:") > 0
     assert number(out, "posemu acquirer:") > 0
     assert number(out, "ratio posemu / minimal:") > 0
+
+
+def test_live_fleet(capsys: pytest.CaptureFixture[str]) -> None:
+    from benchmarks import live  # noqa: PLC0415
+
+    live.main(["--fleet", "--terminals", "3", "--seconds", "0.6"])
+    out = capsys.readouterr().out
+    runs = re.findall(r"N = 3, ([^:]+): ([\d,.]+) sales/s answered.*?(\d+) timeouts", out)
+    assert [label for label, _, _ in runs] == ["1/s each", "1/s each, link down",
+                                               "as fast as answered"]
+    assert all(float(rate.replace(",", "")) > 0 for _, rate, _ in runs)
+    assert int(runs[1][2]) > 0  # the sales sent while the link was down timed out
+    assert "breaches none" in out
