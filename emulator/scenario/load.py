@@ -15,6 +15,7 @@ import operator
 import os
 import re
 import tomllib
+from collections import Counter
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn
 
@@ -62,6 +63,7 @@ from emulator.scenario.model import (
     unknown_choice,
 )
 from emulator.scenario.profiles import POLICY_FIELDS, PROFILES, make_policy
+from emulator.scenario.source import read_scenario_bytes
 
 # ------------------------------------------------------------ raw TOML shape
 
@@ -260,6 +262,7 @@ class _Checker:
     def __init__(self, path: str | None) -> None:
         self.path = path
         self.cards: dict[str, str] = {}  # card id or PAN -> card id
+        self.card_ids: set[str] = set()
         self.steps: dict[str, StepSpec] = {}
 
     def fail(self, key: str | None, message: str) -> NoReturn:
@@ -323,16 +326,18 @@ def _card(c: _Checker, rc: _Card, key: str) -> CardSpec:
     card_id = mask_pan(rc.pan) if rc.id is None else rc.id
     if rc.id is not None and (rc.id == "merchant" or re.fullmatch(r"[0-9]{12,19}", rc.id)):
         c.fail(f"{key}.id", f"{rc.id!r} cannot be a card id")
-    if card_id in c.cards.values():
+    if card_id in c.card_ids:
         c.fail(f"{key}.id", f"duplicate card id {card_id!r}")
     c.cards[card_id] = c.cards[rc.pan] = card_id
+    c.card_ids.add(card_id)
     return CardSpec(
         id=card_id, pan=rc.pan, balance_minor=c.money(rc.balance, f"{key}.balance", low=0),
         expiry=rc.expiry, blocked=rc.blocked,
     )
 
 
-def _step(c: _Checker, rs: _Step, i: int, later: list[_Step], until_s: float | None) -> StepSpec:
+def _step(c: _Checker, rs: _Step, i: int, later: Counter[str | None],
+          until_s: float | None) -> StepSpec:
     key = f"steps[{i}]"
     step_id = f"t{i + 1}" if rs.id is None else rs.id
     if step_id in c.steps:
@@ -346,7 +351,7 @@ def _step(c: _Checker, rs: _Step, i: int, later: list[_Step], until_s: float | N
     for k in sorted(given - accepts):
         c.fail(f"{key}.{k}", f"a {rs.do} takes no `{k}`")
     if rs.target is not None:
-        if rs.target not in c.steps and any(s.id == rs.target for s in later):
+        if rs.target not in c.steps and later[rs.target] > 0:
             c.fail(f"{key}.target", f"{rs.target!r} must name an earlier step")
         target = c.steps[c.step(rs.target, f"{key}.target")]
         if target.do not in _TARGETS[rs.do]:
@@ -414,9 +419,11 @@ def _build(raw: _Raw, path: str | None) -> Scenario:
             money = name in MONEY_KNOBS
             overrides[name] = c.money(value, f"terminal.{name}", low=0) if money else value
     cards = tuple(_card(c, rc, f"cards[{i}]") for i, rc in enumerate(raw.cards))
-    steps = tuple(
-        _step(c, rs, i, raw.steps[i + 1 :], raw.until_s) for i, rs in enumerate(raw.steps)
-    )
+    later = Counter(rs.id for rs in raw.steps)  # ids of the steps not yet built
+    steps = []
+    for i, rs in enumerate(raw.steps):
+        later[rs.id] -= 1
+        steps.append(_step(c, rs, i, later, raw.until_s))
     faults = tuple(_fault(c, rf, i) for i, rf in enumerate(raw.faults))
     start = raw.start
     if start.tzinfo is not None:  # the simulated clock is naive UTC
@@ -433,7 +440,7 @@ def _build(raw: _Raw, path: str | None) -> Scenario:
             retention_s=raw.bank.retention_s,
         ),
         network=raw.network, printer=raw.printer, merchant=raw.merchant,
-        cards=cards, steps=steps, faults=faults,
+        cards=cards, steps=tuple(steps), faults=faults,
         expect=None if raw.expect is None else _expect(c, raw.expect),
     )
 
@@ -480,15 +487,7 @@ def parse_scenario(text: str, path: str | None = None) -> Scenario:
 def load_scenario(path: str | os.PathLike[str]) -> Scenario:
     """Read and validate a scenario file; any problem is one ScenarioError."""
     name = os.fspath(path)
-    try:
-        with open(name, "rb") as f:
-            content = f.read()
-    except FileNotFoundError as err:
-        raise ScenarioError("no such file", path=name) from err
-    except IsADirectoryError as err:
-        raise ScenarioError("is a directory, not a scenario file", path=name) from err
-    except OSError as err:
-        raise ScenarioError(f"cannot read: {err.strerror or err}", path=name) from err
+    content = read_scenario_bytes(name)
     try:
         text = content.decode("utf-8-sig")
     except UnicodeDecodeError as err:
