@@ -35,6 +35,8 @@ from devices.errors import (
     TraceError,
     UsageError,
 )
+from devices.printer.limits import MAX_LINES_PER_S, MAX_PAPER_M, MIN_LINES_PER_S, PTY_BAUD_RATES
+from emulator.cli import numbers
 from emulator.engine.trace import AtomicFile, write_atomic
 from emulator.engine.world import run_scenario
 from emulator.judge.result import Result
@@ -101,12 +103,13 @@ def build_parser() -> argparse.ArgumentParser:
     printer = commands.add_parser("printer", help="a virtual ESC/POS printer to rehearse with")
     printer.add_argument("--pty", action="store_true", required=True,
                          help="on a pseudo-terminal: prints 'PTY <path>' first, then receipts")
-    printer.add_argument("--baudrate", type=int, default=9600, metavar="N",
-                         help="the line speed clients must use (default 9600)")
-    printer.add_argument("--lines-per-s", type=float, default=20.0, metavar="X",
-                         help="print speed (default 20)")
-    printer.add_argument("--paper-m", type=float, default=20.0, metavar="M",
-                         help="roll length in metres (default 20)")
+    printer.add_argument("--baudrate", type=numbers.baudrate(PTY_BAUD_RATES), default=9600,
+                         metavar="N", help="the line speed clients must use (default 9600)")
+    printer.add_argument("--lines-per-s", type=numbers.number(MIN_LINES_PER_S, MAX_LINES_PER_S),
+                         default=20.0, metavar="X",
+                         help="print speed, 0.01 to 1,000,000 (default 20)")
+    printer.add_argument("--paper-m", type=numbers.number(0, MAX_PAPER_M), default=20.0,
+                         metavar="M", help="roll length in metres, 0 to 1,000,000 (default 20)")
     printer.add_argument("--raw-log", type=Path, metavar="FILE",
                          help="append every byte received to FILE")
 

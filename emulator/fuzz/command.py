@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from devices.errors import ScenarioError, UsageError
+from emulator.cli.numbers import integer, number, shown
 from emulator.scenario.catalogue import ANOMALIES
 from emulator.scenario.profiles import PROFILES
 
@@ -28,6 +29,13 @@ if TYPE_CHECKING:  # the search modules load only when ``posemu fuzz`` runs
 EXIT_INPUT = 2
 DEFAULT_BUDGET_S = 60.0
 """Search time without ``--runs`` or ``--budget-s``."""
+MAX_RUNS, MAX_BUDGET_S, MAX_SEED = 10**9, 1e6, 2**63 - 1
+MAX_CAUSES, MAX_SHARDS, JOBS_PER_CORE = 100, 1_000_000, 4
+
+
+def max_jobs() -> int:
+    """The most worker processes ``--jobs`` starts: four per core."""
+    return JOBS_PER_CORE * (os.cpu_count() or 1)
 
 
 class _Bar:
@@ -81,19 +89,23 @@ def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
     fuzz_cmd.add_argument("--profile", choices=sorted(PROFILES), help="firmware profile")
     fuzz_cmd.add_argument("--set", action="append", default=[], metavar="KNOB=VALUE",
                           dest="sets", help="override a knob or setting (repeatable)")
-    fuzz_cmd.add_argument("--runs", type=int, metavar="N", help="stop after N runs")
-    fuzz_cmd.add_argument("--budget-s", type=float, metavar="S",
-                          help=f"stop searching after S seconds (default {DEFAULT_BUDGET_S:g} "
-                          "without --runs)")
-    fuzz_cmd.add_argument("--seed", type=int, default=0, help="campaign seed (default 0)")
-    fuzz_cmd.add_argument("--jobs", type=int, default=1, metavar="N",
-                          help="worker processes (0: one per core; default 1)")
+    fuzz_cmd.add_argument("--runs", type=integer(1, MAX_RUNS), metavar="N",
+                          help="stop after N runs (1 to 1,000,000,000)")
+    fuzz_cmd.add_argument("--budget-s", type=number(0, MAX_BUDGET_S, low_open=True),
+                          metavar="S", help="stop searching after S seconds, at most "
+                          f"1,000,000 (default {DEFAULT_BUDGET_S:g} without --runs)")
+    fuzz_cmd.add_argument("--seed", type=integer(0, MAX_SEED), default=0,
+                          help="campaign seed, 0 to 2**63-1 (default 0)")
+    fuzz_cmd.add_argument("--jobs", type=integer(0, max_jobs()), default=1, metavar="N",
+                          help="worker processes, at most 4 per core (0: one per core; "
+                          "default 1)")
     fuzz_cmd.add_argument("--shard", default="1/1", metavar="I/N",
                           help="run only shard I of N (runs I-1, I-1+N, ...)")
     fuzz_cmd.add_argument("--until", choices=list(ANOMALIES), metavar="ANOMALY",
                           help="stop searching at the first run that shows this anomaly")
-    fuzz_cmd.add_argument("--causes", type=int, default=2, metavar="N",
-                          help="distinct minimal causes to shrink per anomaly kind (default 2)")
+    fuzz_cmd.add_argument("--causes", type=integer(1, MAX_CAUSES), default=2, metavar="N",
+                          help="distinct minimal causes to shrink per anomaly kind, 1 to 100 "
+                          "(default 2)")
     fuzz_cmd.add_argument("--out", type=Path, metavar="DIR",
                           help="write one scenario file per finding here")
     fuzz_cmd.add_argument("--json", action="store_true", help="the summary as one JSON object")
@@ -120,9 +132,11 @@ def parse_sets(items: list[str]) -> dict[str, Any]:
 def parse_shard(text: str) -> tuple[int, int]:
     """``"2/4"`` to (2, 4); UsageError unless 1 <= I <= N."""
     i, sep, n = text.partition("/")
-    if sep and i.isdigit() and n.isdigit() and 1 <= int(i) <= int(n):
+    if (sep and i.isascii() and i.isdigit() and n.isascii() and n.isdigit()
+            and len(i) < 10 and len(n) < 10 and 1 <= int(i) <= int(n) <= MAX_SHARDS):
         return int(i), int(n)
-    raise UsageError(f"--shard {text!r}: expected I/N with 1 <= I <= N, e.g. 2/4")
+    raise UsageError(f"--shard {shown(text)}: expected I/N with 1 <= I <= N <= 1,000,000, "
+                     "e.g. 2/4")
 
 
 def config_from(args: argparse.Namespace) -> Config:

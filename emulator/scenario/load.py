@@ -24,7 +24,7 @@ from msgspec import UNSET, Meta, UnsetType
 
 from devices.errors import ScenarioError
 from devices.iso8583.message import mask_pan
-from emulator.money import parse_minor
+from emulator.money import format_minor, parse_minor
 from emulator.scenario.catalogue import (
     ANOMALIES,
     END_STATES,
@@ -63,6 +63,13 @@ from emulator.scenario.model import (
     unknown_choice,
 )
 from emulator.scenario.profiles import POLICY_FIELDS, PROFILES, make_policy
+from emulator.scenario.ranges import (
+    MAX_BALANCE_MINOR,
+    MAX_BATCH_MINOR,
+    SETTING_TYPES,
+    start_error,
+    too_many_periods,
+)
 from emulator.scenario.source import read_scenario_bytes
 
 # ------------------------------------------------------------ raw TOML shape
@@ -117,6 +124,8 @@ def _knob_type(name: str, kind: type) -> Any:
         return Literal[RECEIPT_FAILURE]
     if name in MONEY_KNOBS:
         return Money
+    if name in SETTING_TYPES:
+        return SETTING_TYPES[name]
     return {float: Duration, int: Count}.get(kind, kind)
 
 
@@ -274,11 +283,16 @@ class _Checker:
         try:
             minor = parse_minor(value)
         except ValueError as err:
+            if str(err).startswith("too large"):
+                self.fail(key, f"{err}: money is at most {format_minor(MAX_BALANCE_MINOR)}")
             self.fail(key, f'{err}; write a decimal string like "12.50"')
         if low is not None and minor < low:
             self.fail(key, "must be more than 0" if low == 1 else f"must be at least {low}")
         if high is not None and minor > high:
             self.fail(key, "too large (ISO 8583 field 4 holds 12 digits)")
+        if abs(minor) > MAX_BALANCE_MINOR:
+            self.fail(key, f"too large: money is at most {format_minor(MAX_BALANCE_MINOR)} "
+                      "either way")
         return minor
 
     def choice(self, value: object, what: str, choices: tuple[str, ...], key: str) -> str:
@@ -367,6 +381,16 @@ def _step(c: _Checker, rs: _Step, i: int, later: Counter[str | None],
     return step
 
 
+def _totals(c: _Checker, steps: list[StepSpec]) -> None:
+    """The sales, and the refunds, of all steps fit a batch total (16 digits)."""
+    for kind in ("sale", "refund"):
+        total = sum(s.amount_minor or 0 for s in steps if s.do == kind)
+        if total > MAX_BATCH_MINOR:
+            c.fail("steps", f"the {kind}s total {format_minor(total)}: more than a batch "
+                   f"total carries (ISO 8583 fields 86/88 hold 16 digits, "
+                   f"{format_minor(MAX_BATCH_MINOR)})")
+
+
 def _fault(c: _Checker, rf: _FaultBase, i: int) -> FaultSpec:
     key = f"faults[{i}]"
     name = str(type(rf).__struct_config__.tag)
@@ -424,16 +448,22 @@ def _build(raw: _Raw, path: str | None) -> Scenario:
     for i, rs in enumerate(raw.steps):
         later[rs.id] -= 1
         steps.append(_step(c, rs, i, later, raw.until_s))
+    _totals(c, steps)
     faults = tuple(_fault(c, rf, i) for i, rf in enumerate(raw.faults))
     start = raw.start
     if start.tzinfo is not None:  # the simulated clock is naive UTC
         start = start.astimezone(UTC).replace(tzinfo=None)
+    if (why := start_error(start)) is not None:
+        c.fail("start", why)
+    policy = make_policy(raw.terminal.profile, overrides)
+    if (too_many := too_many_periods(policy, overrides)) is not None:
+        c.fail(*too_many)
     stem = os.path.splitext(os.path.basename(path))[0] if path else "scenario"
     merchant_balance = c.money(raw.bank.merchant_balance, "bank.merchant_balance")
     return Scenario(
         path=path, name=stem if raw.name is None else raw.name, description=raw.description,
         seed=raw.seed, start=start, until_s=raw.until_s, profile=raw.terminal.profile,
-        policy=make_policy(raw.terminal.profile, overrides), overrides=overrides,
+        policy=policy, overrides=overrides,
         bank=BankSpec(
             duplicate_check=raw.bank.duplicate_check, verify_mac=raw.bank.verify_mac,
             processing_s=raw.bank.processing_s, merchant_balance_minor=merchant_balance,
