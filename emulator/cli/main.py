@@ -34,6 +34,7 @@ from devices.errors import (
     ScenarioError,
     TraceError,
     UsageError,
+    one_line,
 )
 from devices.printer.limits import MAX_LINES_PER_S, MAX_PAPER_M, MIN_LINES_PER_S, PTY_BAUD_RATES
 from emulator.cli import numbers
@@ -151,7 +152,7 @@ def _fail(args: argparse.Namespace, exc: BaseException, status: int, text: str =
     """One line on standard error (the traceback too with --debug); the exit status."""
     if args.debug:
         traceback.print_exception(exc)
-    print(f"posemu: {text or exc}", file=sys.stderr)
+    print(f"posemu: {one_line(text or str(exc))}", file=sys.stderr)
     return status
 
 
@@ -180,7 +181,9 @@ def scenario_files(paths: Sequence[str]) -> list[Path]:
     files: list[Path] = []
     for name in paths:
         path = Path(name)
-        if path.is_dir():
+        if _unstattable(path):  # a link loop, a name too long: the loader says which
+            files.append(path)
+        elif path.is_dir():
             found = sorted(p for p in path.rglob("*.toml") if p.is_file())
             if not found:
                 raise ScenarioError("directory holds no *.toml scenario", path=name)
@@ -190,6 +193,17 @@ def scenario_files(paths: Sequence[str]) -> list[Path]:
         else:
             raise ScenarioError("no such file or directory", path=name)
     return files
+
+
+def _unstattable(path: Path) -> bool:
+    """Whether ``path`` is there (as a name) but cannot be followed."""
+    try:
+        path.stat()
+    except FileNotFoundError:
+        return os.path.lexists(path)  # a symbolic link to nothing
+    except OSError:
+        return True
+    return False
 
 
 def _run(args: argparse.Namespace) -> int:

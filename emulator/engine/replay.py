@@ -23,6 +23,9 @@ from emulator.scenario.load import load_scenario
 from emulator.scenario.model import Scenario
 from emulator.scenario.profiles import PROFILES
 
+MAX_LINE_BYTES = 1024 * 1024
+"""The longest trace line read (an event line is a few hundred bytes)."""
+
 
 @dataclass(frozen=True)
 class Difference:
@@ -76,8 +79,12 @@ class _OldTrace:
 
     def _read(self, file: IO[bytes]) -> Iterator[str]:
         number = 0
-        try:
-            for number, raw in enumerate(file, start=1):
+        try:  # a line is read up to MAX_LINE_BYTES + 1: /dev/zero holds no newline
+            for number, raw in enumerate(iter(lambda: file.readline(MAX_LINE_BYTES + 1), b""),
+                                         start=1):
+                if len(raw) > MAX_LINE_BYTES:
+                    raise TraceError(f"{self.path}:{number}: not a posemu trace (a line longer "
+                                     f"than {MAX_LINE_BYTES // 1024 // 1024} MiB)")
                 if not raw.isascii():
                     raise TraceError(f"{self.path}:{number}: not a posemu trace (not ASCII text)")
                 yield raw.decode("ascii").removesuffix("\n")

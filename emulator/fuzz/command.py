@@ -17,7 +17,7 @@ import tomllib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from devices.errors import ScenarioError, UsageError
+from devices.errors import ScenarioError, UsageError, one_line
 from emulator.cli.numbers import integer, number, shown
 from emulator.scenario.catalogue import ANOMALIES
 from emulator.scenario.profiles import PROFILES
@@ -188,7 +188,7 @@ def run_command(args: argparse.Namespace) -> int:
         config = config_from(args)
         workload = load_workload(args.base, args.profile, parse_sets(args.sets))
     except (UsageError, ScenarioError) as exc:
-        print(f"posemu: {exc}", file=sys.stderr)
+        print(f"posemu: {one_line(str(exc))}", file=sys.stderr)
         return EXIT_INPUT
     total = None
     if config.runs is not None:
