@@ -23,7 +23,7 @@ from emulator.scenario.catalogue import ANOMALIES
 from emulator.scenario.profiles import PROFILES
 
 if TYPE_CHECKING:  # the search modules load only when ``posemu fuzz`` runs
-    from emulator.fuzz.campaign import Config
+    from emulator.fuzz.campaign import Config, Finding, Report
     from emulator.fuzz.workload import Workload
 
 EXIT_INPUT = 2
@@ -182,7 +182,7 @@ def _command(args: argparse.Namespace, config: Config, runs: int) -> str:
 def run_command(args: argparse.Namespace) -> int:
     """``posemu fuzz``: the exit status (0 none found, 1 found, 2 bad input)."""
     from emulator.fuzz.campaign import Runner, fuzz  # noqa: PLC0415
-    from emulator.fuzz.findings import show, summary, write_findings  # noqa: PLC0415
+    from emulator.fuzz.findings import FindingWriter, show, summary  # noqa: PLC0415
 
     try:
         config = config_from(args)
@@ -193,11 +193,22 @@ def run_command(args: argparse.Namespace) -> int:
     total = None
     if config.runs is not None:
         total = len(range(config.shard[0] - 1, config.runs, config.shard[1]))
-    with Runner(workload, config.jobs) as runner, _Bar(total) as bar:
-        report = fuzz(workload, config, bar, runner)
+    writer = None if args.out is None else FindingWriter(args.out)
+
+    def confirmed(report: Report, finding: Finding) -> None:
+        """Write each finding's file as soon as it is shrunk: Ctrl-C loses none."""
+        if not report.command:
+            report.command = _command(args, config, config.runs or report.runs * config.shard[1])
+        if writer is not None:
+            writer(report, finding)
+
+    try:
+        with Runner(workload, config.jobs) as runner, _Bar(total) as bar:
+            report = fuzz(workload, config, bar, runner, confirmed)
+    except KeyboardInterrupt:  # while the workers start: nothing done yet
+        print("posemu: interrupted", file=sys.stderr)
+        return 130
     report.command = _command(args, config, config.runs or report.runs * config.shard[1])
-    if args.out is not None:
-        write_findings(report, args.out)
     if args.json:
         print(json.dumps(summary(report)), flush=True)
     else:

@@ -117,12 +117,25 @@ def document(report: Report, finding: Finding) -> dict[str, Any]:
 
 def write_findings(report: Report, out: Path) -> None:
     """One file per finding, named after its anomaly; each is run again to check it."""
-    out.mkdir(parents=True, exist_ok=True)
-    seen: Counter[str] = Counter()
+    writer = FindingWriter(out)
     for finding in report.findings:
-        seen[finding.anomaly] += 1
-        n = seen[finding.anomaly]
-        path = out / (finding.anomaly + (f"_{n}" if n > 1 else "") + ".toml")
+        writer(report, finding)
+
+
+class FindingWriter:
+    """Writes each finding to ``out`` as it is confirmed: ``anomaly.toml``, then
+    ``anomaly_2.toml``, ... (a cause of a kind is always shrunk after the ones before)."""
+
+    def __init__(self, out: Path) -> None:
+        self.out = out
+        self.seen: Counter[str] = Counter()
+
+    def __call__(self, report: Report, finding: Finding) -> None:
+        """Write ``finding``'s file and run it again to check that it reproduces."""
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.seen[finding.anomaly] += 1
+        n = self.seen[finding.anomaly]
+        path = self.out / (finding.anomaly + (f"_{n}" if n > 1 else "") + ".toml")
         write_atomic(path, to_toml(document(report, finding)).encode("utf-8"))
         result = run_scenario(load_scenario(path))
         finding.path = str(path)
@@ -157,6 +170,7 @@ def summary(report: Report) -> dict[str, Any]:
         "coverage": {"faults": report.fired(), "end_states": report.end_states()},
         "warnings": report.warnings(),
         "errors": [{"run": i, "error": e} for i, e in report.errors()],
+        "interrupted": report.interrupted,
     }
 
 
@@ -195,3 +209,6 @@ def show(report: Report) -> None:
         print("  not reached: " + ", ".join(missing))
     for warning in report.warnings():
         print(f"warning: {warning}")
+    if report.interrupted:
+        found = _plural(len(report.findings), "finding")
+        print(f"interrupted: the {_plural(runs, 'run')} and {found} above are the campaign so far")
