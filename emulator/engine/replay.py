@@ -179,10 +179,18 @@ def header_scenario(path: Path, header: dict[str, Any], override: Path | None) -
         return load_scenario(override).with_overrides(seed=seed, profile=profile)
     if not isinstance(source, str) or not source:
         raise TraceError(f"{path}:1: path: the trace names no scenario file (use --scenario)")
-    if not Path(source).is_file():
+    if not _is_file(source):
         raise TraceError(f"{path}:1: path: scenario file {source} not found (run from the "
                          "directory the trace was written in, or use --scenario FILE)")
     return load_scenario(source).with_overrides(seed=seed, profile=profile)
+
+
+def _is_file(name: str) -> bool:
+    """Whether ``name`` is a file (False for a name too long, a link loop, ...)."""
+    try:
+        return Path(name).is_file()
+    except OSError:
+        return False
 
 
 def header_terminals(path: Path, header: dict[str, Any]) -> int | None:
