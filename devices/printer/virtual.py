@@ -40,6 +40,9 @@ from devices.printer.stream import DEFAULT_SPACING, Interpreter
 __all__ = ["CONTROLS", "TextSink", "VirtualPrinter", "print_lines", "serve"]
 
 XON, XOFF = 0x11, 0x13
+_IDLE_S = 0.05  # how often the port is looked at while no client has it open
+_HANG_UP = (b"", 0.0)  # in the receive buffer: a client closed the port here
+MAX_CONTROL_LINE = 1024  # a longer control line is refused, not read whole
 _DLE, _DLE_EOT = 0x10, b"\x10\x04"
 
 # control line -> (core condition, active) changes
@@ -119,6 +122,8 @@ class VirtualPrinter:
             termios.tcsetattr(self._slave, termios.TCSANOW, attrs)
             self.path = os.ttyname(self._slave)
             os.set_blocking(self._master, False)
+            os.close(self._slave)  # held open, no client's close could be seen (EIO)
+            self._slave = -1
             if raw_log is not None:
                 self._raw = open(raw_log, "ab")  # noqa: SIM115 - closed in close()
         except BaseException:
@@ -150,7 +155,9 @@ class VirtualPrinter:
         """Apply one control line (see ``CONTROLS``); ValueError for an unknown one."""
         changes = CONTROLS.get(line.strip())
         if changes is None:
-            raise ValueError(f"unknown control {line.strip()!r}; one of "
+            shown = line.strip()
+            shown = shown if len(shown) <= 40 else shown[:40] + "..."
+            raise ValueError(f"unknown control {shown!r}; one of "
                              f"{', '.join(CONTROLS)}, quit")
         outs: list[Output] = []
         with self._lock:
@@ -191,6 +198,7 @@ class VirtualPrinter:
     # -- receiving ----------------------------------------------------------------------
 
     def _read_loop(self) -> None:
+        connected = False
         while True:
             ready, _, _ = select.select([self._master, self._wake_r], [], [])
             if self._wake_r in ready:
@@ -199,12 +207,44 @@ class VirtualPrinter:
                 data = os.read(self._master, 4096)
             except BlockingIOError:
                 continue
-            except OSError:  # EIO: cannot happen while we hold the slave open
-                return
-            if self._raw is not None:
-                self._raw.write(data)
-                self._raw.flush()
+            except OSError:  # EIO: no client has the port open (none yet, or it closed)
+                if connected:
+                    self._hang_up()
+                connected = False
+                if self._stopping.wait(_IDLE_S):  # until a client opens it
+                    return
+                continue
+            connected = True
+            self._log_raw(data)
             self._receive(data)
+
+    def _log_raw(self, data: bytes) -> None:
+        """Append to the raw log; a failing log is said once and dropped, serving goes on."""
+        if self._raw is None:
+            return
+        try:
+            self._raw.write(data)
+            self._raw.flush()
+        except OSError as exc:
+            self._say(f"virtual printer: raw log {self._raw.name}: "
+                      f"{exc.strerror or exc}; no longer logging, still printing")
+            with contextlib.suppress(OSError):
+                self._raw.close()
+            self._raw = None
+
+    def _say(self, text: str) -> None:
+        if self._log is not None:
+            with contextlib.suppress(OSError, ValueError):
+                print(text, file=self._log, flush=True)
+
+    def _hang_up(self) -> None:
+        """The client closed the port: the next one starts with a fresh parser (a command
+        cut off by the close does not swallow the next client's bytes as its payload)."""
+        with self._lock:
+            self._carry = b""
+            self._tokens = Interpreter().tokens
+            self._buffer.append(_HANG_UP)  # the head's parser resets there, in order
+            self._ready.notify()
 
     def _receive(self, data: bytes) -> None:
         with self._lock:
@@ -234,12 +274,25 @@ class VirtualPrinter:
 
     def _speed_ok(self) -> bool:
         """False (and one message) while the client's baud rate differs from ours."""
-        ok: bool = termios.tcgetattr(self._slave)[4] == self._speed
+        ok: bool = self._client_speed() in (None, self._speed)
         if not ok and not self._garbled and self._log is not None:
             print("virtual printer: the host uses another baud rate: data not understood",
                   file=self._log, flush=True)
         self._garbled = not ok
         return ok
+
+    def _client_speed(self) -> int | None:
+        """The line speed the client set (None when it cannot be read)."""
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+        except OSError:
+            return None
+        try:
+            return int(termios.tcgetattr(fd)[4])
+        except termios.error:
+            return None
+        finally:
+            os.close(fd)
 
     def _push(self, chunk: bytes, cost: float) -> None:
         if chunk or cost:
@@ -261,8 +314,11 @@ class VirtualPrinter:
                     self._ready.wait()
                 if self._stopping.is_set():
                     return
-                chunk, cost = self._buffer.popleft()
+                entry = self._buffer.popleft()
+                chunk, cost = entry
                 self._buffered -= len(chunk)
+                if entry is _HANG_UP:
+                    self.core.new_connection()
                 outs = self.core.feed(chunk)
                 for out in outs:
                     if isinstance(out, StatusBack):  # under the lock: packets stay in order
@@ -322,7 +378,7 @@ def _control_lines(stdin: TextIO, wake: int | None) -> Iterator[str]:
     except (OSError, ValueError):  # io.UnsupportedOperation: an in-memory stream
         yield from iter(stdin.readline, "")
         return
-    pending = b""
+    pending, skipping = b"", False
     while True:
         ready, _, _ = select.select([fd] if wake is None else [fd, wake], [], [])
         if wake in ready and signal.SIGTERM in os.read(wake, 64):
@@ -333,8 +389,14 @@ def _control_lines(stdin: TextIO, wake: int | None) -> Iterator[str]:
         if not chunk:
             break
         *lines, pending = (pending + chunk).split(b"\n")
+        if skipping and lines:  # the rest of an over-long line: dropped
+            lines, skipping = lines[1:], False
         yield from (line.decode(errors="replace") for line in lines)
-    if pending:
+        if len(pending) > MAX_CONTROL_LINE:  # not a control line: say so, skip to its end
+            if not skipping:
+                yield pending[:MAX_CONTROL_LINE].decode(errors="replace")
+            pending, skipping = b"", True
+    if pending and not skipping:
         yield pending.decode(errors="replace")
 
 
