@@ -111,6 +111,7 @@ class VirtualPrinter:
         self._carry = b""                       # a DLE command cut by a read
         self._tokens = Interpreter().tokens
         self._garbled = False
+        self.hangups = 0                        # clients that closed the port so far
         self._stopping = threading.Event()
         self._raw: BinaryIO | None = None
         self._master, self._slave = os.openpty()
@@ -241,6 +242,7 @@ class VirtualPrinter:
         """The client closed the port: the next one starts with a fresh parser (a command
         cut off by the close does not swallow the next client's bytes as its payload)."""
         with self._lock:
+            self.hangups += 1
             self._carry = b""
             self._tokens = Interpreter().tokens
             self._buffer.append(_HANG_UP)  # the head's parser resets there, in order
