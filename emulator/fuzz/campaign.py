@@ -295,10 +295,10 @@ def shrink_findings(runner: Runner, workload: Workload, config: Config,
             tried.add((anomaly, index))
             before = len(draw(workload, config.seed, index).faults)
             finding = _finding(workload, anomaly, index, before, shrunk)
+            if confirmed is not None:  # its file written before it counts as found
+                confirmed(report, finding)
             found[anomaly].append(finding)
             report.findings = [f for kind in failing for f in found[kind]]
-            if confirmed is not None:
-                confirmed(report, finding)
     return [f for kind in failing for f in found[kind]]
 
 
