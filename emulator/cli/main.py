@@ -55,7 +55,7 @@ class _Parser(argparse.ArgumentParser):
     """argparse that reports a bad flag in one line with exit status 2."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(EXIT_INPUT, f"posemu: {message}\n")
+        self.exit(EXIT_INPUT, f"posemu: {one_line(message)}\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
