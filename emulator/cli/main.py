@@ -125,6 +125,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the exit status."""
+    words = sys.argv[1:] if argv is None else list(argv)
+    if words[:2] == ["fuzz", "merge"]:  # its own parser: `fuzz` takes a BASE.toml
+        from emulator.fuzz.merge import main as merge  # noqa: PLC0415
+
+        return merge(words[2:])
     args = build_parser().parse_args(argv)
     command = {"run": _run, "replay": _replay, "fleet": _fleet, "faults": _faults,
                "profiles": _profiles,

@@ -29,6 +29,8 @@ if TYPE_CHECKING:  # the search modules load only when ``posemu fuzz`` runs
 EXIT_INPUT = 2
 DEFAULT_BUDGET_S = 60.0
 """Search time without ``--runs`` or ``--budget-s``."""
+SUMMARY_FILE = "summary.json"
+"""Written beside the findings with ``--out``: the ``--json`` summary."""
 MAX_RUNS, MAX_BUDGET_S, MAX_SEED = 10**9, 1e6, 2**63 - 1
 MAX_CAUSES, MAX_SHARDS, JOBS_PER_CORE = 100, 1_000_000, 4
 
@@ -83,7 +85,9 @@ class _Bar:
 def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Register ``posemu fuzz`` (``func=run_command``)."""
     fuzz_cmd = commands.add_parser(
-        "fuzz", help="search fault schedules for anomalies, shrink each to a scenario file")
+        "fuzz", help="search fault schedules for anomalies, shrink each to a scenario file",
+        epilog="posemu fuzz merge DIR... [--out DIR] [--json] combines the --out "
+        "directories of a campaign's shards (see docs/fuzzing.md)")
     fuzz_cmd.add_argument("base", nargs="?", metavar="BASE.toml",
                           help="the workload: its cards, steps and profile (default: built in)")
     fuzz_cmd.add_argument("--profile", choices=sorted(PROFILES), help="firmware profile")
@@ -181,6 +185,7 @@ def _command(args: argparse.Namespace, config: Config, runs: int) -> str:
 
 def run_command(args: argparse.Namespace) -> int:
     """``posemu fuzz``: the exit status (0 none found, 1 found, 2 bad input)."""
+    from emulator.engine.trace import write_atomic  # noqa: PLC0415
     from emulator.fuzz.campaign import Runner, fuzz  # noqa: PLC0415
     from emulator.fuzz.findings import FindingWriter, show, summary  # noqa: PLC0415
 
@@ -209,6 +214,9 @@ def run_command(args: argparse.Namespace) -> int:
         print("posemu: interrupted", file=sys.stderr)
         return 130
     report.command = _command(args, config, config.runs or report.runs * config.shard[1])
+    if args.out is not None:  # what `posemu fuzz merge` reads back
+        args.out.mkdir(parents=True, exist_ok=True)
+        write_atomic(args.out / SUMMARY_FILE, json.dumps(summary(report), indent=1).encode())
     if args.json:
         print(json.dumps(summary(report)), flush=True)
     else:

@@ -96,15 +96,11 @@ def document(report: Report, finding: Finding) -> dict[str, Any]:
     """The scenario file of a finding: the workload, the minimal faults, [expect]."""
     config, candidate = report.config, finding.shrunk.candidate
     runs = report.anomaly_runs()[finding.anomaly]
-    shard = "" if config.shard == (1, 1) else f" (shard {config.shard[0]}/{config.shard[1]})"
     how = report.command or f"posemu fuzz --seed {config.seed} --runs {report.runs}"
-    description = (
-        f"{finding.anomaly}: found by posemu fuzz with campaign seed {config.seed}{shard}, "
-        f"in {len(runs)} of {report.runs} runs, first in run {finding.run}; shrunk from "
-        f"{finding.before} faults to {len(candidate.faults)} ({finding.shrunk.runs} runs).\n"
-        f"Workload: {report.workload.label}. Search again: {how}\n"
-        "Card numbers are generated test numbers, not those of the base scenario.\n"
-    )
+    description = describe_finding(
+        finding.anomaly, config.seed, config.shard, (len(runs), report.runs), finding.run,
+        (finding.before, len(candidate.faults), finding.shrunk.runs),
+        report.workload.label, how)
     tables = {k: v for k, v in report.workload.tables.items()
               if k not in ("format", "name", "description", "seed")}
     return {  # no name: a scenario is named after its file
@@ -113,6 +109,21 @@ def document(report: Report, finding: Finding) -> dict[str, Any]:
         "expect": {"anomalies": finding.anomalies, "end_states": finding.end_states,
                    "balances": finding.balances},
     }
+
+
+def describe_finding(anomaly: str, seed: int, shard: tuple[int, int],
+                     found: tuple[int, int], first: int, shrunk: tuple[int, int, int],
+                     label: str, how: str) -> str:
+    """A finding file's description: ``found`` = (runs showing it, runs), ``shrunk`` =
+    (faults before, faults after, shrink runs)."""
+    part = "" if shard == (1, 1) else f" (shard {shard[0]}/{shard[1]})"
+    return (
+        f"{anomaly}: found by posemu fuzz with campaign seed {seed}{part}, "
+        f"in {found[0]} of {found[1]} runs, first in run {first}; shrunk from "
+        f"{shrunk[0]} faults to {shrunk[1]} ({shrunk[2]} runs).\n"
+        f"Workload: {label}. Search again: {how}\n"
+        "Card numbers are generated test numbers, not those of the base scenario.\n"
+    )
 
 
 def write_findings(report: Report, out: Path) -> None:
@@ -171,6 +182,8 @@ def summary(report: Report) -> dict[str, Any]:
         "warnings": report.warnings(),
         "errors": [{"run": i, "error": e} for i, e in report.errors()],
         "interrupted": report.interrupted,
+        "causes": config.causes,
+        "command": report.command,
     }
 
 
