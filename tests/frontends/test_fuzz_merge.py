@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import re
+import shlex
 import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.support import LIBRARY, cli
+from tests.support import LIBRARY, ROOT, cli
 
 BASE = LIBRARY / "sale_bank_timeout_no_reversal.toml"
 CAMPAIGN = [str(BASE), "--runs", "34", "--seed", "1"]  # found in runs 0 (shard 1), 3 (4)
@@ -82,3 +84,31 @@ def test_a_wrong_set_of_shards_is_one_line(
     assert (status, out) == (2, "")
     assert err.startswith("posemu: ")
     assert err.count("\n") == 1
+
+
+def _doc_commands() -> list[list[str]]:
+    """The posemu command lines of docs/fuzzing.md's CI and Kubernetes examples."""
+    text = (ROOT / "docs" / "fuzzing.md").read_text(encoding="utf-8")
+    section = text[text.index("## Campaigns over many machines"):text.index("## Measured")]
+    section = section.replace("${{ matrix.shard }}", "2")
+    section = section.replace("$((JOB_COMPLETION_INDEX + 1))", "2")
+    section = re.sub(r"\n\s+--out", " --out", section)  # a folded YAML line
+    blocks = re.findall(r"^```(?:yaml|sh)\n(.*?)^```$", section, re.MULTILINE | re.DOTALL)
+    found = re.findall(r"(?:\.venv/bin/)?posemu (fuzz [^\n|]*)", "".join(blocks))
+    return [shlex.split(line) for line in found]
+
+
+def test_the_ci_and_kubernetes_examples_use_valid_command_lines() -> None:
+    from emulator.cli.main import build_parser  # noqa: PLC0415
+    from emulator.fuzz.merge import build_parser as merge_parser  # noqa: PLC0415
+
+    commands = _doc_commands()
+    assert len([c for c in commands if c[1] == "merge"]) == 2  # CI, Kubernetes
+    assert len([c for c in commands if "--shard" in c]) == 2
+    for argv in commands:
+        if argv[1] == "merge":
+            args = merge_parser().parse_args(argv[2:])
+            assert [p.name for p in args.shards] == [f"shard-{i}" for i in range(1, 5)]
+        else:
+            args = build_parser().parse_args(argv)
+            assert (args.shard, args.seed, args.runs) == ("2/4", 7, 40000)
