@@ -160,7 +160,7 @@ class _Raw(Table, frozen=True):
     format: int
     name: str | None = None
     description: str = ""
-    seed: Annotated[int, Meta(ge=0)] = 0
+    seed: Annotated[int, Meta(ge=0, le=2**63 - 1)] = 0
     start: datetime = DEFAULT_START
     until_s: Duration | None = None
     terminal: _Terminal = msgspec.field(default_factory=_Terminal)
