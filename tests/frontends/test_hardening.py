@@ -310,3 +310,12 @@ def test_a_trace_that_cannot_be_written_names_the_trace(
 
 def test_load_scenario_reads_a_regular_file_as_before() -> None:
     assert load_scenario(SALE).name == "Approved sale, no fault"
+
+
+def test_the_loading_benchmark_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    from benchmarks import loading  # noqa: PLC0415
+
+    loading.main(["--steps", "40", "--runs", "1"])
+    out = capsys.readouterr().out
+    assert "40 steps" in out
+    assert "target load time x for 2x steps at 40 <= 2.50x: " in out
