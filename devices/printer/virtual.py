@@ -7,7 +7,8 @@ Any serial client talks to ``VirtualPrinter.path`` as to a real receipt printer:
   print data waiting; ``10 04 n`` inside an image is payload;
 * the rest goes to a receive buffer that a printer thread consumes at ``lines_per_s``;
   above a high-water mark XOFF (0x13) is sent, XON (0x11) once drained (BUSY). The buffer
-  is soft (a pty has kilobytes in flight after XOFF): nothing is lost;
+  is soft (a pty has kilobytes in flight after XOFF): nothing is lost, unless a host goes
+  on sending past 64 times the buffer's size (it ignores XOFF): that is dropped, and said;
 * each job's text goes to a text sink when it is cut (or fails), and to ``jobs``;
 * once the host enables Automatic Status Back (``GS a n``, n != 0; processed in buffer
   order), the 4 ASB bytes are sent unasked at once and after every status change (one
@@ -43,6 +44,7 @@ XON, XOFF = 0x11, 0x13
 _IDLE_S = 0.05  # how often the port is looked at while no client has it open
 _HANG_UP = (b"", 0.0)  # in the receive buffer: a client closed the port here
 MAX_CONTROL_LINE = 1024  # a longer control line is refused, not read whole
+OVERFLOW_FACTOR = 64  # the receive buffer holds at most this many times its size
 _DLE, _DLE_EOT = 0x10, b"\x10\x04"
 
 # control line -> (core condition, active) changes
@@ -101,6 +103,8 @@ class VirtualPrinter:
         self._speed = speed
         self._line_s = 1.0 / lines_per_s
         self._high, self._low = buffer_bytes - buffer_bytes // 4, buffer_bytes // 4
+        self._limit = OVERFLOW_FACTOR * buffer_bytes  # the soft buffer's hard end
+        self._overflowed = False
         self._sink, self._log = sink, log
         self._lock = threading.RLock()          # core, buffer, tokenizer
         self._ready = threading.Condition(self._lock)
@@ -297,6 +301,13 @@ class VirtualPrinter:
             os.close(fd)
 
     def _push(self, chunk: bytes, cost: float) -> None:
+        if self._buffered + len(chunk) > self._limit:  # a host that ignores XOFF for long
+            if not self._overflowed:
+                self._say(f"virtual printer: receive buffer over {self._limit:,} bytes: the "
+                          "host ignores XOFF; data dropped until it drains")
+            self._overflowed = True
+            return
+        self._overflowed = False
         if chunk or cost:
             self._buffer.append((chunk, cost))
             self._buffered += len(chunk)

@@ -26,6 +26,7 @@ from emulator.fuzz.command import SUMMARY_FILE
 
 _SAME = ("workload", "profile", "overrides", "seed", "causes")
 EXIT_CLEAN, EXIT_FOUND, EXIT_INPUT = 0, 1, 2
+_MAX_SUMMARY = 64 * 2**20
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,7 +49,11 @@ def read_summary(directory: Path) -> dict[str, Any]:
     try:
         if not path.is_file():
             raise UsageError(f"{path}: no such file: give the --out directory of a shard")
-        data = json.loads(path.read_bytes()[: 64 * 1024 * 1024])
+        with path.open("rb") as f:
+            text = f.read(_MAX_SUMMARY + 1)
+        if len(text) > _MAX_SUMMARY:
+            raise UsageError(f"{path}: larger than {_MAX_SUMMARY // 2**20} MiB: not a summary")
+        data = json.loads(text)
     except (OSError, ValueError, RecursionError) as exc:
         if isinstance(exc, UsageError):
             raise

@@ -62,3 +62,20 @@ def test_a_control_line_without_end_is_refused_in_a_short_line() -> None:
     [message] = stderr.getvalue().splitlines()
     assert message.startswith("posemu printer: unknown control 'xxxx")
     assert len(message) < 200
+
+
+def test_a_host_that_ignores_xoff_cannot_fill_memory() -> None:
+    """Before: the soft receive buffer grew as long as the host sent."""
+    log = Lines()
+    with VirtualPrinter(lines_per_s=0.01, buffer_bytes=64, sink=Lines(), log=log) as printer:
+        with serial.Serial(printer.path, 9600, timeout=0.05) as port:
+            port.write(b"x" * 40 + b"\n" * 1)
+            for _ in range(200):  # 200 lines of 100 bytes, XOFF ignored
+                port.write(b"y" * 99 + b"\n")
+            port.flush()
+            said = log.lines.get(timeout=DEADLINE_S)
+            assert said.startswith("virtual printer: receive buffer over 4,096 bytes")
+            port.reset_input_buffer()
+            port.write(dle_eot(1))
+            assert read_bytes(port, 1) == b"\x12"  # still answered
+        assert printer._buffered <= 64 * 64
