@@ -319,3 +319,15 @@ def test_the_loading_benchmark_runs(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     assert "40 steps" in out
     assert "target load time x for 2x steps at 40 <= 2.50x: " in out
+
+
+def test_a_trace_that_cannot_be_created_names_the_trace(tmp_path: Path) -> None:
+    """Before: the error named the hidden temporary file (``.t.jsonl.tmp``), as for a
+    read-only ``--trace-dir``."""
+    from emulator.engine.trace import write_atomic  # noqa: PLC0415
+
+    plain = write(tmp_path / "plain", "a file, not a directory")
+
+    with pytest.raises(OSError, match="Not a directory") as info:
+        write_atomic(plain / "t.jsonl", b"x")
+    assert info.value.filename == str(plain / "t.jsonl")
