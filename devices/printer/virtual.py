@@ -120,6 +120,8 @@ class VirtualPrinter:
         self._raw: BinaryIO | None = None
         self._master, self._slave = os.openpty()
         self._wake_r, self._wake_w = os.pipe()
+        self._dead_r, self._dead_w = os.pipe()  # readable once a thread has failed
+        self.failure: Exception | None = None   # what stopped a thread, if one stopped
         try:
             tty.setraw(self._slave)
             attrs = termios.tcgetattr(self._slave)
@@ -134,8 +136,11 @@ class VirtualPrinter:
         except BaseException:
             self._close_fds()
             raise
-        self._threads = [threading.Thread(target=self._read_loop, name="pty-printer-rx"),
-                         threading.Thread(target=self._print_loop, name="pty-printer-head")]
+        self._threads = [
+            threading.Thread(target=self._guarded(self._read_loop, "receiver"),
+                             name="pty-printer-rx"),
+            threading.Thread(target=self._guarded(self._print_loop, "print head"),
+                             name="pty-printer-head")]
         # Signals go to the main thread, which reads the control lines.
         mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
         try:
@@ -222,6 +227,26 @@ class VirtualPrinter:
             connected = True
             self._log_raw(data)
             self._receive(data)
+
+    @property
+    def failure_fd(self) -> int:
+        """A descriptor that turns readable when a thread of the printer has failed."""
+        return self._dead_r
+
+    def _guarded(self, loop: Callable[[], None], what: str) -> Callable[[], None]:
+        """``loop`` that, should it fail, says so once and marks the printer failed
+        (``serve`` then ends with status 3) instead of dying quietly."""
+
+        def run() -> None:
+            try:
+                loop()
+            except Exception as exc:  # any failure: said, never silent
+                self.failure = exc
+                self._say(f"virtual printer: the {what} stopped: {type(exc).__name__}: {exc}")
+                with contextlib.suppress(OSError):
+                    os.write(self._dead_w, b"x")
+
+        return run
 
     def _log_raw(self, data: bytes) -> None:
         """Append to the raw log; a failing log is said once and dropped, serving goes on."""
@@ -357,7 +382,8 @@ class VirtualPrinter:
                         self._sink.flush()
 
     def _close_fds(self) -> None:
-        for fd in (self._master, self._slave, self._wake_r, self._wake_w):
+        for fd in (self._master, self._slave, self._wake_r, self._wake_w, self._dead_r,
+                   self._dead_w):
             with contextlib.suppress(OSError):
                 os.close(fd)
         if self._raw is not None:
@@ -384,8 +410,9 @@ def _sigterm_fd() -> Iterator[int | None]:
         os.close(write_fd)
 
 
-def _control_lines(stdin: TextIO, wake: int | None) -> Iterator[str]:
-    """Lines of ``stdin`` until its end or SIGTERM (read from its fd when it has one)."""
+def _control_lines(stdin: TextIO, wake: int | None, dead: int | None = None) -> Iterator[str]:
+    """Lines of ``stdin`` until its end, SIGTERM or ``dead`` turning readable (read from
+    its fd when it has one)."""
     try:
         fd = stdin.fileno()
     except (OSError, ValueError):  # io.UnsupportedOperation: an in-memory stream
@@ -393,7 +420,10 @@ def _control_lines(stdin: TextIO, wake: int | None) -> Iterator[str]:
         return
     pending, skipping = b"", False
     while True:
-        ready, _, _ = select.select([fd] if wake is None else [fd, wake], [], [])
+        watched = [fd, *(w for w in (wake, dead) if w is not None)]
+        ready, _, _ = select.select(watched, [], [])
+        if dead is not None and dead in ready:
+            return
         if wake in ready and signal.SIGTERM in os.read(wake, 64):
             return
         if fd not in ready:
@@ -422,7 +452,8 @@ def serve(
 
     Control lines come from ``stdin`` until ``quit``, end of input or SIGTERM (status 0;
     130 on Ctrl-C); an unknown line gets one message on ``stderr``. Status 2 for bad
-    settings (baud rate, speed), 3 when no pty (or raw log) can be opened.
+    settings (baud rate, speed), 3 when no pty (or raw log) can be opened or when the
+    printer failed (said in one line on ``stderr``).
     """
     stdin, stdout, stderr = stdin or sys.stdin, stdout or sys.stdout, stderr or sys.stderr
     try:
@@ -437,7 +468,7 @@ def serve(
     with printer, _sigterm_fd() as wake:
         print(f"PTY {printer.path}", file=stdout, flush=True)
         try:
-            for line in _control_lines(stdin, wake):
+            for line in _control_lines(stdin, wake, printer.failure_fd):
                 command = line.strip()
                 if command == "quit":
                     break
@@ -448,4 +479,4 @@ def serve(
                         print(f"posemu printer: {exc}", file=stderr, flush=True)
         except KeyboardInterrupt:
             return 130
-    return 0
+    return 0 if printer.failure is None else 3

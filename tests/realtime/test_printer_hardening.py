@@ -8,8 +8,10 @@ import os
 import threading
 import time
 
+import pytest
 import serial
 
+from devices.printer.core import PrinterCore
 from devices.printer.virtual import VirtualPrinter, serve
 from tests.realtime.test_pty_printer import DEADLINE_S, Lines, dle_eot, read_bytes
 
@@ -79,3 +81,28 @@ def test_a_host_that_ignores_xoff_cannot_fill_memory() -> None:
             port.write(dle_eot(1))
             assert read_bytes(port, 1) == b"\x12"  # still answered
         assert printer._buffered <= 64 * 64
+
+
+def test_a_printer_thread_that_fails_is_said_and_ends_serve_with_status_3(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Before: a failing thread died quietly and ``serve`` waited for ``quit``."""
+
+    def broken(self: PrinterCore, data: bytes) -> list[object]:
+        raise RuntimeError("print head on fire")
+
+    monkeypatch.setattr(PrinterCore, "feed", broken)
+    read_fd, write_fd = os.pipe()  # stdin that never ends by itself
+    stdout, stderr = Lines(), Lines()
+    result: list[int] = []
+    with os.fdopen(read_fd, "r") as stdin, os.fdopen(write_fd, "w"):
+        thread = threading.Thread(target=lambda: result.append(
+            serve(lines_per_s=500, stdin=stdin, stdout=stdout, stderr=stderr)))
+        thread.start()
+        path = stdout.lines.get(timeout=DEADLINE_S).removeprefix("PTY ")
+        with serial.Serial(path, 9600, timeout=0.05) as port:
+            port.write(b"hello\n")
+            thread.join(DEADLINE_S)
+    assert result == [3]
+    said = stderr.lines.get(timeout=DEADLINE_S)
+    assert said == "virtual printer: the print head stopped: RuntimeError: print head on fire"
