@@ -41,7 +41,6 @@ from devices.printer.stream import DEFAULT_SPACING, Interpreter
 __all__ = ["CONTROLS", "TextSink", "VirtualPrinter", "print_lines", "serve"]
 
 XON, XOFF = 0x11, 0x13
-_IDLE_S = 0.05  # how often the port is looked at while no client has it open
 _HANG_UP = (b"", 0.0)  # in the receive buffer: a client closed the port here
 MAX_CONTROL_LINE = 1024  # a longer control line is refused, not read whole
 OVERFLOW_FACTOR = 64  # the receive buffer holds at most this many times its size
@@ -129,8 +128,6 @@ class VirtualPrinter:
             termios.tcsetattr(self._slave, termios.TCSANOW, attrs)
             self.path = os.ttyname(self._slave)
             os.set_blocking(self._master, False)
-            os.close(self._slave)  # held open, no client's close could be seen (EIO)
-            self._slave = -1
             if raw_log is not None:
                 self._raw = open(raw_log, "ab")  # noqa: SIM115 - closed in close()
         except BaseException:
@@ -208,7 +205,9 @@ class VirtualPrinter:
     # -- receiving ----------------------------------------------------------------------
 
     def _read_loop(self) -> None:
-        connected = False
+        """Read the host's bytes. Between connections the printer holds the port open
+        itself, so the master blocks until a client writes; once one has, it lets go, so
+        that the client's close is seen (EIO on the master: no one has it open)."""
         while True:
             ready, _, _ = select.select([self._master, self._wake_r], [], [])
             if self._wake_r in ready:
@@ -217,16 +216,24 @@ class VirtualPrinter:
                 data = os.read(self._master, 4096)
             except BlockingIOError:
                 continue
-            except OSError:  # EIO: no client has the port open (none yet, or it closed)
-                if connected:
-                    self._hang_up()
-                connected = False
-                if self._stopping.wait(_IDLE_S):  # until a client opens it
+            except OSError:  # EIO: the client closed the port (and we do not hold it)
+                self._hang_up()
+                if not self._hold_port():
                     return
                 continue
-            connected = True
+            if self._slave >= 0:  # a client is connected: let go of the port
+                os.close(self._slave)
+                self._slave = -1
             self._log_raw(data)
             self._receive(data)
+
+    def _hold_port(self) -> bool:
+        """Open the port ourselves until the next client writes; False if it is gone."""
+        try:
+            self._slave = os.open(self.path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+        except OSError:
+            return False
+        return True
 
     @property
     def failure_fd(self) -> int:
@@ -314,6 +321,10 @@ class VirtualPrinter:
 
     def _client_speed(self) -> int | None:
         """The line speed the client set (None when it cannot be read)."""
+        if self._slave >= 0:
+            with contextlib.suppress(termios.error):
+                return int(termios.tcgetattr(self._slave)[4])
+            return None
         try:
             fd = os.open(self.path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
         except OSError:
