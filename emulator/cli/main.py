@@ -126,6 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the exit status."""
     words = sys.argv[1:] if argv is None else list(argv)
+    words = words[1:] if words[:1] == ["--debug"] else words
     if words[:2] == ["fuzz", "merge"]:  # its own parser: `fuzz` takes a BASE.toml
         from emulator.fuzz.merge import main as merge  # noqa: PLC0415
 

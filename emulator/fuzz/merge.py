@@ -40,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", type=Path, metavar="DIR",
                         help="write the merged finding files and summary.json here")
     parser.add_argument("--json", action="store_true", help="the summary as one JSON object")
+    parser.add_argument("--debug", action="store_true", help="accepted, as by every command")
     return parser
 
 
@@ -226,8 +227,15 @@ def main(argv: list[str]) -> int:
     except UsageError as exc:
         print(f"posemu: {one_line(str(exc))}", file=sys.stderr)
         return EXIT_INPUT
-    if args.json:
-        print(json.dumps(merged), flush=True)
-    else:
-        show(merged)
+    try:
+        if args.json:
+            print(json.dumps(merged), flush=True)
+        else:
+            show(merged)
+            sys.stdout.flush()
+    except BrokenPipeError:  # the reader went away (``| head``): stop quietly
+        from emulator.cli.main import EXIT_IO, _silence_stdout  # noqa: PLC0415
+
+        _silence_stdout()
+        return EXIT_IO
     return EXIT_FOUND if merged["anomaly_runs"] or merged["errors"] else EXIT_CLEAN

@@ -61,7 +61,7 @@ def test_four_shards_merged_equal_the_unsharded_campaign(
 def test_merge_without_out_prints_a_report(
     shards: tuple[Path, list[Path]], capsys: pytest.CaptureFixture[str],
 ) -> None:
-    status, out, _ = cli(capsys, "fuzz", "merge", *shards[1])
+    status, out, _ = cli(capsys, "--debug", "fuzz", "merge", *shards[1])
     assert status == 1
     assert out.startswith("posemu fuzz merge: 4 shards, 34 runs")
     assert "charged_shown_unpaid: in " in out
