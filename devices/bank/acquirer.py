@@ -50,7 +50,7 @@ APPROVED = frozenset({"00", "10"})
 SYSTEM_ERROR = "96"
 LATE = "68"
 """Answer to an original that arrives after its own reversal: never posted."""
-_ECHO = ("3", "4", "7", "11", "12", "13", "41", "42", "49", "90")
+_ECHO = ("3", "4", "7", "11", "12", "13", "41", "42", "49", "70", "90")
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,8 @@ Any serial client talks to ``VirtualPrinter.path`` as to a real receipt printer:
   above a high-water mark XOFF (0x13) is sent, XON (0x11) once drained (BUSY). The buffer
   is soft (a pty has kilobytes in flight after XOFF): nothing is lost, unless a host goes
   on sending past 64 times the buffer's size (it ignores XOFF): that is dropped, and said;
-* each job's text goes to a text sink when it is cut (or fails), and to ``jobs``;
+* each job's text goes to a text sink when it is cut (or fails), and to ``jobs``; with
+  ``render_dir``, its picture to a PNG file there (:class:`~devices.printer.render.PngReceipts`);
 * once the host enables Automatic Status Back (``GS a n``, n != 0; processed in buffer
   order), the 4 ASB bytes are sent unasked at once and after every status change (one
   packet per control line); switching off disables ASB, as a power cycle does;
@@ -28,15 +29,19 @@ import signal
 import sys
 import termios
 import threading
+import time
 import tty
 from collections import deque
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import BinaryIO, Protocol, TextIO
+from typing import TYPE_CHECKING, BinaryIO, Protocol, TextIO
 
 from devices.printer.core import CUT_MARK, JobDone, JobFailed, Output, PrinterCore, StatusBack
 from devices.printer.stream import DEFAULT_SPACING, Interpreter
+
+if TYPE_CHECKING:
+    from devices.printer.render import PngReceipts
 
 __all__ = ["CONTROLS", "TextSink", "VirtualPrinter", "print_lines", "serve"]
 
@@ -91,7 +96,7 @@ class VirtualPrinter:
     def __init__(
         self, *, paper_m: float = 20.0, lines_per_s: float = 20.0, buffer_bytes: int = 4096,
         baudrate: int = 9600, sink: TextSink | None = None, raw_log: str | Path | None = None,
-        log: TextSink | None = None,
+        log: TextSink | None = None, render_dir: str | Path | None = None,
     ) -> None:
         speed = getattr(termios, f"B{baudrate}", None)
         if not isinstance(speed, int) or lines_per_s <= 0 or buffer_bytes < 64:
@@ -111,12 +116,18 @@ class VirtualPrinter:
         self._buffer: deque[tuple[bytes, float]] = deque()
         self._buffered = 0
         self._busy = False                      # XOFF sent, XON not yet
+        self._feeding = False                   # a chunk taken off the buffer, not yet out
         self._carry = b""                       # a DLE command cut by a read
         self._tokens = Interpreter().tokens
         self._garbled = False
         self.hangups = 0                        # clients that closed the port so far
         self._stopping = threading.Event()
         self._raw: BinaryIO | None = None
+        self._pngs: PngReceipts | None = None
+        if render_dir is not None:  # Pillow only for --render
+            from devices.printer.render import PngReceipts  # noqa: PLC0415
+
+            self._pngs = PngReceipts(render_dir)
         self._master, self._slave = os.openpty()
         self._wake_r, self._wake_w = os.pipe()
         self._dead_r, self._dead_w = os.pipe()  # readable once a thread has failed
@@ -152,6 +163,18 @@ class VirtualPrinter:
     def busy(self) -> bool:
         """XOFF was sent and XON not yet: the receive buffer is (nearly) full."""
         return self._busy
+
+    def wait_printed(self, timeout_s: float) -> bool:
+        """Wait (at most ``timeout_s``) until everything received has been printed and its
+        jobs handed to ``jobs``; True if so."""
+        deadline = time.monotonic() + timeout_s
+        with self._ready:
+            while (self._buffer or self._feeding) and not self._stopping.is_set():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._ready.wait(min(left, 0.05))  # the print loop does not notify
+        return True
 
     def status(self, n: int) -> int | None:
         """What DLE EOT ``n`` would answer now."""
@@ -368,7 +391,10 @@ class VirtualPrinter:
                 self._buffered -= len(chunk)
                 if entry is _HANG_UP:
                     self.core.new_connection()
+                self._feeding = True
                 outs = self.core.feed(chunk)
+                if self._pngs is not None:
+                    self._pngs.feed(chunk)
                 for out in outs:
                     if isinstance(out, StatusBack):  # under the lock: packets stay in order
                         self._send(out.data)
@@ -376,6 +402,7 @@ class VirtualPrinter:
                     self._busy = False
                     self._send(bytes((XON,)))
             self._emit(outs)
+            self._feeding = False
             if cost and self._stopping.wait(cost * self._line_s):
                 return
 
@@ -383,6 +410,8 @@ class VirtualPrinter:
         """Hand finished and failed jobs to ``jobs`` and the sink (ASB is sent by the caller)."""
         for out in outs:
             if isinstance(out, JobDone | JobFailed):
+                if self._pngs is not None:
+                    self._picture(out)
                 self.jobs.put(out)
                 if self._sink is not None:
                     end = CUT_MARK if isinstance(out, JobDone) else \
@@ -391,6 +420,19 @@ class VirtualPrinter:
                         self._sink.write("".join(f"{line}\n" for line in (out.text, end)
                                                  if line))
                         self._sink.flush()
+
+    def _picture(self, out: JobDone | JobFailed) -> None:
+        """Write the job's PNG (``render_dir``); a file that cannot be written is said once
+        on the log, and printing goes on."""
+        assert self._pngs is not None
+        lines = len(out.text.split("\n")) if out.text else 0
+        try:
+            with self._lock:
+                self._pngs.job_ended(lines, out.reason if isinstance(out, JobFailed) else None)
+        except OSError as exc:
+            if self._log is not None:
+                print(f"virtual printer: cannot write the receipt's picture: {exc}",
+                      file=self._log, flush=True)
 
     def _close_fds(self) -> None:
         for fd in (self._master, self._slave, self._wake_r, self._wake_w, self._dead_r,
@@ -458,6 +500,7 @@ def serve(
     *, baudrate: int = 9600, lines_per_s: float = 20.0, paper_m: float = 20.0,
     raw_log: str | Path | None = None, stdin: TextIO | None = None,
     stdout: TextSink | None = None, stderr: TextSink | None = None,
+    render_dir: str | Path | None = None,
 ) -> int:
     """``posemu printer --pty``: print ``PTY <path>`` first, then receipts as they are cut.
 
@@ -467,9 +510,14 @@ def serve(
     printer failed (said in one line on ``stderr``).
     """
     stdin, stdout, stderr = stdin or sys.stdin, stdout or sys.stdout, stderr or sys.stderr
+    if not isinstance(getattr(termios, f"B{baudrate}", None), int):
+        print(f"posemu printer: --baudrate {baudrate}: not a line speed a serial port offers "
+              "(9600, 19200, 38400, 57600, 115200, ...)", file=stderr)
+        return 2
     try:
         printer = VirtualPrinter(baudrate=baudrate, lines_per_s=lines_per_s, paper_m=paper_m,
-                                 sink=stdout, raw_log=raw_log, log=stderr)
+                                 sink=stdout, raw_log=raw_log, log=stderr,
+                                 render_dir=render_dir)
     except OSError as exc:
         print(f"posemu printer: cannot start the virtual printer: {exc}", file=stderr)
         return 3

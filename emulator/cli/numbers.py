@@ -42,21 +42,6 @@ def integer(low: int, high: int) -> Callable[[str], int]:
     return parse
 
 
-def baudrate(rates: tuple[int, ...]) -> Callable[[str], int]:
-    """An argparse type: one of the line speeds ``rates``."""
-
-    def parse(text: str) -> int:
-        value = text.strip()
-        if not (value.isascii() and value.isdigit() and len(value) < 10 and int(value) in rates):
-            raise argparse.ArgumentTypeError(
-                f"must be a standard line speed ({', '.join(map(str, rates))}), "
-                f"not {shown(text)}")
-        return int(value)
-
-    parse.__name__ = "baudrate"
-    return parse
-
-
 def number(low: float, high: float, *, low_open: bool = False) -> Callable[[str], float]:
     """An argparse type: a finite number in [low, high] (``low_open``: above ``low``)."""
     span = (f"above {_fmt(low)} and at most {_fmt(high)}" if low_open

@@ -23,9 +23,9 @@ from devices.errors import PosemuError
 from emulator.engine.world import run_scenario
 from emulator.fuzz.command import DEFAULT_BUDGET_S
 from emulator.fuzz.shrink import Shrunk, shrink
-from emulator.fuzz.workload import Workload, draw
+from emulator.fuzz.workload import KINDS, Workload, draw
 from emulator.money import format_minor
-from emulator.scenario.catalogue import ANOMALIES, END_STATES, FAULTS
+from emulator.scenario.catalogue import ANOMALIES, END_STATES
 
 EXIT_CLEAN, EXIT_FOUND, EXIT_INTERRUPTED = 0, 1, 130
 CHUNK = 8  # runs per task handed to a worker
@@ -97,7 +97,7 @@ class Report:
 
     def fired(self) -> dict[str, int]:
         counts = Counter(k for o in self.outcomes for k in o.fired)
-        return {k: counts[k] for k in FAULTS}
+        return {k: counts[k] for k in KINDS}
 
     def end_states(self) -> dict[str, int]:
         counts = Counter(s for o in self.outcomes for s in o.end_states)
@@ -128,6 +128,9 @@ def evaluate(workload: Workload, seed: int, index: int) -> RunOutcome:
     except PosemuError as exc:  # a conservation error is a bug of posemu: report it
         return RunOutcome(index, (), (), (), f"{type(exc).__name__}: {exc}")
     fired = {str(e.fields["fault"]) for e in result.trace.events if e.name == "fault.started"}
+    broken = next((f for f in result.failures if f.startswith("firmware_error")), None)
+    if broken is not None:  # a plug-in broke the event contract: its verdict means nothing
+        return RunOutcome(index, (), tuple(sorted(fired)), (), broken)
     return RunOutcome(index, tuple(sorted({a.kind for a in result.anomalies})),
                       tuple(sorted(fired)), tuple(sorted({s.end_state for s in result.steps})))
 

@@ -91,6 +91,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
     fuzz_cmd.add_argument("base", nargs="?", metavar="BASE.toml",
                           help="the workload: its cards, steps and profile (default: built in)")
     fuzz_cmd.add_argument("--profile", choices=sorted(PROFILES), help="firmware profile")
+    fuzz_cmd.add_argument("--firmware", metavar="MODULE:FACTORY",
+                          help="fuzz a plug-in firmware instead of posemu's own (docs/firmware.md)")
     fuzz_cmd.add_argument("--set", action="append", default=[], metavar="KNOB=VALUE",
                           dest="sets", help="override a knob or setting (repeatable)")
     fuzz_cmd.add_argument("--runs", type=integer(1, MAX_RUNS), metavar="N",
@@ -160,14 +162,22 @@ def config_from(args: argparse.Namespace) -> Config:
                   causes=args.causes, until=args.until)
 
 
-def load_workload(base: str | None, profile: str | None, sets: dict[str, Any]) -> Workload:
+def load_workload(base: str | None, profile: str | None, sets: dict[str, Any],
+                  firmware: str | None = None) -> Workload:
     """The workload of the command line; ScenarioError or UsageError on bad input."""
     from emulator.fuzz.workload import make_workload  # noqa: PLC0415
     from emulator.scenario.load import load_scenario  # noqa: PLC0415
 
     scenario = None if base is None else load_scenario(base)
+    if firmware is not None or (scenario is not None and scenario.firmware is not None):
+        from emulator.firmware.plugin import load_factory  # noqa: PLC0415
+
+        if firmware is not None:
+            load_factory(firmware, base)  # one line if it cannot be loaded
+        if profile is not None:
+            raise UsageError(f"--profile {profile}: a plug-in firmware has no profiles")
     try:
-        return make_workload(scenario, base or "built-in", profile, sets)
+        return make_workload(scenario, base or "built-in", profile, sets, firmware)
     except ScenarioError as exc:
         raise UsageError(f"--set: {exc.key or ''}: {exc.message}") from exc
 
@@ -177,6 +187,7 @@ def _command(args: argparse.Namespace, config: Config, runs: int) -> str:
     words = ["posemu fuzz", *([args.base] if args.base else []), f"--seed {config.seed}",
              f"--runs {runs}"]
     words += [f"--profile {args.profile}"] if args.profile else []
+    words += [f"--firmware {args.firmware}"] if args.firmware else []
     words += [f"--set {s}" for s in args.sets]
     if config.shard != (1, 1):
         words.append(f"--shard {args.shard}")
@@ -191,7 +202,7 @@ def run_command(args: argparse.Namespace) -> int:
 
     try:
         config = config_from(args)
-        workload = load_workload(args.base, args.profile, parse_sets(args.sets))
+        workload = load_workload(args.base, args.profile, parse_sets(args.sets), args.firmware)
     except (UsageError, ScenarioError) as exc:
         print(f"posemu: {one_line(str(exc))}", file=sys.stderr)
         return EXIT_INPUT

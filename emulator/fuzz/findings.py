@@ -161,9 +161,10 @@ def summary(report: Report) -> dict[str, Any]:
     config = report.config
     return {
         "workload": report.workload.label,
-        "profile": report.workload.tables["terminal"]["profile"],
+        "profile": report.workload.tables["terminal"].get("profile"),
+        **({"firmware": fw} if (fw := report.workload.tables["terminal"].get("firmware")) else {}),
         "overrides": {k: v for k, v in report.workload.tables["terminal"].items()
-                      if k != "profile"},
+                      if k not in ("profile", "firmware")},
         "seed": config.seed, "shard": f"{config.shard[0]}/{config.shard[1]}",
         "jobs": config.jobs, "runs": report.runs,
         "search_s": round(report.search_s, 3),
@@ -194,8 +195,7 @@ def show(report: Report) -> None:
     shard = "" if config.shard == (1, 1) else f", shard {config.shard[0]}/{config.shard[1]}"
     print(f"posemu fuzz: {runs} runs in {report.search_s:.1f} s ({rate:.0f} runs/s, "
           f"{config.jobs} job{'s' if config.jobs > 1 else ''}), seed {config.seed}{shard}, "
-          f"workload {report.workload.label}, profile "
-          f"{report.workload.tables['terminal']['profile']}")
+          f"workload {report.workload.label}, {_runs_as(report.workload.tables['terminal'])}")
     failing = report.anomaly_runs()
     if not failing:
         print("no anomaly found")
@@ -225,3 +225,10 @@ def show(report: Report) -> None:
     if report.interrupted:
         found = _plural(len(report.findings), "finding")
         print(f"interrupted: the {_plural(runs, 'run')} and {found} above are the campaign so far")
+
+
+def _runs_as(terminal: dict[str, Any]) -> str:
+    """``profile robust``, or ``firmware module:factory`` for a plug-in."""
+    if "firmware" in terminal:
+        return f"firmware {terminal['firmware']}"
+    return f"profile {terminal['profile']}"

@@ -126,9 +126,11 @@ def merge(summaries: list[dict[str, Any]]) -> dict[str, Any]:
             total = anomaly_runs.setdefault(kind, {"runs": 0, "first": int(seen["first"])})
             total["runs"] += int(seen["runs"])
             total["first"] = min(total["first"], int(seen["first"]))
-    from emulator.scenario.catalogue import ANOMALIES, END_STATES, FAULTS  # noqa: PLC0415
+    from emulator.scenario.catalogue import ANOMALIES  # noqa: PLC0415
 
     kinds = [k for k in ANOMALIES if k in anomaly_runs]
+    fault_kinds = list(first["coverage"]["faults"])  # those the campaign draws, in order
+    end_states = list(first["coverage"]["end_states"])
     fired: Counter[str] = Counter()
     states: Counter[str] = Counter()
     for data in summaries:
@@ -143,9 +145,9 @@ def merge(summaries: list[dict[str, Any]]) -> dict[str, Any]:
         "search_s": search_s, "runs_per_s": round(runs / search_s, 1) if search_s else None,
         "anomaly_runs": {k: anomaly_runs[k] for k in kinds},
         "findings": merge_findings(summaries, int(first["causes"]), kinds),
-        "coverage": {"faults": {k: fired[k] for k in FAULTS},
-                     "end_states": {s: states[s] for s in END_STATES}},
-        "warnings": [f"fault kind {k} never fired in {runs} runs" for k in FAULTS
+        "coverage": {"faults": {k: fired[k] for k in fault_kinds},
+                     "end_states": {s: states[s] for s in end_states}},
+        "warnings": [f"fault kind {k} never fired in {runs} runs" for k in fault_kinds
                      if not fired[k]],
         "errors": sorted((e for s in summaries for e in s["errors"]), key=lambda e: e["run"]),
         "interrupted": any(s.get("interrupted") for s in summaries),

@@ -33,6 +33,7 @@ from emulator.scenario.catalogue import (
     TRIGGER_EVENTS,
     Param,
 )
+from emulator.scenario.events import CATALOGUE
 from emulator.scenario.model import (
     DEFAULT_START,
     DIRECTIONS,
@@ -48,6 +49,7 @@ from emulator.scenario.model import (
     Duration,
     EventName,
     ExpectSpec,
+    FaultName,
     FaultSpec,
     Label,
     MerchantSpec,
@@ -70,6 +72,8 @@ from emulator.scenario.ranges import (
     start_error,
     too_many_periods,
 )
+from emulator.scenario.screens import SCREENS, SLIPS
+from emulator.scenario.seeds import MAX_SEED
 from emulator.scenario.source import read_scenario_bytes
 
 # ------------------------------------------------------------ raw TOML shape
@@ -85,6 +89,8 @@ class _Bank(Table, frozen=True):
     processing_s: Seconds = 0.2
     merchant_balance: Money = "0.00"
     retention_s: Seconds = 86_400.0
+    mac_key: Annotated[str, Meta(pattern=r"^([0-9a-fA-F]{2}){8,64}$")] | None = None
+    in_doubt_after_s: Seconds | None = None
 
 
 class _Card(Table, frozen=True):
@@ -98,10 +104,14 @@ class _Card(Table, frozen=True):
 class _Step(Table, frozen=True):
     do: StepKind
     id: Label | None = None
-    at_s: Seconds = 0.0
+    at_s: Seconds | None = None  # 0 unless chained
     card: str | None = None
     amount: Money | None = None
     target: str | None = None
+    after: str | None = None
+    delay_s: Seconds | None = None
+    if_screen: list[str] | None = None  # each checked in _step, to name the one at fault
+    retry_of: str | None = None
 
 
 class _FaultBase(Table, frozen=True):
@@ -110,6 +120,7 @@ class _FaultBase(Table, frozen=True):
     nth: Annotated[int, Meta(ge=1)] = 1
     for_s: Duration | None = None
     step: str | None = None
+    optional: bool = False
 
 
 class _Expect(Table, frozen=True):
@@ -117,6 +128,9 @@ class _Expect(Table, frozen=True):
     # values checked one by one in _build: msgspec cannot name the dict key at fault
     end_states: dict[str, Any] | None = None
     balances: dict[str, Any] | None = None
+    screens: dict[str, Any] | None = None
+    receipts: dict[str, Any] | None = None
+    faults_fired: list[FaultName] | None = None
 
 
 def _knob_type(name: str, kind: type) -> Any:
@@ -160,7 +174,7 @@ class _Raw(Table, frozen=True):
     format: int
     name: str | None = None
     description: str = ""
-    seed: Annotated[int, Meta(ge=0, le=2**63 - 1)] = 0
+    seed: Annotated[int, Meta(ge=0, le=MAX_SEED)] = 0
     start: datetime = DEFAULT_START
     until_s: Duration | None = None
     terminal: _Terminal = msgspec.field(default_factory=_Terminal)
@@ -187,6 +201,7 @@ _CHOICES: dict[str, tuple[str, tuple[str, ...]]] = {
     "do": ("step kind", STEP_KINDS),
     "profile": ("profile", tuple(PROFILES)),
     "anomalies": ("anomaly", tuple(ANOMALIES)),
+    "faults_fired": ("fault", tuple(FAULTS)),
     "direction": ("direction", DIRECTIONS),
     "on_receipt_failure": ("value", RECEIPT_FAILURE),
 }
@@ -356,8 +371,9 @@ def _step(c: _Checker, rs: _Step, i: int, later: Counter[str | None],
     step_id = f"t{i + 1}" if rs.id is None else rs.id
     if step_id in c.steps:
         c.fail(f"{key}.id", f"duplicate step id {step_id!r}")
-    if until_s is not None and rs.at_s > until_s:
+    if until_s is not None and rs.at_s is not None and rs.at_s > until_s:
         c.fail(f"{key}.at_s", f"after the horizon until_s = {until_s:g}")
+    _chain(c, rs, key, later)
     given = {k for k in ("card", "amount", "target") if getattr(rs, k) is not None}
     needs, accepts = _STEP_KEYS[rs.do]
     for k in sorted(needs - given):
@@ -365,18 +381,26 @@ def _step(c: _Checker, rs: _Step, i: int, later: Counter[str | None],
     for k in sorted(given - accepts):
         c.fail(f"{key}.{k}", f"a {rs.do} takes no `{k}`")
     if rs.target is not None:
-        if rs.target not in c.steps and later[rs.target] > 0:
-            c.fail(f"{key}.target", f"{rs.target!r} must name an earlier step")
-        target = c.steps[c.step(rs.target, f"{key}.target")]
+        target = c.steps[_earlier(c, rs.target, f"{key}.target", later)]
         if target.do not in _TARGETS[rs.do]:
             c.fail(f"{key}.target", f"a {rs.do} cannot target a {target.do} ({target.id!r})")
     amount = None
     if rs.amount is not None:
         amount = c.money(rs.amount, f"{key}.amount", low=1, high=MAX_AMOUNT_MINOR)
     step = StepSpec(
-        id=step_id, at_s=rs.at_s, do=rs.do, amount_minor=amount, target=rs.target,
+        id=step_id, at_s=rs.at_s or 0.0, do=rs.do, amount_minor=amount, target=rs.target,
         card=None if rs.card is None else c.card(rs.card, f"{key}.card"),
+        after=rs.after, delay_s=rs.delay_s or 0.0, retry_of=rs.retry_of,
+        if_screen=None if rs.if_screen is None else tuple(rs.if_screen),
     )
+    if step.retry_of is not None:
+        original = c.steps[step.retry_of]
+        if step.do != "sale" or original.do != "sale":
+            c.fail(f"{key}.retry_of", f"a retry is a sale run again: {step.id!r} and "
+                   f"{original.id!r} must both be sales")
+        if step.card != original.card:
+            c.fail(f"{key}.card", f"a retry charges the card of {original.id!r} "
+                   f"({original.card!r}), not {step.card!r}")
     c.steps[step_id] = step
     return step
 
@@ -391,6 +415,31 @@ def _totals(c: _Checker, steps: list[StepSpec]) -> None:
                    f"{format_minor(MAX_BATCH_MINOR)})")
 
 
+def _earlier(c: _Checker, value: str, key: str, later: Counter[str | None]) -> str:
+    """``value``, which must name a step before this one (``later``: the ids to come)."""
+    if value not in c.steps and later[value] > 0:
+        c.fail(key, f"{value!r} must name an earlier step")
+    return c.step(value, key)
+
+
+def _chain(c: _Checker, rs: _Step, key: str, later: Counter[str | None]) -> None:
+    """``after`` / ``delay_s`` / ``if_screen`` / ``retry_of`` name earlier steps and go
+    together."""
+    if rs.after is None:
+        for k in ("delay_s", "if_screen"):
+            if getattr(rs, k) is not None:
+                c.fail(f"{key}.{k}", f"`{k}` goes with `after` (a chained step)")
+    else:
+        if rs.at_s is not None:
+            c.fail(f"{key}.at_s", "a chained step starts `delay_s` after its `after` step: "
+                   "no `at_s`")
+        _earlier(c, rs.after, f"{key}.after", later)
+        for j, screen in enumerate(rs.if_screen or ()):
+            c.choice(screen, "screen", tuple(SCREENS), f"{key}.if_screen[{j}]")
+    if rs.retry_of is not None:
+        _earlier(c, rs.retry_of, f"{key}.retry_of", later)
+
+
 def _fault(c: _Checker, rf: _FaultBase, i: int) -> FaultSpec:
     key = f"faults[{i}]"
     name = str(type(rf).__struct_config__.tag)
@@ -402,7 +451,13 @@ def _fault(c: _Checker, rf: _FaultBase, i: int) -> FaultSpec:
     if rf.step is not None:
         if rf.on is None:
             c.fail(f"{key}.step", "`step` restricts an `on` trigger, not `at_s`")
-        c.step(rf.step, f"{key}.step")
+        event = CATALOGUE[rf.on]
+        if not event.has_step:
+            c.fail(f"{key}.step", f"{rf.on} belongs to no step: `step` can never match it")
+        step = c.steps[c.step(rf.step, f"{key}.step")]
+        if step.do not in event.kinds:
+            c.fail(f"{key}.step", f"a {step.do} ({step.id!r}) has no {rf.on}: this fault "
+                   "could never fire")
     params: dict[str, object] = {}
     for p in FAULTS[name].params:
         value = getattr(rf, p.name)
@@ -411,7 +466,7 @@ def _fault(c: _Checker, rf: _FaultBase, i: int) -> FaultSpec:
         params[p.name] = value
     return FaultSpec(
         index=i, fault=name, on=rf.on, at_s=rf.at_s, nth=rf.nth, for_s=rf.for_s,
-        params=params, step=rf.step,
+        params=params, step=rf.step, optional=rf.optional,
     )
 
 
@@ -431,7 +486,24 @@ def _expect(c: _Checker, rx: _Expect) -> ExpectSpec:
                 c.fail(f"expect.balances.{k}", f"{owner!r} is given twice")
             balances[owner] = c.money(v, f"expect.balances.{k}")
     anomalies = None if rx.anomalies is None else tuple(rx.anomalies)
-    return ExpectSpec(anomalies=anomalies, end_states=end_states, balances=balances)
+    screens = receipts = None
+    if rx.screens is not None:
+        screens = {
+            c.step(k, f"expect.screens.{k}"):
+            c.choice(v, "screen", tuple(SCREENS), f"expect.screens.{k}")
+            for k, v in rx.screens.items()
+        }
+    if rx.receipts is not None:
+        receipts = {}
+        for k, v in rx.receipts.items():
+            where = f"expect.receipts.{k}"
+            if not isinstance(v, list):
+                c.fail(where, 'expected a list of slips, e.g. ["approved"] ([] for none)')
+            receipts[c.step(k, where)] = tuple(
+                c.choice(slip, "slip", tuple(SLIPS), f"{where}[{j}]") for j, slip in enumerate(v))
+    fired = None if rx.faults_fired is None else tuple(rx.faults_fired)
+    return ExpectSpec(anomalies=anomalies, end_states=end_states, balances=balances,
+                      screens=screens, receipts=receipts, faults_fired=fired)
 
 
 def _build(raw: _Raw, path: str | None) -> Scenario:
@@ -467,7 +539,8 @@ def _build(raw: _Raw, path: str | None) -> Scenario:
         bank=BankSpec(
             duplicate_check=raw.bank.duplicate_check, verify_mac=raw.bank.verify_mac,
             processing_s=raw.bank.processing_s, merchant_balance_minor=merchant_balance,
-            retention_s=raw.bank.retention_s,
+            retention_s=raw.bank.retention_s, mac_key=raw.bank.mac_key,
+            in_doubt_after_s=raw.bank.in_doubt_after_s,
         ),
         network=raw.network, printer=raw.printer, merchant=raw.merchant,
         cards=cards, steps=tuple(steps), faults=faults,
@@ -488,12 +561,18 @@ def scenario_from_dict(data: dict[str, Any], path: str | None = None) -> Scenari
     fmt = data["format"]
     if isinstance(fmt, bool) or fmt != FORMAT:
         c.fail("format", f"unsupported format {fmt!r}: this posemu reads format {FORMAT}")
+    firmware = None
+    if isinstance(data.get("terminal"), dict) and "firmware" in data["terminal"]:
+        from emulator.firmware.plugin import terminal_plugin  # noqa: PLC0415  (plug-ins only)
+
+        data, firmware = terminal_plugin(data, path)
     try:
         raw = msgspec.convert(data, _Raw, strict=True)
     except msgspec.ValidationError as err:
         key, message = _explain(err, data)
         c.fail(key or None, message)
-    return _build(raw, path)
+    scenario = _build(raw, path)
+    return scenario if firmware is None else msgspec.structs.replace(scenario, firmware=firmware)
 
 
 def parse_scenario(text: str, path: str | None = None) -> Scenario:

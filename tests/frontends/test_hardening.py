@@ -141,7 +141,7 @@ def test_a_scenario_number_out_of_range_is_named(
     ["fuzz", "--shard", "1/99999999999999999999"], ["fuzz", "--shard", "²/3"],
     ["fuzz", "--causes", "1000"],
     ["printer", "--pty", "--paper-m", "inf"], ["printer", "--pty", "--lines-per-s", "1e-300"],
-    ["printer", "--pty", "--baudrate", "0"], ["printer", "--pty", "--baudrate", "12345"],
+    ["printer", "--pty", "--baudrate", "0"],
     ["printer", "--pty", "--baudrate", "99999999999999999999"],
     ["run", str(SALE), "--printer", "serial:/dev/null?baudrate=99999999999999999999"],
     ["run", str(SALE), "--printer", "serial:/dev/null?baudrate=²"],
