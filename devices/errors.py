@@ -20,6 +20,17 @@ a FirmwareError ends its run, which fails with a ``firmware_error`` (exit status
 from __future__ import annotations
 
 
+def one_line(text: str, limit: int = 400) -> str:
+    """``text`` as one line of at most ``limit`` characters: control characters escaped
+    (a newline in a file name is not a second message), the middle of a long text elided
+    so that both what it names and why stay in view."""
+    flat = "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
+    if len(flat) <= limit:
+        return flat
+    half = (limit - 5) // 2
+    return f"{flat[:half]} ... {flat[-half:]}"
+
+
 class PosemuError(Exception):
     """Root of posemu's own errors."""
 

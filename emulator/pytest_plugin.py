@@ -167,9 +167,13 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> ScenarioFi
 
 
 def _read(path: Path) -> str | None:
+    """The text of a regular file of bounded size (never a FIFO that would block)."""
+    from devices.errors import ScenarioError  # noqa: PLC0415  (light: no simulation)
+    from emulator.scenario.source import read_scenario_bytes  # noqa: PLC0415
+
     try:
-        return path.read_bytes().decode("utf-8-sig", errors="replace")
-    except OSError:
+        return read_scenario_bytes(str(path)).decode("utf-8-sig", errors="replace")
+    except ScenarioError:
         return None
 
 

@@ -38,7 +38,16 @@ from devices.errors import (
     ScenarioError,
     TraceError,
     UsageError,
+    one_line,
 )
+from devices.printer.limits import (
+    MAX_BAUD,
+    MAX_LINES_PER_S,
+    MAX_PAPER_M,
+    MIN_BAUD,
+    MIN_LINES_PER_S,
+)
+from emulator.cli import numbers
 from emulator.cli.junit import Case, write_report
 from emulator.engine.trace import AtomicFile, write_atomic
 from emulator.engine.world import run_scenario
@@ -71,7 +80,7 @@ class _Parser(argparse.ArgumentParser):
     """argparse that reports a bad flag in one line with exit status 2."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(EXIT_INPUT, f"posemu: {message}\n")
+        self.exit(EXIT_INPUT, f"posemu: {one_line(message)}\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -145,12 +154,13 @@ def build_parser() -> argparse.ArgumentParser:
     printer = commands.add_parser("printer", help="a virtual ESC/POS printer to rehearse with")
     printer.add_argument("--pty", action="store_true", required=True,
                          help="on a pseudo-terminal: prints 'PTY <path>' first, then receipts")
-    printer.add_argument("--baudrate", type=int, default=9600, metavar="N",
-                         help="the line speed clients must use (default 9600)")
-    printer.add_argument("--lines-per-s", type=float, default=20.0, metavar="X",
-                         help="print speed (default 20)")
-    printer.add_argument("--paper-m", type=float, default=20.0, metavar="M",
-                         help="roll length in metres (default 20)")
+    printer.add_argument("--baudrate", type=numbers.integer(MIN_BAUD, MAX_BAUD), default=9600,
+                         metavar="N", help="the line speed clients must use (default 9600)")
+    printer.add_argument("--lines-per-s", type=numbers.number(MIN_LINES_PER_S, MAX_LINES_PER_S),
+                         default=20.0, metavar="X",
+                         help="print speed, 0.01 to 1,000,000 (default 20)")
+    printer.add_argument("--paper-m", type=numbers.number(0, MAX_PAPER_M), default=20.0,
+                         metavar="M", help="roll length in metres, 0 to 1,000,000 (default 20)")
     printer.add_argument("--raw-log", type=Path, metavar="FILE",
                          help="append every byte received to FILE")
     printer.add_argument("--render", type=Path, metavar="DIR",
@@ -172,6 +182,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the exit status."""
+    words = sys.argv[1:] if argv is None else list(argv)
+    words = words[1:] if words[:1] == ["--debug"] else words
+    if words[:2] == ["fuzz", "merge"]:  # its own parser: `fuzz` takes a BASE.toml
+        from emulator.fuzz.merge import main as merge  # noqa: PLC0415
+
+        return merge(words[2:])
     args = build_parser().parse_args(argv)
     command = {"run": _run, "replay": _replay, "fleet": _fleet, "faults": _faults,
                "profiles": _profiles,
@@ -204,7 +220,7 @@ def _fail(args: argparse.Namespace, exc: BaseException, status: int, text: str =
     """One line on standard error (the traceback too with --debug); the exit status."""
     if args.debug:
         traceback.print_exception(exc)
-    print(f"posemu: {text or exc}", file=sys.stderr)
+    print(f"posemu: {one_line(text or str(exc))}", file=sys.stderr)
     return status
 
 
@@ -233,7 +249,9 @@ def scenario_files(paths: Sequence[str]) -> list[Path]:
     files: list[Path] = []
     for name in paths:
         path = Path(name)
-        if path.is_dir():
+        if _unstattable(path):  # a link loop, a name too long: the loader says which
+            files.append(path)
+        elif path.is_dir():
             found = sorted(p for p in path.rglob("*.toml") if p.is_file())
             if not found:
                 raise ScenarioError("directory holds no *.toml scenario", path=name)
@@ -243,6 +261,17 @@ def scenario_files(paths: Sequence[str]) -> list[Path]:
         else:
             raise ScenarioError("no such file or directory", path=name)
     return files
+
+
+def _unstattable(path: Path) -> bool:
+    """Whether ``path`` is there (as a name) but cannot be followed."""
+    try:
+        path.stat()
+    except FileNotFoundError:
+        return os.path.lexists(path)  # a symbolic link to nothing
+    except OSError:
+        return True
+    return False
 
 
 def _run(args: argparse.Namespace) -> int:

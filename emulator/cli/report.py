@@ -160,8 +160,8 @@ def receipt(p: Printed) -> Panel:
         body.append("\n" + "/\\" * (width // 2), "red")
     return Panel(
         body, box=box.SQUARE, expand=False, padding=(0, 1),
-        title=f"receipt {p.step} ({p.slip})",
-        subtitle=f"CUT SHORT: {p.failed}" if p.failed else "cut",
+        title=Text(f"receipt {p.step} ({p.slip})"),  # a str title would be read as markup
+        subtitle=Text(f"CUT SHORT: {p.failed}" if p.failed else "cut"),
         border_style="red" if p.failed else "dim",
     )
 
@@ -222,7 +222,8 @@ class RunReport:
             return
         bar = Progress(
             TextColumn("running"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("{task.description}"), console=console(stderr=True), transient=True,
+            TextColumn("{task.description}", markup=False), console=console(stderr=True),
+            transient=True,
             redirect_stdout=sys.stdout.isatty(), redirect_stderr=False,
         )
         with bar:

@@ -27,6 +27,9 @@ from emulator.scenario.profiles import PROFILES
 if TYPE_CHECKING:
     from emulator.engine.fleet import FleetResult, TerminalVerdict
 
+MAX_LINE_BYTES = 1024 * 1024
+"""The longest trace line read (an event line is a few hundred bytes)."""
+
 
 @dataclass(frozen=True)
 class Difference:
@@ -82,8 +85,12 @@ class _OldTrace:
 
     def _read(self, file: IO[bytes]) -> Iterator[str]:
         number = 0
-        try:
-            for number, raw in enumerate(file, start=1):
+        try:  # a line is read up to MAX_LINE_BYTES + 1: /dev/zero holds no newline
+            for number, raw in enumerate(iter(lambda: file.readline(MAX_LINE_BYTES + 1), b""),
+                                         start=1):
+                if len(raw) > MAX_LINE_BYTES:
+                    raise TraceError(f"{self.path}:{number}: not a posemu trace (a line longer "
+                                     f"than {MAX_LINE_BYTES // 1024 // 1024} MiB)")
                 if not raw.isascii():
                     raise TraceError(f"{self.path}:{number}: not a posemu trace (not ASCII text)")
                 yield raw.decode("ascii").removesuffix("\n")
@@ -179,7 +186,7 @@ def header_scenario(path: Path, header: dict[str, Any], override: Path | None) -
                          header)
     if not isinstance(source, str) or not source:
         raise TraceError(f"{path}:1: path: the trace names no scenario file (use --scenario)")
-    if not Path(source).is_file():
+    if not _is_file(source):
         raise TraceError(f"{path}:1: path: scenario file {source} not found (run from the "
                          "directory the trace was written in, or use --scenario FILE)")
     return _firmware(load_scenario(source).with_overrides(seed=seed, profile=profile), header)
@@ -193,6 +200,14 @@ def _firmware(scenario: Scenario, header: dict[str, Any]) -> Scenario:
 
         return with_firmware(scenario, ref)
     return scenario
+
+
+def _is_file(name: str) -> bool:
+    """Whether ``name`` is a file (False for a name too long, a link loop, ...)."""
+    try:
+        return Path(name).is_file()
+    except OSError:
+        return False
 
 
 def header_terminals(path: Path, header: dict[str, Any]) -> int | None:

@@ -10,6 +10,7 @@ distinct cause (:mod:`emulator.fuzz.shrink`).
 from __future__ import annotations
 
 import multiprocessing
+import signal
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
@@ -26,7 +27,7 @@ from emulator.fuzz.workload import KINDS, Workload, draw
 from emulator.money import format_minor
 from emulator.scenario.catalogue import ANOMALIES, END_STATES
 
-EXIT_CLEAN, EXIT_FOUND = 0, 1
+EXIT_CLEAN, EXIT_FOUND, EXIT_INTERRUPTED = 0, 1, 130
 CHUNK = 8  # runs per task handed to a worker
 T = TypeVar("T")
 
@@ -80,6 +81,7 @@ class Report:
     search_s: float
     findings: list[Finding] = field(default_factory=list)
     command: str = ""
+    interrupted: bool = False  # Ctrl-C ended it: the runs and findings so far
 
     @property
     def runs(self) -> int:
@@ -110,6 +112,8 @@ class Report:
 
     @property
     def status(self) -> int:
+        if self.interrupted:
+            return EXIT_INTERRUPTED
         return EXIT_FOUND if self.anomaly_runs() or self.errors() else EXIT_CLEAN
 
 
@@ -145,6 +149,12 @@ def _init(workload: Workload) -> None:
     _WORKLOAD = workload
 
 
+def _worker_init(workload: Workload) -> None:
+    """A worker: Ctrl-C is the parent's to handle (it stops handing out work)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _init(workload)
+
+
 def _run_chunk(seed: int, indices: list[int]) -> list[RunOutcome]:
     assert _WORKLOAD is not None
     return [evaluate(_WORKLOAD, seed, i) for i in indices]
@@ -173,7 +183,7 @@ class Runner:
             method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
             self.pool = ProcessPoolExecutor(
                 jobs, mp_context=multiprocessing.get_context(method),
-                initializer=_init, initargs=(workload,),
+                initializer=_worker_init, initargs=(workload,),
             )
             for future in [self.pool.submit(_ready) for _ in range(jobs)]:
                 future.result()
@@ -222,9 +232,11 @@ Progress = Callable[[int, int, str], None]
 
 
 def search(runner: Runner, workload: Workload, config: Config,
-           progress: Progress | None = None) -> tuple[list[RunOutcome], float]:
+           progress: Progress | None = None,
+           outcomes: list[RunOutcome] | None = None) -> tuple[list[RunOutcome], float]:
     """Tier 1: the shard's runs in index order until ``runs``, the budget or the
-    first run showing ``until``."""
+    first run showing ``until``; each is appended to ``outcomes`` as it comes (so an
+    interrupted search keeps what it did)."""
     start = time.monotonic()
     budget = config.budget_s
     if budget is None and config.runs is None:
@@ -236,7 +248,7 @@ def search(runner: Runner, workload: Workload, config: Config,
     def more() -> bool:
         return budget is None or time.monotonic() - start < budget
 
-    outcomes: list[RunOutcome] = []
+    outcomes = [] if outcomes is None else outcomes
     kinds: set[str] = set()
     for chunk in runner.ordered(_run_chunk, tasks, more):
         hit = next((i for i, o in enumerate(chunk) if config.until in o.anomalies), None)
@@ -253,10 +265,15 @@ def search(runner: Runner, workload: Workload, config: Config,
 # ------------------------------------------------------------------ shrinking
 
 
+Confirmed = Callable[[Report, Finding], None]
+"""Told each finding as soon as it is shrunk (to write its file at once)."""
+
+
 def shrink_findings(runner: Runner, workload: Workload, config: Config,
-                    report: Report) -> list[Finding]:
+                    report: Report, confirmed: Confirmed | None = None) -> list[Finding]:
     """Tier 2: per anomaly kind, shrink its first run; then, up to ``causes``, the
-    first run whose faults do not include the kinds of a cause already found."""
+    first run whose faults do not include the kinds of a cause already found.
+    ``report.findings`` holds the findings so far (in kind order) at every moment."""
     failing = report.anomaly_runs()
     kinds_of: dict[int, set[str]] = {}
     found: dict[str, list[Finding]] = {k: [] for k in failing}
@@ -280,7 +297,11 @@ def shrink_findings(runner: Runner, workload: Workload, config: Config,
                                             strict=True):
             tried.add((anomaly, index))
             before = len(draw(workload, config.seed, index).faults)
-            found[anomaly].append(_finding(workload, anomaly, index, before, shrunk))
+            finding = _finding(workload, anomaly, index, before, shrunk)
+            if confirmed is not None:  # its file written before it counts as found
+                confirmed(report, finding)
+            found[anomaly].append(finding)
+            report.findings = [f for kind in failing for f in found[kind]]
     return [f for kind in failing for f in found[kind]]
 
 
@@ -296,14 +317,26 @@ def _finding(workload: Workload, anomaly: str, index: int, before: int,
 
 
 def fuzz(workload: Workload, config: Config, progress: Progress | None = None,
-         runner: Runner | None = None) -> Report:
-    """A whole campaign: search, then shrink each finding."""
+         runner: Runner | None = None, confirmed: Confirmed | None = None) -> Report:
+    """A whole campaign: search, then shrink each finding (``confirmed`` is told each).
+
+    Ctrl-C ends it early with the report so far (``interrupted``): the runs searched,
+    the findings shrunk.
+    """
     if runner is None:
         with Runner(workload, config.jobs) as own:
-            return fuzz(workload, config, progress, own)
-    outcomes, seconds = search(runner, workload, config, progress)
-    report = Report(workload, config, outcomes, seconds)
+            return fuzz(workload, config, progress, own, confirmed)
+    start = time.monotonic()
+    report = Report(workload, config, [], 0.0)
+    try:
+        _, report.search_s = search(runner, workload, config, progress, report.outcomes)
+    except KeyboardInterrupt:
+        report.search_s, report.interrupted = time.monotonic() - start, True
+        return report
     if progress is not None:
         progress(report.runs, len(report.anomaly_runs()), "shrink")
-    report.findings = shrink_findings(runner, workload, config, report)
+    try:
+        report.findings = shrink_findings(runner, workload, config, report, confirmed)
+    except KeyboardInterrupt:
+        report.interrupted = True
     return report

@@ -96,15 +96,11 @@ def document(report: Report, finding: Finding) -> dict[str, Any]:
     """The scenario file of a finding: the workload, the minimal faults, [expect]."""
     config, candidate = report.config, finding.shrunk.candidate
     runs = report.anomaly_runs()[finding.anomaly]
-    shard = "" if config.shard == (1, 1) else f" (shard {config.shard[0]}/{config.shard[1]})"
     how = report.command or f"posemu fuzz --seed {config.seed} --runs {report.runs}"
-    description = (
-        f"{finding.anomaly}: found by posemu fuzz with campaign seed {config.seed}{shard}, "
-        f"in {len(runs)} of {report.runs} runs, first in run {finding.run}; shrunk from "
-        f"{finding.before} faults to {len(candidate.faults)} ({finding.shrunk.runs} runs).\n"
-        f"Workload: {report.workload.label}. Search again: {how}\n"
-        "Card numbers are generated test numbers, not those of the base scenario.\n"
-    )
+    description = describe_finding(
+        finding.anomaly, config.seed, config.shard, (len(runs), report.runs), finding.run,
+        (finding.before, len(candidate.faults), finding.shrunk.runs),
+        report.workload.label, how)
     tables = {k: v for k, v in report.workload.tables.items()
               if k not in ("format", "name", "description", "seed")}
     return {  # no name: a scenario is named after its file
@@ -115,14 +111,42 @@ def document(report: Report, finding: Finding) -> dict[str, Any]:
     }
 
 
+def describe_finding(anomaly: str, seed: int, shard: tuple[int, int],
+                     found: tuple[int, int], first: int, shrunk: tuple[int, int, int],
+                     label: str, how: str) -> str:
+    """A finding file's description: ``found`` = (runs showing it, runs), ``shrunk`` =
+    (faults before, faults after, shrink runs)."""
+    part = "" if shard == (1, 1) else f" (shard {shard[0]}/{shard[1]})"
+    return (
+        f"{anomaly}: found by posemu fuzz with campaign seed {seed}{part}, "
+        f"in {found[0]} of {found[1]} runs, first in run {first}; shrunk from "
+        f"{shrunk[0]} faults to {shrunk[1]} ({shrunk[2]} runs).\n"
+        f"Workload: {label}. Search again: {how}\n"
+        "Card numbers are generated test numbers, not those of the base scenario.\n"
+    )
+
+
 def write_findings(report: Report, out: Path) -> None:
     """One file per finding, named after its anomaly; each is run again to check it."""
-    out.mkdir(parents=True, exist_ok=True)
-    seen: Counter[str] = Counter()
+    writer = FindingWriter(out)
     for finding in report.findings:
-        seen[finding.anomaly] += 1
-        n = seen[finding.anomaly]
-        path = out / (finding.anomaly + (f"_{n}" if n > 1 else "") + ".toml")
+        writer(report, finding)
+
+
+class FindingWriter:
+    """Writes each finding to ``out`` as it is confirmed: ``anomaly.toml``, then
+    ``anomaly_2.toml``, ... (a cause of a kind is always shrunk after the ones before)."""
+
+    def __init__(self, out: Path) -> None:
+        self.out = out
+        self.seen: Counter[str] = Counter()
+
+    def __call__(self, report: Report, finding: Finding) -> None:
+        """Write ``finding``'s file and run it again to check that it reproduces."""
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.seen[finding.anomaly] += 1
+        n = self.seen[finding.anomaly]
+        path = self.out / (finding.anomaly + (f"_{n}" if n > 1 else "") + ".toml")
         write_atomic(path, to_toml(document(report, finding)).encode("utf-8"))
         result = run_scenario(load_scenario(path))
         finding.path = str(path)
@@ -158,6 +182,9 @@ def summary(report: Report) -> dict[str, Any]:
         "coverage": {"faults": report.fired(), "end_states": report.end_states()},
         "warnings": report.warnings(),
         "errors": [{"run": i, "error": e} for i, e in report.errors()],
+        "interrupted": report.interrupted,
+        "causes": config.causes,
+        "command": report.command,
     }
 
 
@@ -195,6 +222,9 @@ def show(report: Report) -> None:
         print("  not reached: " + ", ".join(missing))
     for warning in report.warnings():
         print(f"warning: {warning}")
+    if report.interrupted:
+        found = _plural(len(report.findings), "finding")
+        print(f"interrupted: the {_plural(runs, 'run')} and {found} above are the campaign so far")
 
 
 def _runs_as(terminal: dict[str, Any]) -> str:

@@ -15,6 +15,7 @@ import operator
 import os
 import re
 import tomllib
+from collections import Counter
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn
 
@@ -23,7 +24,7 @@ from msgspec import UNSET, Meta, UnsetType
 
 from devices.errors import ScenarioError
 from devices.iso8583.message import mask_pan
-from emulator.money import parse_minor
+from emulator.money import format_minor, parse_minor
 from emulator.scenario.catalogue import (
     ANOMALIES,
     END_STATES,
@@ -64,8 +65,16 @@ from emulator.scenario.model import (
     unknown_choice,
 )
 from emulator.scenario.profiles import POLICY_FIELDS, PROFILES, make_policy
+from emulator.scenario.ranges import (
+    MAX_BALANCE_MINOR,
+    MAX_BATCH_MINOR,
+    SETTING_TYPES,
+    start_error,
+    too_many_periods,
+)
 from emulator.scenario.screens import SCREENS, SLIPS
 from emulator.scenario.seeds import MAX_SEED
+from emulator.scenario.source import read_scenario_bytes
 
 # ------------------------------------------------------------ raw TOML shape
 
@@ -129,6 +138,8 @@ def _knob_type(name: str, kind: type) -> Any:
         return Literal[RECEIPT_FAILURE]
     if name in MONEY_KNOBS:
         return Money
+    if name in SETTING_TYPES:
+        return SETTING_TYPES[name]
     return {float: Duration, int: Count}.get(kind, kind)
 
 
@@ -275,6 +286,7 @@ class _Checker:
     def __init__(self, path: str | None) -> None:
         self.path = path
         self.cards: dict[str, str] = {}  # card id or PAN -> card id
+        self.card_ids: set[str] = set()
         self.steps: dict[str, StepSpec] = {}
 
     def fail(self, key: str | None, message: str) -> NoReturn:
@@ -286,11 +298,16 @@ class _Checker:
         try:
             minor = parse_minor(value)
         except ValueError as err:
+            if str(err).startswith("too large"):
+                self.fail(key, f"{err}: money is at most {format_minor(MAX_BALANCE_MINOR)}")
             self.fail(key, f'{err}; write a decimal string like "12.50"')
         if low is not None and minor < low:
             self.fail(key, "must be more than 0" if low == 1 else f"must be at least {low}")
         if high is not None and minor > high:
             self.fail(key, "too large (ISO 8583 field 4 holds 12 digits)")
+        if abs(minor) > MAX_BALANCE_MINOR:
+            self.fail(key, f"too large: money is at most {format_minor(MAX_BALANCE_MINOR)} "
+                      "either way")
         return minor
 
     def choice(self, value: object, what: str, choices: tuple[str, ...], key: str) -> str:
@@ -338,16 +355,18 @@ def _card(c: _Checker, rc: _Card, key: str) -> CardSpec:
     card_id = mask_pan(rc.pan) if rc.id is None else rc.id
     if rc.id is not None and (rc.id == "merchant" or re.fullmatch(r"[0-9]{12,19}", rc.id)):
         c.fail(f"{key}.id", f"{rc.id!r} cannot be a card id")
-    if card_id in c.cards.values():
+    if card_id in c.card_ids:
         c.fail(f"{key}.id", f"duplicate card id {card_id!r}")
     c.cards[card_id] = c.cards[rc.pan] = card_id
+    c.card_ids.add(card_id)
     return CardSpec(
         id=card_id, pan=rc.pan, balance_minor=c.money(rc.balance, f"{key}.balance", low=0),
         expiry=rc.expiry, blocked=rc.blocked,
     )
 
 
-def _step(c: _Checker, rs: _Step, i: int, later: list[_Step], until_s: float | None) -> StepSpec:
+def _step(c: _Checker, rs: _Step, i: int, later: Counter[str | None],
+          until_s: float | None) -> StepSpec:
     key = f"steps[{i}]"
     step_id = f"t{i + 1}" if rs.id is None else rs.id
     if step_id in c.steps:
@@ -386,14 +405,24 @@ def _step(c: _Checker, rs: _Step, i: int, later: list[_Step], until_s: float | N
     return step
 
 
-def _earlier(c: _Checker, value: str, key: str, later: list[_Step]) -> str:
-    """``value``, which must name a step before this one."""
-    if value not in c.steps and any(s.id == value for s in later):
+def _totals(c: _Checker, steps: list[StepSpec]) -> None:
+    """The sales, and the refunds, of all steps fit a batch total (16 digits)."""
+    for kind in ("sale", "refund"):
+        total = sum(s.amount_minor or 0 for s in steps if s.do == kind)
+        if total > MAX_BATCH_MINOR:
+            c.fail("steps", f"the {kind}s total {format_minor(total)}: more than a batch "
+                   f"total carries (ISO 8583 fields 86/88 hold 16 digits, "
+                   f"{format_minor(MAX_BATCH_MINOR)})")
+
+
+def _earlier(c: _Checker, value: str, key: str, later: Counter[str | None]) -> str:
+    """``value``, which must name a step before this one (``later``: the ids to come)."""
+    if value not in c.steps and later[value] > 0:
         c.fail(key, f"{value!r} must name an earlier step")
     return c.step(value, key)
 
 
-def _chain(c: _Checker, rs: _Step, key: str, later: list[_Step]) -> None:
+def _chain(c: _Checker, rs: _Step, key: str, later: Counter[str | None]) -> None:
     """``after`` / ``delay_s`` / ``if_screen`` / ``retry_of`` name earlier steps and go
     together."""
     if rs.after is None:
@@ -486,19 +515,27 @@ def _build(raw: _Raw, path: str | None) -> Scenario:
             money = name in MONEY_KNOBS
             overrides[name] = c.money(value, f"terminal.{name}", low=0) if money else value
     cards = tuple(_card(c, rc, f"cards[{i}]") for i, rc in enumerate(raw.cards))
-    steps = tuple(
-        _step(c, rs, i, raw.steps[i + 1 :], raw.until_s) for i, rs in enumerate(raw.steps)
-    )
+    later = Counter(rs.id for rs in raw.steps)  # ids of the steps not yet built
+    steps = []
+    for i, rs in enumerate(raw.steps):
+        later[rs.id] -= 1
+        steps.append(_step(c, rs, i, later, raw.until_s))
+    _totals(c, steps)
     faults = tuple(_fault(c, rf, i) for i, rf in enumerate(raw.faults))
     start = raw.start
     if start.tzinfo is not None:  # the simulated clock is naive UTC
         start = start.astimezone(UTC).replace(tzinfo=None)
+    if (why := start_error(start)) is not None:
+        c.fail("start", why)
+    policy = make_policy(raw.terminal.profile, overrides)
+    if (too_many := too_many_periods(policy, overrides)) is not None:
+        c.fail(*too_many)
     stem = os.path.splitext(os.path.basename(path))[0] if path else "scenario"
     merchant_balance = c.money(raw.bank.merchant_balance, "bank.merchant_balance")
     return Scenario(
         path=path, name=stem if raw.name is None else raw.name, description=raw.description,
         seed=raw.seed, start=start, until_s=raw.until_s, profile=raw.terminal.profile,
-        policy=make_policy(raw.terminal.profile, overrides), overrides=overrides,
+        policy=policy, overrides=overrides,
         bank=BankSpec(
             duplicate_check=raw.bank.duplicate_check, verify_mac=raw.bank.verify_mac,
             processing_s=raw.bank.processing_s, merchant_balance_minor=merchant_balance,
@@ -506,7 +543,7 @@ def _build(raw: _Raw, path: str | None) -> Scenario:
             in_doubt_after_s=raw.bank.in_doubt_after_s,
         ),
         network=raw.network, printer=raw.printer, merchant=raw.merchant,
-        cards=cards, steps=steps, faults=faults,
+        cards=cards, steps=tuple(steps), faults=faults,
         expect=None if raw.expect is None else _expect(c, raw.expect),
     )
 
@@ -559,15 +596,7 @@ def parse_scenario(text: str, path: str | None = None) -> Scenario:
 def load_scenario(path: str | os.PathLike[str]) -> Scenario:
     """Read and validate a scenario file; any problem is one ScenarioError."""
     name = os.fspath(path)
-    try:
-        with open(name, "rb") as f:
-            content = f.read()
-    except FileNotFoundError as err:
-        raise ScenarioError("no such file", path=name) from err
-    except IsADirectoryError as err:
-        raise ScenarioError("is a directory, not a scenario file", path=name) from err
-    except OSError as err:
-        raise ScenarioError(f"cannot read: {err.strerror or err}", path=name) from err
+    content = read_scenario_bytes(name)
     try:
         text = content.decode("utf-8-sig")
     except UnicodeDecodeError as err:

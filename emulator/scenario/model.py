@@ -12,6 +12,7 @@ from msgspec import Meta
 
 from devices.errors import ScenarioError
 from devices.iso8583.message import mask_pan
+from devices.printer.limits import MAX_LINES_PER_S, MAX_PAPER_M, MIN_LINES_PER_S
 from emulator.scenario.catalogue import (
     ANOMALIES,
     FAULTS,
@@ -38,7 +39,7 @@ Duration = Annotated[float, Meta(gt=0, le=_MAX_S)]
 Count = Annotated[int, Meta(ge=0)]
 Money = str | int | float  # a decimal string ("12.50"), parsed exactly by parse_minor
 Label = Annotated[str, Meta(min_length=1, max_length=64)]
-Metres = Annotated[float, Meta(ge=0, le=1e6)]
+Metres = Annotated[float, Meta(ge=0, le=MAX_PAPER_M)]
 PARAM_TYPES: dict[str, Any] = {
     "seconds": Seconds, "count": Count, "money": Money, "bool": bool,
     "direction": Literal[DIRECTIONS], "code": Annotated[str, Meta(pattern=r"^[0-9]{2}$")],
@@ -129,7 +130,7 @@ class PrinterSpec(Table, frozen=True):
 
     paper_m: Metres = 20.0
     near_end_m: Metres = 0.5
-    lines_per_s: Annotated[float, Meta(gt=0, le=1e6)] = 20.0
+    lines_per_s: Annotated[float, Meta(ge=MIN_LINES_PER_S, le=MAX_LINES_PER_S)] = 20.0
 
 
 class MerchantSpec(Table, frozen=True):
