@@ -46,8 +46,7 @@ def chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     profile = tmp_path / f"profile-{len(list(tmp_path.glob('profile-*')))}"
     proc = subprocess.run(
         [binary, *FLAGS, f"--user-data-dir={profile}", *args], capture_output=True,
-        text=True, check=False, timeout=BROWSER_TIMEOUT_S, stdin=subprocess.DEVNULL,
-        env={**os.environ, "TMPDIR": str(tmp_path)})  # its temporary files stay in the test's
+        text=True, check=False, timeout=BROWSER_TIMEOUT_S, stdin=subprocess.DEVNULL)
     assert proc.returncode == 0, proc.stderr[-2000:]
     return proc
 
