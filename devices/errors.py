@@ -7,14 +7,28 @@
     ├── TraceError (ValueError)         a trace file cannot be read back
     ├── PrinterDecodeError (ValueError) bytes that are not a well-formed ESC/POS stream
     ├── MessageError (ValueError)       an ISO 8583 frame that does not decode: field, pos
+    ├── FramingError (ValueError)       bytes on a live connection that are not a frame
     ├── DeviceError (OSError)           real hardware or I/O failed (exit status 3)
     ├── ConservationError (RuntimeError) money was created or destroyed: a bug of posemu
-    └── LedgerMismatchError (RuntimeError) ledger and trace disagree: a bug of posemu
+    ├── LedgerMismatchError (RuntimeError) ledger and trace disagree: a bug of posemu
+    └── FirmwareError (RuntimeError)   a plug-in firmware broke its contract: step, rule
 
-Front ends turn ScenarioError/UsageError/TraceError into exit status 2 and DeviceError into 3.
+Front ends turn ScenarioError/UsageError/TraceError into exit status 2 and DeviceError into 3;
+a FirmwareError ends its run, which fails with a ``firmware_error`` (exit status 1).
 """
 
 from __future__ import annotations
+
+
+def one_line(text: str, limit: int = 400) -> str:
+    """``text`` as one line of at most ``limit`` characters: control characters escaped
+    (a newline in a file name is not a second message), the middle of a long text elided
+    so that both what it names and why stay in view."""
+    flat = "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
+    if len(flat) <= limit:
+        return flat
+    half = (limit - 5) // 2
+    return f"{flat[:half]} ... {flat[-half:]}"
 
 
 class PosemuError(Exception):
@@ -77,6 +91,11 @@ class MessageError(PosemuError, ValueError):
         super().__init__(message)
 
 
+class FramingError(PosemuError, ValueError):
+    """Bytes received on a live connection that are not a frame of its framing (a length
+    header that is not one, a length out of bounds); the message names the bytes."""
+
+
 class DeviceError(PosemuError, OSError):
     """Real hardware or I/O failed (a serial port vanished, a printer stopped answering)."""
 
@@ -88,3 +107,18 @@ class ConservationError(PosemuError, RuntimeError):
 class LedgerMismatchError(PosemuError, RuntimeError):
     """The bank's ledger disagrees with what the trace says the bank did (the postings
     standing per key, the merchant's balance): always a bug of the emulator itself."""
+
+
+class FirmwareError(PosemuError, RuntimeError):
+    """A plug-in firmware broke the event contract (docs/firmware.md) or raised: the step
+    it was running (or ``None``), the rule it broke, and what happened."""
+
+    def __init__(self, rule: str, detail: str, step: str | None = None) -> None:
+        self.rule = rule
+        self.detail = detail
+        self.step = step
+        super().__init__(rule, detail, step)  # simpy re-raises a process's error from its args
+
+    def __str__(self) -> str:
+        where = f"step {self.step}" if self.step is not None else "outside any step"
+        return f"{where}: {self.rule}: {self.detail}"

@@ -17,6 +17,19 @@ ROOT = Path(__file__).resolve().parents[1]
 LIBRARY = ROOT / "scenarios"
 LIBRARY_FILES = sorted(LIBRARY.glob("*.toml"))
 JAM = LIBRARY / "sale_paper_jam.toml"
+
+
+def fleet_runs(path: Path) -> bool:
+    """Whether ``posemu fleet`` runs this scenario file: its steps are all at fixed times
+    (no chained step, no retry)."""
+    from emulator.scenario.load import load_scenario  # noqa: PLC0415
+
+    return all(s.after is None and s.retry_of is None for s in load_scenario(path).steps)
+
+
+def fleet_files() -> list[Path]:
+    """The library files a fleet runs (the others need `posemu run`)."""
+    return [p for p in LIBRARY_FILES if fleet_runs(p)]
 DOCS = ROOT / "docs"
 POSEMU = Path(sys.executable).with_name("posemu")
 """The console script of the interpreter running the tests."""

@@ -47,9 +47,10 @@ from devices.iso8583.message import Fields
 __all__ = ["Account", "Acquirer", "Forced", "Posting", "Reply"]
 
 APPROVED = frozenset({"00", "10"})
+SYSTEM_ERROR = "96"
 LATE = "68"
 """Answer to an original that arrives after its own reversal: never posted."""
-_ECHO = ("3", "4", "7", "11", "12", "13", "41", "42", "49", "90")
+_ECHO = ("3", "4", "7", "11", "12", "13", "41", "42", "49", "70", "90")
 
 
 @dataclass(frozen=True)
@@ -347,8 +348,16 @@ class Acquirer:
         postings: tuple[Posting, ...] = (), reversed_: tuple[Posting, ...] = (),
     ) -> Reply:
         out = self._response_fields(f, code, extra)
-        return Reply(message.encode(out, self.mac_key), f, code, out, postings, reversed_,
-                     key=key)
+        try:
+            frame = message.encode(out, self.mac_key)
+        except MessageError:
+            if not extra:
+                raise
+            # A figure the wire cannot carry (a sum past its field's digits, possible when
+            # the duplicate check is off): a real host fails the request, 96, without it.
+            out = self._response_fields(f, SYSTEM_ERROR, None)
+            code, frame = SYSTEM_ERROR, message.encode(out, self.mac_key)
+        return Reply(frame, f, code, out, postings, reversed_, key=key)
 
     def _format_error(self, partial: dict[str, object]) -> Reply:
         fields: Fields = {k: v for k, v in partial.items() if isinstance(v, (str, bytes))}

@@ -48,7 +48,7 @@ class Host:
         self.faults = FaultBoard()
         self.weighing = 0
         """Requests taken off the link and not yet weighed (processing time)."""
-        env.process(self._serve())
+        self.serve(transport)
 
     def apply(self, fault: ActiveFault) -> None:
         self.faults.add(fault)
@@ -60,10 +60,16 @@ class Host:
         """The trace of the terminal whose money a posting moved (this one's by default)."""
         return self.traces.get(terminal_id, self.trace)
 
-    def _serve(self) -> Generator[simpy.Event, Any, None]:
-        transport = self.transport
+    def serve(self, transport: Transport) -> simpy.Process:
+        """Serve requests arriving on ``transport`` too, each answered on it (a live
+        acquirer serves each connection so); it stops when ``None`` arrives (closed)."""
+        return self.env.process(self._serve(transport))
+
+    def _serve(self, transport: Transport) -> Generator[simpy.Event, Any, None]:
         while True:
             frame = yield transport.receive()
+            if frame is None:
+                return
             if not isinstance(frame, bytes):
                 continue
             if self.faults.has("bank.down"):
@@ -71,9 +77,9 @@ class Host:
                 transport.send(Refused(frame))
                 continue
             self.weighing += 1
-            self.env.process(self._handle(frame))
+            self.env.process(self._handle(frame, transport))
 
-    def _handle(self, frame: bytes) -> Generator[simpy.Event, Any, None]:
+    def _handle(self, frame: bytes, transport: Transport) -> Generator[simpy.Event, Any, None]:
         yield self.env.timeout(self.processing_s)
         try:
             fields: dict[str, Any] = decode(frame)
@@ -84,7 +90,7 @@ class Host:
         self.weighing -= 1
         if self.faults.has("bank.down"):
             self.trace.emit("bank.refused", **label)
-            self.transport.send(Refused(frame), **label)
+            transport.send(Refused(frame), **label)
             return
         forced = None
         rule = self.faults.first("bank.respond")
@@ -123,4 +129,4 @@ class Host:
             return
         answer = {"mti": (reply.response_fields or {}).get("t"), "stan": label["stan"]}
         self.trace.emit("bank.response_sent", code=reply.code, **answer)
-        self.transport.send(reply.response, **answer)
+        transport.send(reply.response, **answer)

@@ -56,7 +56,11 @@ class Link:
     def apply(self, fault: ActiveFault) -> None:
         self.faults.add(fault)
         if fault.kind == "network.down":
-            self._epoch += 1
+            self.cut()
+
+    def cut(self) -> None:
+        """Lose every frame in flight (the link went down)."""
+        self._epoch += 1
 
     def clear(self, fault: ActiveFault) -> None:
         self.faults.remove(fault)
@@ -117,6 +121,11 @@ class Link:
         if drop is not None:
             self.faults.consume(drop)
             return True
+        if direction == TO_TERMINAL:  # the connection the answer was to go on is gone
+            cut = self.faults.first("network.close") or self.faults.first("network.reset")
+            if cut is not None:
+                self.faults.consume(cut)
+                return True
         return False
 
     def _delay(self) -> float:

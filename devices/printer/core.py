@@ -224,6 +224,11 @@ class PrinterCore:
         self._report(out)
         return out
 
+    def new_connection(self) -> None:
+        """A new host connection: a command the last one left unfinished is dropped, so
+        its payload does not swallow the new host's bytes (modes and the line stay)."""
+        self._interp.tokens = Interpreter().tokens
+
     def feed(self, data: bytes) -> list[Output]:
         """Receive bytes (any piece of a stream); returns the outputs in order.
 

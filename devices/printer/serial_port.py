@@ -30,6 +30,7 @@ from devices.errors import DeviceError, PrinterSpecError
 from devices.fault import ActiveFault, FaultBoard
 from devices.ports import TraceSink
 from devices.printer.core import JobDone, PrinterCore, decode_text
+from devices.printer.limits import MAX_BAUD, MIN_BAUD
 from devices.printer.receipt import import_escpos
 from devices.printer.status import (
     ASB_DISABLE,
@@ -78,8 +79,10 @@ def parse_spec(spec: str) -> SerialSpec:
                                f"{sorted(unknown or query)[0]!r} (baudrate, flow, asb)")
     baud, flow = query.get("baudrate", ["9600"])[0], query.get("flow", ["xonxoff"])[0]
     asb = query.get("asb", ["0"])[0]
-    if not baud.isdigit() or int(baud) <= 0:
-        raise PrinterSpecError(f"printer {spec!r}: baudrate must be a positive integer")
+    if not (baud.isascii() and baud.isdigit() and len(baud) <= 9
+            and MIN_BAUD <= int(baud) <= MAX_BAUD):
+        raise PrinterSpecError(f"printer {spec!r}: baudrate must be a whole number from "
+                               f"{MIN_BAUD} to {MAX_BAUD:,}")
     if flow not in FLOWS:
         raise PrinterSpecError(f"printer {spec!r}: flow must be one of {', '.join(FLOWS)}")
     if asb not in ("0", "1"):

@@ -7,8 +7,10 @@ Any serial client talks to ``VirtualPrinter.path`` as to a real receipt printer:
   print data waiting; ``10 04 n`` inside an image is payload;
 * the rest goes to a receive buffer that a printer thread consumes at ``lines_per_s``;
   above a high-water mark XOFF (0x13) is sent, XON (0x11) once drained (BUSY). The buffer
-  is soft (a pty has kilobytes in flight after XOFF): nothing is lost;
-* each job's text goes to a text sink when it is cut (or fails), and to ``jobs``;
+  is soft (a pty has kilobytes in flight after XOFF): nothing is lost, unless a host goes
+  on sending past 64 times the buffer's size (it ignores XOFF): that is dropped, and said;
+* each job's text goes to a text sink when it is cut (or fails), and to ``jobs``; with
+  ``render_dir``, its picture to a PNG file there (:class:`~devices.printer.render.PngReceipts`);
 * once the host enables Automatic Status Back (``GS a n``, n != 0; processed in buffer
   order), the 4 ASB bytes are sent unasked at once and after every status change (one
   packet per control line); switching off disables ASB, as a power cycle does;
@@ -27,19 +29,26 @@ import signal
 import sys
 import termios
 import threading
+import time
 import tty
 from collections import deque
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import BinaryIO, Protocol, TextIO
+from typing import TYPE_CHECKING, BinaryIO, Protocol, TextIO
 
 from devices.printer.core import CUT_MARK, JobDone, JobFailed, Output, PrinterCore, StatusBack
 from devices.printer.stream import DEFAULT_SPACING, Interpreter
 
+if TYPE_CHECKING:
+    from devices.printer.render import PngReceipts
+
 __all__ = ["CONTROLS", "TextSink", "VirtualPrinter", "print_lines", "serve"]
 
 XON, XOFF = 0x11, 0x13
+_HANG_UP = (b"", 0.0)  # in the receive buffer: a client closed the port here
+MAX_CONTROL_LINE = 1024  # a longer control line is refused, not read whole
+OVERFLOW_FACTOR = 64  # the receive buffer holds at most this many times its size
 _DLE, _DLE_EOT = 0x10, b"\x10\x04"
 
 # control line -> (core condition, active) changes
@@ -87,7 +96,7 @@ class VirtualPrinter:
     def __init__(
         self, *, paper_m: float = 20.0, lines_per_s: float = 20.0, buffer_bytes: int = 4096,
         baudrate: int = 9600, sink: TextSink | None = None, raw_log: str | Path | None = None,
-        log: TextSink | None = None,
+        log: TextSink | None = None, render_dir: str | Path | None = None,
     ) -> None:
         speed = getattr(termios, f"B{baudrate}", None)
         if not isinstance(speed, int) or lines_per_s <= 0 or buffer_bytes < 64:
@@ -98,6 +107,8 @@ class VirtualPrinter:
         self._speed = speed
         self._line_s = 1.0 / lines_per_s
         self._high, self._low = buffer_bytes - buffer_bytes // 4, buffer_bytes // 4
+        self._limit = OVERFLOW_FACTOR * buffer_bytes  # the soft buffer's hard end
+        self._overflowed = False
         self._sink, self._log = sink, log
         self._lock = threading.RLock()          # core, buffer, tokenizer
         self._ready = threading.Condition(self._lock)
@@ -105,13 +116,22 @@ class VirtualPrinter:
         self._buffer: deque[tuple[bytes, float]] = deque()
         self._buffered = 0
         self._busy = False                      # XOFF sent, XON not yet
+        self._feeding = False                   # a chunk taken off the buffer, not yet out
         self._carry = b""                       # a DLE command cut by a read
         self._tokens = Interpreter().tokens
         self._garbled = False
+        self.hangups = 0                        # clients that closed the port so far
         self._stopping = threading.Event()
         self._raw: BinaryIO | None = None
+        self._pngs: PngReceipts | None = None
+        if render_dir is not None:  # Pillow only for --render
+            from devices.printer.render import PngReceipts  # noqa: PLC0415
+
+            self._pngs = PngReceipts(render_dir)
         self._master, self._slave = os.openpty()
         self._wake_r, self._wake_w = os.pipe()
+        self._dead_r, self._dead_w = os.pipe()  # readable once a thread has failed
+        self.failure: Exception | None = None   # what stopped a thread, if one stopped
         try:
             tty.setraw(self._slave)
             attrs = termios.tcgetattr(self._slave)
@@ -124,8 +144,11 @@ class VirtualPrinter:
         except BaseException:
             self._close_fds()
             raise
-        self._threads = [threading.Thread(target=self._read_loop, name="pty-printer-rx"),
-                         threading.Thread(target=self._print_loop, name="pty-printer-head")]
+        self._threads = [
+            threading.Thread(target=self._guarded(self._read_loop, "receiver"),
+                             name="pty-printer-rx"),
+            threading.Thread(target=self._guarded(self._print_loop, "print head"),
+                             name="pty-printer-head")]
         # Signals go to the main thread, which reads the control lines.
         mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
         try:
@@ -141,6 +164,18 @@ class VirtualPrinter:
         """XOFF was sent and XON not yet: the receive buffer is (nearly) full."""
         return self._busy
 
+    def wait_printed(self, timeout_s: float) -> bool:
+        """Wait (at most ``timeout_s``) until everything received has been printed and its
+        jobs handed to ``jobs``; True if so."""
+        deadline = time.monotonic() + timeout_s
+        with self._ready:
+            while (self._buffer or self._feeding) and not self._stopping.is_set():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._ready.wait(min(left, 0.05))  # the print loop does not notify
+        return True
+
     def status(self, n: int) -> int | None:
         """What DLE EOT ``n`` would answer now."""
         with self._lock:
@@ -150,7 +185,9 @@ class VirtualPrinter:
         """Apply one control line (see ``CONTROLS``); ValueError for an unknown one."""
         changes = CONTROLS.get(line.strip())
         if changes is None:
-            raise ValueError(f"unknown control {line.strip()!r}; one of "
+            shown = line.strip()
+            shown = shown if len(shown) <= 40 else shown[:40] + "..."
+            raise ValueError(f"unknown control {shown!r}; one of "
                              f"{', '.join(CONTROLS)}, quit")
         outs: list[Output] = []
         with self._lock:
@@ -191,6 +228,9 @@ class VirtualPrinter:
     # -- receiving ----------------------------------------------------------------------
 
     def _read_loop(self) -> None:
+        """Read the host's bytes. Between connections the printer holds the port open
+        itself, so the master blocks until a client writes; once one has, it lets go, so
+        that the client's close is seen (EIO on the master: no one has it open)."""
         while True:
             ready, _, _ = select.select([self._master, self._wake_r], [], [])
             if self._wake_r in ready:
@@ -199,12 +239,73 @@ class VirtualPrinter:
                 data = os.read(self._master, 4096)
             except BlockingIOError:
                 continue
-            except OSError:  # EIO: cannot happen while we hold the slave open
-                return
-            if self._raw is not None:
-                self._raw.write(data)
-                self._raw.flush()
+            except OSError:  # EIO: the client closed the port (and we do not hold it)
+                self._hang_up()
+                if not self._hold_port():
+                    return
+                continue
+            if self._slave >= 0:  # a client is connected: let go of the port
+                os.close(self._slave)
+                self._slave = -1
+            self._log_raw(data)
             self._receive(data)
+
+    def _hold_port(self) -> bool:
+        """Open the port ourselves until the next client writes; False if it is gone."""
+        try:
+            self._slave = os.open(self.path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+        except OSError:
+            return False
+        return True
+
+    @property
+    def failure_fd(self) -> int:
+        """A descriptor that turns readable when a thread of the printer has failed."""
+        return self._dead_r
+
+    def _guarded(self, loop: Callable[[], None], what: str) -> Callable[[], None]:
+        """``loop`` that, should it fail, says so once and marks the printer failed
+        (``serve`` then ends with status 3) instead of dying quietly."""
+
+        def run() -> None:
+            try:
+                loop()
+            except Exception as exc:  # any failure: said, never silent
+                self.failure = exc
+                self._say(f"virtual printer: the {what} stopped: {type(exc).__name__}: {exc}")
+                with contextlib.suppress(OSError):
+                    os.write(self._dead_w, b"x")
+
+        return run
+
+    def _log_raw(self, data: bytes) -> None:
+        """Append to the raw log; a failing log is said once and dropped, serving goes on."""
+        if self._raw is None:
+            return
+        try:
+            self._raw.write(data)
+            self._raw.flush()
+        except OSError as exc:
+            self._say(f"virtual printer: raw log {self._raw.name}: "
+                      f"{exc.strerror or exc}; no longer logging, still printing")
+            with contextlib.suppress(OSError):
+                self._raw.close()
+            self._raw = None
+
+    def _say(self, text: str) -> None:
+        if self._log is not None:
+            with contextlib.suppress(OSError, ValueError):
+                print(text, file=self._log, flush=True)
+
+    def _hang_up(self) -> None:
+        """The client closed the port: the next one starts with a fresh parser (a command
+        cut off by the close does not swallow the next client's bytes as its payload)."""
+        with self._lock:
+            self.hangups += 1
+            self._carry = b""
+            self._tokens = Interpreter().tokens
+            self._buffer.append(_HANG_UP)  # the head's parser resets there, in order
+            self._ready.notify()
 
     def _receive(self, data: bytes) -> None:
         with self._lock:
@@ -234,14 +335,38 @@ class VirtualPrinter:
 
     def _speed_ok(self) -> bool:
         """False (and one message) while the client's baud rate differs from ours."""
-        ok: bool = termios.tcgetattr(self._slave)[4] == self._speed
+        ok: bool = self._client_speed() in (None, self._speed)
         if not ok and not self._garbled and self._log is not None:
             print("virtual printer: the host uses another baud rate: data not understood",
                   file=self._log, flush=True)
         self._garbled = not ok
         return ok
 
+    def _client_speed(self) -> int | None:
+        """The line speed the client set (None when it cannot be read)."""
+        if self._slave >= 0:
+            with contextlib.suppress(termios.error):
+                return int(termios.tcgetattr(self._slave)[4])
+            return None
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+        except OSError:
+            return None
+        try:
+            return int(termios.tcgetattr(fd)[4])
+        except termios.error:
+            return None
+        finally:
+            os.close(fd)
+
     def _push(self, chunk: bytes, cost: float) -> None:
+        if self._buffered + len(chunk) > self._limit:  # a host that ignores XOFF for long
+            if not self._overflowed:
+                self._say(f"virtual printer: receive buffer over {self._limit:,} bytes: the "
+                          "host ignores XOFF; data dropped until it drains")
+            self._overflowed = True
+            return
+        self._overflowed = False
         if chunk or cost:
             self._buffer.append((chunk, cost))
             self._buffered += len(chunk)
@@ -261,9 +386,15 @@ class VirtualPrinter:
                     self._ready.wait()
                 if self._stopping.is_set():
                     return
-                chunk, cost = self._buffer.popleft()
+                entry = self._buffer.popleft()
+                chunk, cost = entry
                 self._buffered -= len(chunk)
+                if entry is _HANG_UP:
+                    self.core.new_connection()
+                self._feeding = True
                 outs = self.core.feed(chunk)
+                if self._pngs is not None:
+                    self._pngs.feed(chunk)
                 for out in outs:
                     if isinstance(out, StatusBack):  # under the lock: packets stay in order
                         self._send(out.data)
@@ -271,6 +402,7 @@ class VirtualPrinter:
                     self._busy = False
                     self._send(bytes((XON,)))
             self._emit(outs)
+            self._feeding = False
             if cost and self._stopping.wait(cost * self._line_s):
                 return
 
@@ -278,6 +410,8 @@ class VirtualPrinter:
         """Hand finished and failed jobs to ``jobs`` and the sink (ASB is sent by the caller)."""
         for out in outs:
             if isinstance(out, JobDone | JobFailed):
+                if self._pngs is not None:
+                    self._picture(out)
                 self.jobs.put(out)
                 if self._sink is not None:
                     end = CUT_MARK if isinstance(out, JobDone) else \
@@ -287,8 +421,22 @@ class VirtualPrinter:
                                                  if line))
                         self._sink.flush()
 
+    def _picture(self, out: JobDone | JobFailed) -> None:
+        """Write the job's PNG (``render_dir``); a file that cannot be written is said once
+        on the log, and printing goes on."""
+        assert self._pngs is not None
+        lines = len(out.text.split("\n")) if out.text else 0
+        try:
+            with self._lock:
+                self._pngs.job_ended(lines, out.reason if isinstance(out, JobFailed) else None)
+        except OSError as exc:
+            if self._log is not None:
+                print(f"virtual printer: cannot write the receipt's picture: {exc}",
+                      file=self._log, flush=True)
+
     def _close_fds(self) -> None:
-        for fd in (self._master, self._slave, self._wake_r, self._wake_w):
+        for fd in (self._master, self._slave, self._wake_r, self._wake_w, self._dead_r,
+                   self._dead_w):
             with contextlib.suppress(OSError):
                 os.close(fd)
         if self._raw is not None:
@@ -315,16 +463,20 @@ def _sigterm_fd() -> Iterator[int | None]:
         os.close(write_fd)
 
 
-def _control_lines(stdin: TextIO, wake: int | None) -> Iterator[str]:
-    """Lines of ``stdin`` until its end or SIGTERM (read from its fd when it has one)."""
+def _control_lines(stdin: TextIO, wake: int | None, dead: int | None = None) -> Iterator[str]:
+    """Lines of ``stdin`` until its end, SIGTERM or ``dead`` turning readable (read from
+    its fd when it has one)."""
     try:
         fd = stdin.fileno()
     except (OSError, ValueError):  # io.UnsupportedOperation: an in-memory stream
         yield from iter(stdin.readline, "")
         return
-    pending = b""
+    pending, skipping = b"", False
     while True:
-        ready, _, _ = select.select([fd] if wake is None else [fd, wake], [], [])
+        watched = [fd, *(w for w in (wake, dead) if w is not None)]
+        ready, _, _ = select.select(watched, [], [])
+        if dead is not None and dead in ready:
+            return
         if wake in ready and signal.SIGTERM in os.read(wake, 64):
             return
         if fd not in ready:
@@ -333,8 +485,14 @@ def _control_lines(stdin: TextIO, wake: int | None) -> Iterator[str]:
         if not chunk:
             break
         *lines, pending = (pending + chunk).split(b"\n")
+        if skipping and lines:  # the rest of an over-long line: dropped
+            lines, skipping = lines[1:], False
         yield from (line.decode(errors="replace") for line in lines)
-    if pending:
+        if len(pending) > MAX_CONTROL_LINE:  # not a control line: say so, skip to its end
+            if not skipping:
+                yield pending[:MAX_CONTROL_LINE].decode(errors="replace")
+            pending, skipping = b"", True
+    if pending and not skipping:
         yield pending.decode(errors="replace")
 
 
@@ -342,17 +500,24 @@ def serve(
     *, baudrate: int = 9600, lines_per_s: float = 20.0, paper_m: float = 20.0,
     raw_log: str | Path | None = None, stdin: TextIO | None = None,
     stdout: TextSink | None = None, stderr: TextSink | None = None,
+    render_dir: str | Path | None = None,
 ) -> int:
     """``posemu printer --pty``: print ``PTY <path>`` first, then receipts as they are cut.
 
     Control lines come from ``stdin`` until ``quit``, end of input or SIGTERM (status 0;
     130 on Ctrl-C); an unknown line gets one message on ``stderr``. Status 2 for bad
-    settings (baud rate, speed), 3 when no pty (or raw log) can be opened.
+    settings (baud rate, speed), 3 when no pty (or raw log) can be opened or when the
+    printer failed (said in one line on ``stderr``).
     """
     stdin, stdout, stderr = stdin or sys.stdin, stdout or sys.stdout, stderr or sys.stderr
+    if not isinstance(getattr(termios, f"B{baudrate}", None), int):
+        print(f"posemu printer: --baudrate {baudrate}: not a line speed a serial port offers "
+              "(9600, 19200, 38400, 57600, 115200, ...)", file=stderr)
+        return 2
     try:
         printer = VirtualPrinter(baudrate=baudrate, lines_per_s=lines_per_s, paper_m=paper_m,
-                                 sink=stdout, raw_log=raw_log, log=stderr)
+                                 sink=stdout, raw_log=raw_log, log=stderr,
+                                 render_dir=render_dir)
     except OSError as exc:
         print(f"posemu printer: cannot start the virtual printer: {exc}", file=stderr)
         return 3
@@ -362,7 +527,7 @@ def serve(
     with printer, _sigterm_fd() as wake:
         print(f"PTY {printer.path}", file=stdout, flush=True)
         try:
-            for line in _control_lines(stdin, wake):
+            for line in _control_lines(stdin, wake, printer.failure_fd):
                 command = line.strip()
                 if command == "quit":
                     break
@@ -373,4 +538,4 @@ def serve(
                         print(f"posemu printer: {exc}", file=stderr, flush=True)
         except KeyboardInterrupt:
             return 130
-    return 0
+    return 0 if printer.failure is None else 3

@@ -4,6 +4,7 @@
 ``posemu run FILE --printer serial:<device>[?baudrate=N]`` runs it in real time with a
 real (or virtual) printer (:mod:`emulator.engine.bench`).
 ``posemu replay TRACE`` re-runs a trace's scenario (or fleet) and compares the traces.
+``--html DIR`` (run, replay) writes HTML reports (:mod:`emulator.report.html`).
 ``posemu faults | profiles | explain ANOMALY`` list the catalogue.
 ``posemu printer --pty`` is a virtual ESC/POS printer on a pseudo-terminal.
 
@@ -22,19 +23,32 @@ import dataclasses
 import json
 import os
 import sys
+import time
 import traceback
 from collections.abc import Callable, Sequence
+from importlib import import_module, metadata
 from pathlib import Path
 from typing import Any
 
 from devices.errors import (
     DeviceError,
+    FirmwareError,
     PosemuError,
     PrinterSpecError,
     ScenarioError,
     TraceError,
     UsageError,
+    one_line,
 )
+from devices.printer.limits import (
+    MAX_BAUD,
+    MAX_LINES_PER_S,
+    MAX_PAPER_M,
+    MIN_BAUD,
+    MIN_LINES_PER_S,
+)
+from emulator.cli import numbers
+from emulator.cli.junit import Case, write_report
 from emulator.engine.trace import AtomicFile, write_atomic
 from emulator.engine.world import run_scenario
 from emulator.judge.result import Result
@@ -42,42 +56,74 @@ from emulator.scenario.catalogue import ANOMALIES, CLEAN_END_STATES, FAULTS
 from emulator.scenario.load import load_scenario
 from emulator.scenario.model import Scenario
 from emulator.scenario.profiles import KNOBS, PROFILES, SETTINGS, Policy
+from emulator.scenario.seeds import parse_seed
 
 EXIT_PASS, EXIT_FAIL, EXIT_INPUT, EXIT_IO = 0, 1, 2, 3
 
 Runner = Callable[[Scenario], Result]
+Progress = Callable[[str, int, int], object]
+
+_COMMANDS = {"new": "emulator.cli.new", "check": "emulator.cli.check",
+             "events": "emulator.cli.events", "proxy": "emulator.live.proxy_command"}
+"""Commands in modules of their own: each has ``add_parser`` and ``run_command``."""
+
+
+def _version() -> str:
+    """The installed distribution's version."""
+    try:
+        return metadata.version("posemu")
+    except metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
 
 
 class _Parser(argparse.ArgumentParser):
     """argparse that reports a bad flag in one line with exit status 2."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(EXIT_INPUT, f"posemu: {message}\n")
+        self.exit(EXIT_INPUT, f"posemu: {one_line(message)}\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="posemu", description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    parser.add_argument("--version", action="version", version=f"posemu {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     run = commands.add_parser("run", help="run scenario files (a directory: every *.toml)")
     run.add_argument("paths", nargs="+", metavar="PATH")
     run.add_argument("--json", action="store_true", help="one JSON object per scenario per line")
-    run.add_argument("-v", "--verbose", action="store_true",
-                     help="every scenario in full, network events in the timeline")
+    how_much = run.add_mutually_exclusive_group()
+    how_much.add_argument("-v", "--verbose", action="store_true",
+                          help="every scenario in full, network events in the timeline")
+    how_much.add_argument("-q", "--quiet", action="store_true",
+                          help="one line a passing scenario, a failing one in full, no table")
+    run.add_argument("--junit", type=Path, metavar="FILE",
+                     help="also write the runs as a JUnit XML report to FILE")
     run.add_argument("--trace-dir", type=Path, metavar="DIR",
                      help="write each run's full trace as JSON Lines here")
-    run.add_argument("--seed", type=int, help="override the scenarios' seed")
+    run.add_argument("--seed", type=parse_seed, metavar="N",
+                     help="override the scenarios' seed (0 to 2**63-1)")
     run.add_argument("--profile", choices=sorted(PROFILES), help="override the firmware profile")
+    run.add_argument("--firmware", metavar="MODULE:FACTORY",
+                     help="run a plug-in firmware instead of posemu's own (docs/firmware.md)")
     run.add_argument("--printer", metavar="SPEC",
                      help="run one FILE in real time with the ESC/POS printer at "
                           "serial:<device>[?baudrate=N] in place of the simulated one")
+    run.add_argument("--html", type=Path, metavar="DIR",
+                     help="write an HTML report per scenario and an index here")
+    run.add_argument("--acquirer", metavar="URL",
+                     help="run in real time against the acquirer at "
+                          "tcp://HOST:PORT[?framing=F&tpdu=1&tls=1] (docs/live.md)")
+    run.add_argument("--speed", type=float, metavar="X",
+                     help="with --acquirer: simulated seconds per real second (default 1)")
 
     replay = commands.add_parser("replay", help="re-run a trace's scenario; same trace?")
     replay.add_argument("trace", type=Path, metavar="TRACE")
     replay.add_argument("--scenario", type=Path, metavar="FILE",
                         help="run this file instead of the one the trace header names")
     replay.add_argument("--json", action="store_true", help="the comparison as one JSON object")
+    replay.add_argument("--html", type=Path, metavar="DIR",
+                        help="write the new run's HTML report (a fleet's: its summary) here")
 
     fleet = commands.add_parser(
         "fleet", help="one scenario on N terminals served by one acquirer, counted")
@@ -87,32 +133,47 @@ def build_parser() -> argparse.ArgumentParser:
     fleet.add_argument("--trace", type=Path, metavar="FILE",
                        help="write the trace here as it happens (JSON Lines)")
     fleet.add_argument("--json", action="store_true", help="the counts as one JSON object")
-    fleet.add_argument("--seed", type=int, help="override the scenario's seed")
+    fleet.add_argument("--seed", type=parse_seed, metavar="N",
+                       help="override the scenario's seed (0 to 2**63-1)")
     fleet.add_argument("--profile", choices=sorted(PROFILES), help="override the firmware profile")
+    fleet.add_argument("--firmware", metavar="MODULE:FACTORY",
+                       help="run a plug-in firmware instead of posemu's own (docs/firmware.md)")
+    from emulator.live.fleet_command import add_arguments as add_live_fleet  # noqa: PLC0415
+
+    add_live_fleet(fleet)
 
     faults = commands.add_parser("faults", help="the fault catalogue with its parameters")
     faults.add_argument("--json", action="store_true", help="as one JSON object")
     profiles = commands.add_parser("profiles", help="profiles, knobs and settings")
     profiles.add_argument("--json", action="store_true", help="as one JSON object")
-    explain = commands.add_parser("explain", help="what an anomaly means, which knobs prevent it")
-    explain.add_argument("anomaly", metavar="ANOMALY")
+    explain = commands.add_parser(
+        "explain", help="what an anomaly means, which knobs prevent it (none: list them)")
+    explain.add_argument("anomaly", metavar="ANOMALY", nargs="?")
     explain.add_argument("--json", action="store_true", help="as one JSON object")
 
     printer = commands.add_parser("printer", help="a virtual ESC/POS printer to rehearse with")
     printer.add_argument("--pty", action="store_true", required=True,
                          help="on a pseudo-terminal: prints 'PTY <path>' first, then receipts")
-    printer.add_argument("--baudrate", type=int, default=9600, metavar="N",
-                         help="the line speed clients must use (default 9600)")
-    printer.add_argument("--lines-per-s", type=float, default=20.0, metavar="X",
-                         help="print speed (default 20)")
-    printer.add_argument("--paper-m", type=float, default=20.0, metavar="M",
-                         help="roll length in metres (default 20)")
+    printer.add_argument("--baudrate", type=numbers.integer(MIN_BAUD, MAX_BAUD), default=9600,
+                         metavar="N", help="the line speed clients must use (default 9600)")
+    printer.add_argument("--lines-per-s", type=numbers.number(MIN_LINES_PER_S, MAX_LINES_PER_S),
+                         default=20.0, metavar="X",
+                         help="print speed, 0.01 to 1,000,000 (default 20)")
+    printer.add_argument("--paper-m", type=numbers.number(0, MAX_PAPER_M), default=20.0,
+                         metavar="M", help="roll length in metres, 0 to 1,000,000 (default 20)")
     printer.add_argument("--raw-log", type=Path, metavar="FILE",
                          help="append every byte received to FILE")
+    printer.add_argument("--render", type=Path, metavar="DIR",
+                         help="write each receipt as a PNG here when it is cut (or fails)")
 
     from emulator.fuzz.command import add_parser  # noqa: PLC0415  (see _fuzz)
 
     add_parser(commands)
+    for module in _COMMANDS.values():
+        import_module(module).add_parser(commands)
+    from emulator.live.command import add_parser as add_live  # noqa: PLC0415  (posemu acquirer)
+
+    add_live(commands)
     for sub in (run, replay, fleet, faults, profiles, explain, printer):
         sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                          help="show tracebacks on errors")
@@ -121,14 +182,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the exit status."""
+    words = sys.argv[1:] if argv is None else list(argv)
+    words = words[1:] if words[:1] == ["--debug"] else words
+    if words[:2] == ["fuzz", "merge"]:  # its own parser: `fuzz` takes a BASE.toml
+        from emulator.fuzz.merge import main as merge  # noqa: PLC0415
+
+        return merge(words[2:])
     args = build_parser().parse_args(argv)
     command = {"run": _run, "replay": _replay, "fleet": _fleet, "faults": _faults,
                "profiles": _profiles,
-               "explain": _explain, "printer": _printer, "fuzz": _fuzz}[args.command]
+               "explain": _explain, "printer": _printer, "fuzz": _fuzz,
+               "acquirer": _acquirer}.get(args.command)
+    if command is None:  # a command in its own module (_COMMANDS)
+        command = import_module(_COMMANDS[args.command]).run_command
     try:
         return command(args)
     except (ScenarioError, TraceError, UsageError) as exc:
         return _fail(args, exc, EXIT_INPUT)
+    except FirmwareError as exc:  # a plug-in broke its contract where no result holds it
+        return _fail(args, exc, EXIT_FAIL, f"firmware_error: {exc}")
     except BrokenPipeError:  # the reader went away (``| head``): stop quietly
         _silence_stdout()
         return EXIT_IO
@@ -148,7 +220,7 @@ def _fail(args: argparse.Namespace, exc: BaseException, status: int, text: str =
     """One line on standard error (the traceback too with --debug); the exit status."""
     if args.debug:
         traceback.print_exception(exc)
-    print(f"posemu: {text or exc}", file=sys.stderr)
+    print(f"posemu: {one_line(text or str(exc))}", file=sys.stderr)
     return status
 
 
@@ -177,7 +249,9 @@ def scenario_files(paths: Sequence[str]) -> list[Path]:
     files: list[Path] = []
     for name in paths:
         path = Path(name)
-        if path.is_dir():
+        if _unstattable(path):  # a link loop, a name too long: the loader says which
+            files.append(path)
+        elif path.is_dir():
             found = sorted(p for p in path.rglob("*.toml") if p.is_file())
             if not found:
                 raise ScenarioError("directory holds no *.toml scenario", path=name)
@@ -189,61 +263,116 @@ def scenario_files(paths: Sequence[str]) -> list[Path]:
     return files
 
 
+def _unstattable(path: Path) -> bool:
+    """Whether ``path`` is there (as a name) but cannot be followed."""
+    try:
+        path.stat()
+    except FileNotFoundError:
+        return os.path.lexists(path)  # a symbolic link to nothing
+    except OSError:
+        return True
+    return False
+
+
 def _run(args: argparse.Namespace) -> int:
     scenarios: list[Scenario] = []
     for path in scenario_files(args.paths):
-        scenario = load_scenario(path)
+        scenario = _firmware(load_scenario(path), args)
         if args.seed is not None or args.profile is not None:
             scenario = scenario.with_overrides(seed=args.seed, profile=args.profile)
         scenarios.append(scenario)
     run_one = run_scenario if args.printer is None else _bench_runner(args, scenarios)
+    if args.acquirer is not None:
+        from emulator.live.client import remote_runner  # noqa: PLC0415  (live mode only)
+
+        run_one = remote_runner(args.acquirer, args.speed, scenarios, args.printer)
+    if args.html is not None:  # HTML pages as each run ends (emulator/report/html)
+        from emulator.report.html.command import run_reporter  # noqa: PLC0415
+
+        run_one = run_reporter(args.html, run_one)
     if args.trace_dir is not None:
         args.trace_dir.mkdir(parents=True, exist_ok=True)
     names: set[str] = set()
-    passed = True
-    if args.json:
-        for scenario in scenarios:
-            result = run_one(scenario)
-            passed &= result.passed
-            if args.trace_dir is not None:
-                write_atomic(_trace_path(args.trace_dir, scenario, names), result.trace.to_jsonl())
-            _print_json(result.to_json())
-        return EXIT_PASS if passed else EXIT_FAIL
+    cases: list[Case] = []
 
-    from emulator.cli.report import RunReport  # noqa: PLC0415  (rich only for human output)
+    def run(scenario: Scenario) -> Result:
+        began = time.perf_counter()
+        result = run_one(scenario)
+        _debug_firmware(args, result)
+        cases.append(Case(result, time.perf_counter() - began))
+        if args.trace_dir is not None:
+            write_atomic(_trace_path(args.trace_dir, scenario, names), result.trace.to_jsonl())
+        return result
 
-    report = RunReport(len(scenarios), verbose=args.verbose)
-    with report.running():
-        for scenario in scenarios:
-            report.starting(scenario.name)
-            result = run_one(scenario)
-            passed &= result.passed
-            if args.trace_dir is not None:
-                write_atomic(_trace_path(args.trace_dir, scenario, names), result.trace.to_jsonl())
-            report.add(result)
-    report.summary()
-    return EXIT_PASS if passed else EXIT_FAIL
+    try:
+        if args.json:
+            for scenario in scenarios:
+                _print_json(run(scenario).to_json())
+        else:
+            from emulator.cli.report import RunReport  # noqa: PLC0415  (rich: human output)
+
+            report = RunReport(len(scenarios), verbose=args.verbose, quiet=args.quiet)
+            with report.running():
+                for scenario in scenarios:
+                    report.starting(scenario.name)
+                    report.add(run(scenario))
+            report.summary()
+    except BrokenPipeError:  # the reader went away (``| head``): the status of those run
+        _silence_stdout()
+    finally:
+        if args.junit is not None:
+            write_report(args.junit, cases)
+    return EXIT_PASS if all(c.result.passed for c in cases) else EXIT_FAIL
 
 
 def _fleet(args: argparse.Namespace) -> int:
     """``posemu fleet``: 0 when no terminal shows an anomaly, 1 otherwise."""
     from emulator.engine.fleet import MAX_TERMINALS, run_fleet  # noqa: PLC0415
 
+    if args.acquirer is not None:
+        from emulator.live.fleet_command import run_fleet_command  # noqa: PLC0415
+
+        return run_fleet_command(args)
     if not 1 <= args.terminals <= MAX_TERMINALS:
         raise UsageError(f"--terminals must be 1 to {MAX_TERMINALS:,}, not {args.terminals}")
-    scenario = load_scenario(args.path)
+    scenario = _firmware(load_scenario(args.path), args)
     if args.seed is not None or args.profile is not None:
         scenario = scenario.with_overrides(seed=args.seed, profile=args.profile)
-    if args.trace is None:
-        result = run_fleet(scenario, args.terminals)
-    else:
-        with AtomicFile(args.trace) as sink:
-            result = run_fleet(scenario, args.terminals, trace_sink=sink)
+    with _fleet_bar() as progress:
+        if args.trace is None:
+            result = run_fleet(scenario, args.terminals, progress=progress)
+        else:
+            with AtomicFile(args.trace) as sink:
+                result = run_fleet(scenario, args.terminals, trace_sink=sink, progress=progress)
     if args.json:
         _print_json(result.to_json())
     else:
         print(result.summary())
     return EXIT_FAIL if result.anomaly_total else EXIT_PASS
+
+
+def _debug_firmware(args: argparse.Namespace, result: Result) -> None:
+    """With ``--debug``, where a plug-in firmware broke its contract: the traceback."""
+    if args.debug and result.firmware_error is not None:
+        traceback.print_exception(result.firmware_error, file=sys.stderr)
+
+
+def _firmware(scenario: Scenario, args: argparse.Namespace) -> Scenario:
+    """``--firmware`` (and a plug-in refusing ``--profile``); plug-ins load only if named."""
+    if args.firmware is None and scenario.firmware is None:
+        return scenario
+    from emulator.firmware.plugin import choose_firmware  # noqa: PLC0415
+
+    return choose_firmware(scenario, args.firmware, args.profile)
+
+
+def _fleet_bar() -> contextlib.AbstractContextManager[Progress | None]:
+    """A progress bar on standard error when it is a terminal (rich loads only then)."""
+    if not sys.stderr.isatty():
+        return contextlib.nullcontext()
+    from emulator.cli.report import fleet_bar  # noqa: PLC0415
+
+    return fleet_bar()
 
 
 def _bench_runner(args: argparse.Namespace, scenarios: list[Scenario]) -> Runner:
@@ -285,7 +414,7 @@ def _printer(args: argparse.Namespace) -> int:
     from devices.printer.virtual import serve  # noqa: PLC0415  (not needed by any other command)
 
     return serve(baudrate=args.baudrate, lines_per_s=args.lines_per_s, paper_m=args.paper_m,
-                 raw_log=args.raw_log)
+                 raw_log=args.raw_log, render_dir=args.render)
 
 
 # ------------------------------------------------------------------------- fuzz
@@ -298,13 +427,27 @@ def _fuzz(args: argparse.Namespace) -> int:
     return run_command(args)
 
 
+def _acquirer(args: argparse.Namespace) -> int:
+    """``posemu acquirer``: the live acquirer (:mod:`emulator.live`)."""
+    from emulator.live.command import run_command  # noqa: PLC0415
+
+    return run_command(args)
+
+
 # ----------------------------------------------------------------------- replay
 
 
 def _replay(args: argparse.Namespace) -> int:
     from emulator.engine.replay import replay  # noqa: PLC0415  (only this command uses it)
 
-    done = replay(args.trace, args.scenario)
+    if args.html is None:
+        done = replay(args.trace, args.scenario)
+    else:  # the new run kept for its HTML report (emulator/report/html)
+        from emulator.report.html.command import ReplayReport  # noqa: PLC0415
+
+        report = ReplayReport(args.html)
+        done = replay(args.trace, args.scenario, report.run, report.verdict)
+        report.write(done, args.trace)
     scenario, first = done.scenario, done.first_difference
     if args.json:
         _print_json({
@@ -317,7 +460,7 @@ def _replay(args: argparse.Namespace) -> int:
                 "index": first.index, "line": first.line, "old": first.old, "new": first.new},
         })
         return EXIT_PASS if done.identical else EXIT_FAIL
-    run = f"{scenario.path} ({scenario.profile}, seed {scenario.seed})"
+    run = f"{scenario.path} ({scenario.runs_as}, seed {scenario.seed})"
     if done.terminals is not None:
         run += f" on {done.terminals:,} terminals"
     if first is None:
@@ -397,6 +540,15 @@ def _profiles(args: argparse.Namespace) -> int:
 
 
 def _explain(args: argparse.Namespace) -> int:
+    if args.anomaly is None:  # every anomaly, as ``explain NAME`` tells each
+        every = [explain_data(name) for name in ANOMALIES]
+        if args.json:
+            _print_json({"anomalies": every})
+        else:
+            from emulator.cli.report import show_anomalies  # noqa: PLC0415
+
+            show_anomalies(every)
+        return EXIT_PASS
     data = explain_data(args.anomaly)
     if args.json:
         _print_json(data)

@@ -7,18 +7,25 @@ terminal, none under ``NO_COLOR``.
 
 from __future__ import annotations
 
+import io
 import os
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TextIO, cast
 
 from rich import box
 from rich.console import Console
 from rich.padding import Padding
 from rich.panel import Panel
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 from rich.text import Text
 
@@ -46,15 +53,40 @@ class _Console(Console):
         raise BrokenPipeError
 
 
+class _Trimmed(io.TextIOBase):
+    """A text stream that drops the spaces rich pads each line with, before its newline."""
+
+    def __init__(self, stream: Callable[[], TextIO]) -> None:
+        self._stream = stream  # looked up at each write: tests swap sys.stdout
+        self._tail = ""
+
+    def write(self, text: str) -> int:
+        *lines, self._tail = (self._tail + text).split("\n")
+        if lines:
+            self._stream().write("".join(line.rstrip(" ") + "\n" for line in lines))
+        return len(text)
+
+    def flush(self) -> None:
+        if self._tail:
+            self._stream().write(self._tail)
+            self._tail = ""
+        self._stream().flush()
+
+    def isatty(self) -> bool:
+        return False
+
+
 def console(*, stderr: bool = False) -> Console:
     """A console that prints data as given: no markup, emoji or highlighting.
 
     Not a terminal: 80 columns (or ``COLUMNS``), whatever the other streams are,
-    so piped output is the same everywhere.
+    so piped output is the same everywhere, and no trailing spaces.
     """
     out = _Console(stderr=stderr, markup=False, emoji=False, highlight=False)
-    if not out.is_terminal and not os.environ.get("COLUMNS", "").isdigit():
-        out.width = 80
+    if not out.is_terminal:
+        if not os.environ.get("COLUMNS", "").isdigit():
+            out.width = 80
+        out.file = cast(TextIO, _Trimmed(lambda: sys.stderr if stderr else sys.stdout))
     return out
 
 
@@ -128,8 +160,8 @@ def receipt(p: Printed) -> Panel:
         body.append("\n" + "/\\" * (width // 2), "red")
     return Panel(
         body, box=box.SQUARE, expand=False, padding=(0, 1),
-        title=f"receipt {p.step} ({p.slip})",
-        subtitle=f"CUT SHORT: {p.failed}" if p.failed else "cut",
+        title=Text(f"receipt {p.step} ({p.slip})"),  # a str title would be read as markup
+        subtitle=Text(f"CUT SHORT: {p.failed}" if p.failed else "cut"),
         border_style="red" if p.failed else "dim",
     )
 
@@ -152,7 +184,7 @@ def headline(result: Result) -> Text:
     """``PASS  path  (profile, seed N)``."""
     s = result.scenario
     text = Text(result.verdict.upper(), _VERDICT[result.verdict])
-    text.append(f"  {s.path or s.name}  ({s.profile}, seed {s.seed})")
+    text.append(f"  {s.path or s.name}  ({s.runs_as}, seed {s.seed})")
     return text
 
 
@@ -172,11 +204,13 @@ def _anomaly_words(result: Result) -> str:
 class RunReport:
     """What ``posemu run`` prints: each scenario as it ends, then a summary table."""
 
-    def __init__(self, total: int, *, verbose: bool) -> None:
+    def __init__(self, total: int, *, verbose: bool, quiet: bool = False) -> None:
         self.out = console()
         self.total = total
         self.verbose = verbose
-        self.detailed = verbose or total <= COLLAPSE_AFTER
+        self.quiet = quiet
+        """``-q``: one line a passing scenario, a failing one in full, no summary table."""
+        self.detailed = not quiet and (verbose or total <= COLLAPSE_AFTER)
         self.results: list[Result] = []
         self._bar: Progress | None = None
 
@@ -188,7 +222,8 @@ class RunReport:
             return
         bar = Progress(
             TextColumn("running"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("{task.description}"), console=console(stderr=True), transient=True,
+            TextColumn("{task.description}", markup=False), console=console(stderr=True),
+            transient=True,
             redirect_stdout=sys.stdout.isatty(), redirect_stderr=False,
         )
         with bar:
@@ -207,7 +242,7 @@ class RunReport:
     def add(self, result: Result) -> None:
         """Print one scenario: in full, or as one line in a long batch."""
         self.results.append(result)
-        if self.detailed:
+        if self.detailed or (self.quiet and not result.passed):
             self._detail(result)
         else:
             line = headline(result)
@@ -222,8 +257,8 @@ class RunReport:
     def _detail(self, result: Result) -> None:
         out, s = self.out, result.scenario
         title = Text(s.path or s.name, "bold")
-        title.append(f"  {s.name}  ({s.profile}, seed {s.seed})" if s.path else
-                     f"  ({s.profile}, seed {s.seed})")
+        title.append(f"  {s.name}  ({s.runs_as}, seed {s.seed})" if s.path else
+                     f"  ({s.runs_as}, seed {s.seed})")
         out.rule()
         out.print(title, soft_wrap=True)
         out.print(timeline(result, verbose=self.verbose))
@@ -248,24 +283,53 @@ class RunReport:
         out.print()
 
     def summary(self) -> None:
-        """The table over every scenario run."""
+        """The table over every scenario run (with ``quiet``, only its last line)."""
         passed = sum(r.passed for r in self.results)
+        counts = (f"{len(self.results)} scenario(s): {passed} passed, "
+                  f"{len(self.results) - passed} failed")
+        if self.quiet:
+            self.out.print(counts, soft_wrap=True)
+            return
         table = Table("scenario", "profile", "seed", "verdict", "anomalies", "events",
                       "sim time", title="summary", title_justify="left",
                       box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False,
-                      caption=f"{len(self.results)} scenario(s): {passed} passed, "
-                              f"{len(self.results) - passed} failed", caption_justify="left")
-        for column in table.columns[1:]:
+                      caption=counts, caption_justify="left")
+        for column in table.columns:
             column.no_wrap = True
         for column in table.columns[4:]:
             column.justify = "right"
         for r in self.results:
             s = r.scenario
-            table.add_row(s.name, s.profile, str(s.seed),
+            table.add_row(s.name, s.runs_as, str(s.seed),
                           Text(r.verdict.upper(), _VERDICT[r.verdict]),
                           str(len(r.anomalies)),
                           str(r.events), f"{r.sim_time_s:.2f} s")
-        self.out.print(table)
+        self._unwrapped(table)
+
+    def _unwrapped(self, table: Table) -> None:
+        """Print ``table`` as wide as its longest row needs, so no name wraps."""
+        width = self.out.width
+        unbounded = self.out.options.update(width=10_000)
+        self.out.width = max(width, self.out.measure(table, options=unbounded).maximum)
+        try:
+            self.out.print(table)
+        finally:
+            self.out.width = width
+
+
+@contextmanager
+def fleet_bar() -> Iterator[Callable[[str, int, int], None]]:
+    """A progress bar on standard error for ``posemu fleet``: wiring, then running."""
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                   TimeElapsedColumn(), console=console(stderr=True), transient=True)
+    with bar:
+        task = bar.add_task("wiring terminals", total=None)
+
+        def tell(phase: str, done: int, total: int) -> None:
+            what = "terminals wired" if phase == "wiring" else "steps done"
+            bar.update(task, description=what, completed=done, total=total)
+
+        yield tell
 
 
 # ----------------------------------------------------- faults, profiles, explain
@@ -348,3 +412,16 @@ def show_explain(data: dict[str, Any]) -> None:
     out.print("  prevented by these knobs (robust prevents it, naive lets it happen):")
     for k in data["knobs"]:
         _knob(out, k, guards=False, indent=4)
+
+
+def show_anomalies(anomalies: list[dict[str, Any]]) -> None:
+    """Every anomaly: its name, meaning and seed story, and the knobs that prevent it."""
+    out = console()
+    for data in anomalies:
+        out.print(Text(data["name"], "bold red"))
+        story = f' (seed story "{data["story"]}")' if data["story"] else ""
+        out.print(f"  {data['meaning']}{story}", soft_wrap=True)
+        knobs = ", ".join(k["name"] for k in data["knobs"]) or "no knob"
+        out.print(f"  prevented by: {knobs}", soft_wrap=True)
+    out.print()
+    out.print("posemu explain ANOMALY: one of them, its knobs in full")

@@ -25,7 +25,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Generator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import simpy
 import simpy.rt
@@ -51,7 +51,11 @@ IDLE_CHECK_S = 0.05
 
 
 def refuse_printer_faults(scenario: Scenario) -> None:
-    """ScenarioError for the first printer fault the file schedules (the printer has its own)."""
+    """ScenarioError for the first printer fault the file schedules (the printer has its own),
+    or for a plug-in firmware (a bench run is posemu's own terminal's)."""
+    if scenario.firmware is not None:
+        raise ScenarioError("a plug-in firmware runs in simulated time only: run without "
+                            "--printer", path=scenario.path, key="terminal.firmware")
     for fault in scenario.faults:
         if fault.fault.startswith("printer."):
             raise ScenarioError(
@@ -123,7 +127,7 @@ class _Bench:
         """Write the trace so far (and the journal) to ``path``; where it went, for the user."""
         if self.trace is None:
             return "no trace was started"
-        journal = {} if world is None else _journal(world.terminal)
+        journal = {} if world is None else _journal(cast("Terminal", world.terminal))
         self.trace.emit("bench.aborted", reason=reason, **journal)
         try:
             write_atomic(path, self.trace.to_jsonl())
@@ -143,7 +147,7 @@ def _until_idle(world: World) -> Generator[simpy.Event, Any, None]:
                + [f.at_s for f in scenario.faults if f.at_s is not None], default=0.0)
     while env.now < last + BENCH_HORIZON_S:
         yield env.timeout(IDLE_CHECK_S)
-        if env.now > last and _idle(world.terminal):
+        if env.now > last and _idle(cast("Terminal", world.terminal)) and world.operator.idle:
             return
 
 

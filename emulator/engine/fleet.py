@@ -30,6 +30,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 import simpy
 
+from devices.errors import ScenarioError
 from devices.net.link import TO_BANK
 from devices.simkit.agenda import Agenda
 from emulator.engine.collector import collection_paused
@@ -43,8 +44,8 @@ from emulator.judge.result import anomaly_json, money_json, scenario_json
 if TYPE_CHECKING:
     from devices.bank.host import Host
     from devices.net.link import Link
+    from devices.ports import Firmware
     from devices.printer.sim import SimPrinter
-    from emulator.firmware.terminal import Terminal
     from emulator.scenario.model import Scenario, StepSpec
 
 MAX_TERMINALS = 9_999_999
@@ -184,7 +185,7 @@ class FleetResult:
         states = ", ".join(f"{n:,} {state}" for state, n in sorted(self.end_states.items()))
         lines = [
             f"{self.scenario.path or self.scenario.name}: {self.terminals:,} terminals, "
-            f"{self.transactions:,} steps ({self.scenario.profile}, seed {self.scenario.seed})",
+            f"{self.transactions:,} steps ({self.scenario.runs_as}, seed {self.scenario.seed})",
             f"end states: {states}",
             f"anomalies: {self.anomaly_total:,}" + (
                 " (" + ", ".join(f"{n:,} {k}" for k, n in sorted(self.anomaly_counts.items()))
@@ -205,7 +206,7 @@ class _Unit:
     number: int  # 0-based, the order its findings are kept in
     terminal_id: str
     view: TerminalTrace
-    terminal: Terminal
+    terminal: Firmware[StepSpec]
     link: Link
     host: Host
     printer: SimPrinter
@@ -256,16 +257,28 @@ class _Tally:
 TerminalVerdict = Callable[[str, Verdict], object]
 """Told each terminal's verdict (terminal id, verdict) as the fleet is judged."""
 
+Progress = Callable[[str, int, int], object]
+"""Told ``(phase, done, total)`` now and then: terminals wired (``"wiring"``), then
+steps shown done (``"running"``). It only observes: the run is the same without it."""
+PROGRESS_EVERY = 1000
+"""How many terminals or steps between two calls of a :data:`Progress`."""
+
 
 class Fleet:
     """Every component of a fleet run, wired together and ready to run."""
 
     def __init__(
         self, scenario: Scenario, terminals: int, *, trace_sink: IO[bytes] | None = None,
-        keep_receipts: bool = False,
+        keep_receipts: bool = False, progress: Progress | None = None,
     ) -> None:
         if not 1 <= terminals <= MAX_TERMINALS:
             raise ValueError(f"terminals must be 1..{MAX_TERMINALS}, not {terminals}")
+        for i, step in enumerate(scenario.steps):  # judged one by one, at fixed times
+            for key in ("after", "retry_of"):
+                if getattr(step, key) is not None:
+                    raise ScenarioError("a fleet runs steps at fixed times: chained steps and "
+                                        "retries are for `posemu run`", path=scenario.path,
+                                        key=f"steps[{i}].{key}")
         self.scenario = scenario
         self.size = terminals
         self.env = simpy.Environment()
@@ -284,8 +297,10 @@ class Fleet:
         """Judge each step at the settlement after which nothing can change it, and keep
         only counts (:meth:`run` turns it off when it is asked for every verdict)."""
         self._tally = _Tally()
-        self.units = [self._wire(k, keep_receipts) for k in range(terminals)]
+        self.units = [self._wire(k, keep_receipts, progress) for k in range(terminals)]
         Swizzle(self.env, self.rng, self.trace, [u.link for u in self.units], scenario.faults)
+        if progress is not None:
+            self._count_steps(progress)
         self.moves = BankMoves(keyed=False)
         """What the trace says the bank did, counted: the ledger is checked against it."""
         for name in BANK_EVENTS:
@@ -294,7 +309,22 @@ class Fleet:
             (at_s, tuple(group)) for at_s, group in itertools.groupby(submitted, key=at)
         ), self._start)
 
-    def _wire(self, number: int, keep_receipts: bool) -> _Unit:
+    def _count_steps(self, progress: Progress) -> None:
+        """Tell ``progress`` how many steps have been shown done, every so often."""
+        total, done = self.size * len(self.views), 0
+
+        def heard(_event: Event) -> None:
+            nonlocal done
+            done += 1
+            if done % PROGRESS_EVERY == 0 or done == total:
+                progress("running", done, total)
+
+        progress("running", 0, total)
+        self.trace.subscribe("terminal.txn_done", heard)
+
+    def _wire(self, number: int, keep_receipts: bool, progress: Progress | None = None) -> _Unit:
+        if progress is not None and (number % PROGRESS_EVERY == 0 or number + 1 == self.size):
+            progress("wiring", number + 1, self.size)
         tid = terminal_id(number + 1)
         view = self.router.view(tid)
         observer = Observer(keep_receipts=keep_receipts)
@@ -413,14 +443,16 @@ def _busy(step: StepView, busy: set[str]) -> bool:
 def run_fleet(
     scenario: Scenario, terminals: int, *, trace_sink: IO[bytes] | None = None,
     keep_receipts: bool = False, on_terminal: TerminalVerdict | None = None,
+    progress: Progress | None = None,
 ) -> FleetResult:
     """Run ``scenario`` on ``terminals`` terminals served by one acquirer.
 
     ``trace_sink`` (a binary file) gets the trace, one line per event as it
     happens; without it the trace is only hashed and counted. ``on_terminal``
     is told each terminal's :class:`Verdict`; with ``keep_receipts`` those
-    verdicts carry the receipt text (the fleet keeps none by default).
+    verdicts carry the receipt text (the fleet keeps none by default). ``progress`` is
+    told how far wiring and running have come (a progress bar).
     """
     with collection_paused():  # until the fleet is dropped: see run_scenario
-        return Fleet(scenario, terminals, trace_sink=trace_sink,
-                     keep_receipts=keep_receipts).run(on_terminal)
+        return Fleet(scenario, terminals, trace_sink=trace_sink, keep_receipts=keep_receipts,
+                     progress=progress).run(on_terminal)

@@ -12,16 +12,23 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from devices.errors import TraceError
 from emulator.engine.world import run_scenario
+from emulator.judge.result import Result
 from emulator.scenario.load import load_scenario
 from emulator.scenario.model import Scenario
 from emulator.scenario.profiles import PROFILES
+
+if TYPE_CHECKING:
+    from emulator.engine.fleet import FleetResult, TerminalVerdict
+
+MAX_LINE_BYTES = 1024 * 1024
+"""The longest trace line read (an event line is a few hundred bytes)."""
 
 
 @dataclass(frozen=True)
@@ -49,6 +56,8 @@ class Replay:
     new_events: int
     new_sha256: str
     first_difference: Difference | None
+    result: Result | None = None      # the new run (a single run's trace)
+    fleet: FleetResult | None = None  # the new run (a fleet's trace)
 
     @property
     def identical(self) -> bool:
@@ -76,8 +85,12 @@ class _OldTrace:
 
     def _read(self, file: IO[bytes]) -> Iterator[str]:
         number = 0
-        try:
-            for number, raw in enumerate(file, start=1):
+        try:  # a line is read up to MAX_LINE_BYTES + 1: /dev/zero holds no newline
+            for number, raw in enumerate(iter(lambda: file.readline(MAX_LINE_BYTES + 1), b""),
+                                         start=1):
+                if len(raw) > MAX_LINE_BYTES:
+                    raise TraceError(f"{self.path}:{number}: not a posemu trace (a line longer "
+                                     f"than {MAX_LINE_BYTES // 1024 // 1024} MiB)")
                 if not raw.isascii():
                     raise TraceError(f"{self.path}:{number}: not a posemu trace (not ASCII text)")
                 yield raw.decode("ascii").removesuffix("\n")
@@ -169,13 +182,32 @@ def header_scenario(path: Path, header: dict[str, Any], override: Path | None) -
     if not isinstance(profile, str) or profile not in PROFILES:
         raise TraceError(f"{path}:1: profile: missing or unknown ({json.dumps(profile)})")
     if override is not None:
-        return load_scenario(override).with_overrides(seed=seed, profile=profile)
+        return _firmware(load_scenario(override).with_overrides(seed=seed, profile=profile),
+                         header)
     if not isinstance(source, str) or not source:
         raise TraceError(f"{path}:1: path: the trace names no scenario file (use --scenario)")
-    if not Path(source).is_file():
+    if not _is_file(source):
         raise TraceError(f"{path}:1: path: scenario file {source} not found (run from the "
                          "directory the trace was written in, or use --scenario FILE)")
-    return load_scenario(source).with_overrides(seed=seed, profile=profile)
+    return _firmware(load_scenario(source).with_overrides(seed=seed, profile=profile), header)
+
+
+def _firmware(scenario: Scenario, header: dict[str, Any]) -> Scenario:
+    """``scenario`` run by the plug-in firmware the header names (``--firmware``), if any."""
+    ref = header.get("firmware")
+    if isinstance(ref, str) and (scenario.firmware is None or scenario.firmware.ref != ref):
+        from emulator.firmware.plugin import with_firmware  # noqa: PLC0415
+
+        return with_firmware(scenario, ref)
+    return scenario
+
+
+def _is_file(name: str) -> bool:
+    """Whether ``name`` is a file (False for a name too long, a link loop, ...)."""
+    try:
+        return Path(name).is_file()
+    except OSError:
+        return False
 
 
 def header_terminals(path: Path, header: dict[str, Any]) -> int | None:
@@ -193,8 +225,12 @@ def header_terminals(path: Path, header: dict[str, Any]) -> int | None:
     return terminals
 
 
-def replay(path: Path, override: Path | None = None) -> Replay:
-    """Run the scenario (or fleet) ``path``'s header names again; compare the traces."""
+def replay(path: Path, override: Path | None = None,
+           runner: Callable[[Scenario], Result] = run_scenario,
+           on_terminal: TerminalVerdict | None = None) -> Replay:
+    """Run the scenario (or fleet) ``path``'s header names again; compare the traces.
+    ``runner`` runs a single scenario (the HTML report's keeps the printer's bytes);
+    ``on_terminal`` is told each terminal's verdict of a fleet (as ``run_fleet`` tells)."""
     try:
         file = path.open("rb")
     except OSError as exc:
@@ -204,13 +240,16 @@ def replay(path: Path, override: Path | None = None) -> Replay:
         terminals = header_terminals(path, old.header)
         scenario = header_scenario(path, old.header, override)
         comparison = _Comparison(old)
+        result = fleet = None
         if terminals is None:
-            for event in run_scenario(scenario).trace:  # each line made once, not again to hash
+            result = runner(scenario)
+            for event in result.trace:  # each line made once, not again to hash
                 comparison.add(event.to_json())
         else:
             from emulator.engine.fleet import run_fleet  # noqa: PLC0415  (fleets only)
 
-            run_fleet(scenario, terminals, trace_sink=_ComparingSink(comparison))
+            fleet = run_fleet(scenario, terminals, trace_sink=_ComparingSink(comparison),
+                              on_terminal=on_terminal)
         comparison.finish()
     return Replay(scenario, terminals, old.events, old.sha256, comparison.new_events,
-                  comparison.new_sha256, comparison.first)
+                  comparison.new_sha256, comparison.first, result, fleet)

@@ -13,11 +13,13 @@ is kept, so a long run's memory stays flat.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
 import os
 import re
+import stat
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
@@ -218,7 +220,9 @@ class AtomicFile:
     """A file that appears at ``path`` only when the block that writes it succeeds.
 
     Writes go to a temporary file beside ``path``; on success it is renamed over
-    ``path``, on failure it is removed, so a reader never sees half a file.
+    ``path``, on failure it is removed, so a reader never sees half a file. A ``path``
+    that is a device or a pipe (``/dev/stdout``, a FIFO) is written directly: renaming
+    over it would replace the device. Errors name ``path``, never the temporary file.
     """
 
     def __init__(self, path: Path) -> None:
@@ -227,7 +231,12 @@ class AtomicFile:
         self._file: IO[bytes] | None = None
 
     def __enter__(self) -> IO[bytes]:
-        self._file = open(self._tmp, "wb")
+        try:
+            if _is_stream(self.path):
+                self._tmp = self.path
+            self._file = open(self._tmp, "wb")
+        except OSError as err:
+            raise self._named(err) from err
         return self._file
 
     def __exit__(
@@ -237,11 +246,29 @@ class AtomicFile:
         assert self._file is not None
         try:
             self._file.close()
-            if kind is None:
+            if kind is None and self._tmp != self.path:
                 os.replace(self._tmp, self.path)
+        except OSError as err:
+            raise self._named(err) from err
         finally:
-            if self._tmp.exists():
-                self._tmp.unlink()
+            if self._tmp != self.path:
+                with contextlib.suppress(OSError):
+                    self._tmp.unlink()
+        if isinstance(exc, OSError) and exc.filename in (None, str(self._tmp)):
+            raise self._named(exc) from exc  # a write failed (a full disk): name the file
+
+    def _named(self, err: OSError) -> OSError:
+        """``err`` naming the file the user asked for, not the temporary one."""
+        return type(err)(err.errno, err.strerror or str(err), str(self.path))
+
+
+def _is_stream(path: Path) -> bool:
+    """Whether ``path`` exists and is neither a regular file nor a directory."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
 
 
 def write_atomic(path: Path, data: bytes) -> None:

@@ -165,31 +165,48 @@ def sim_host(shared: Shared, trace: TraceSink, transport: Transport) -> Host:
 
 def sim_printer(shared: Shared, trace: TraceSink) -> SimPrinter:
     """The simulated receipt printer of the scenario's ``[printer]``."""
-    spec = shared.scenario.printer
-    return SimPrinter(shared.env, trace, PrinterCore(paper_m=spec.paper_m,
-                                                     near_end_m=spec.near_end_m),
-                      spec.lines_per_s)
+    return scenario_printer(shared.scenario, shared.env, trace)
+
+
+def scenario_printer(scenario: Scenario, env: simpy.Environment, trace: TraceSink,
+                     kind: type[SimPrinter] | None = None) -> SimPrinter:
+    """The simulated printer as the scenario's ``[printer]`` sets it: a SimPrinter, or one
+    of its subclasses ``kind`` (the HTML report's also keeps what it is given)."""
+    spec = scenario.printer
+    core = PrinterCore(paper_m=spec.paper_m, near_end_m=spec.near_end_m)
+    if kind is None:
+        return SimPrinter(env, trace, core, spec.lines_per_s)
+    return kind(env, trace, core, spec.lines_per_s)
 
 
 def sim_terminal(
     shared: Shared, trace: TraceSink, transport: Transport, reader: CardReader,
     printer: Printer, identity: Identity,
-) -> Terminal:
-    """posemu's terminal firmware, with the scenario's policy and clock."""
+) -> Firmware[StepSpec]:
+    """posemu's terminal firmware, with the scenario's policy and clock; or the plug-in
+    the scenario names (``[terminal] firmware``) in its harness."""
     scenario = shared.scenario
+    if scenario.firmware is not None:
+        from emulator.firmware.harness import Harness  # noqa: PLC0415  (plug-ins only)
+
+        return Harness.of(shared.env, trace, transport, reader, printer, identity,
+                          scenario.start, shared.cards, MAC_KEY, scenario.firmware)
     return Terminal(shared.env, trace, transport, reader, printer, scenario.policy, identity,
-                    scenario.start, shared.cards, MAC_KEY)
+                    scenario.start, shared.cards, mac_key(scenario))
 
 
-SIMULATED: Parts[SimPrinter, Link, Host, Terminal] = Parts(
+SIMULATED: Parts[SimPrinter, Link, Host, Firmware[StepSpec]] = Parts(
     sim_printer, sim_link, sim_host, sim_terminal)
 """Every part simulated: the default."""
 
 
 def trace_header(scenario: Scenario, **extra: Any) -> dict[str, Any]:
     """The header of ``scenario``'s trace: what names the run (and ``extra``)."""
-    return {"name": scenario.name, "seed": scenario.seed, "profile": scenario.profile,
-            "path": scenario.path, **extra}
+    header = {"name": scenario.name, "seed": scenario.seed, "profile": scenario.profile,
+              "path": scenario.path, **extra}
+    if scenario.firmware is not None:
+        header["firmware"] = scenario.firmware.ref
+    return header
 
 
 def make_acquirer(scenario: Scenario) -> Acquirer:
@@ -202,9 +219,15 @@ def make_acquirer(scenario: Scenario) -> Acquirer:
         accounts, merchant_balance_minor=scenario.bank.merchant_balance_minor,
         merchant_id=scenario.merchant.merchant_id,
         duplicate_check=scenario.bank.duplicate_check,
-        mac_key=MAC_KEY if scenario.bank.verify_mac else None,
+        mac_key=mac_key(scenario) if scenario.bank.verify_mac else None,
         retention_s=scenario.bank.retention_s,
     )
+
+
+def mac_key(scenario: Scenario) -> bytes:
+    """The MAC key of ``scenario``'s terminal and bank: ``[bank] mac_key``, or :data:`MAC_KEY`."""
+    key = scenario.bank.mac_key
+    return MAC_KEY if key is None else bytes.fromhex(key)
 
 
 def card_infos(scenario: Scenario) -> dict[str, CardInfo]:

@@ -16,22 +16,33 @@ from typing import TYPE_CHECKING, TypeAlias
 
 import simpy
 
-from devices.ports import Printer
+from devices.errors import FirmwareError
+from devices.net.link import Link
+from devices.ports import FaultTarget, Printer
 from devices.simkit.agenda import Agenda
 from emulator.engine.collector import collection_paused
+from emulator.engine.operator import Operator
 from emulator.engine.swizzle import Swizzle
-from emulator.engine.trace import Trace
-from emulator.engine.wiring import SIMULATED, BankBooks, Parts, Shared, trace_header, wire_unit
+from emulator.engine.trace import Event, Trace
+from emulator.engine.wiring import (
+    SIMULATED,
+    BankBooks,
+    Connection,
+    Parts,
+    Shared,
+    trace_header,
+    wire_unit,
+)
+from emulator.firmware.harness import POSEMUS_OWN
 from emulator.judge.oracle import judge, step_views
 from emulator.judge.reconcile import BankMoves, Booking
-from emulator.judge.result import Result, StepResult, check
+from emulator.judge.result import Result, Seen, StepResult, check
 from emulator.scenario.model import Scenario
 
 if TYPE_CHECKING:
-    from devices.bank.host import Host
     from devices.bank.ledger import Posting
-    from devices.net.link import Link
-    from emulator.firmware.terminal import Terminal
+    from devices.ports import Firmware
+    from emulator.scenario.model import StepSpec
 
 
 PrinterFactory: TypeAlias = Callable[[simpy.Environment, Trace], Printer]
@@ -48,6 +59,7 @@ class World:
     def __init__(
         self, scenario: Scenario, env: simpy.Environment | None = None,
         printer: PrinterFactory | None = None,
+        parts: Parts[Printer, Connection, FaultTarget, Firmware[StepSpec]] | None = None,
     ) -> None:
         self.scenario = scenario
         self.env = env = simpy.Environment() if env is None else env
@@ -56,16 +68,18 @@ class World:
         self.rng, self.acquirer = shared.rng, shared.acquirer
         self.retired: list[Posting] = []  # what the bank forgot: still checked
         self.acquirer.on_retire = self.retired.extend
-        parts: Parts[Printer, Link, Host, Terminal] = (
-            SIMULATED if printer is None else SIMULATED.with_printer(
-                lambda _shared, _sink: printer(env, trace)))  # the run's trace, as a Trace
-        unit = wire_unit(shared, trace, parts)
+        base = SIMULATED if parts is None else parts  # a live run's: a TCP transport
+        chosen = base if printer is None else base.with_printer(
+            lambda _shared, _sink: printer(env, trace))  # the run's trace, as a Trace
+        unit = wire_unit(shared, trace, chosen)
         self.link, self.host, self.reader = unit.link, unit.host, unit.reader
         self.printer, self.terminal = unit.printer, unit.terminal
         self.injector = unit.injector
-        Swizzle(env, self.rng, trace, [unit.link], scenario.faults)  # a fleet of one
-        self.agenda = Agenda(env, ((step.at_s, step) for step in scenario.steps),
-                             self.terminal.submit)
+        links = [unit.link] if isinstance(unit.link, Link) else []  # a live one: no clog
+        Swizzle(env, self.rng, trace, links, scenario.faults)  # a fleet of one
+        self.agenda = Agenda(env, ((step.at_s, step) for step in scenario.steps
+                                   if step.after is None), self.terminal.submit)
+        self.operator = Operator(env, trace, self.terminal.submit, scenario.steps)
 
     def run(self, until: float | simpy.Event | None = None) -> Result:
         """Run to ``until`` (default: the horizon, or until nothing is left to happen); judge
@@ -73,13 +87,25 @@ class World:
         with collection_paused():
             scenario = self.scenario
             books = BankBooks(scenario, self.acquirer)
-            self.env.run(until=scenario.until_s if until is None else until)
-            for step, what in self.terminal.unresolved():
+            error: FirmwareError | None = None
+            try:
+                self.env.run(until=scenario.until_s if until is None else until)
+                owed = self.terminal.unresolved()
+            except Exception as exc:  # a plug-in broke its contract: the run ends here
+                if scenario.firmware is None or isinstance(exc, POSEMUS_OWN):
+                    raise
+                error = exc if isinstance(exc, FirmwareError) else FirmwareError(
+                    "no exceptions", f"{type(exc).__name__}: {exc}")
+                owed = []
+                self.trace.emit("firmware.error", step=error.step, rule=error.rule,
+                                detail=error.detail)
+            for step, what in owed:
                 self.trace.emit("terminal.unresolved", step=step, what=what)
+            self.operator.finish()
             events = self.trace.events
             postings = [*self.retired, *self.acquirer.ledger.postings]  # every one made
             balances = books.close(BankMoves.of(events), bookings_of(postings), scenario.name)
-            verdict = judge(step_views(scenario), events)
+            verdict = judge(step_views(scenario), self.judged(events))
             # the bank's events carry no RRN: a step's is read off the postings just
             # found to agree with them
             rrns = {p.stan: p.rrn for p in sorted(postings, key=lambda p: p.seq)}
@@ -94,9 +120,20 @@ class World:
             return Result(
                 scenario=scenario, steps=steps, anomalies=verdict.anomalies,
                 balances_minor=balances, balances_before_minor=books.before, trace=self.trace,
-                sim_time_s=float(self.env.now),
-                failures=check(scenario.expect, verdict.end_states, verdict.anomalies, balances),
+                sim_time_s=float(self.env.now), firmware_error=error,
+                failures=(*([] if error is None else [f"firmware_error: {error}"]),
+                          *check(scenario.expect, verdict.end_states, verdict.anomalies, balances,
+                                 seen=Seen(verdict.screens, verdict.slips,
+                                           [scenario.faults[i].fault
+                                            for i in self.injector.fired],
+                                           self.injector.unfired()))),
             )
+
+
+    def judged(self, events: list[Event]) -> Iterable[Event]:
+        """The events the oracle reads: the trace's (a run against a remote acquirer adds
+        the money its terminal believes moved)."""
+        return events
 
 
 def run_scenario(scenario: Scenario) -> Result:

@@ -94,6 +94,22 @@ class Courier:
         self.trace.emit("terminal.advice_done", step=entry.step, stan=entry.orig_stan, code=code)
         return code
 
+    def drain(self, bound_s: float) -> Generator[simpy.Event, Any, bool]:
+        """Flush until nothing is due (True), a pass every ``saf_retry_s``; False when the
+        next pass would start more than ``bound_s`` after the first."""
+        env, journal = self.env, self.journal
+        deadline = env.now + bound_s
+        while True:
+            began = env.now
+            yield from self.flush()
+            if not journal.pending():
+                return True
+            at = decisions.next_drain_pass(began, deadline, self.policy)
+            if at is None:
+                return False
+            if at > env.now:
+                yield env.timeout(at - env.now)
+
     def flush(self) -> Gen:
         """Send every due queued entry once (with its repeats); drop expired ones."""
         for entry in self.journal.pending():

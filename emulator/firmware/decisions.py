@@ -242,6 +242,19 @@ def expired(entry: QueueEntry, now_s: float, policy: Policy) -> bool:
     return now_s - entry.queued_s > policy.saf_expiry_s
 
 
+def drains_before_settle(policy: Policy) -> bool:
+    """Deliver the whole queue before a settlement's 0500, failing it when that cannot
+    be done; otherwise the totals go at once, counting what the host has not heard of."""
+    return policy.drain_saf_before_settle
+
+
+def next_drain_pass(began_s: float, deadline_s: float, policy: Policy) -> float | None:
+    """When the next pass over the queue starts, ``saf_retry_s`` after the last one
+    began; None when that is past the settlement's deadline (it fails)."""
+    at = began_s + policy.saf_retry_s
+    return at if at <= deadline_s else None
+
+
 def void_result(code: str | None) -> str:
     """A void's result: pending without an answer, voided on 00 or 25, else failed."""
     if code is None:

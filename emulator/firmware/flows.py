@@ -146,7 +146,12 @@ class Flows:
                         target=of)
 
     def settle(self, step: StepSpec) -> Gen:
-        if not (yield from self._clear_way(step)):
+        """Close the batch: the queue delivered first (per ``drain_saf_before_settle``),
+        then the totals of the completed sales and refunds (0500)."""
+        if decisions.drains_before_settle(self.policy) and not (
+            yield from self.courier.drain(self.policy.settle_drain_s)
+        ):
+            self.books.done(step.id, "settle", "settle_failed", reason="queue not delivered")
             return
         debits, credits = decisions.batch(self.journal.disk.txns.values())
         stan = self.journal.next_stan()

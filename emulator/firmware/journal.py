@@ -9,7 +9,7 @@ the firmware's policy.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 _CLOSED = frozenset(("settled", "declined", "voided", "reversed"))
 """Record states nothing can change any more once the batch is settled."""
@@ -68,15 +68,39 @@ class Half:
     acked: set[tuple[str, str]] = field(default_factory=set)
     receipts: dict[str, Any] = field(default_factory=dict)
     shown: set[str] = field(default_factory=set)  # steps whose outcome was displayed
+    held: set[str] = field(default_factory=set)  # steps whose receipt waits on the printer
+
+
+class _Halves(Protocol):
+    """Where the two halves are kept: the kit's journal (emulator.firmware.api)."""
+
+    durable: dict[str, Any]
+    volatile: dict[str, Any]
+
+    def power_loss(self) -> None: ...
 
 
 class Journal:
-    """Durable and volatile halves, with the STAN counter on disk."""
+    """Durable and volatile halves, with the STAN counter on disk; kept in ``halves`` (the
+    firmware's kit's journal: its volatile dict is emptied when the power goes)."""
 
-    def __init__(self) -> None:
-        self.disk = Half()
-        self.ram = Half()
+    def __init__(self, halves: _Halves | None = None) -> None:
+        if halves is None:
+            from emulator.firmware.api import JournalHalves  # noqa: PLC0415
+
+            halves = JournalHalves()
+        self.halves = halves
+        self.disk: Half = halves.durable.setdefault("journal", Half())
         self._stan = 0
+
+    @property
+    def ram(self) -> Half:
+        """The volatile half (a new one after a power loss)."""
+        volatile = self.halves.volatile
+        ram = volatile.get("journal")
+        if ram is None:
+            ram = volatile["journal"] = Half()
+        return ram
 
     def next_stan(self) -> str:
         """The next STAN, written to disk before it is used (1..999999)."""
@@ -84,7 +108,7 @@ class Journal:
         return f"{self._stan:06d}"
 
     def power_loss(self) -> None:
-        self.ram = Half()
+        self.halves.power_loss()
 
     def put_txn(self, record: TxnRecord) -> None:
         self.disk.txns[record.step] = record

@@ -38,8 +38,12 @@ class Receipts:
         self.cards = cards
         self.clock = clock
         self.journal = journal
-        self.held: set[str] = set()
         self.last: tuple[str, ReceiptData] | None = None
+
+    @property
+    def held(self) -> set[str]:
+        """Steps whose receipt waits on the printer (in RAM: a power cut forgets them)."""
+        return self.journal.ram.held
 
     def issue(self, record: TxnRecord, result: str, slip: str) -> ReceiptData:
         """``record``'s receipt reading ``result``; an "approved" slip is kept for

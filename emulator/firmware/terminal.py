@@ -7,32 +7,38 @@ follows its :class:`~emulator.scenario.profiles.Policy` wherever a real terminal
 choice. Every choice that can turn a fault into an anomaly is a knob, read by
 :mod:`emulator.firmware.decisions`.
 
-:class:`Terminal` is the simpy component: it wires its parts (the exchange with
-the host, the store-and-forward courier, the receipts, the bookkeeping and the
-flows), runs the main loop and handles power loss and boot.
+:class:`PosemuFirmware` is this firmware as an implementation of the public Firmware
+interface (:mod:`emulator.firmware.api`, docs/firmware.md): built from a kit alone, it
+wires its parts (the exchange with the host, the store-and-forward courier, the
+receipts, the bookkeeping and the flows) and runs steps, boot and idle-time work.
+:class:`Terminal` is it in the harness a plug-in runs in (the main loop, power loss,
+the contract checks), with its :class:`~emulator.scenario.profiles.Policy`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Generator
+import functools
+from collections.abc import Generator, Mapping
+from dataclasses import asdict
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, cast
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 import simpy
 
-from devices.fault import ActiveFault
 from devices.ports import CardReader, Firmware, Printer, TraceSink, Transport
-from devices.simkit.queues import Mailbox, any_of
 from emulator.firmware import decisions
+from emulator.firmware.api import Kit, Setting, TerminalFirmware
 from emulator.firmware.books import Books
-from emulator.firmware.clock import WallClock
 from emulator.firmware.courier import Courier
 from emulator.firmware.exchange import Exchange
 from emulator.firmware.flows import Flows
+from emulator.firmware.harness import Harness
 from emulator.firmware.journal import Journal
 from emulator.firmware.messages import CardInfo, Identity
 from emulator.firmware.receipts import Receipts
-from emulator.scenario.profiles import Policy
+from emulator.scenario.model import MONEY_KNOBS, RECEIPT_FAILURE
+from emulator.scenario.profiles import KNOBS, POLICY_FIELDS, SETTINGS, Policy
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -42,64 +48,41 @@ if TYPE_CHECKING:
 Gen = Generator[simpy.Event, Any, Any]
 
 
-class Terminal:
-    """The payment terminal as a simpy component."""
+class PosemuFirmware:
+    """posemu's terminal firmware, built from a kit (nothing else) and its policy."""
 
-    def __init__(
-        self, env: simpy.Environment, trace: TraceSink, transport: Transport,
-        reader: CardReader, printer: Printer, policy: Policy, identity: Identity, start: datetime,
-        cards: dict[str, CardInfo], mac_key: bytes,
-    ) -> None:
-        self.env = env
-        self.trace = trace
-        self.transport = transport
-        self.reader = reader
-        self.printer = printer
+    def __init__(self, kit: Kit, policy: Policy) -> None:
+        self.kit = kit
         self.policy = policy
-        self.identity = identity
-        self.start = start
-        self.cards = cards
-        self.mac_key = mac_key
-        self.journal = journal = Journal()
-        self.steps = Mailbox(env)
-        self.powered = True
-        self._power_back: simpy.Event | None = None
-        self._waits: list[simpy.Event] = []
-        clock = WallClock(env, start)
+        env, trace, identity, clock = kit.env, kit.trace, kit.identity, kit.clock
+        cards = cast("dict[str, CardInfo]", kit.cards)  # read only: shared by a fleet's units
+        self.journal = journal = Journal(kit.journal)
         self.books = books = Books(journal, trace, policy, clock)
-        exchange = Exchange(env, trace, transport, policy, identity.terminal_id, mac_key,
-                            self._waits)
+        exchange = Exchange(env, trace, kit.transport, policy, identity.terminal_id,
+                            kit.mac_key, [])  # the harness withdraws the waits a power cut ends
         self.courier = Courier(env, trace, journal, books, exchange, policy, identity, cards,
                                clock)
-        self.receipts = Receipts(env, trace, printer, policy, identity, cards, clock, journal)
+        self.receipts = Receipts(env, trace, kit.printer, policy, identity, cards, clock,
+                                 journal)
         self.flows = flows = Flows(trace, journal, books, exchange, self.courier,
-                                   self.receipts, reader, policy, identity, cards, clock)
+                                   self.receipts, kit.reader, policy, identity, cards, clock)
         self._handlers: dict[str, Callable[[StepSpec], Gen]] = {
             "sale": flows.sale, "refund": flows.refund, "void": flows.void,
             "reprint": flows.reprint, "settle": flows.settle,
         }
-        self._process = env.process(self._main())
 
-    # -- the outside world -------------------------------------------------
+    def run(self, step: StepSpec) -> Gen:
+        """One operator step: sale, refund, void, reprint or settle (the flow's generator)."""
+        return self._handlers[step.do](step)
 
-    def submit(self, step: StepSpec) -> None:
-        """The operator starts a step (it waits while the terminal is busy)."""
-        self.steps.put(step)
+    def idle_s(self) -> float | None:
+        """While messages are owed, deliver them after ``saf_retry_s`` without a step."""
+        return self.policy.saf_retry_s if self.journal.pending() else None
 
-    def apply(self, fault: ActiveFault) -> None:
-        if fault.kind == "terminal.power_loss" and self.powered:
-            self.powered = False
-            self._power_back = self.env.event()
-            if self._process.is_alive:
-                self._process.interrupt("power_loss")
+    def idle(self) -> Gen:
+        yield from self.courier.flush()
 
-    def clear(self, fault: ActiveFault) -> None:
-        if fault.kind == "terminal.power_loss" and not self.powered:
-            self.powered = True
-            if self._power_back is not None:
-                self._power_back.succeed()
-
-    def unresolved(self) -> list[tuple[str, str]]:
+    def owed(self) -> list[tuple[str, str]]:
         """(step, what) still owed at the end of a run: queued messages, held receipts."""
         owed = [(e.target or e.step, e.kind) for e in self.journal.pending()]
         owed += [(e.step, "reversal") for e in self.journal.queue() if e.armed]
@@ -117,59 +100,8 @@ class Terminal:
             steps.add(self.receipts.last[0])
         return steps
 
-    # -- main loop ---------------------------------------------------------
-
-    def _main(self) -> Gen:
-        booted = False
-        while True:
-            try:
-                while not self.powered:
-                    assert self._power_back is not None
-                    yield self._power_back
-                if booted:
-                    yield from self._boot()
-                booted = True
-                while True:
-                    yield from self._idle()
-            except simpy.Interrupt:
-                self._lose_power()
-
-    def _lose_power(self) -> None:
-        """What a power cut takes: pending waits, held receipts, the RAM half."""
-        for wait in self._waits:
-            if not wait.triggered and hasattr(wait, "cancel"):
-                wait.cancel()
-        self._waits.clear()
-        self.receipts.held.clear()
-        self.journal.power_loss()
-        self.reader.power_off()
-        self.trace.emit("terminal.power_lost")
-
-    def _idle(self) -> Gen:
-        get = self.steps.get()
-        if self.journal.pending():
-            self._waits.append(get)
-            yield any_of(get, self.env.timeout(self.policy.saf_retry_s))
-            self._waits.remove(get)
-            if not get.processed:
-                get.cancel()
-                yield from self.courier.flush()
-                return
-        else:
-            self._waits.append(get)
-            yield get
-            self._waits.remove(get)
-        step: StepSpec = cast("StepSpec", get.value)
-        handler = self._handlers[step.do]
-        self.trace.emit(
-            "terminal.txn_started", step=step.id, do=step.do, amount_minor=step.amount_minor,
-        )
-        yield from handler(step)
-
-    def _boot(self) -> Gen:
-        """After power returns: inbox cleared, journal read, owed work resumed."""
-        self.transport.discard()
-        self.trace.emit("terminal.rebooted")
+    def boot(self) -> Gen:
+        """After power returns: the journal read, owed work resumed."""
         journal, books = self.journal, self.books
         for entry in journal.queue():
             if decisions.due_at_boot(entry, journal.txn(entry.step)):
@@ -186,5 +118,64 @@ class Terminal:
         yield from self.courier.flush()
 
 
+class _AsPlugin:
+    """posemu's own terminal as a plug-in factory,
+    ``firmware = "emulator.firmware.terminal:posemu_terminal"``: its settings are every knob
+    and setting of the policy, robust by default (the same traces as the built-in)."""
+
+    settings: ClassVar[dict[str, Setting]] = {
+        name: Setting(
+            "money" if name in MONEY_KNOBS else "text" if kind is str
+            else {bool: "bool", float: "seconds", int: "count"}[kind],
+            getattr(Policy(), name),
+            KNOBS[name].help if name in KNOBS else SETTINGS.get(name, ""),
+            RECEIPT_FAILURE if kind is str else (),
+        )
+        for name, kind in POLICY_FIELDS.items()
+    }
+
+    def __call__(self, kit: Kit) -> PosemuFirmware:
+        return PosemuFirmware(kit, Policy(**dict[str, Any](kit.settings)))
+
+
+posemu_terminal = _AsPlugin()
+
+
+class Terminal(Harness):
+    """The payment terminal as a simpy component: :class:`PosemuFirmware` with ``policy``
+    in the harness (the :class:`~devices.ports.Firmware` port)."""
+
+    def __init__(
+        self, env: simpy.Environment, trace: TraceSink, transport: Transport,
+        reader: CardReader, printer: Printer, policy: Policy, identity: Identity, start: datetime,
+        cards: dict[str, CardInfo], mac_key: bytes,
+    ) -> None:
+        self.policy = policy
+        super().__init__(env, trace, transport, reader, printer, identity, start, cards, mac_key,
+                         lambda kit: PosemuFirmware(kit, policy), _settings(policy), "posemu",
+                         checked=False)  # its contract is audited by the tests instead
+
+    @property
+    def posemu(self) -> PosemuFirmware:
+        return self.firmware  # type: ignore[return-value]
+
+    @property
+    def journal(self) -> Journal:
+        return self.posemu.journal
+
+    @property
+    def receipts(self) -> Receipts:
+        return self.posemu.receipts
+
+
+@functools.lru_cache(maxsize=16)
+def _settings(policy: Policy) -> Mapping[str, object]:
+    """The policy as the kit's settings, one read-only mapping per policy (a fleet's
+    terminals share it)."""
+    return MappingProxyType(asdict(policy))
+
+
 _FIRMWARE: type[Firmware[StepSpec]] = Terminal
 """The terminal is the :class:`~devices.ports.Firmware` port's simulated side (mypy checks)."""
+_INTERFACE: type[TerminalFirmware] = PosemuFirmware
+"""posemu's firmware implements the public interface a plug-in does (mypy checks)."""

@@ -10,6 +10,7 @@ distinct cause (:mod:`emulator.fuzz.shrink`).
 from __future__ import annotations
 
 import multiprocessing
+import signal
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
@@ -35,14 +36,14 @@ from emulator.scenario.catalogue import (
     STEP_KINDS,
 )
 
-EXIT_CLEAN, EXIT_FOUND = 0, 1
+EXIT_CLEAN, EXIT_FOUND, EXIT_INTERRUPTED = 0, 1, 130
 STEP_OF_STATE = {
     "approved": "sale", "declined": "sale", "cancelled": "sale", "voided": "void",
     "refunded": "refund", "refund_failed": "refund", "reprinted": "reprint",
     "reprint_failed": "reprint", "settled": "settle", "settle_failed": "settle",
 }
 """The step kind each clean end state needs: one the workload lacks is not warned about
-(its step kind is)."""
+(its step kind is). ``skipped`` needs a chained step, not a kind: it is not warned about."""
 CHUNK = 8  # runs per task handed to a worker
 T = TypeVar("T")
 
@@ -101,6 +102,7 @@ class Report:
     command: str = ""
     checked: int = 0  # runs run again by --check-determinism
     differences: list[TraceMismatch] = field(default_factory=list)
+    interrupted: bool = False  # Ctrl-C ended it: the runs and findings so far
 
     @property
     def runs(self) -> int:
@@ -148,22 +150,30 @@ class Report:
         return sorted(errors)
 
     def warnings(self) -> list[str]:
-        runs = f"in {self.runs} runs"
-        out = [f"fault kind {k} never fired {runs}" for k, n in self.fired().items() if not n]
-        states = self.end_states()
-        out += [f"end state {s} never reached {runs}" for s in CLEAN_END_STATES
-                if not states[s] and STEP_OF_STATE[s] in self.step_kinds()]
-        out += [f"step kind {s} not in the workload" for s in STEP_KINDS
-                if s not in self.step_kinds()]
-        out += [f"fault kind {k} never started during a {s} {runs}"
-                for k, row in self.pairs().items() for s, n in row.items() if not n and s != IDLE]
-        out += [f"sometimes point {p} never reached {runs}"
-                for p, n in self.points().items() if not n]
-        return out
+        return coverage_warnings(self.runs, self.fired(), self.end_states(), self.step_kinds(),
+                                 self.pairs(), self.points())
 
     @property
     def status(self) -> int:
+        if self.interrupted:
+            return EXIT_INTERRUPTED
         return EXIT_FOUND if self.anomaly_runs() or self.errors() else EXIT_CLEAN
+
+
+def coverage_warnings(runs: int, fired: dict[str, int], states: dict[str, int],
+                      step_kinds: tuple[str, ...], pairs: dict[str, dict[str, int]],
+                      points: dict[str, int]) -> list[str]:
+    """What a campaign of ``runs`` runs did not cover, from its coverage counts (the same
+    for one campaign and for its shards merged)."""
+    within = f"in {runs} runs"
+    out = [f"fault kind {k} never fired {within}" for k, n in fired.items() if not n]
+    out += [f"end state {s} never reached {within}" for s in CLEAN_END_STATES
+            if not states.get(s) and STEP_OF_STATE.get(s) in step_kinds]
+    out += [f"step kind {s} not in the workload" for s in STEP_KINDS if s not in step_kinds]
+    out += [f"fault kind {k} never started during a {s} {within}"
+            for k, row in pairs.items() for s, n in row.items() if not n and s != IDLE]
+    out += [f"sometimes point {p} never reached {within}" for p, n in points.items() if not n]
+    return out
 
 
 # ------------------------------------------------------------------ the search
@@ -176,6 +186,8 @@ def evaluate(workload: Workload, seed: int, index: int) -> RunOutcome:
         seen = run_candidate(workload, candidate)
     except PosemuError as exc:  # a conservation error is a bug of posemu: report it
         return RunOutcome(index, (), (), (), f"{type(exc).__name__}: {exc}")
+    if seen.broken is not None:  # a plug-in broke the event contract: its verdict means nothing
+        return RunOutcome(index, (), seen.reached.fired, (), seen.broken)
     return RunOutcome(index, tuple(sorted(seen.anomalies)), seen.reached.fired,
                       tuple(sorted(seen.end_states)), pairs=seen.reached.pairs,
                       points=seen.reached.points)
@@ -193,6 +205,12 @@ _WORKLOAD: Workload | None = None
 def _init(workload: Workload) -> None:
     global _WORKLOAD  # noqa: PLW0603 - the worker's one workload
     _WORKLOAD = workload
+
+
+def _worker_init(workload: Workload) -> None:
+    """A worker: Ctrl-C is the parent's to handle (it stops handing out work)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _init(workload)
 
 
 def _run_chunk(seed: int, indices: list[int]) -> list[RunOutcome]:
@@ -223,7 +241,7 @@ class Runner:
             method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
             self.pool = ProcessPoolExecutor(
                 jobs, mp_context=multiprocessing.get_context(method),
-                initializer=_init, initargs=(workload,),
+                initializer=_worker_init, initargs=(workload,),
             )
             for future in [self.pool.submit(_ready) for _ in range(jobs)]:
                 future.result()
@@ -272,9 +290,11 @@ Progress = Callable[[int, int, str], None]
 
 
 def search(runner: Runner, workload: Workload, config: Config,
-           progress: Progress | None = None) -> tuple[list[RunOutcome], float]:
+           progress: Progress | None = None,
+           outcomes: list[RunOutcome] | None = None) -> tuple[list[RunOutcome], float]:
     """Tier 1: the shard's runs in index order until ``runs``, the budget or the
-    first run showing ``until``."""
+    first run showing ``until``; each is appended to ``outcomes`` as it comes (so an
+    interrupted search keeps what it did)."""
     start = time.monotonic()
     budget = config.budget_s
     if budget is None and config.runs is None:
@@ -286,7 +306,7 @@ def search(runner: Runner, workload: Workload, config: Config,
     def more() -> bool:
         return budget is None or time.monotonic() - start < budget
 
-    outcomes: list[RunOutcome] = []
+    outcomes = [] if outcomes is None else outcomes
     kinds: set[str] = set()
     for chunk in runner.ordered(_run_chunk, tasks, more):
         hit = next((i for i, o in enumerate(chunk) if config.until in o.anomalies), None)
@@ -303,10 +323,15 @@ def search(runner: Runner, workload: Workload, config: Config,
 # ------------------------------------------------------------------ shrinking
 
 
+Confirmed = Callable[[Report, Finding], None]
+"""Told each finding as soon as it is shrunk (to write its file at once)."""
+
+
 def shrink_findings(runner: Runner, workload: Workload, config: Config,
-                    report: Report) -> list[Finding]:
+                    report: Report, confirmed: Confirmed | None = None) -> list[Finding]:
     """Tier 2: per anomaly kind, shrink its first run; then, up to ``causes``, the
-    first run whose faults do not include the kinds of a cause already found."""
+    first run whose faults do not include the kinds of a cause already found.
+    ``report.findings`` holds the findings so far (in kind order) at every moment."""
     failing = report.anomaly_runs()
     kinds_of: dict[int, set[str]] = {}
     found: dict[str, list[Finding]] = {k: [] for k in failing}
@@ -330,7 +355,11 @@ def shrink_findings(runner: Runner, workload: Workload, config: Config,
                                             strict=True):
             tried.add((anomaly, index))
             before = len(draw(workload, config.seed, index).faults)
-            found[anomaly].append(_finding(workload, anomaly, index, before, shrunk))
+            finding = _finding(workload, anomaly, index, before, shrunk)
+            if confirmed is not None:  # its file written before it counts as found
+                confirmed(report, finding)
+            found[anomaly].append(finding)
+            report.findings = [f for kind in failing for f in found[kind]]
     return [f for kind in failing for f in found[kind]]
 
 
@@ -346,18 +375,30 @@ def _finding(workload: Workload, anomaly: str, index: int, before: int,
 
 
 def fuzz(workload: Workload, config: Config, progress: Progress | None = None,
-         runner: Runner | None = None) -> Report:
-    """A whole campaign: search, then shrink each finding."""
+         runner: Runner | None = None, confirmed: Confirmed | None = None) -> Report:
+    """A whole campaign: search, then shrink each finding (``confirmed`` is told each).
+
+    Ctrl-C ends it early with the report so far (``interrupted``): the runs searched,
+    the findings shrunk.
+    """
     if runner is None:
         with Runner(workload, config.jobs) as own:
-            return fuzz(workload, config, progress, own)
-    outcomes, seconds = search(runner, workload, config, progress)
-    report = Report(workload, config, outcomes, seconds)
+            return fuzz(workload, config, progress, own, confirmed)
+    start = time.monotonic()
+    report = Report(workload, config, [], 0.0)
+    try:
+        _, report.search_s = search(runner, workload, config, progress, report.outcomes)
+    except KeyboardInterrupt:
+        report.search_s, report.interrupted = time.monotonic() - start, True
+        return report
     if progress is not None:
         progress(report.runs, len(report.anomaly_runs()), "shrink")
-    if config.check_determinism:
-        picked = sample([o.run for o in outcomes], config.check_determinism)
-        report.checked = len(picked)
-        report.differences = check(workload, config.seed, picked)
-    report.findings = shrink_findings(runner, workload, config, report)
+    try:
+        if config.check_determinism:
+            picked = sample([o.run for o in report.outcomes], config.check_determinism)
+            report.checked = len(picked)
+            report.differences = check(workload, config.seed, picked)
+        report.findings = shrink_findings(runner, workload, config, report, confirmed)
+    except KeyboardInterrupt:
+        report.interrupted = True
     return report

@@ -17,18 +17,28 @@ import tomllib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from devices.errors import ScenarioError, UsageError
+from devices.errors import ScenarioError, UsageError, one_line
+from emulator.cli.numbers import integer, number, shown
 from emulator.fuzz import modes
 from emulator.scenario.catalogue import ANOMALIES
 from emulator.scenario.profiles import PROFILES
 
 if TYPE_CHECKING:  # the search modules load only when ``posemu fuzz`` runs
-    from emulator.fuzz.campaign import Config
+    from emulator.fuzz.campaign import Config, Finding, Report
     from emulator.fuzz.workload import Workload
 
 EXIT_INPUT = 2
 DEFAULT_BUDGET_S = 60.0
 """Search time without ``--runs`` or ``--budget-s``."""
+SUMMARY_FILE = "summary.json"
+"""Written beside the findings with ``--out``: the ``--json`` summary."""
+MAX_RUNS, MAX_BUDGET_S, MAX_SEED = 10**9, 1e6, 2**63 - 1
+MAX_CAUSES, MAX_SHARDS, JOBS_PER_CORE = 100, 1_000_000, 4
+
+
+def max_jobs() -> int:
+    """The most worker processes ``--jobs`` starts: four per core."""
+    return JOBS_PER_CORE * (os.cpu_count() or 1)
 
 
 class _Bar:
@@ -76,25 +86,33 @@ class _Bar:
 def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Register ``posemu fuzz`` (``func=run_command``)."""
     fuzz_cmd = commands.add_parser(
-        "fuzz", help="search fault schedules for anomalies, shrink each to a scenario file")
+        "fuzz", help="search fault schedules for anomalies, shrink each to a scenario file",
+        epilog="posemu fuzz merge DIR... [--out DIR] [--json] combines the --out "
+        "directories of a campaign's shards (see docs/fuzzing.md)")
     fuzz_cmd.add_argument("base", nargs="?", metavar="BASE.toml",
                           help="the workload: its cards, steps and profile (default: built in)")
     fuzz_cmd.add_argument("--profile", choices=sorted(PROFILES), help="firmware profile")
+    fuzz_cmd.add_argument("--firmware", metavar="MODULE:FACTORY",
+                          help="fuzz a plug-in firmware instead of posemu's own (docs/firmware.md)")
     fuzz_cmd.add_argument("--set", action="append", default=[], metavar="KNOB=VALUE",
                           dest="sets", help="override a knob or setting (repeatable)")
-    fuzz_cmd.add_argument("--runs", type=int, metavar="N", help="stop after N runs")
-    fuzz_cmd.add_argument("--budget-s", type=float, metavar="S",
-                          help=f"stop searching after S seconds (default {DEFAULT_BUDGET_S:g} "
-                          "without --runs)")
-    fuzz_cmd.add_argument("--seed", type=int, default=0, help="campaign seed (default 0)")
-    fuzz_cmd.add_argument("--jobs", type=int, default=1, metavar="N",
-                          help="worker processes (0: one per core; default 1)")
+    fuzz_cmd.add_argument("--runs", type=integer(1, MAX_RUNS), metavar="N",
+                          help="stop after N runs (1 to 1,000,000,000)")
+    fuzz_cmd.add_argument("--budget-s", type=number(0, MAX_BUDGET_S, low_open=True),
+                          metavar="S", help="stop searching after S seconds, at most "
+                          f"1,000,000 (default {DEFAULT_BUDGET_S:g} without --runs)")
+    fuzz_cmd.add_argument("--seed", type=integer(0, MAX_SEED), default=0,
+                          help="campaign seed, 0 to 2**63-1 (default 0)")
+    fuzz_cmd.add_argument("--jobs", type=integer(0, max_jobs()), default=1, metavar="N",
+                          help="worker processes, at most 4 per core (0: one per core; "
+                          "default 1)")
     fuzz_cmd.add_argument("--shard", default="1/1", metavar="I/N",
                           help="run only shard I of N (runs I-1, I-1+N, ...)")
     fuzz_cmd.add_argument("--until", choices=[*ANOMALIES, "not_quiet"], metavar="ANOMALY",
                           help="stop searching at the first run that shows this anomaly")
-    fuzz_cmd.add_argument("--causes", type=int, default=2, metavar="N",
-                          help="distinct minimal causes to shrink per anomaly kind (default 2)")
+    fuzz_cmd.add_argument("--causes", type=integer(1, MAX_CAUSES), default=2, metavar="N",
+                          help="distinct minimal causes to shrink per anomaly kind, 1 to 100 "
+                          "(default 2)")
     modes.add_arguments(fuzz_cmd)
     fuzz_cmd.add_argument("--out", type=Path, metavar="DIR",
                           help="write one scenario file per finding here")
@@ -122,9 +140,11 @@ def parse_sets(items: list[str]) -> dict[str, Any]:
 def parse_shard(text: str) -> tuple[int, int]:
     """``"2/4"`` to (2, 4); UsageError unless 1 <= I <= N."""
     i, sep, n = text.partition("/")
-    if sep and i.isdigit() and n.isdigit() and 1 <= int(i) <= int(n):
+    if (sep and i.isascii() and i.isdigit() and n.isascii() and n.isdigit()
+            and len(i) < 10 and len(n) < 10 and 1 <= int(i) <= int(n) <= MAX_SHARDS):
         return int(i), int(n)
-    raise UsageError(f"--shard {text!r}: expected I/N with 1 <= I <= N, e.g. 2/4")
+    raise UsageError(f"--shard {shown(text)}: expected I/N with 1 <= I <= N <= 1,000,000, "
+                     "e.g. 2/4")
 
 
 def config_from(args: argparse.Namespace) -> Config:
@@ -147,15 +167,22 @@ def config_from(args: argparse.Namespace) -> Config:
 
 
 def load_workload(base: str | None, profile: str | None, sets: dict[str, Any],
-                  builtin: str = "full") -> Workload:
+                  firmware: str | None = None, builtin: str = "full") -> Workload:
     """The workload of the command line; ScenarioError or UsageError on bad input."""
     from emulator.fuzz.workload import make_workload  # noqa: PLC0415
     from emulator.scenario.load import load_scenario  # noqa: PLC0415
 
     scenario = None if base is None else load_scenario(base)
+    if firmware is not None or (scenario is not None and scenario.firmware is not None):
+        from emulator.firmware.plugin import load_factory  # noqa: PLC0415
+
+        if firmware is not None:
+            load_factory(firmware, base)  # one line if it cannot be loaded
+        if profile is not None:
+            raise UsageError(f"--profile {profile}: a plug-in firmware has no profiles")
     try:
         label = base or ("built-in" if builtin == "basic" else f"built-in {builtin}")
-        return make_workload(scenario, label, profile, sets, builtin)
+        return make_workload(scenario, label, profile, sets, firmware, builtin)
     except ScenarioError as exc:
         raise UsageError(f"--set: {exc.key or ''}: {exc.message}") from exc
 
@@ -165,6 +192,7 @@ def _command(args: argparse.Namespace, config: Config, runs: int) -> str:
     words = ["posemu fuzz", *([args.base] if args.base else []), f"--seed {config.seed}",
              f"--runs {runs}"]
     words += [f"--profile {args.profile}"] if args.profile else []
+    words += [f"--firmware {args.firmware}"] if args.firmware else []
     words += [f"--set {s}" for s in args.sets]
     words += modes.words(args)
     if config.shard != (1, 1):
@@ -174,24 +202,45 @@ def _command(args: argparse.Namespace, config: Config, runs: int) -> str:
 
 def run_command(args: argparse.Namespace) -> int:
     """``posemu fuzz``: the exit status (0 none found, 1 found, 2 bad input)."""
+    from emulator.engine.trace import write_atomic  # noqa: PLC0415
     from emulator.fuzz.campaign import Runner, fuzz  # noqa: PLC0415
-    from emulator.fuzz.findings import show, summary, write_findings  # noqa: PLC0415
+    from emulator.fuzz.findings import (  # noqa: PLC0415
+        FindingWriter,
+        show,
+        summary,
+        write_differences,
+    )
 
     try:
         config = config_from(args)
-        workload = modes.apply(
-            load_workload(args.base, args.profile, parse_sets(args.sets), args.workload), args)
+        workload = modes.apply(load_workload(args.base, args.profile, parse_sets(args.sets),
+                                             args.firmware, args.workload), args)
     except (UsageError, ScenarioError) as exc:
-        print(f"posemu: {exc}", file=sys.stderr)
+        print(f"posemu: {one_line(str(exc))}", file=sys.stderr)
         return EXIT_INPUT
     total = None
     if config.runs is not None:
         total = len(range(config.shard[0] - 1, config.runs, config.shard[1]))
-    with Runner(workload, config.jobs) as runner, _Bar(total) as bar:
-        report = fuzz(workload, config, bar, runner)
+    writer = None if args.out is None else FindingWriter(args.out)
+
+    def confirmed(report: Report, finding: Finding) -> None:
+        """Write each finding's file as soon as it is shrunk: Ctrl-C loses none."""
+        if not report.command:
+            report.command = _command(args, config, config.runs or report.runs * config.shard[1])
+        if writer is not None:
+            writer(report, finding)
+
+    try:
+        with Runner(workload, config.jobs) as runner, _Bar(total) as bar:
+            report = fuzz(workload, config, bar, runner, confirmed)
+    except KeyboardInterrupt:  # while the workers start: nothing done yet
+        print("posemu: interrupted", file=sys.stderr)
+        return 130
     report.command = _command(args, config, config.runs or report.runs * config.shard[1])
-    if args.out is not None:
-        write_findings(report, args.out)
+    if args.out is not None:  # what `posemu fuzz merge` reads back
+        args.out.mkdir(parents=True, exist_ok=True)
+        write_differences(report, args.out)
+        write_atomic(args.out / SUMMARY_FILE, json.dumps(summary(report), indent=1).encode())
     if args.json:
         print(json.dumps(summary(report)), flush=True)
     else:

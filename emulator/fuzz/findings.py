@@ -13,7 +13,7 @@ from emulator.engine.fleet import run_fleet
 from emulator.engine.trace import write_atomic
 from emulator.engine.world import run_scenario
 from emulator.fuzz.campaign import Finding, Report
-from emulator.fuzz.liveness import NOT_QUIET, run_live
+from emulator.fuzz.liveness import NOT_QUIET, Liveness, run_live
 from emulator.fuzz.sometimes import IDLE, POINTS
 from emulator.fuzz.workload import Fault, draw
 from emulator.scenario.load import load_scenario
@@ -99,15 +99,11 @@ def document(report: Report, finding: Finding) -> dict[str, Any]:
     """The scenario file of a finding: the workload, the minimal faults, [expect]."""
     config, candidate = report.config, finding.shrunk.candidate
     runs = report.anomaly_runs()[finding.anomaly]
-    shard = "" if config.shard == (1, 1) else f" (shard {config.shard[0]}/{config.shard[1]})"
     how = report.command or f"posemu fuzz --seed {config.seed} --runs {report.runs}"
-    description = (
-        f"{finding.anomaly}: found by posemu fuzz with campaign seed {config.seed}{shard}, "
-        f"in {len(runs)} of {report.runs} runs, first in run {finding.run}; shrunk from "
-        f"{finding.before} faults to {len(candidate.faults)} ({finding.shrunk.runs} runs).\n"
-        f"Workload: {report.workload.label}. Search again: {how}\n"
-        "Card numbers are generated test numbers, not those of the base scenario.\n"
-    )
+    description = describe_finding(
+        finding.anomaly, config.seed, config.shard, (len(runs), report.runs), finding.run,
+        (finding.before, len(candidate.faults), finding.shrunk.runs),
+        report.workload.label, how)
     if report.workload.terminals > 1:
         description += (
             f"Fleet: the run was a fleet of {report.workload.terminals} terminals; "
@@ -137,9 +133,37 @@ def _tables(report: Report) -> dict[str, Any]:
             if k not in ("format", "name", "description", "seed")}
 
 
+CARD_NUMBERS = "Card numbers are generated test numbers, not those of the base scenario."
+"""The last line of a finding's description before what its campaign's mode adds."""
+
+
+def describe_finding(anomaly: str, seed: int, shard: tuple[int, int],
+                     found: tuple[int, int], first: int, shrunk: tuple[int, int, int],
+                     label: str, how: str) -> str:
+    """A finding file's description: ``found`` = (runs showing it, runs), ``shrunk`` =
+    (faults before, faults after, shrink runs)."""
+    part = "" if shard == (1, 1) else f" (shard {shard[0]}/{shard[1]})"
+    return (
+        f"{anomaly}: found by posemu fuzz with campaign seed {seed}{part}, "
+        f"in {found[0]} of {found[1]} runs, first in run {first}; shrunk from "
+        f"{shrunk[0]} faults to {shrunk[1]} ({shrunk[2]} runs).\n"
+        f"Workload: {label}. Search again: {how}\n"
+        f"{CARD_NUMBERS}\n"
+    )
+
+
 def write_findings(report: Report, out: Path) -> None:
     """One file per finding, named after its anomaly; each is run again to check it."""
-    out.mkdir(parents=True, exist_ok=True)
+    write_differences(report, out)
+    writer = FindingWriter(out)
+    for finding in report.findings:
+        writer(report, finding)
+
+
+def write_differences(report: Report, out: Path) -> None:
+    """Each run ``--check-determinism`` saw hash differently, to run again and compare."""
+    if report.differences:
+        out.mkdir(parents=True, exist_ok=True)
     for diff in report.differences:  # the run itself, to run again and compare
         candidate = draw(report.workload, report.config.seed, diff.run)
         tables = _tables(report)
@@ -148,25 +172,39 @@ def write_findings(report: Report, out: Path) -> None:
             f"hashed {diff.first} in one process and {diff.second} in another.\n"),
             "seed": candidate.seed, **tables, "faults": [dict(f) for f in candidate.faults]}
         write_atomic(out / f"nondeterministic_run{diff.run}.toml", to_toml(doc).encode())
-    seen: Counter[str] = Counter()
-    for finding in report.findings:
-        seen[finding.anomaly] += 1
-        n = seen[finding.anomaly]
-        path = out / (finding.anomaly + (f"_{n}" if n > 1 else "") + ".toml")
+
+
+class FindingWriter:
+    """Writes each finding to ``out`` as it is confirmed: ``anomaly.toml``, then
+    ``anomaly_2.toml``, ... (a cause of a kind is always shrunk after the ones before)."""
+
+    def __init__(self, out: Path) -> None:
+        self.out = out
+        self.seen: Counter[str] = Counter()
+
+    def __call__(self, report: Report, finding: Finding) -> None:
+        """Write ``finding``'s file and run it again to check that it reproduces."""
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.seen[finding.anomaly] += 1
+        n = self.seen[finding.anomaly]
+        path = self.out / (finding.anomaly + (f"_{n}" if n > 1 else "") + ".toml")
         write_atomic(path, to_toml(document(report, finding)).encode("utf-8"))
-        scenario = load_scenario(path)
-        result = run_scenario(scenario)
         finding.path = str(path)
-        if report.workload.terminals > 1:
-            fleet = run_fleet(scenario, report.workload.terminals)
-            finding.verified = result.passed and finding.anomaly in fleet.anomaly_counts
-        elif finding.anomaly == NOT_QUIET:
-            assert report.workload.liveness is not None
-            finding.verified = result.passed and bool(
-                run_live(scenario, report.workload.liveness)[1])
-        else:
-            finding.verified = result.passed and finding.anomaly in {
-                a.kind for a in result.anomalies}
+        finding.verified = verify(path, finding.anomaly, report.workload.terminals,
+                                  report.workload.liveness)
+
+
+def verify(path: Path, anomaly: str, terminals: int, live: Liveness | None) -> bool:
+    """Whether the finding file at ``path`` passes ``posemu run`` and still shows
+    ``anomaly`` as its campaign's runs did (a fleet of ``terminals``, a liveness run)."""
+    scenario = load_scenario(path)
+    result = run_scenario(scenario)
+    if terminals > 1:
+        return result.passed and anomaly in run_fleet(scenario, terminals).anomaly_counts
+    if anomaly == NOT_QUIET:
+        assert live is not None
+        return result.passed and bool(run_live(scenario, live)[1])
+    return result.passed and anomaly in {a.kind for a in result.anomalies}
 
 
 # ------------------------------------------------------------------ output
@@ -177,9 +215,10 @@ def summary(report: Report) -> dict[str, Any]:
     config = report.config
     return {
         "workload": report.workload.label,
-        "profile": report.workload.tables["terminal"]["profile"],
+        "profile": report.workload.tables["terminal"].get("profile"),
+        **({"firmware": fw} if (fw := report.workload.tables["terminal"].get("firmware")) else {}),
         "overrides": {k: v for k, v in report.workload.tables["terminal"].items()
-                      if k != "profile"},
+                      if k not in ("profile", "firmware")},
         "seed": config.seed, "shard": f"{config.shard[0]}/{config.shard[1]}",
         "jobs": config.jobs, "runs": report.runs, "terminals": report.workload.terminals,
         "liveness": None if report.workload.liveness is None
@@ -201,6 +240,9 @@ def summary(report: Report) -> dict[str, Any]:
         "warnings": report.warnings(),
         "errors": [{"run": i, "error": e} for i, e in report.errors()],
         "determinism": {"checked": report.checked, "differences": len(report.differences)},
+        "interrupted": report.interrupted,
+        "causes": config.causes,
+        "command": report.command,
     }
 
 
@@ -211,8 +253,8 @@ def show(report: Report) -> None:
     shard = "" if config.shard == (1, 1) else f", shard {config.shard[0]}/{config.shard[1]}"
     print(f"posemu fuzz: {runs} runs in {report.search_s:.1f} s ({rate:.0f} runs/s, "
           f"{config.jobs} job{'s' if config.jobs > 1 else ''}), seed {config.seed}{shard}, "
-          f"workload {report.workload.label}, profile "
-          f"{report.workload.tables['terminal']['profile']}" + _mode(report))
+          f"workload {report.workload.label}, {_runs_as(report.workload.tables['terminal'])}"
+          + _mode(report))
     failing = report.anomaly_runs()
     if not failing:
         print("no anomaly found")
@@ -245,6 +287,10 @@ def show(report: Report) -> None:
         print(f"    {name:<{width}} {n:>9}  {POINTS[name].where}")
     for warning in report.warnings():
         print(f"warning: {warning}")
+    if report.interrupted:
+        found = _plural(len(report.findings), "finding")
+        print(f"interrupted: the {_plural(runs, 'run')} and {found} above are the campaign so far")
+
 
 
 def _mode(report: Report) -> str:
@@ -268,3 +314,10 @@ def show_pairs(report: Report) -> None:
     for kind, row in pairs.items():
         print(f"    {kind:<{width}} " + " ".join(f"{row[c]:>{w}}" for c, w in zip(
             columns, cells, strict=True)))
+
+
+def _runs_as(terminal: dict[str, Any]) -> str:
+    """``profile robust``, or ``firmware module:factory`` for a plug-in."""
+    if "firmware" in terminal:
+        return f"firmware {terminal['firmware']}"
+    return f"profile {terminal['profile']}"

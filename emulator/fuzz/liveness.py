@@ -49,12 +49,13 @@ def run_live(scenario: Scenario, live: Liveness) -> tuple[Result, list[str]]:
     result = world.run(until=live.end_s)
     terminal = world.terminal
     why = [f"owes {what} for {step}" for step, what in terminal.unresolved()]
-    if not terminal.powered:
+    if not getattr(terminal, "powered", True):  # posemu's own firmware says; a plug-in may not
         why.append("powered off")
     running = _running(result.trace.events)
     if running is not None:
         why.append(f"step {running} still running")
-    why += [f"step {s.id} not started" for s in terminal.steps.items]
+    waiting = getattr(getattr(terminal, "steps", None), "items", ())
+    why += [f"step {s.id} not started" for s in waiting]
     if getattr(world.printer, "open_jobs", 0):  # the simulated printer's count
         why.append("printer still printing")
     return result, why

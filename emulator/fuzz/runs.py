@@ -24,6 +24,7 @@ class Observed(NamedTuple):
     end_states: frozenset[str]
     reached: Reached
     trace_sha256: str
+    broken: str | None = None  # a plug-in broke the event contract: its verdict means nothing
 
 
 def run_candidate(workload: Workload, candidate: Candidate) -> Observed:
@@ -39,7 +40,8 @@ def run_candidate(workload: Workload, candidate: Candidate) -> Observed:
         extra = (NOT_QUIET,) if why else ()
     return Observed(frozenset(a.kind for a in result.anomalies).union(extra),
                     frozenset(s.end_state for s in result.steps),
-                    reached(result.trace.events), result.trace_sha256)
+                    reached(result.trace.events), result.trace_sha256,
+                    next((f for f in result.failures if f.startswith("firmware_error")), None))
 
 
 def _fleet(workload: Workload, candidate: Candidate) -> Observed:

@@ -16,6 +16,7 @@ import msgspec
 from devices.iso8583.message import mask_pan
 from emulator.money import format_minor
 from emulator.scenario.catalogue import FAULTS, FLEET_DEVICE, TRIGGER_EVENTS
+from emulator.scenario.events import CATALOGUE
 from emulator.scenario.load import scenario_from_dict
 from emulator.scenario.model import (
     DEFAULT_START,
@@ -37,8 +38,10 @@ TEST_PREFIX = "999999"
 """Card numbers the fuzzer writes: this prefix (no issuer uses it), the card's index,
 a Luhn check digit. A user's PANs never leave the process."""
 
-KINDS: tuple[str, ...] = tuple(k for k, f in FAULTS.items() if f.device != FLEET_DEVICE)
-"""The fault kinds a run draws from: one terminal's (fleet faults are ``posemu fleet``'s)."""
+KINDS: tuple[str, ...] = tuple(k for k, f in FAULTS.items()
+                               if f.device != FLEET_DEVICE and not f.connection)
+"""The fault kinds a run draws from: one terminal's simulated ones (fleet faults are
+``posemu fleet``'s, connection faults live mode's)."""
 DEVICES: tuple[str, ...] = tuple(dict.fromkeys(FAULTS[k].device for k in KINDS))
 EVENTS: tuple[str, ...] = tuple(TRIGGER_EVENTS)
 DIRECTIONS = ("to_bank", "to_terminal", "both")
@@ -72,10 +75,22 @@ class Workload:
         return int(self.tables.get("seed", 0))
 
     def scenario(self, candidate: Candidate) -> Scenario:
-        """The scenario of one run."""
-        return scenario_from_dict(
-            {**self.tables, "seed": candidate.seed, "faults": [dict(f) for f in candidate.faults]}
-        )
+        """The scenario of one run (a fault drawn that never fires fails nothing: each is
+        ``optional``)."""
+        return scenario_from_dict({
+            **self.tables, "seed": candidate.seed,
+            "faults": [{**f, "optional": True} for f in candidate.faults],
+        })
+
+    def possible(self, fault: Fault) -> bool:
+        """Whether ``fault`` could fire: a ``step`` its ``on`` event can belong to (a
+        fault that could not is refused as a scenario file; the draw leaves it out)."""
+        step, on = fault.get("step"), fault.get("on")
+        if step is None or on is None:
+            return True
+        event = CATALOGUE[on]
+        kinds = {t["id"]: t["do"] for t in self.tables["steps"]}
+        return event.has_step and kinds.get(step) in event.kinds
 
 
 def sample_pan(index: int, length: int = 16) -> str:
@@ -177,6 +192,13 @@ def to_tables(scenario: Scenario, terminal: dict[str, Any]) -> dict[str, Any]:
             table["amount"] = format_minor(step.amount_minor)
         if step.target is not None:
             table["target"] = step.target
+        if step.after is not None:  # a chained step: no at_s
+            del table["at_s"]
+            table.update(after=step.after, delay_s=step.delay_s)
+            if step.if_screen is not None:
+                table["if_screen"] = list(step.if_screen)
+        if step.retry_of is not None:
+            table["retry_of"] = step.retry_of
         steps.append(table)
     tables: dict[str, Any] = {"format": 1, "name": scenario.name,
                               "description": scenario.description, "seed": scenario.seed}
@@ -201,17 +223,24 @@ def to_tables(scenario: Scenario, terminal: dict[str, Any]) -> dict[str, Any]:
 
 
 def make_workload(base: Scenario | None, label: str, profile: str | None,
-                  sets: dict[str, Any], builtin: str = "basic") -> Workload:
+                  sets: dict[str, Any], firmware: str | None = None,
+                  builtin: str = "basic") -> Workload:
     """The campaign's workload: the base (or the built-in one named ``builtin``) with
-    profile and knob overrides.
+    profile and knob overrides, or run by the plug-in ``firmware`` (the base's own
+    plug-in when None).
 
     Raises ScenarioError when an override is unknown or has a bad value.
     """
+    built_in = base is None
     if base is None:
         base = scenario_from_dict(BUILTINS[builtin])
     terminal: dict[str, Any] = {"profile": profile or base.profile}
     for name, value in base.overrides.items():  # money in minor units: back to a string
         terminal[name] = format_minor(value) if name in _MONEY and isinstance(value, int) else value
+    if firmware is not None or base.firmware is not None:  # a plug-in takes its own settings
+        own = base.firmware.table if base.firmware is not None and firmware is None else (
+            {} if built_in else {k: v for k, v in terminal.items() if k != "profile"})
+        terminal = {"firmware": firmware or base.firmware.ref, **own}  # type: ignore[union-attr]
     terminal.update(sets)
     tables = to_tables(base, terminal)
     checked = scenario_from_dict(tables)  # validates the overrides
@@ -251,6 +280,7 @@ def draw(workload: Workload, campaign_seed: int, index: int) -> Candidate:
         for _ in range(count)
     )
     seed = rng.randrange(1 << 16)
+    faults = tuple(f for f in faults if workload.possible(f))
     if workload.terminals > 1:
         swizzle = fleet_fault(campaign_seed, index, workload)
         faults += (swizzle,) if swizzle is not None else ()

@@ -20,6 +20,12 @@ cut, the sale's own or a reprint):
   never went online), ``declined`` otherwise.
 
 Refunds mirror sales (``duplicate_refund``, ``refund_shown_failed_but_credited``).
+
+One purchase run twice: a sale marked ``retry_of`` another is the cashier's retry of
+it (a chain of retries is one purchase). Each sale of a purchase charged after the
+first one charged is a ``duplicate_charge`` at that sale.
+
+A chained step its operator skipped (``operator.skipped``) is ``skipped``.
 """
 
 from __future__ import annotations
@@ -27,11 +33,12 @@ from __future__ import annotations
 import sys
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from emulator.engine.trace import Event
 from emulator.money import format_minor
+from emulator.scenario.screens import NO_SCREEN, screen_of, slip_of
 
 if TYPE_CHECKING:
     from emulator.scenario.model import Scenario
@@ -58,11 +65,12 @@ class StepView:
     do: str
     amount_minor: int | None
     target: str | None = None
+    retry_of: str | None = None  # the step this one is the cashier's retry of
 
 
 def step_views(scenario: Scenario) -> list[StepView]:
     """The scenario's steps as the oracle reads them."""
-    return [StepView(s.id, s.do, s.amount_minor, s.target) for s in scenario.steps]
+    return [StepView(s.id, s.do, s.amount_minor, s.target, s.retry_of) for s in scenario.steps]
 
 
 @dataclass(frozen=True)
@@ -86,6 +94,9 @@ class _Seen:
     receipt: str | None = None
     owed: bool = False
     target: str | None = None
+    screen: str = NO_SCREEN  # what the terminal last showed for it
+    slips: tuple[str, ...] = ()  # kept with receipts: the slips printed, in order
+    skipped: bool = False
 
 
 _NOTHING = _Seen()
@@ -100,6 +111,8 @@ class Verdict:
     anomalies: tuple[Anomaly, ...]
     receipts: dict[str, str | None]
     stans: dict[str, str]
+    screens: dict[str, str] = field(default_factory=dict)
+    slips: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 def judge(steps: Iterable[StepView], events: Iterable[Event]) -> Verdict:
@@ -133,7 +146,7 @@ class Observer:
     EVENTS: tuple[str, ...] = (
         "terminal.request_sent", "terminal.reversal_sent", "terminal.txn_done",
         "printer.job_done", "printer.job_failed",
-        "terminal.unresolved", "bank.posted", "bank.reversed",
+        "terminal.unresolved", "bank.posted", "bank.reversed", "operator.skipped",
     )
     """The only events :meth:`observe` reads: a listener may subscribe to just these."""
 
@@ -178,16 +191,24 @@ class Observer:
             view.target = f.get("target")
             if f["result"] == "voided" and f.get("target"):
                 self._voided.add(f["target"])
+            view.screen = screen_of(f)
         elif name == "printer.job_done":
             if self.keep_receipts:
-                seen[f["step"]].receipt = f.get("text")
+                view = seen[f["step"]]
+                view.receipt = f.get("text")
+                view.slips = (*view.slips, slip_of(f, done=True))
             if f.get("slip") in ("approved", "copy"):
                 seen[f["receipt_of"]].receipt_done = True
         elif name == "printer.job_failed":
-            if self.keep_receipts and f.get("text"):
-                seen[f["step"]].receipt = f["text"]
+            if self.keep_receipts:
+                view = seen[f["step"]]
+                if f.get("text"):
+                    view.receipt = f["text"]
+                view.slips = (*view.slips, slip_of(f, done=False))
         elif name == "terminal.unresolved":
             seen[f["step"]].owed = True
+        elif name == "operator.skipped":
+            seen[f["step"]].skipped = True
 
     def _bank(self, name: str, key: str, kind: str, amount: int) -> None:
         """Fold a posting or a reversal into the key's standing amounts (or, for a key
@@ -220,8 +241,18 @@ class Observer:
         standing = self._standing
         end_states: dict[str, str] = {}
         findings: list[Anomaly] = []
+        charged: dict[str, list[str]] = {}  # a purchase's first sale -> its sales charged
+        purchases = _purchases(steps)
         for step in steps:
             state, found = _judge_step(step, seen[step.id], seen, standing, voided)
+            if step.do == "sale" and any(standing.get(k) for k in seen[step.id].keys):
+                first = charged.setdefault(purchases.get(step.id, step.id), [])
+                if first:
+                    detail = (f"the cashier's retry of {step.retry_of}: the customer was "
+                              f"charged at {', '.join(first)} too, for one purchase")
+                    found = [Anomaly("duplicate_charge", step.id, detail), *found]
+                    state = "duplicate_charge"
+                first.append(step.id)
             end_states[step.id] = state
             findings.extend(found)
         return Verdict(
@@ -229,6 +260,8 @@ class Observer:
             anomalies=tuple(findings),
             receipts={s.id: seen[s.id].receipt for s in steps},
             stans={s.id: seen[s.id].keys[0][:6] if seen[s.id].keys else "" for s in steps},
+            screens={s.id: seen[s.id].screen for s in steps},
+            slips={s.id: seen[s.id].slips for s in steps},
         )
 
     def judge_final(self, steps: Sequence[StepView]) -> list[tuple[str, list[Anomaly]]]:
@@ -270,10 +303,22 @@ _READ = frozenset(Observer.EVENTS)
 """What :func:`judge` hands its observer (the other events would be ignored)."""
 
 
+def _purchases(steps: list[StepView]) -> dict[str, str]:
+    """Each retry's purchase: its step id -> the first step of the ``retry_of`` chain
+    (a retry names an earlier step, so the chain ends)."""
+    first: dict[str, str] = {}
+    for step in steps:
+        if step.retry_of is not None:
+            first[step.id] = first.get(step.retry_of, step.retry_of)
+    return first
+
+
 def _judge_step(
     step: StepView, view: _Seen, seen: dict[str, _Seen],
     standing: dict[str, _Amounts], voided: set[str],
 ) -> tuple[str, list[Anomaly]]:
+    if view.skipped:
+        return "skipped", []
     if step.do in ("sale", "refund"):
         return _judge_money(step, view, standing, voided)
     if step.do == "void":

@@ -8,17 +8,18 @@ names for them are written once: the scenario header, an anomaly, balances.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Protocol
 
 from emulator.judge.oracle import Anomaly
 from emulator.money import format_minor
+from emulator.scenario.events import describe_trigger
 
 if TYPE_CHECKING:
     from emulator.engine.trace import Trace
-    from emulator.scenario.model import ExpectSpec, Scenario
+    from emulator.scenario.model import ExpectSpec, FaultSpec, Scenario
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,7 @@ class Result:
     trace: Trace
     sim_time_s: float
     failures: tuple[str, ...]
+    firmware_error: BaseException | None = None  # a plug-in's breach (its cause: --debug)
 
     @cached_property
     def trace_sha256(self) -> str:
@@ -95,6 +97,8 @@ def scenario_json(scenario: Scenario, *, fleet: bool = False) -> dict[str, Any]:
     A fleet's object names the scenario first, as ``scenario``."""
     header = {"path": scenario.path, "name": scenario.name, "seed": scenario.seed,
               "profile": scenario.profile}
+    if scenario.firmware is not None:  # a plug-in: no profile of posemu's own terminal
+        header.update(profile=None, firmware=scenario.firmware.ref)
     if fleet:
         header = {"scenario": header.pop("name"), **header}
     return header
@@ -121,15 +125,40 @@ def money_json(balances: Mapping[str, int]) -> dict[str, str]:
     return {k: format_minor(v) for k, v in balances.items()}
 
 
+NEVER_FIRED = "fault_never_fired"
+"""The failure of a run where a listed fault (not ``optional``) never started."""
+
+
+@dataclass(frozen=True)
+class Seen:
+    """What a run showed beside end states and money: the screen and the slips of each
+    step, the faults that fired (by name, in order) and those that did not."""
+
+    screens: Mapping[str, str] = field(default_factory=dict)
+    slips: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    fired: Sequence[str] = ()
+    unfired: Sequence[FaultSpec] = ()
+
+
+def never_fired(unfired: Sequence[FaultSpec]) -> list[str]:
+    """The ``fault_never_fired`` failure of each fault of ``unfired`` not optional."""
+    return [f"{NEVER_FIRED}: faults[{f.index}] {f.fault} waited for {describe_trigger(f)}, "
+            "which never came (mark it `optional = true` if it may not)"
+            for f in unfired if not f.optional]
+
+
 def check(
     expect: ExpectSpec | None, end_states: dict[str, str], anomalies: tuple[Anomaly, ...],
-    balances_minor: dict[str, int],
+    balances_minor: dict[str, int], seen: Seen | None = None,
 ) -> tuple[str, ...]:
-    """What differs from the expectations (no [expect]: any anomaly is a failure)."""
+    """What differs from the expectations (no [expect]: any anomaly is a failure), and
+    every fault that never fired."""
+    seen = Seen() if seen is None else seen
     found = sorted(a.kind for a in anomalies)
     if expect is None:
-        return tuple(f"unexpected anomaly {a.kind} at {a.step}: {a.detail}" for a in anomalies)
-    failures: list[str] = []
+        return (*(f"unexpected anomaly {a.kind} at {a.step}: {a.detail}" for a in anomalies),
+                *never_fired(seen.unfired))
+    failures: list[str] = never_fired(seen.unfired)
     if expect.anomalies is not None and Counter(expect.anomalies) != Counter(found):
         failures.append(
             f"anomalies: expected {sorted(expect.anomalies)}, found {found}"
@@ -142,4 +171,16 @@ def check(
         if got != minor:
             shown = "missing" if got is None else format_minor(got)
             failures.append(f"balances.{card}: expected {format_minor(minor)}, found {shown}")
+    for step, screen in (expect.screens or {}).items():
+        if seen.screens.get(step) != screen:
+            failures.append(f"screens.{step}: expected {screen}, found {seen.screens.get(step)}")
+    for step, slips in (expect.receipts or {}).items():
+        printed = tuple(seen.slips.get(step, ()))
+        if printed != slips:
+            failures.append(f"receipts.{step}: expected {list(slips)}, found {list(printed)}")
+    if expect.faults_fired is not None:
+        fired = sorted(seen.fired)
+        if Counter(expect.faults_fired) != Counter(fired):
+            failures.append(f"faults_fired: expected {sorted(expect.faults_fired)}, "
+                            f"found {fired}")
     return tuple(failures)

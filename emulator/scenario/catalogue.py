@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from emulator.scenario import events
+
 
 @dataclass(frozen=True)
 class Param:
@@ -26,6 +28,8 @@ class FaultKind:
     name: str
     help: str
     params: tuple[Param, ...] = field(default=())
+    connection: bool = False
+    """A fault of a live connection (docs/live.md); the fuzzer leaves these out."""
 
     @property
     def device(self) -> str:
@@ -132,6 +136,27 @@ FAULTS: dict[str, FaultKind] = {
             "terminal.power_loss",
             "terminal loses power; it reboots after `for_s` (omitted = never)",
         ),
+        *(
+            FaultKind(
+                f"network.{name}",
+                f"the connection is {how} instead of answering (live); in the simulation "
+                "the answer is lost",
+                (Param("count", "count", 1, "how many answers"),),
+                connection=True,
+            )
+            for name, how in (("close", "closed"), ("reset", "reset (RST)"))
+        ),
+        FaultKind(
+            "network.split",
+            "the answer is written in pieces, as separate TCP segments (live); a simulated "
+            "frame always arrives whole",
+            (
+                Param("pieces", "count", 2, "how many pieces"),
+                Param("delay_s", "seconds", 0.05, "pause between pieces"),
+                Param("count", "count", 1, "how many answers (0 = all while active)"),
+            ),
+            connection=True,
+        ),
         FaultKind(
             "fleet.swizzle_clog",
             "clog the links of a random subset of terminals one by one (frames held, not "
@@ -148,23 +173,9 @@ FAULTS: dict[str, FaultKind] = {
 FLEET_DEVICE = "fleet"
 """The device of faults over the whole fleet, not one terminal's devices."""
 
-TRIGGER_EVENTS: dict[str, str] = {
-    "terminal.txn_started": "the terminal starts a step (sale, refund, void, reprint, settle)",
-    "card.read": "the card reader has read a card",
-    "terminal.request_sent": "the terminal sends a request (0200, 0201, 0500, ...)",
-    "bank.request_received": "the host has decoded a request",
-    "bank.response_sent": "the host sends its response",
-    "terminal.response_received": "a response reaches the terminal",
-    "terminal.timeout": "the terminal gave up waiting for a response",
-    "terminal.reversal_sent": "the terminal sends a reversal (0400 or repeat 0401)",
-    "printer.job_started": "the printer starts a receipt",
-    "printer.job_done": "the printer completed a receipt (through the cut)",
-    "terminal.txn_done": "the terminal shows the outcome of a step",
-    "printer.job_failed": "a receipt stopped before its cut",
-    "terminal.rebooted": "the terminal came back after a power loss",
-    "network.sent": "a frame entered the link",
-    "network.delivered": "a frame reached the other side",
-}
+
+TRIGGER_EVENTS: dict[str, str] = events.TRIGGER_EVENTS
+"""Trigger event name -> meaning (the catalogue with fields: :mod:`emulator.scenario.events`)."""
 
 CLEAN_END_STATES: dict[str, str] = {
     "approved": "sale approved, charged once for the amount shown, approved receipt printed",
@@ -177,6 +188,8 @@ CLEAN_END_STATES: dict[str, str] = {
     "reprint_failed": "reprint: the printer could not print it",
     "settled": "settle: terminal and bank totals agree",
     "settle_failed": "settle: no answer or refused (totals not compared, nothing moved)",
+    "skipped": "a chained step the cashier did not run: the step it follows showed another "
+               "screen than its `if_screen`, or no outcome before the run ended",
 }
 
 

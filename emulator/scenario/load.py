@@ -15,6 +15,7 @@ import operator
 import os
 import re
 import tomllib
+from collections import Counter
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn
 
@@ -23,7 +24,7 @@ from msgspec import UNSET, Meta, UnsetType
 
 from devices.errors import ScenarioError
 from devices.iso8583.message import mask_pan
-from emulator.money import parse_minor
+from emulator.money import format_minor, parse_minor
 from emulator.scenario.catalogue import (
     ANOMALIES,
     END_STATES,
@@ -32,6 +33,7 @@ from emulator.scenario.catalogue import (
     TRIGGER_EVENTS,
     Param,
 )
+from emulator.scenario.events import CATALOGUE
 from emulator.scenario.model import (
     DEFAULT_START,
     DIRECTIONS,
@@ -47,6 +49,7 @@ from emulator.scenario.model import (
     Duration,
     EventName,
     ExpectSpec,
+    FaultName,
     FaultSpec,
     Label,
     MerchantSpec,
@@ -62,6 +65,16 @@ from emulator.scenario.model import (
     unknown_choice,
 )
 from emulator.scenario.profiles import POLICY_FIELDS, PROFILES, make_policy
+from emulator.scenario.ranges import (
+    MAX_BALANCE_MINOR,
+    MAX_BATCH_MINOR,
+    SETTING_TYPES,
+    start_error,
+    too_many_periods,
+)
+from emulator.scenario.screens import SCREENS, SLIPS
+from emulator.scenario.seeds import MAX_SEED
+from emulator.scenario.source import read_scenario_bytes
 
 # ------------------------------------------------------------ raw TOML shape
 
@@ -76,6 +89,8 @@ class _Bank(Table, frozen=True):
     processing_s: Seconds = 0.2
     merchant_balance: Money = "0.00"
     retention_s: Seconds = 86_400.0
+    mac_key: Annotated[str, Meta(pattern=r"^([0-9a-fA-F]{2}){8,64}$")] | None = None
+    in_doubt_after_s: Seconds | None = None
 
 
 class _Card(Table, frozen=True):
@@ -89,10 +104,14 @@ class _Card(Table, frozen=True):
 class _Step(Table, frozen=True):
     do: StepKind
     id: Label | None = None
-    at_s: Seconds = 0.0
+    at_s: Seconds | None = None  # 0 unless chained
     card: str | None = None
     amount: Money | None = None
     target: str | None = None
+    after: str | None = None
+    delay_s: Seconds | None = None
+    if_screen: list[str] | None = None  # each checked in _step, to name the one at fault
+    retry_of: str | None = None
 
 
 class _FaultBase(Table, frozen=True):
@@ -101,6 +120,7 @@ class _FaultBase(Table, frozen=True):
     nth: Annotated[int, Meta(ge=1)] = 1
     for_s: Duration | None = None
     step: str | None = None
+    optional: bool = False
 
 
 class _Expect(Table, frozen=True):
@@ -108,6 +128,9 @@ class _Expect(Table, frozen=True):
     # values checked one by one in _build: msgspec cannot name the dict key at fault
     end_states: dict[str, Any] | None = None
     balances: dict[str, Any] | None = None
+    screens: dict[str, Any] | None = None
+    receipts: dict[str, Any] | None = None
+    faults_fired: list[FaultName] | None = None
 
 
 def _knob_type(name: str, kind: type) -> Any:
@@ -115,6 +138,8 @@ def _knob_type(name: str, kind: type) -> Any:
         return Literal[RECEIPT_FAILURE]
     if name in MONEY_KNOBS:
         return Money
+    if name in SETTING_TYPES:
+        return SETTING_TYPES[name]
     return {float: Duration, int: Count}.get(kind, kind)
 
 
@@ -149,7 +174,7 @@ class _Raw(Table, frozen=True):
     format: int
     name: str | None = None
     description: str = ""
-    seed: Annotated[int, Meta(ge=0)] = 0
+    seed: Annotated[int, Meta(ge=0, le=MAX_SEED)] = 0
     start: datetime = DEFAULT_START
     until_s: Duration | None = None
     terminal: _Terminal = msgspec.field(default_factory=_Terminal)
@@ -176,6 +201,7 @@ _CHOICES: dict[str, tuple[str, tuple[str, ...]]] = {
     "do": ("step kind", STEP_KINDS),
     "profile": ("profile", tuple(PROFILES)),
     "anomalies": ("anomaly", tuple(ANOMALIES)),
+    "faults_fired": ("fault", tuple(FAULTS)),
     "direction": ("direction", DIRECTIONS),
     "on_receipt_failure": ("value", RECEIPT_FAILURE),
 }
@@ -260,6 +286,7 @@ class _Checker:
     def __init__(self, path: str | None) -> None:
         self.path = path
         self.cards: dict[str, str] = {}  # card id or PAN -> card id
+        self.card_ids: set[str] = set()
         self.steps: dict[str, StepSpec] = {}
 
     def fail(self, key: str | None, message: str) -> NoReturn:
@@ -271,11 +298,16 @@ class _Checker:
         try:
             minor = parse_minor(value)
         except ValueError as err:
+            if str(err).startswith("too large"):
+                self.fail(key, f"{err}: money is at most {format_minor(MAX_BALANCE_MINOR)}")
             self.fail(key, f'{err}; write a decimal string like "12.50"')
         if low is not None and minor < low:
             self.fail(key, "must be more than 0" if low == 1 else f"must be at least {low}")
         if high is not None and minor > high:
             self.fail(key, "too large (ISO 8583 field 4 holds 12 digits)")
+        if abs(minor) > MAX_BALANCE_MINOR:
+            self.fail(key, f"too large: money is at most {format_minor(MAX_BALANCE_MINOR)} "
+                      "either way")
         return minor
 
     def choice(self, value: object, what: str, choices: tuple[str, ...], key: str) -> str:
@@ -323,22 +355,25 @@ def _card(c: _Checker, rc: _Card, key: str) -> CardSpec:
     card_id = mask_pan(rc.pan) if rc.id is None else rc.id
     if rc.id is not None and (rc.id == "merchant" or re.fullmatch(r"[0-9]{12,19}", rc.id)):
         c.fail(f"{key}.id", f"{rc.id!r} cannot be a card id")
-    if card_id in c.cards.values():
+    if card_id in c.card_ids:
         c.fail(f"{key}.id", f"duplicate card id {card_id!r}")
     c.cards[card_id] = c.cards[rc.pan] = card_id
+    c.card_ids.add(card_id)
     return CardSpec(
         id=card_id, pan=rc.pan, balance_minor=c.money(rc.balance, f"{key}.balance", low=0),
         expiry=rc.expiry, blocked=rc.blocked,
     )
 
 
-def _step(c: _Checker, rs: _Step, i: int, later: list[_Step], until_s: float | None) -> StepSpec:
+def _step(c: _Checker, rs: _Step, i: int, later: Counter[str | None],
+          until_s: float | None) -> StepSpec:
     key = f"steps[{i}]"
     step_id = f"t{i + 1}" if rs.id is None else rs.id
     if step_id in c.steps:
         c.fail(f"{key}.id", f"duplicate step id {step_id!r}")
-    if until_s is not None and rs.at_s > until_s:
+    if until_s is not None and rs.at_s is not None and rs.at_s > until_s:
         c.fail(f"{key}.at_s", f"after the horizon until_s = {until_s:g}")
+    _chain(c, rs, key, later)
     given = {k for k in ("card", "amount", "target") if getattr(rs, k) is not None}
     needs, accepts = _STEP_KEYS[rs.do]
     for k in sorted(needs - given):
@@ -346,20 +381,63 @@ def _step(c: _Checker, rs: _Step, i: int, later: list[_Step], until_s: float | N
     for k in sorted(given - accepts):
         c.fail(f"{key}.{k}", f"a {rs.do} takes no `{k}`")
     if rs.target is not None:
-        if rs.target not in c.steps and any(s.id == rs.target for s in later):
-            c.fail(f"{key}.target", f"{rs.target!r} must name an earlier step")
-        target = c.steps[c.step(rs.target, f"{key}.target")]
+        target = c.steps[_earlier(c, rs.target, f"{key}.target", later)]
         if target.do not in _TARGETS[rs.do]:
             c.fail(f"{key}.target", f"a {rs.do} cannot target a {target.do} ({target.id!r})")
     amount = None
     if rs.amount is not None:
         amount = c.money(rs.amount, f"{key}.amount", low=1, high=MAX_AMOUNT_MINOR)
     step = StepSpec(
-        id=step_id, at_s=rs.at_s, do=rs.do, amount_minor=amount, target=rs.target,
+        id=step_id, at_s=rs.at_s or 0.0, do=rs.do, amount_minor=amount, target=rs.target,
         card=None if rs.card is None else c.card(rs.card, f"{key}.card"),
+        after=rs.after, delay_s=rs.delay_s or 0.0, retry_of=rs.retry_of,
+        if_screen=None if rs.if_screen is None else tuple(rs.if_screen),
     )
+    if step.retry_of is not None:
+        original = c.steps[step.retry_of]
+        if step.do != "sale" or original.do != "sale":
+            c.fail(f"{key}.retry_of", f"a retry is a sale run again: {step.id!r} and "
+                   f"{original.id!r} must both be sales")
+        if step.card != original.card:
+            c.fail(f"{key}.card", f"a retry charges the card of {original.id!r} "
+                   f"({original.card!r}), not {step.card!r}")
     c.steps[step_id] = step
     return step
+
+
+def _totals(c: _Checker, steps: list[StepSpec]) -> None:
+    """The sales, and the refunds, of all steps fit a batch total (16 digits)."""
+    for kind in ("sale", "refund"):
+        total = sum(s.amount_minor or 0 for s in steps if s.do == kind)
+        if total > MAX_BATCH_MINOR:
+            c.fail("steps", f"the {kind}s total {format_minor(total)}: more than a batch "
+                   f"total carries (ISO 8583 fields 86/88 hold 16 digits, "
+                   f"{format_minor(MAX_BATCH_MINOR)})")
+
+
+def _earlier(c: _Checker, value: str, key: str, later: Counter[str | None]) -> str:
+    """``value``, which must name a step before this one (``later``: the ids to come)."""
+    if value not in c.steps and later[value] > 0:
+        c.fail(key, f"{value!r} must name an earlier step")
+    return c.step(value, key)
+
+
+def _chain(c: _Checker, rs: _Step, key: str, later: Counter[str | None]) -> None:
+    """``after`` / ``delay_s`` / ``if_screen`` / ``retry_of`` name earlier steps and go
+    together."""
+    if rs.after is None:
+        for k in ("delay_s", "if_screen"):
+            if getattr(rs, k) is not None:
+                c.fail(f"{key}.{k}", f"`{k}` goes with `after` (a chained step)")
+    else:
+        if rs.at_s is not None:
+            c.fail(f"{key}.at_s", "a chained step starts `delay_s` after its `after` step: "
+                   "no `at_s`")
+        _earlier(c, rs.after, f"{key}.after", later)
+        for j, screen in enumerate(rs.if_screen or ()):
+            c.choice(screen, "screen", tuple(SCREENS), f"{key}.if_screen[{j}]")
+    if rs.retry_of is not None:
+        _earlier(c, rs.retry_of, f"{key}.retry_of", later)
 
 
 def _fault(c: _Checker, rf: _FaultBase, i: int) -> FaultSpec:
@@ -373,7 +451,13 @@ def _fault(c: _Checker, rf: _FaultBase, i: int) -> FaultSpec:
     if rf.step is not None:
         if rf.on is None:
             c.fail(f"{key}.step", "`step` restricts an `on` trigger, not `at_s`")
-        c.step(rf.step, f"{key}.step")
+        event = CATALOGUE[rf.on]
+        if not event.has_step:
+            c.fail(f"{key}.step", f"{rf.on} belongs to no step: `step` can never match it")
+        step = c.steps[c.step(rf.step, f"{key}.step")]
+        if step.do not in event.kinds:
+            c.fail(f"{key}.step", f"a {step.do} ({step.id!r}) has no {rf.on}: this fault "
+                   "could never fire")
     params: dict[str, object] = {}
     for p in FAULTS[name].params:
         value = getattr(rf, p.name)
@@ -382,7 +466,7 @@ def _fault(c: _Checker, rf: _FaultBase, i: int) -> FaultSpec:
         params[p.name] = value
     return FaultSpec(
         index=i, fault=name, on=rf.on, at_s=rf.at_s, nth=rf.nth, for_s=rf.for_s,
-        params=params, step=rf.step,
+        params=params, step=rf.step, optional=rf.optional,
     )
 
 
@@ -402,7 +486,24 @@ def _expect(c: _Checker, rx: _Expect) -> ExpectSpec:
                 c.fail(f"expect.balances.{k}", f"{owner!r} is given twice")
             balances[owner] = c.money(v, f"expect.balances.{k}")
     anomalies = None if rx.anomalies is None else tuple(rx.anomalies)
-    return ExpectSpec(anomalies=anomalies, end_states=end_states, balances=balances)
+    screens = receipts = None
+    if rx.screens is not None:
+        screens = {
+            c.step(k, f"expect.screens.{k}"):
+            c.choice(v, "screen", tuple(SCREENS), f"expect.screens.{k}")
+            for k, v in rx.screens.items()
+        }
+    if rx.receipts is not None:
+        receipts = {}
+        for k, v in rx.receipts.items():
+            where = f"expect.receipts.{k}"
+            if not isinstance(v, list):
+                c.fail(where, 'expected a list of slips, e.g. ["approved"] ([] for none)')
+            receipts[c.step(k, where)] = tuple(
+                c.choice(slip, "slip", tuple(SLIPS), f"{where}[{j}]") for j, slip in enumerate(v))
+    fired = None if rx.faults_fired is None else tuple(rx.faults_fired)
+    return ExpectSpec(anomalies=anomalies, end_states=end_states, balances=balances,
+                      screens=screens, receipts=receipts, faults_fired=fired)
 
 
 def _build(raw: _Raw, path: str | None) -> Scenario:
@@ -414,26 +515,35 @@ def _build(raw: _Raw, path: str | None) -> Scenario:
             money = name in MONEY_KNOBS
             overrides[name] = c.money(value, f"terminal.{name}", low=0) if money else value
     cards = tuple(_card(c, rc, f"cards[{i}]") for i, rc in enumerate(raw.cards))
-    steps = tuple(
-        _step(c, rs, i, raw.steps[i + 1 :], raw.until_s) for i, rs in enumerate(raw.steps)
-    )
+    later = Counter(rs.id for rs in raw.steps)  # ids of the steps not yet built
+    steps = []
+    for i, rs in enumerate(raw.steps):
+        later[rs.id] -= 1
+        steps.append(_step(c, rs, i, later, raw.until_s))
+    _totals(c, steps)
     faults = tuple(_fault(c, rf, i) for i, rf in enumerate(raw.faults))
     start = raw.start
     if start.tzinfo is not None:  # the simulated clock is naive UTC
         start = start.astimezone(UTC).replace(tzinfo=None)
+    if (why := start_error(start)) is not None:
+        c.fail("start", why)
+    policy = make_policy(raw.terminal.profile, overrides)
+    if (too_many := too_many_periods(policy, overrides)) is not None:
+        c.fail(*too_many)
     stem = os.path.splitext(os.path.basename(path))[0] if path else "scenario"
     merchant_balance = c.money(raw.bank.merchant_balance, "bank.merchant_balance")
     return Scenario(
         path=path, name=stem if raw.name is None else raw.name, description=raw.description,
         seed=raw.seed, start=start, until_s=raw.until_s, profile=raw.terminal.profile,
-        policy=make_policy(raw.terminal.profile, overrides), overrides=overrides,
+        policy=policy, overrides=overrides,
         bank=BankSpec(
             duplicate_check=raw.bank.duplicate_check, verify_mac=raw.bank.verify_mac,
             processing_s=raw.bank.processing_s, merchant_balance_minor=merchant_balance,
-            retention_s=raw.bank.retention_s,
+            retention_s=raw.bank.retention_s, mac_key=raw.bank.mac_key,
+            in_doubt_after_s=raw.bank.in_doubt_after_s,
         ),
         network=raw.network, printer=raw.printer, merchant=raw.merchant,
-        cards=cards, steps=steps, faults=faults,
+        cards=cards, steps=tuple(steps), faults=faults,
         expect=None if raw.expect is None else _expect(c, raw.expect),
     )
 
@@ -451,12 +561,18 @@ def scenario_from_dict(data: dict[str, Any], path: str | None = None) -> Scenari
     fmt = data["format"]
     if isinstance(fmt, bool) or fmt != FORMAT:
         c.fail("format", f"unsupported format {fmt!r}: this posemu reads format {FORMAT}")
+    firmware = None
+    if isinstance(data.get("terminal"), dict) and "firmware" in data["terminal"]:
+        from emulator.firmware.plugin import terminal_plugin  # noqa: PLC0415  (plug-ins only)
+
+        data, firmware = terminal_plugin(data, path)
     try:
         raw = msgspec.convert(data, _Raw, strict=True)
     except msgspec.ValidationError as err:
         key, message = _explain(err, data)
         c.fail(key or None, message)
-    return _build(raw, path)
+    scenario = _build(raw, path)
+    return scenario if firmware is None else msgspec.structs.replace(scenario, firmware=firmware)
 
 
 def parse_scenario(text: str, path: str | None = None) -> Scenario:
@@ -480,15 +596,7 @@ def parse_scenario(text: str, path: str | None = None) -> Scenario:
 def load_scenario(path: str | os.PathLike[str]) -> Scenario:
     """Read and validate a scenario file; any problem is one ScenarioError."""
     name = os.fspath(path)
-    try:
-        with open(name, "rb") as f:
-            content = f.read()
-    except FileNotFoundError as err:
-        raise ScenarioError("no such file", path=name) from err
-    except IsADirectoryError as err:
-        raise ScenarioError("is a directory, not a scenario file", path=name) from err
-    except OSError as err:
-        raise ScenarioError(f"cannot read: {err.strerror or err}", path=name) from err
+    content = read_scenario_bytes(name)
     try:
         text = content.decode("utf-8-sig")
     except UnicodeDecodeError as err:

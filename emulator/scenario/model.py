@@ -12,8 +12,10 @@ from msgspec import Meta
 
 from devices.errors import ScenarioError
 from devices.iso8583.message import mask_pan
+from devices.printer.limits import MAX_LINES_PER_S, MAX_PAPER_M, MIN_LINES_PER_S
 from emulator.scenario.catalogue import (
     ANOMALIES,
+    FAULTS,
     STEP_KINDS,
     TRIGGER_EVENTS,
 )
@@ -37,7 +39,7 @@ Duration = Annotated[float, Meta(gt=0, le=_MAX_S)]
 Count = Annotated[int, Meta(ge=0)]
 Money = str | int | float  # a decimal string ("12.50"), parsed exactly by parse_minor
 Label = Annotated[str, Meta(min_length=1, max_length=64)]
-Metres = Annotated[float, Meta(ge=0, le=1e6)]
+Metres = Annotated[float, Meta(ge=0, le=MAX_PAPER_M)]
 PARAM_TYPES: dict[str, Any] = {
     "seconds": Seconds, "count": Count, "money": Money, "bool": bool,
     "direction": Literal[DIRECTIONS], "code": Annotated[str, Meta(pattern=r"^[0-9]{2}$")],
@@ -49,11 +51,13 @@ if TYPE_CHECKING:
     ProfileName = str
     EventName = str
     AnomalyName = str
+    FaultName = str
 else:
     StepKind = Literal[STEP_KINDS]
     ProfileName = Literal[tuple(PROFILES)]
     EventName = Literal[tuple(TRIGGER_EVENTS)]
     AnomalyName = Literal[tuple(ANOMALIES)]
+    FaultName = Literal[tuple(FAULTS)]
 
 
 class Table(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -82,6 +86,10 @@ class StepSpec(Table, frozen=True):
     card: str | None = None  # a card id
     amount_minor: int | None = None
     target: str | None = None  # a step id
+    after: str | None = None  # chained: starts `delay_s` after this step showed its outcome
+    delay_s: float = 0.0
+    if_screen: tuple[str, ...] | None = None  # chained: only if `after` showed one of these
+    retry_of: str | None = None  # the cashier's retry of this step: one purchase
 
 
 class FaultSpec(Table, frozen=True):
@@ -95,6 +103,7 @@ class FaultSpec(Table, frozen=True):
     for_s: float | None = None
     params: dict[str, object] = {}
     step: str | None = None  # restricts an `on` trigger to this step's events
+    optional: bool = False  # may never fire without failing the run
 
 
 class BankSpec(Table, frozen=True):
@@ -105,6 +114,8 @@ class BankSpec(Table, frozen=True):
     processing_s: float = 0.2
     merchant_balance_minor: int = 0
     retention_s: float = 86_400.0  # how long a closed batch's transactions are remembered
+    mac_key: str | None = None  # hex; None: posemu's test key
+    in_doubt_after_s: float | None = None  # live acquirer's oracle window; None: its default
 
 
 class NetworkSpec(Table, frozen=True):
@@ -119,7 +130,7 @@ class PrinterSpec(Table, frozen=True):
 
     paper_m: Metres = 20.0
     near_end_m: Metres = 0.5
-    lines_per_s: Annotated[float, Meta(gt=0, le=1e6)] = 20.0
+    lines_per_s: Annotated[float, Meta(ge=MIN_LINES_PER_S, le=MAX_LINES_PER_S)] = 20.0
 
 
 class MerchantSpec(Table, frozen=True):
@@ -136,6 +147,18 @@ class ExpectSpec(Table, frozen=True):
     anomalies: tuple[str, ...] | None = None
     end_states: dict[str, str] | None = None  # step id -> end state
     balances: dict[str, int] | None = None  # card id or "merchant" -> minor units
+    screens: dict[str, str] | None = None  # step id -> screen (emulator.scenario.screens)
+    receipts: dict[str, tuple[str, ...]] | None = None  # step id -> slips, in print order
+    faults_fired: tuple[str, ...] | None = None  # fault names, as a multiset
+
+
+class FirmwareSpec(Table, frozen=True):
+    """A plug-in firmware (``[terminal] firmware``): its ``package.module:factory``, the
+    ``[terminal]`` keys as written and its settings as validated (docs/firmware.md)."""
+
+    ref: str
+    table: dict[str, object] = {}
+    settings: dict[str, object] = {}
 
 
 class Scenario(Table, frozen=True):
@@ -158,6 +181,12 @@ class Scenario(Table, frozen=True):
     steps: tuple[StepSpec, ...]
     faults: tuple[FaultSpec, ...]
     expect: ExpectSpec | None
+    firmware: FirmwareSpec | None = None  # a plug-in in place of posemu's own terminal
+
+    @property
+    def runs_as(self) -> str:
+        """What runs as the terminal: the profile of posemu's own, or a plug-in's factory."""
+        return self.profile if self.firmware is None else self.firmware.ref
 
     def with_overrides(self, *, seed: int | None = None, profile: str | None = None) -> Scenario:
         """This scenario with another seed and/or profile (the file's knobs re-applied)."""

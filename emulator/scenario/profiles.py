@@ -163,6 +163,17 @@ KNOBS: dict[str, Knob] = {
             "reverse",
             "show 'card removed' and forget the request",
         ),
+        Knob(
+            "drain_saf_before_settle",
+            True,
+            False,
+            "Before the batch totals (0500) leave, deliver every queued advice, reversal "
+            "and void, trying again every `saf_retry_s` for up to `settle_drain_s`; "
+            "if the queue is still not empty, the settlement fails and nothing is sent.",
+            "batch_out_of_balance",
+            "deliver the queue first; fail the settlement if it cannot",
+            "send the totals at once, with the queue still owed",
+        ),
     )
 }
 
@@ -185,12 +196,14 @@ class Policy:
     dedupe_saf_after_reboot: bool = True
     repeat_reversal: bool = True
     reverse_on_card_removed: bool = True
+    drain_saf_before_settle: bool = True
     # settings shared by both profiles
     response_timeout_s: float = 30.0
     request_retries: int = 1
     reversal_tries: int = 3
     saf_retry_s: float = 60.0
     saf_expiry_s: float = 86400.0
+    settle_drain_s: float = 120.0
     receipt_hold_s: float = 300.0
     printer_poll_s: float = 5.0
     offline_floor: int = 0  # minor units (TOML: a decimal string in major units)
@@ -202,6 +215,8 @@ SETTINGS: dict[str, str] = {
     "reversal_tries": "reversal sends (0400 then 0401 repeats) per attempt",
     "saf_retry_s": "seconds between store-and-forward attempts",
     "saf_expiry_s": "a queued reversal or advice is dropped after this long",
+    "settle_drain_s": "how long a settlement keeps delivering the store-and-forward queue "
+    "before it fails (`drain_saf_before_settle`)",
     "receipt_hold_s": "how long a held receipt waits for the printer before the sale is undone",
     "printer_poll_s": "seconds between printer status polls while a receipt is held",
     "offline_floor": "sales up to this amount are approved offline when the host "

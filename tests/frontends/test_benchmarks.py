@@ -9,12 +9,22 @@ import sys
 
 import pytest
 
-from benchmarks import coldstart, fidelity, fresh, profile_sales, scale, throughput
+from benchmarks import (
+    coldstart,
+    fidelity,
+    fresh,
+    html_report,
+    profile_sales,
+    scale,
+    throughput,
+)
 from benchmarks.reference import reference_rates, run_reference
 from devices.printer.stream import MEMO_LIMIT
 from tests.support import ROOT
 
-VERDICT = re.compile(r"^target .+ (>=|<=) [\d,.]+x?: (met|not met) \([\d,.]+x?\)$", re.MULTILINE)
+# the measured value may be negative: a difference of two timings (html_report.py)
+VERDICT = re.compile(r"^target .+ (>=|<=) [\d,.]+x?: (met|not met) \(-?[\d,.]+x?\)$",
+                     re.MULTILINE)
 
 
 def number(out: str, label: str) -> float:
@@ -144,7 +154,10 @@ def test_scale(capsys: pytest.CaptureFixture[str]) -> None:
     ratio = re.search(r"run length x3 at 1 terminals \(1 -> 3 days of 4 sales\): wall time "
                       r"x([\d.]+) \(per 10x: x([\d.]+)\)", out)
     assert ratio, out
-    assert float(ratio[2]) == pytest.approx(float(ratio[1]) ** (1 / math.log10(3)), rel=0.02)
+    # both are printed to two decimals: the per-10x figure lies within what the rounded
+    # x3 figure allows (a loaded machine can make either small, where rounding weighs most)
+    x3, per10, k = float(ratio[1]), float(ratio[2]), 1 / math.log10(3)
+    assert max(x3 - 0.005, 0) ** k - 0.005 <= per10 <= (x3 + 0.005) ** k + 0.005
 
 
 @pytest.mark.parametrize("script", ["throughput", "fresh", "coldstart", "scale", "fidelity"])
@@ -154,3 +167,37 @@ def test_help_runs_as_a_script_from_the_repo_root(script: str) -> None:
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("usage:")
     assert "--runs" in proc.stdout
+
+
+def test_html_report(capsys: pytest.CaptureFixture[str]) -> None:
+    html_report.main(["--runs", "1", "--path", str(ROOT / "scenarios" / "sale_paper_jam.toml")])
+    out = capsys.readouterr().out
+    check_common(out, verdicts=1)
+    assert number(out, "without --html wall s (median of 1):") > 0
+    assert number(out, "with --html wall s (median of 1):") > 0
+    assert number(out, "report:") == 2  # the page and the index
+    assert number(out, "pages alone:") == 1
+
+
+def test_live(capsys: pytest.CaptureFixture[str]) -> None:
+    from benchmarks import live  # noqa: PLC0415  (starts two servers: only here)
+
+    live.main(["--terminals", "2", "--seconds", "0.2"])
+    out = capsys.readouterr().out
+    check_common(out, verdicts=2)
+    assert number(out, "minimal asyncio server:") > 0
+    assert number(out, "posemu acquirer:") > 0
+    assert number(out, "ratio posemu / minimal:") > 0
+
+
+def test_live_fleet(capsys: pytest.CaptureFixture[str]) -> None:
+    from benchmarks import live  # noqa: PLC0415
+
+    live.main(["--fleet", "--terminals", "3", "--seconds", "0.6"])
+    out = capsys.readouterr().out
+    runs = re.findall(r"N = 3, ([^:]+): ([\d,.]+) sales/s answered.*?(\d+) timeouts", out)
+    assert [label for label, _, _ in runs] == ["1/s each", "1/s each, link down",
+                                               "as fast as answered"]
+    assert all(float(rate.replace(",", "")) > 0 for _, rate, _ in runs)
+    assert int(runs[1][2]) > 0  # the sales sent while the link was down timed out
+    assert "breaches none" in out

@@ -312,10 +312,13 @@ def test_ini_options_override_like_the_command_line(pytester: pytest.Pytester) -
     ("args", "ini", "message"),
     [
         (["--posemu-profile", "weird"], "", "*--posemu-profile: invalid choice: 'weird'*"),
-        (["--posemu-seed", "-1"], "", "*--posemu-seed: must be >= 0: -1*"),
+        (["--posemu-seed", "-1"], "",
+         "*--posemu-seed: must be an integer from 0 to 9223372036854775807, not -1*"),
+        (["--posemu-seed", str(2**63)], "",
+         f"*--posemu-seed: must be an integer from 0 to {2**63 - 1}, not {2**63}*"),
         (["--posemu-seed", "x"], "", "*--posemu-seed: not an integer: 'x'*"),
         ([], "posemu_profile = weird", "*posemu_profile: unknown 'weird' (one of robust, naive)*"),
-        ([], "posemu_seed = -2", "*posemu_seed: must be >= 0: -2*"),
+        ([], "posemu_seed = -2", "*posemu_seed: must be an integer from 0 to *, not -2*"),
     ],
 )
 def test_bad_option_values_are_usage_errors(

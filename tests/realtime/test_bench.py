@@ -292,7 +292,7 @@ def test_a_printer_fault_in_the_file_is_refused(
 
 @pytest.mark.parametrize(("spec", "message"), [
     ("usb:/dev/ttyUSB0", "expected serial:<device>"),
-    ("serial:/dev/ttyS0?baudrate=fast", "baudrate must be a positive integer"),
+    ("serial:/dev/ttyS0?baudrate=fast", "baudrate must be a whole number from 50 to 4,000,000"),
 ])
 def test_a_bad_printer_spec_is_refused(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], spec: str, message: str,

@@ -21,7 +21,7 @@ from emulator.judge import oracle
 from emulator.judge.oracle import Observer, StepView, Verdict, judge
 from emulator.scenario.load import load_scenario, scenario_from_dict
 from emulator.scenario.model import Scenario
-from tests.support import LIBRARY_FILES, ROOT
+from tests.support import ROOT, fleet_files
 
 
 def sales(n: int, *, profile: str = "robust", faults: list[dict[str, Any]] | None = None,
@@ -181,7 +181,7 @@ def test_lost_answer_on_every_terminal(profile: str, state: str, charged: int) -
     assert result.balances_minor["merchant"] == 3 * charged
 
 
-@pytest.mark.parametrize("path", LIBRARY_FILES, ids=[p.stem for p in LIBRARY_FILES])
+@pytest.mark.parametrize("path", fleet_files(), ids=lambda p: p.stem)
 def test_each_terminal_ends_as_a_lone_terminal_does(path: Path) -> None:
     """With money enough on the shared cards, a terminal in a fleet of 3 ends every step
     as the same scenario run alone (World) does: its faults are its own."""
@@ -358,7 +358,7 @@ def test_cli_fleet_json_and_streamed_trace_agree(
 
 @pytest.mark.parametrize(("argv", "message"), [
     (["--terminals", "0"], "--terminals must be 1 to 9,999,999, not 0"),
-    (["--terminals", "2", "--seed", "x"], "argument --seed: invalid int value: 'x'"),
+    (["--terminals", "2", "--seed", "x"], "argument --seed: not an integer: 'x'"),
 ])
 def test_cli_fleet_bad_input_is_one_line_and_status_2(
     argv: list[str], message: str, capsys: pytest.CaptureFixture[str],

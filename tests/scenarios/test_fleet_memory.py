@@ -15,7 +15,7 @@ from emulator.engine.fleet import Fleet, FleetResult
 from emulator.engine.trace import Event
 from emulator.judge.oracle import UNATTRIBUTED, Verdict
 from emulator.scenario.load import scenario_from_dict
-from tests.support import LIBRARY_FILES, sale
+from tests.support import fleet_files, sale
 
 DAY_S = 86_400.0
 
@@ -55,7 +55,7 @@ def over_days(raw: dict[str, Any], count: int) -> dict[str, Any]:
 
 
 def test_every_library_scenario_over_days_gets_the_end_verdict() -> None:
-    for path in LIBRARY_FILES:
+    for path in fleet_files():
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
         raw.pop("expect", None)
         early, late = both(over_days(raw, 3))
@@ -308,6 +308,7 @@ def test_a_key_mangled_into_a_judged_steps_key_is_that_steps_only_at_the_end() -
         "format": 1, "name": "collision", "seed": 116,
         "terminal": {"dedupe_saf_after_reboot": False,
                      "block_sale_while_reversal_pending": False,
+                     "drain_saf_before_settle": False,
                      "offline_floor": "5.00", "verify_mac": False},
         "bank": {"verify_mac": False, "retention_s": 60},
         "printer": {"lines_per_s": 100000.0},

@@ -104,6 +104,15 @@ CASES: dict[str, tuple[dict[str, Any], str]] = {
         world([SALE], [{"fault": "card.removed_early", "on": "terminal.request_sent"}]),
         "charged_shown_unpaid",
     ),
+    "drain_saf_before_settle": (
+        world(
+            [{"id": "s1", "do": "sale", "card": "alice", "amount": "20.00"},
+             {"id": "st", "do": "settle", "at_s": 40}],
+            [{"fault": "bank.down", "at_s": 0, "for_s": 30}],
+            offline_floor="50.00",
+        ),
+        "batch_out_of_balance",
+    ),
 }
 
 

@@ -1,4 +1,5 @@
-"""The five field stories: reproduced with the naive firmware, prevented by the robust one."""
+"""The five field stories (and story 5 as the customer tells it): reproduced with the naive
+firmware, prevented by the robust one."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ STORIES = {
     "refund_system_error": ["duplicate_refund", "refund_shown_failed_but_credited"],
     "sale_bank_timeout": ["charged_shown_unpaid"],
     "sale_network_delay_retry": ["duplicate_charge"],
+    # story 5 as the customer tells it: a timeout shown, the cashier's retry charged again
+    "sale_bank_timeout_cashier_retry": ["charged_shown_unpaid", "duplicate_charge"],
 }
 
 

@@ -283,6 +283,23 @@ def test_a_settlements_result(code: str, result: str) -> None:
     assert d.settle_result(code) == result
 
 
+def test_a_settlement_drains_the_queue_only_when_robust() -> None:
+    assert d.drains_before_settle(ROBUST)
+    assert not d.drains_before_settle(NAIVE)
+
+
+@pytest.mark.parametrize(("began", "deadline", "retry", "at"), [
+    (100.0, 220.0, 60.0, 160.0),  # a pass every saf_retry_s after the last began
+    (160.0, 220.0, 60.0, 220.0),  # the last pass may start right at the deadline
+    (220.0, 220.0, 60.0, None),  # the next would be late: the settlement fails
+    (100.0, 220.0, 200.0, None),
+])
+def test_the_next_pass_over_the_queue(began: float, deadline: float, retry: float,
+                                      at: float | None) -> None:
+    policy = make_policy("robust", {"saf_retry_s": retry})
+    assert d.next_drain_pass(began, deadline, policy) == at
+
+
 def test_a_batch_counts_completed_sales_and_refunds_in_journal_order() -> None:
     records = [record("sale", "completed"), record("refund", "completed"),
                record("sale", "declined"), record("sale", "completed"),

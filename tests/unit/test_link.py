@@ -56,3 +56,15 @@ def test_the_host_counts_a_request_until_it_has_weighed_it() -> None:
     env.run(until=3.5)
     assert host.weighing == 0
     assert [e.name for e in trace if e.name.startswith("bank.")][:1] == ["bank.request_received"]
+
+
+def test_a_closed_or_reset_connection_loses_the_answer_in_the_simulation() -> None:
+    for kind in ("network.close", "network.reset"):
+        env, wire = link()
+        wire.apply(ActiveFault(kind, {"count": 1}))
+        wire.send(b"request", TO_BANK)
+        wire.send(b"answer", TO_TERMINAL)
+        wire.send(b"next answer", TO_TERMINAL)
+        env.run(until=2)
+        assert wire.inbox[TO_BANK].items == [b"request"]
+        assert wire.inbox[TO_TERMINAL].items == [b"next answer"]

@@ -99,7 +99,7 @@ def test_ascii_fields_decode_back_unchanged(merchant: str) -> None:
     assert merchant.strip() in decode_text(render(dataclasses.replace(SALE, merchant=merchant)))
 
 
-def test_importing_python_escpos_leaves_logging_and_tmp_alone() -> None:
+def test_importing_python_escpos_leaves_logging_and_tmp_alone(tmp_path: Path) -> None:
     script = (
         "import logging, os, sys, tempfile\n"
         "before = set(os.listdir(tempfile.gettempdir()))\n"
@@ -110,7 +110,9 @@ def test_importing_python_escpos_leaves_logging_and_tmp_alone() -> None:
         "assert all(n.startswith('posemu-escpos-') for n in new), new\n"
     )
     root = Path(__file__).resolve().parents[2]
-    subprocess.run([sys.executable, "-c", script], check=True, cwd=root)
+    # a temporary folder of its own: other processes (a browser test, say) write in /tmp
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    subprocess.run([sys.executable, "-c", script], check=True, cwd=root, env=env)
 
 
 def test_a_capabilities_pickle_older_than_its_source_is_not_shared(tmp_path: Path) -> None:

@@ -1,0 +1,1 @@
+"""Live mode: posemu's acquirer on a real socket, its outside oracle, the terminal over TCP."""

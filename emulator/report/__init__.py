@@ -1,0 +1,1 @@
+"""Reports of runs that are files to keep and share (``html``: pages with pictures)."""
