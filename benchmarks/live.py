@@ -18,7 +18,7 @@ load generator shares the machine with the server: run it on an otherwise idle m
     .venv/bin/python benchmarks/live.py [--terminals 1,100,1000] [--seconds S]
     .venv/bin/python benchmarks/live.py --minimal-server     (the baseline, on its own)
 
-With ``--fleet``, the load is ``posemu fleet --acquirer`` instead (posemu's load
+With ``--fleet``, the load is ``posemu fleet --load-only --acquirer`` instead (posemu's load
 terminals, each its own connection, terminal id and STAN sequence, as fast as answers
 come), against ``posemu acquirer`` on loopback, three times for each N: one sale a
 second per terminal, the same with the link down both ways for a while (``network.down``
@@ -180,9 +180,9 @@ amount = "1.00"
 
 
 def measure_fleet(n: int, seconds: float, rate: float, down: bool) -> dict[str, Any]:
-    """``posemu fleet --acquirer`` with ``n`` terminals at ``rate`` sales/s (0: as fast as
-    answers come) against ``posemu acquirer``; with ``down``, the link down both ways for a
-    while (``network.down`` through the fleet's proxy). The fleet's JSON report."""
+    """``posemu fleet --load-only --acquirer`` with ``n`` terminals at ``rate`` sales/s (0:
+    as fast as answers come) against ``posemu acquirer``; with ``down``, the link down both
+    ways for a while (``network.down`` through the fleet's proxy). The fleet's JSON report."""
     with tempfile.TemporaryDirectory() as tmp:
         bank, fleet = Path(tmp) / "bank.toml", Path(tmp) / "fleet.toml"
         bank.write_text(SCENARIO)
@@ -193,7 +193,7 @@ def measure_fleet(n: int, seconds: float, rate: float, down: bool) -> dict[str, 
         proc, address = _start([POSEMU, "acquirer", bank, "--json"])
         try:
             done = subprocess.run(
-                [POSEMU, "fleet", fleet, "--terminals", str(n), "--acquirer",
+                [POSEMU, "fleet", fleet, "--terminals", str(n), "--load-only", "--acquirer",
                  f"tcp://{address[0]}:{address[1]}", "--rate", f"{rate:g}", "--duration",
                  str(seconds), "--json"], capture_output=True, text=True, check=False,
                 timeout=seconds + 60)
@@ -210,7 +210,7 @@ def fleet_main(counts: list[int], seconds: float) -> None:
     """``--fleet``: the live fleet's numbers: one sale a second per terminal (clean, and
     with the link down a while), then as fast as answers come."""
     print(machine())
-    print(f"{seconds:g} s of selling per run; posemu fleet --acquirer against posemu "
+    print(f"{seconds:g} s of selling per run; posemu fleet --load-only --acquirer against posemu "
           "acquirer, len2, response timeout 1 s")
     for n in counts:
         for label, rate, down in (("1/s each", n, False), ("1/s each, link down", n, True),
@@ -229,7 +229,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=3.0, metavar="S")
     parser.add_argument("--minimal-server", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--fleet", action="store_true",
-                        help="measure posemu fleet --acquirer instead (clean and with faults)")
+                        help="measure posemu fleet --load-only --acquirer instead (clean and "
+                             "with faults)")
     args = parser.parse_args(argv)
     if args.fleet:
         fleet_main([int(n) for n in args.terminals.split(",")], args.seconds)

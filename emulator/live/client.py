@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from devices.fault import ActiveFault
     from devices.ports import TraceSink, Transport
     from emulator.judge.result import Result
+    from emulator.live.host_rules import Breach
     from emulator.scenario.model import Scenario
 
 __all__ = ["Remote", "parse_url", "refuse_bank_faults", "remote_runner", "run_remote"]
@@ -166,11 +167,15 @@ def with_host_verdicts(result: Result, transports: list[TcpTransport],
                        timeout_s: float) -> Result:
     """``result`` failing with each host rule the transports' messages break
     (:mod:`emulator.live.host_rules`)."""
+    found = [str(b) for b in host_breaches(transports, timeout_s)]
+    return dataclasses.replace(result, failures=(*result.failures, *found)) if found else result
+
+
+def host_breaches(transports: list[TcpTransport], timeout_s: float) -> list[Breach]:
+    """Each host rule the transports' messages break (:mod:`emulator.live.host_rules`)."""
     from emulator.live.host_rules import judge_host, messages_from_log  # noqa: PLC0415
 
-    found = [str(b) for t in transports
-             for b in judge_host(messages_from_log(t.log), timeout_s)]
-    return dataclasses.replace(result, failures=(*result.failures, *found)) if found else result
+    return [b for t in transports for b in judge_host(messages_from_log(t.log), timeout_s)]
 
 
 def _parts(env: LoopEnvironment, remote: Remote,
