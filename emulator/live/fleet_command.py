@@ -24,6 +24,8 @@ def add_arguments(fleet: argparse.ArgumentParser) -> None:
                             "tcp://HOST:PORT[?framing=F&tpdu=1&tls=1] (docs/live.md)")
     fleet.add_argument("--speed", type=float, metavar="X",
                        help="with --acquirer: simulated seconds per real second (default 1)")
+    fleet.add_argument("--shared-connection", action="store_true",
+                       help="with --acquirer: every terminal on one connection, not one each")
     fleet.add_argument("--load-only", action="store_true",
                        help="with --acquirer: light load terminals selling at --rate for "
                             "--duration, not the scenario's terminal model")
@@ -42,9 +44,10 @@ def run_fleet_command(args: argparse.Namespace) -> int:
 
     if not args.load_only:
         return _run_models(args)
-    if getattr(args, "firmware", None) is not None or args.speed is not None:
-        raise UsageError("--firmware and --speed do not apply with --load-only: its "
-                         "terminals are load terminals")
+    if getattr(args, "firmware", None) is not None or args.speed is not None or (
+            args.shared_connection):
+        raise UsageError("--firmware, --speed and --shared-connection do not apply with "
+                         "--load-only: its terminals are load terminals")
     remote = parse_url(args.acquirer)
     duration = 10.0 if args.duration is None else args.duration
     rate = float(args.terminals) if args.rate is None else args.rate
@@ -95,6 +98,7 @@ def _run_models(args: argparse.Namespace) -> int:
         scenario = choose_firmware(scenario, args.firmware, args.profile)
     if args.seed is not None or args.profile is not None:
         scenario = scenario.with_overrides(seed=args.seed, profile=args.profile)
-    report = run_model_fleet(scenario, remote, args.terminals, args.speed or 1.0)
+    report = run_model_fleet(scenario, remote, args.terminals, args.speed or 1.0,
+                             args.shared_connection)
     print(json.dumps(report.to_json()) if args.json else report.summary(), flush=True)
     return 0 if report.passed else 1

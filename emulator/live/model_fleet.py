@@ -9,6 +9,9 @@ and STAN sequence, its own trace, the scenario's steps. Each terminal is then ju
 single live run is: by the oracle from its side (the money it believes moved) and by the
 host rules (:mod:`emulator.live.host_rules`) on its messages. The scenario's
 ``network.*`` faults act in one fault proxy in front of the host, shared by the fleet.
+
+With ``shared``, the terminals share one connection instead (:class:`SharedConnection`):
+each answer goes to the terminal its field 41 names.
 """
 
 from __future__ import annotations
@@ -18,12 +21,17 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from devices.errors import UsageError
+from devices.errors import MessageError, UsageError
+from devices.iso8583.message import decode
+from devices.net.tcp import Idle, TcpTransport
+from devices.ports import Refused
+from devices.simkit.queues import Mailbox
 from devices.simkit.realtime import LoopEnvironment
 from emulator.engine.fleet import terminal_id
 from emulator.engine.wiring import BankBooks
 from emulator.judge.result import anomaly_json
 from emulator.live.client import (
+    Logged,
     Remote,
     _parts,
     _RemoteWorld,
@@ -36,11 +44,14 @@ from emulator.live.wire_faults import ProxyThread, proxy_rules
 
 if TYPE_CHECKING:
     from devices.errors import FirmwareError
-    from devices.net.tcp import TcpTransport
+    from devices.fault import ActiveFault
+    from devices.ports import TraceSink
+    from devices.simkit.queues import Take
+    from emulator.engine.wiring import Parts, Shared
     from emulator.judge.result import Result
     from emulator.scenario.model import Scenario
 
-__all__ = ["MAX_MODEL_TERMINALS", "ModelFleetReport", "run_model_fleet"]
+__all__ = ["MAX_MODEL_TERMINALS", "ModelFleetReport", "SharedConnection", "run_model_fleet"]
 
 MAX_MODEL_TERMINALS = 1_000
 """Each terminal keeps its trace in memory and its own connection."""
@@ -75,7 +86,7 @@ class ModelFleetReport:
         no host rule broken."""
         return not self.failed
 
-    def add(self, tid: str, result: Result, transport: list[TcpTransport]) -> None:
+    def add(self, tid: str, result: Result, transport: list[Logged]) -> None:
         """Count terminal ``tid``'s result and its messages."""
         self.terminal_ids.append(tid)
         self.end_states.update(step.end_state for step in result.steps)
@@ -95,7 +106,7 @@ class ModelFleetReport:
         if len(self.examples) < 5:
             self.examples.append(f"{tid}: {text}")
 
-    def _count(self, transport: TcpTransport) -> None:
+    def _count(self, transport: Logged) -> None:
         """Requests, answers, codes and latencies (a request to its first answer)."""
         asked: dict[tuple[str, str], float] = {}
         for message in messages_from_log(transport.log):
@@ -159,26 +170,30 @@ def check_terminals(terminals: int) -> None:
 
 
 def run_model_fleet(scenario: Scenario, remote: Remote, terminals: int,
-                    speed: float = 1.0) -> ModelFleetReport:
+                    speed: float = 1.0, shared: bool = False) -> ModelFleetReport:
     """Run ``terminals`` of ``scenario``'s terminal against the host at ``remote``, in real
     time (``speed`` simulated seconds per second), through a fault proxy when the scenario
-    has network faults; each judged from its side. The report."""
+    has network faults, each on its own connection (``shared``: all on one); each judged
+    from its side. The report."""
     check_terminals(terminals)
     refuse_bank_faults(scenario)
     rules = proxy_rules(scenario, remote.tls is not None, speed)
     if rules:
         with ProxyThread(remote.address, remote.framing, rules, scenario.seed) as proxy:
             return _run(scenario, Remote(*proxy.address, remote.framing, None), terminals,
-                        speed)
-    return _run(scenario, remote, terminals, speed)
+                        speed, shared)
+    return _run(scenario, remote, terminals, speed, shared)
 
 
-def _run(scenario: Scenario, remote: Remote, terminals: int,
-         speed: float) -> ModelFleetReport:
+def _run(scenario: Scenario, remote: Remote, terminals: int, speed: float,
+         shared: bool) -> ModelFleetReport:
     env = LoopEnvironment(speed)
-    made: list[list[TcpTransport]] = [[] for _ in range(terminals)]
-    worlds = [_RemoteWorld(scenario, env=env, parts=_parts(env, remote, made[k]),
-                           terminal_id=terminal_id(k + 1)) for k in range(terminals)]
+    made: list[list[Logged]] = [[] for _ in range(terminals)]
+    one = SharedConnection(env, remote) if shared else None
+    worlds = [_RemoteWorld(scenario, env=env, terminal_id=terminal_id(k + 1),
+                           parts=_parts(env, remote, made[k]) if one is None
+                           else one.parts(terminal_id(k + 1), made[k]))
+              for k in range(terminals)]
     books = [BankBooks(scenario, world.acquirer) for world in worlds]
     report = ModelFleetReport(scenario.name, terminals, speed)
     error: FirmwareError | None = None
@@ -198,3 +213,89 @@ def _run(scenario: Scenario, remote: Remote, terminals: int,
         for breach in breaches:
             report.breach(tid, breach.rule, str(breach))
     return report
+
+
+class _NoTrace:
+    """The shared connection's own events (connected, closed) belong to no one terminal."""
+
+    def emit(self, name: str, **fields: Any) -> None:
+        """Dropped: each terminal traces its own frames."""
+
+
+class SharedConnection(TcpTransport):
+    """One connection for the whole fleet: each terminal's frames go out on it, each answer
+    (or a frame the host refused) comes back to the terminal its field 41 names."""
+
+    def __init__(self, env: LoopEnvironment, remote: Remote) -> None:
+        super().__init__(env, _NoTrace(), remote.address, remote.framing, remote.tls)
+        self.seats: dict[str, Seat] = {}
+        self._box = self  # type: ignore[assignment]  # what arrives is routed by put()
+
+    def put(self, item: bytes | Refused) -> None:
+        """Route what arrived to its terminal (a frame naming none is dropped)."""
+        frame = item.frame if isinstance(item, Refused) else item
+        try:
+            tid = str(decode(frame).get("41", ""))
+        except MessageError:
+            return
+        seat = self.seats.get(tid)
+        if seat is not None:
+            seat.arrived(item)
+
+    def parts(self, tid: str, made: list[Logged]) -> Parts[Any, Any, Any, Any]:
+        """The wiring's parts of terminal ``tid``: its seat on this connection."""
+        from emulator.engine.wiring import Parts, sim_printer, sim_terminal  # noqa: PLC0415
+        from emulator.live.client import _NoBank  # noqa: PLC0415
+
+        def transport(shared: Shared, trace: TraceSink) -> _SeatLink:
+            seat = self.seats[tid] = Seat(self, trace)
+            made.append(seat)
+            return _SeatLink(seat)
+
+        return Parts(sim_printer, transport, lambda *_: _NoBank(), sim_terminal)
+
+
+class Seat:
+    """One terminal's end of the :class:`SharedConnection`: its frames, its log, its box."""
+
+    def __init__(self, connection: SharedConnection, trace: TraceSink) -> None:
+        self.connection = connection
+        self.env = connection.env
+        self.trace = trace
+        self.log: list[tuple[float, bool, bytes]] = []
+        self._box = Mailbox(connection.env)
+
+    def send(self, frame: bytes | Refused, **about: Any) -> None:
+        if isinstance(frame, Refused):
+            return
+        self.trace.emit("tcp.sent", size=len(frame), **about)
+        self.log.append((float(self.env.now), True, frame))
+        self.connection.send(frame)
+
+    def arrived(self, item: bytes | Refused) -> None:
+        if isinstance(item, Refused):
+            self.trace.emit("tcp.refused", error="connection refused")
+        else:
+            self.trace.emit("tcp.received", size=len(item))
+            self.log.append((float(self.env.now), False, item))
+        self._box.put(item)
+
+    def receive(self) -> Take:
+        return self._box.get()
+
+    def discard(self) -> None:
+        self._box.items.clear()
+
+
+class _SeatLink:
+    """The way to the host through a seat; network faults act in the proxy, not here."""
+
+    def __init__(self, seat: Seat) -> None:
+        self.terminal_end = seat
+        self.bank_end = Idle(seat.env)
+
+    def apply(self, fault: ActiveFault) -> None:
+        """Never called: network faults act in the fault proxy."""
+
+    def clear(self, fault: ActiveFault) -> None:
+        """Never called: network faults act in the fault proxy."""

@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 
+from emulator.engine.trace import Event
+from emulator.live.acquirer import Running
 from emulator.live.client import parse_url
 from emulator.live.model_fleet import ModelFleetReport, run_model_fleet
 from emulator.scenario.load import scenario_from_dict
@@ -37,11 +39,20 @@ def story(profile: str, expect: list[str]) -> dict[str, Any]:
 def fleet(profile: str, expect: list[str]) -> tuple[ModelFleetReport, list[dict[str, Any]]]:
     """The fleet's report and the host's postings."""
     with acquirer(BANK) as bank:
+        connections = heard(bank, "live.connected")
         url = f"tcp://{bank.address[0]}:{bank.address[1]}"
         report = run_model_fleet(scenario_from_dict(story(profile, expect)), parse_url(url),
                                  N, speed=20)
         postings = stop_acquirer(bank).to_json()["postings"]
+    assert len(connections) == N  # a connection each
     return report, postings
+
+
+def heard(bank: Running, name: str) -> list[Event]:
+    """The acquirer's events ``name`` from now on (its trace streams, keeping none)."""
+    events: list[Event] = []
+    bank.acquirer.trace.subscribe(name, events.append)
+    return events
 
 
 def ids(n: int) -> set[str]:
@@ -116,3 +127,18 @@ def test_bad_flags_are_refused(story_file, extra, says):
     assert done.returncode == 2
     assert says in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_terminals_sharing_one_connection_each_get_their_own_answers():
+    with acquirer(BANK) as bank:
+        connections = heard(bank, "live.connected")
+        url = f"tcp://{bank.address[0]}:{bank.address[1]}"
+        report = run_model_fleet(scenario_from_dict(story("naive", ["charged_no_receipt"])),
+                                 parse_url(url), N, speed=20, shared=True)
+        side = stop_acquirer(bank).to_json()
+    assert len(connections) == 1
+    assert report.end_states == {"charged_no_receipt": N}
+    assert report.passed
+    assert report.breaches == {}
+    assert report.sent == report.answered == N  # each answer reached the terminal it names
+    assert len({(p["terminal_id"], p["stan"]) for p in side["postings"]}) == N
