@@ -87,6 +87,9 @@ def _run_models(args: argparse.Namespace) -> int:
     if args.rate is not None or args.duration is not None:
         raise UsageError("--rate and --duration need --load-only: the terminal models run "
                          "the scenario's steps (--speed to run them faster)")
+    if args.trace is not None:
+        raise UsageError("--trace does not apply with --acquirer: each terminal's trace is "
+                         "its own")
     if args.speed is not None and not args.speed > 0:
         raise UsageError(f"--speed must be more than 0, not {args.speed}")
     check_terminals(args.terminals)

@@ -119,6 +119,8 @@ def test_the_command_line_runs_the_models_and_reports(story_file):
     (["--rate", "5"], "--rate and --duration need --load-only"),
     (["--speed", "0"], "--speed must be more than 0"),
     (["--terminals", "1001"], "--terminals must be 1 to 1,000 with --acquirer"),
+    (["--trace", "t.jsonl"], "--trace does not apply with --acquirer"),
+    (["--load-only", "--shared-connection"], "do not apply with --load-only"),
 ])
 def test_bad_flags_are_refused(story_file, extra, says):
     done = subprocess.run([POSEMU, "fleet", story_file, "--terminals", "2", "--acquirer",
