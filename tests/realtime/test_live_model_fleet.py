@@ -144,3 +144,20 @@ def test_terminals_sharing_one_connection_each_get_their_own_answers():
     assert report.breaches == {}
     assert report.sent == report.answered == N  # each answer reached the terminal it names
     assert len({(p["terminal_id"], p["stan"]) for p in side["postings"]}) == N
+
+
+def test_answers_dropped_on_posemus_side_are_repeated_and_charged_once():
+    data = story("robust", [])
+    data["faults"] = [{"fault": "network.drop", "direction": "to_terminal", "at_s": 0,
+                       "count": 2}]
+    data["terminal"]["response_timeout_s"] = 10  # 0.5 s real
+    with acquirer(BANK) as bank:
+        url = f"tcp://{bank.address[0]}:{bank.address[1]}"
+        report = run_model_fleet(scenario_from_dict(data), parse_url(url), 5, speed=20)
+        side = stop_acquirer(bank)
+    assert report.end_states == {"approved": 5}
+    assert report.breaches == {}
+    assert report.sent > 5  # the two terminals whose answer was lost asked again
+    assert report.sent - report.answered == 2  # the two answers lost; every other came
+    assert len(side.postings) == 5  # each charged once
+    assert side.anomalies == []
