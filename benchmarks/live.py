@@ -18,7 +18,7 @@ load generator shares the machine with the server: run it on an otherwise idle m
     .venv/bin/python benchmarks/live.py [--terminals 1,100,1000] [--seconds S]
     .venv/bin/python benchmarks/live.py --minimal-server     (the baseline, on its own)
 
-With ``--fleet``, the load is ``posemu fleet --acquirer`` instead (posemu's load
+With ``--fleet``, the load is ``posemu fleet --load-only --acquirer`` instead (posemu's load
 terminals, each its own connection, terminal id and STAN sequence, as fast as answers
 come), against ``posemu acquirer`` on loopback, three times for each N: one sale a
 second per terminal, the same with the link down both ways for a while (``network.down``
@@ -27,6 +27,12 @@ and as fast as answers come. Printed: answered sales per second, latency p50/p90
 timeouts, reversals and host-rule breaches.
 
     .venv/bin/python benchmarks/live.py --fleet [--terminals 100,1000] [--seconds S]
+
+With ``--models``, ``posemu fleet --acquirer`` (the scenario's terminal models, each
+its own connection; one sale each, all due at the same instant) against ``posemu
+acquirer``: wall time, answers and latency percentiles.
+
+    .venv/bin/python benchmarks/live.py --models [--terminals 100,1000] [--speed 20]
 """
 
 from __future__ import annotations
@@ -180,9 +186,9 @@ amount = "1.00"
 
 
 def measure_fleet(n: int, seconds: float, rate: float, down: bool) -> dict[str, Any]:
-    """``posemu fleet --acquirer`` with ``n`` terminals at ``rate`` sales/s (0: as fast as
-    answers come) against ``posemu acquirer``; with ``down``, the link down both ways for a
-    while (``network.down`` through the fleet's proxy). The fleet's JSON report."""
+    """``posemu fleet --load-only --acquirer`` with ``n`` terminals at ``rate`` sales/s (0:
+    as fast as answers come) against ``posemu acquirer``; with ``down``, the link down both
+    ways for a while (``network.down`` through the fleet's proxy). The fleet's JSON report."""
     with tempfile.TemporaryDirectory() as tmp:
         bank, fleet = Path(tmp) / "bank.toml", Path(tmp) / "fleet.toml"
         bank.write_text(SCENARIO)
@@ -193,7 +199,7 @@ def measure_fleet(n: int, seconds: float, rate: float, down: bool) -> dict[str, 
         proc, address = _start([POSEMU, "acquirer", bank, "--json"])
         try:
             done = subprocess.run(
-                [POSEMU, "fleet", fleet, "--terminals", str(n), "--acquirer",
+                [POSEMU, "fleet", fleet, "--terminals", str(n), "--load-only", "--acquirer",
                  f"tcp://{address[0]}:{address[1]}", "--rate", f"{rate:g}", "--duration",
                  str(seconds), "--json"], capture_output=True, text=True, check=False,
                 timeout=seconds + 60)
@@ -206,11 +212,65 @@ def measure_fleet(n: int, seconds: float, rate: float, down: bool) -> dict[str, 
     return report
 
 
+MODELS = """\
+format = 1
+name = "live fleet of terminal models"
+[[cards]]
+id = "load"
+pan = "4111111111111111"
+balance = "99999999.00"
+[[steps]]
+id = "s1"
+do = "sale"
+card = "load"
+amount = "1.00"
+"""
+
+
+def measure_models(n: int, speed: float) -> tuple[dict[str, Any], float]:
+    """``posemu fleet --acquirer`` (the terminal models, one sale each, ``speed`` simulated
+    seconds per real one) with ``n`` terminals against ``posemu acquirer``: the fleet's
+    JSON report and the command's wall time."""
+    with tempfile.TemporaryDirectory() as tmp:
+        bank, fleet = Path(tmp) / "bank.toml", Path(tmp) / "fleet.toml"
+        bank.write_text(SCENARIO.replace("verify_mac = false\n", ""))  # the terminal MACs
+        fleet.write_text(MODELS)
+        proc, address = _start([POSEMU, "acquirer", bank, "--json"])
+        try:
+            started = time.perf_counter()
+            done = subprocess.run(
+                [POSEMU, "fleet", fleet, "--terminals", str(n), "--acquirer",
+                 f"tcp://{address[0]}:{address[1]}", "--speed", f"{speed:g}", "--json"],
+                capture_output=True, text=True, check=False, timeout=120)
+            wall = time.perf_counter() - started
+        finally:
+            proc.terminate()
+            proc.communicate(timeout=START_TIMEOUT_S)
+    if done.returncode not in (0, 1):
+        raise RuntimeError(f"posemu fleet failed: {done.stderr.strip()}")
+    report: dict[str, Any] = json.loads(done.stdout)
+    return report, wall
+
+
+def models_main(counts: list[int], speed: float) -> None:
+    """``--models``: the terminal models' fleet, one sale each, all due at once."""
+    print(machine())
+    print(f"posemu fleet --acquirer (terminal models, one sale each, --speed {speed:g}) "
+          "against posemu acquirer, len2")
+    for n in counts:
+        report, wall = measure_models(n, speed)
+        lat = report["latency_ms"]
+        print(f"N = {n}: {wall:.2f} s wall, {report['duration_s']:.2f} s running, "
+              f"{report['answered']}/{report['requests_sent']} answered, end states "
+              f"{report['end_states']}, p50 {lat['p50']:.2f} ms, p90 {lat['p90']:.2f} ms, "
+              f"p99 {lat['p99']:.2f} ms, breaches {report['breaches'] or 'none'}")
+
+
 def fleet_main(counts: list[int], seconds: float) -> None:
     """``--fleet``: the live fleet's numbers: one sale a second per terminal (clean, and
     with the link down a while), then as fast as answers come."""
     print(machine())
-    print(f"{seconds:g} s of selling per run; posemu fleet --acquirer against posemu "
+    print(f"{seconds:g} s of selling per run; posemu fleet --load-only --acquirer against posemu "
           "acquirer, len2, response timeout 1 s")
     for n in counts:
         for label, rate, down in (("1/s each", n, False), ("1/s each, link down", n, True),
@@ -229,8 +289,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=3.0, metavar="S")
     parser.add_argument("--minimal-server", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--fleet", action="store_true",
-                        help="measure posemu fleet --acquirer instead (clean and with faults)")
+                        help="measure posemu fleet --load-only --acquirer instead (clean and "
+                             "with faults)")
+    parser.add_argument("--models", action="store_true",
+                        help="measure posemu fleet --acquirer (the terminal models) instead")
+    parser.add_argument("--speed", type=float, default=20.0, metavar="X",
+                        help="with --models: simulated seconds per real second")
     args = parser.parse_args(argv)
+    if args.models:
+        models_main([int(n) for n in args.terminals.split(",")], args.speed)
+        return
     if args.fleet:
         fleet_main([int(n) for n in args.terminals.split(",")], args.seconds)
         return

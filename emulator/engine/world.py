@@ -60,6 +60,7 @@ class World:
         self, scenario: Scenario, env: simpy.Environment | None = None,
         printer: PrinterFactory | None = None,
         parts: Parts[Printer, Connection, FaultTarget, Firmware[StepSpec]] | None = None,
+        terminal_id: str | None = None,
     ) -> None:
         self.scenario = scenario
         self.env = env = simpy.Environment() if env is None else env
@@ -71,7 +72,7 @@ class World:
         base = SIMULATED if parts is None else parts  # a live run's: a TCP transport
         chosen = base if printer is None else base.with_printer(
             lambda _shared, _sink: printer(env, trace))  # the run's trace, as a Trace
-        unit = wire_unit(shared, trace, chosen)
+        unit = wire_unit(shared, trace, chosen, terminal_id)  # a live fleet's: its own
         self.link, self.host, self.reader = unit.link, unit.host, unit.reader
         self.printer, self.terminal = unit.printer, unit.terminal
         self.injector = unit.injector
@@ -85,17 +86,33 @@ class World:
         """Run to ``until`` (default: the horizon, or until nothing is left to happen); judge
         from the trace, once the bank's ledger is found as the trace says (:class:`BankBooks`)."""
         with collection_paused():
-            scenario = self.scenario
-            books = BankBooks(scenario, self.acquirer)
-            error: FirmwareError | None = None
+            books = BankBooks(self.scenario, self.acquirer)
             try:
-                self.env.run(until=scenario.until_s if until is None else until)
-                owed = self.terminal.unresolved()
+                self.env.run(until=self.scenario.until_s if until is None else until)
             except Exception as exc:  # a plug-in broke its contract: the run ends here
-                if scenario.firmware is None or isinstance(exc, POSEMUS_OWN):
-                    raise
-                error = exc if isinstance(exc, FirmwareError) else FirmwareError(
-                    "no exceptions", f"{type(exc).__name__}: {exc}")
+                return self.conclude(books, self.firmware_error(exc))
+            return self.conclude(books)
+
+    def firmware_error(self, exc: Exception) -> FirmwareError:
+        """What a plug-in's ``exc`` breaks (posemu's own errors are raised again)."""
+        if self.scenario.firmware is None or isinstance(exc, POSEMUS_OWN):
+            raise exc
+        return exc if isinstance(exc, FirmwareError) else FirmwareError(
+            "no exceptions", f"{type(exc).__name__}: {exc}")
+
+    def conclude(self, books: BankBooks, error: FirmwareError | None = None) -> Result:
+        """Judge the run once its environment has run (``books`` opened before it ran;
+        ``error``: a plug-in stopped it): what the terminal still owes, the books, the
+        oracle. A live fleet runs many worlds on one environment, then concludes each."""
+        with collection_paused():
+            scenario = self.scenario
+            owed: list[tuple[str, str]] = []
+            if error is None:
+                try:
+                    owed = list(self.terminal.unresolved())
+                except Exception as exc:  # a plug-in broke its contract
+                    error = self.firmware_error(exc)
+            if error is not None:
                 owed = []
                 self.trace.emit("firmware.error", step=error.step, rule=error.rule,
                                 detail=error.detail)

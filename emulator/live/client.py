@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 import ssl
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
 from devices.errors import ScenarioError, UsageError
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from devices.fault import ActiveFault
     from devices.ports import TraceSink, Transport
     from emulator.judge.result import Result
+    from emulator.live.host_rules import Breach
     from emulator.scenario.model import Scenario
 
 __all__ = ["Remote", "parse_url", "refuse_bank_faults", "remote_runner", "run_remote"]
@@ -166,15 +167,26 @@ def with_host_verdicts(result: Result, transports: list[TcpTransport],
                        timeout_s: float) -> Result:
     """``result`` failing with each host rule the transports' messages break
     (:mod:`emulator.live.host_rules`)."""
-    from emulator.live.host_rules import judge_host, messages_from_log  # noqa: PLC0415
-
-    found = [str(b) for t in transports
-             for b in judge_host(messages_from_log(t.log), timeout_s)]
+    found = [str(b) for b in host_breaches(transports, timeout_s)]
     return dataclasses.replace(result, failures=(*result.failures, *found)) if found else result
 
 
-def _parts(env: LoopEnvironment, remote: Remote,
-           made: list[TcpTransport] | None = None) -> Parts[Any, TcpLink, _NoBank, Any]:
+class Logged(Protocol):
+    """A terminal's transport that logs its frames (time, sent, frame)."""
+
+    log: list[tuple[float, bool, bytes]]
+
+
+def host_breaches(transports: Iterable[Logged], timeout_s: float) -> list[Breach]:
+    """Each host rule the transports' messages break (:mod:`emulator.live.host_rules`)."""
+    from emulator.live.host_rules import judge_host, messages_from_log  # noqa: PLC0415
+
+    return [b for t in transports for b in judge_host(messages_from_log(t.log), timeout_s)]
+
+
+def _parts(
+    env: LoopEnvironment, remote: Remote, made: list[Logged] | list[TcpTransport] | None = None,
+) -> Parts[Any, TcpLink, _NoBank, Any]:
     def tcp(shared: Shared, trace: TraceSink) -> TcpLink:
         transport = TcpTransport(env, trace, remote.address, remote.framing, remote.tls)
         if made is not None:

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from emulator.live.client import Remote
     from emulator.scenario.model import Scenario
 
-__all__ = ["FleetReport", "run_live_fleet"]
+__all__ = ["FleetReport", "percentile_ms", "run_live_fleet"]
 
 MAX_LIVE_TERMINALS = 10_000
 _F7 = "1207120000"
@@ -58,10 +58,7 @@ class FleetReport:
     proxy: dict[str, Any] | None = None
 
     def percentile_ms(self, q: float) -> float:
-        if not self.latencies_s:
-            return 0.0
-        ordered = sorted(self.latencies_s)
-        return 1000 * ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+        return percentile_ms(self.latencies_s, q)
 
     @property
     def passed(self) -> bool:
@@ -94,6 +91,14 @@ class FleetReport:
         lines += [f"    {e}" for e in self.examples]
         lines.append(data["verdict"].upper())
         return "\n".join(lines)
+
+
+def percentile_ms(latencies_s: list[float], q: float) -> float:
+    """The ``q`` quantile (0 to 1) of ``latencies_s``, in milliseconds (0 with none)."""
+    if not latencies_s:
+        return 0.0
+    ordered = sorted(latencies_s)
+    return 1000 * ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 async def run_live_fleet(

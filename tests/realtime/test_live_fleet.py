@@ -1,4 +1,4 @@
-"""``posemu fleet --acquirer``: load terminals in real time against posemu's acquirer
+"""``posemu fleet --load-only --acquirer``: load terminals in real time against posemu's acquirer
 (clean, and with a network fault applied on posemu's side) and against a broken host."""
 
 from __future__ import annotations
@@ -33,8 +33,8 @@ def fleet(tmp_path: Path, address: tuple[str, int], faults: str = "", *extra: st
           bank: str = "") -> tuple[int, dict[str, Any]]:
     path = tmp_path / "fleet.toml"
     path.write_text(FLEET + bank + faults)
-    done = subprocess.run([POSEMU, "fleet", path, "--terminals", "8", "--acquirer",
-                           f"tcp://{address[0]}:{address[1]}", "--rate", "16",
+    done = subprocess.run([POSEMU, "fleet", path, "--terminals", "8", "--load-only",
+                           "--acquirer", f"tcp://{address[0]}:{address[1]}", "--rate", "16",
                            "--duration", "1", "--json", *extra],
                           capture_output=True, text=True, timeout=WAIT_S, check=False)
     assert done.returncode in (0, 1), done.stderr
@@ -86,8 +86,8 @@ def test_a_host_posting_copies_breaks_repeat_same_outcome(tmp_path):
 def test_a_bank_fault_is_refused(tmp_path):
     path = tmp_path / "bad.toml"
     path.write_text(FLEET + '[[faults]]\nfault = "bank.timeout"\nat_s = 0\n')
-    done = subprocess.run([POSEMU, "fleet", path, "--terminals", "2", "--acquirer",
-                           "tcp://127.0.0.1:9"], capture_output=True, text=True,
+    done = subprocess.run([POSEMU, "fleet", path, "--terminals", "2", "--load-only",
+                           "--acquirer", "tcp://127.0.0.1:9"], capture_output=True, text=True,
                           timeout=WAIT_S, check=False)
     assert done.returncode == 2
     assert "faults[0].fault: bank.timeout cannot act on a live fleet" in done.stderr
