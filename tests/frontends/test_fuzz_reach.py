@@ -180,6 +180,18 @@ def test_not_quiet_is_found_shrunk_and_written(
     assert NOT_QUIET not in doc["expect"]["anomalies"]
 
 
+def test_a_liveness_finding_is_verified_by_a_liveness_run(tmp_path: Path) -> None:
+    from emulator.fuzz.findings import to_toml, verify  # noqa: PLC0415
+
+    workload = live(FULL, None)  # faults stop at 800 s: the timeout's 600 s end cut short
+    fault = {"fault": "bank.timeout", "on": "terminal.reversal_sent", "for_s": 600.0,
+             "delay_s": 30.0}
+    path = tmp_path / "batch_out_of_balance.toml"
+    path.write_text(to_toml({**workload.tables, "seed": 0, "faults": [fault]}))
+    assert verify(path, "batch_out_of_balance", 1, workload.liveness)
+    assert not verify(path, "batch_out_of_balance", 1, None)  # posemu run does not show it
+
+
 def test_liveness_options_are_checked(capsys: pytest.CaptureFixture[str]) -> None:
     for argv in (["--horizon-s", "10"], ["--liveness", "--quiet-s", "-1"],
                  ["--liveness", "--horizon-s", "100", "--quiet-s", "100"]):
