@@ -46,6 +46,8 @@ class Link:
         self._epoch = 0  # bumped by network.down: frames in flight are lost
         self.in_flight = {TO_BANK: 0, TO_TERMINAL: 0}
         """Copies sent each way and not yet delivered or lost."""
+        self._held: list[tuple[bytes | Refused, str, int, dict[str, Any]]] = []
+        """Frames that arrived while the link was clogged (``network.clog``)."""
         self.terminal_end = LinkEnd(self, TO_BANK, TO_TERMINAL)
         """The terminal's :class:`~devices.ports.Transport`."""
         self.bank_end = LinkEnd(self, TO_TERMINAL, TO_BANK)
@@ -62,6 +64,10 @@ class Link:
 
     def clear(self, fault: ActiveFault) -> None:
         self.faults.remove(fault)
+        if fault.kind == "network.clog" and not self.faults.has("network.clog"):
+            held, self._held = self._held, []
+            for frame, direction, epoch, about in held:  # in the order they arrived
+                self._deliver(frame, direction, epoch, about)
 
     def send(self, frame: bytes | Refused, direction: str, **about: Any) -> None:
         """Put a frame on the wire; ``about`` (mti, stan) only labels the trace."""
@@ -130,6 +136,9 @@ class Link:
     def _deliver(
         self, frame: bytes | Refused, direction: str, epoch: int, about: dict[str, Any],
     ) -> None:
+        if self.faults and self.faults.has("network.clog"):  # held until unclogged
+            self._held.append((frame, direction, epoch, about))
+            return
         self.in_flight[direction] -= 1
         if epoch != self._epoch or self.faults.has("network.down"):
             self.trace.emit("network.lost", direction=direction, **about)

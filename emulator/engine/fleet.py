@@ -34,6 +34,7 @@ from devices.errors import ScenarioError
 from devices.net.link import TO_BANK
 from devices.simkit.agenda import Agenda
 from emulator.engine.collector import collection_paused
+from emulator.engine.swizzle import Swizzle
 from emulator.engine.trace import Event, Listener, Listeners, Trace
 from emulator.engine.wiring import SIMULATED, BankBooks, Shared, trace_header, wire_unit
 from emulator.judge.oracle import BANK_EVENTS, Anomaly, Observer, StepView, Verdict, step_views
@@ -297,6 +298,7 @@ class Fleet:
         only counts (:meth:`run` turns it off when it is asked for every verdict)."""
         self._tally = _Tally()
         self.units = [self._wire(k, keep_receipts, progress) for k in range(terminals)]
+        Swizzle(self.env, self.rng, self.trace, [u.link for u in self.units], scenario.faults)
         if progress is not None:
             self._count_steps(progress)
         self.moves = BankMoves(keyed=False)

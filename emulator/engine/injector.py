@@ -41,6 +41,9 @@ class Injector:
         self.env = env
         self.trace = trace
         self.targets = targets
+        self.stopped = False
+        self._active: dict[int, tuple[FaultSpec, FaultTarget, ActiveFault]] = {}
+        faults = tuple(f for f in faults if f.fault.split(".", 1)[0] in targets)  # not fleet's
         self.faults = faults
         self.fired: list[int] = []
         """The indices of the faults that started, in the order they did."""
@@ -58,35 +61,42 @@ class Injector:
         return tuple(spec for spec in self.faults if spec.index not in fired)
 
     def _arm(self, spec: FaultSpec) -> None:
-        seen = 0
-        step = spec.step
         step_of = self.steps.teller(spec)
 
-        def listener(event: Event) -> None:
-            nonlocal seen
-            if step is not None and step_of(event) != step:
-                return
-            seen += 1
-            if seen == spec.nth:
-                assert spec.on is not None
-                self.trace.unsubscribe(spec.on, listener)
-                self.steps.done(spec)
-                self._start(spec)
+        def start(fired: FaultSpec) -> None:
+            self.steps.done(fired)
+            self._start(fired)
 
-        self.trace.subscribe(spec.on, listener)
+        arm(self.trace, spec, start, step_of)
+
+    def stop(self) -> None:
+        """The fault horizon (``posemu fuzz --liveness``): no fault starts from now on,
+        and every fault in force is cleared now."""
+        self.stopped = True
+        for spec, target, fault in list(self._active.values()):
+            self._stop(spec, target, fault)
 
     def _start(self, spec: FaultSpec) -> None:
+        if self.stopped:
+            return
         self.fired.append(spec.index)
         fault = ActiveFault(spec.fault, dict(spec.params))
         target = self.targets[spec.fault.split(".", 1)[0]]
         self.trace.emit("fault.started", fault=spec.fault, index=spec.index,
                         for_s=spec.for_s, **_plain(spec.params))
-        self._later(lambda: target.apply(fault), spec.fault == "terminal.power_loss")
+        self._active[id(fault)] = (spec, target, fault)
+        self._later(lambda: self._apply(target, fault), spec.fault == "terminal.power_loss")
         if spec.for_s is not None:
             timer = self.env.timeout(spec.for_s)
             timer.callbacks.append(lambda _e: self._stop(spec, target, fault))
 
+    def _apply(self, target: FaultTarget, fault: ActiveFault) -> None:
+        if id(fault) in self._active:  # not cleared at the horizon in the meantime
+            target.apply(fault)
+
     def _stop(self, spec: FaultSpec, target: FaultTarget, fault: ActiveFault) -> None:
+        if self._active.pop(id(fault), None) is None:  # cleared at the horizon already
+            return
         self.trace.emit("fault.cleared", fault=spec.fault, index=spec.index)
         target.clear(fault)
 
@@ -95,6 +105,32 @@ class Injector:
             action()
             return
         self.env.timeout(0).callbacks.append(lambda _e: action())
+
+
+def arm(trace: TraceBus, spec: FaultSpec, start: Callable[[FaultSpec], None],
+        step_of: Callable[[Event], object] | None = None) -> None:
+    """Call ``start(spec)`` on the ``nth`` event ``spec.on`` of ``trace`` (of its
+    ``step`` only, when it names one, told by ``step_of``: by default the event's
+    ``step`` field)."""
+    seen = 0
+    step = spec.step
+    tell = step_of if step_of is not None else _step_field
+
+    def listener(event: Event) -> None:
+        nonlocal seen
+        if step is not None and tell(event) != step:
+            return
+        seen += 1
+        if seen == spec.nth:
+            assert spec.on is not None
+            trace.unsubscribe(spec.on, listener)
+            start(spec)
+
+    trace.subscribe(spec.on, listener)
+
+
+def _step_field(event: Event) -> object:
+    return event.fields.get("step")
 
 
 class _StepTeller:

@@ -17,10 +17,12 @@ from typing import TYPE_CHECKING, TypeAlias
 import simpy
 
 from devices.errors import FirmwareError
+from devices.net.link import Link
 from devices.ports import FaultTarget, Printer
 from devices.simkit.agenda import Agenda
 from emulator.engine.collector import collection_paused
 from emulator.engine.operator import Operator
+from emulator.engine.swizzle import Swizzle
 from emulator.engine.trace import Event, Trace
 from emulator.engine.wiring import (
     SIMULATED,
@@ -74,6 +76,8 @@ class World:
         self.link, self.host, self.reader = unit.link, unit.host, unit.reader
         self.printer, self.terminal = unit.printer, unit.terminal
         self.injector = unit.injector
+        links = [unit.link] if isinstance(unit.link, Link) else []  # a live one: no clog
+        Swizzle(env, self.rng, trace, links, scenario.faults)  # a fleet of one
         self.agenda = Agenda(env, ((step.at_s, step) for step in scenario.steps
                                    if step.after is None), self.terminal.submit)
         self.operator = Operator(env, trace, self.terminal.submit, scenario.steps)

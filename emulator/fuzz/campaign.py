@@ -22,12 +22,28 @@ from typing import Any, NamedTuple, TypeVar
 from devices.errors import PosemuError
 from emulator.engine.world import run_scenario
 from emulator.fuzz.command import DEFAULT_BUDGET_S
+from emulator.fuzz.determinism import TraceMismatch, check, sample
+from emulator.fuzz.liveness import NOT_QUIET
+from emulator.fuzz.runs import run_candidate
 from emulator.fuzz.shrink import Shrunk, shrink
-from emulator.fuzz.workload import KINDS, Workload, draw
+from emulator.fuzz.sometimes import IDLE, POINTS
+from emulator.fuzz.workload import KINDS, SWIZZLE, Workload, draw
 from emulator.money import format_minor
-from emulator.scenario.catalogue import ANOMALIES, END_STATES
+from emulator.scenario.catalogue import (
+    ANOMALIES,
+    CLEAN_END_STATES,
+    END_STATES,
+    STEP_KINDS,
+)
 
 EXIT_CLEAN, EXIT_FOUND, EXIT_INTERRUPTED = 0, 1, 130
+STEP_OF_STATE = {
+    "approved": "sale", "declined": "sale", "cancelled": "sale", "voided": "void",
+    "refunded": "refund", "refund_failed": "refund", "reprinted": "reprint",
+    "reprint_failed": "reprint", "settled": "settle", "settle_failed": "settle",
+}
+"""The step kind each clean end state needs: one the workload lacks is not warned about
+(its step kind is). ``skipped`` needs a chained step, not a kind: it is not warned about."""
 CHUNK = 8  # runs per task handed to a worker
 T = TypeVar("T")
 
@@ -43,6 +59,7 @@ class Config:
     shard: tuple[int, int] = (1, 1)
     causes: int = 2  # minimal causes shrunk per anomaly kind, at most
     until: str | None = None  # stop searching at the first run showing this anomaly
+    check_determinism: int = 0  # runs sampled to run again in two fresh processes
     examples: int = 60  # hypothesis examples per shrink
 
 
@@ -54,6 +71,8 @@ class RunOutcome(NamedTuple):
     fired: tuple[str, ...]  # fault kinds that started
     end_states: tuple[str, ...]
     error: str | None = None
+    pairs: tuple[tuple[str, str], ...] = ()  # (fault kind, step kind it started in)
+    points: tuple[str, ...] = ()  # sometimes points reached (emulator.fuzz.sometimes)
 
 
 @dataclass
@@ -81,6 +100,8 @@ class Report:
     search_s: float
     findings: list[Finding] = field(default_factory=list)
     command: str = ""
+    checked: int = 0  # runs run again by --check-determinism
+    differences: list[TraceMismatch] = field(default_factory=list)
     interrupted: bool = False  # Ctrl-C ended it: the runs and findings so far
 
     @property
@@ -93,28 +114,66 @@ class Report:
         for outcome in self.outcomes:
             for kind in outcome.anomalies:
                 found.setdefault(kind, []).append(outcome.run)
-        return {k: found[k] for k in ANOMALIES if k in found}
+        return {k: found[k] for k in (*ANOMALIES, NOT_QUIET) if k in found}
 
     def fired(self) -> dict[str, int]:
         counts = Counter(k for o in self.outcomes for k in o.fired)
-        return {k: counts[k] for k in KINDS}
+        fleet = (SWIZZLE,) if self.workload.terminals > 1 else ()
+        return {k: counts[k] for k in (*KINDS, *fleet)}
 
     def end_states(self) -> dict[str, int]:
         counts = Counter(s for o in self.outcomes for s in o.end_states)
         return {s: counts[s] for s in END_STATES}
 
+    def step_kinds(self) -> tuple[str, ...]:
+        """The workload's step kinds, in catalogue order."""
+        kinds = {s["do"] for s in self.workload.tables.get("steps", ())}
+        return tuple(k for k in STEP_KINDS if k in kinds)
+
+    def pairs(self) -> dict[str, dict[str, int]]:
+        """Fault kind -> step kind (and ``idle``) -> runs in which the fault started
+        while such a step ran."""
+        counts = Counter(p for o in self.outcomes for p in o.pairs)
+        return {k: {s: counts[k, s] for s in (*self.step_kinds(), IDLE)} for k in KINDS}
+
+    def points(self) -> dict[str, int]:
+        """Sometimes point -> runs that reached it."""
+        counts = Counter(p for o in self.outcomes for p in o.points)
+        return {p: counts[p] for p in POINTS}
+
     def errors(self) -> list[tuple[int, str]]:
-        return [(o.run, o.error) for o in self.outcomes if o.error is not None]
+        errors = [(o.run, o.error) for o in self.outcomes if o.error is not None]
+        how = self.command or f"posemu fuzz --seed {self.config.seed} --runs {self.runs}"
+        errors += [(d.run, f"not deterministic: its trace hashed {d.first[:16]} in one process "
+                    f"and {d.second[:16]} in another (run {d.run} of: {how})")
+                   for d in self.differences]
+        return sorted(errors)
 
     def warnings(self) -> list[str]:
-        return [f"fault kind {k} never fired in {self.runs} runs"
-                for k, n in self.fired().items() if not n]
+        return coverage_warnings(self.runs, self.fired(), self.end_states(), self.step_kinds(),
+                                 self.pairs(), self.points())
 
     @property
     def status(self) -> int:
         if self.interrupted:
             return EXIT_INTERRUPTED
         return EXIT_FOUND if self.anomaly_runs() or self.errors() else EXIT_CLEAN
+
+
+def coverage_warnings(runs: int, fired: dict[str, int], states: dict[str, int],
+                      step_kinds: tuple[str, ...], pairs: dict[str, dict[str, int]],
+                      points: dict[str, int]) -> list[str]:
+    """What a campaign of ``runs`` runs did not cover, from its coverage counts (the same
+    for one campaign and for its shards merged)."""
+    within = f"in {runs} runs"
+    out = [f"fault kind {k} never fired {within}" for k, n in fired.items() if not n]
+    out += [f"end state {s} never reached {within}" for s in CLEAN_END_STATES
+            if not states.get(s) and STEP_OF_STATE.get(s) in step_kinds]
+    out += [f"step kind {s} not in the workload" for s in STEP_KINDS if s not in step_kinds]
+    out += [f"fault kind {k} never started during a {s} {within}"
+            for k, row in pairs.items() for s, n in row.items() if not n and s != IDLE]
+    out += [f"sometimes point {p} never reached {within}" for p, n in points.items() if not n]
+    return out
 
 
 # ------------------------------------------------------------------ the search
@@ -124,15 +183,14 @@ def evaluate(workload: Workload, seed: int, index: int) -> RunOutcome:
     """Draw run ``index`` of campaign ``seed`` and run it."""
     candidate = draw(workload, seed, index)
     try:
-        result = run_scenario(workload.scenario(candidate))
+        seen = run_candidate(workload, candidate)
     except PosemuError as exc:  # a conservation error is a bug of posemu: report it
         return RunOutcome(index, (), (), (), f"{type(exc).__name__}: {exc}")
-    fired = {str(e.fields["fault"]) for e in result.trace.events if e.name == "fault.started"}
-    broken = next((f for f in result.failures if f.startswith("firmware_error")), None)
-    if broken is not None:  # a plug-in broke the event contract: its verdict means nothing
-        return RunOutcome(index, (), tuple(sorted(fired)), (), broken)
-    return RunOutcome(index, tuple(sorted({a.kind for a in result.anomalies})),
-                      tuple(sorted(fired)), tuple(sorted({s.end_state for s in result.steps})))
+    if seen.broken is not None:  # a plug-in broke the event contract: its verdict means nothing
+        return RunOutcome(index, (), seen.reached.fired, (), seen.broken)
+    return RunOutcome(index, tuple(sorted(seen.anomalies)), seen.reached.fired,
+                      tuple(sorted(seen.end_states)), pairs=seen.reached.pairs,
+                      points=seen.reached.points)
 
 
 def shard_indices(runs: int | None, shard: tuple[int, int]) -> Iterable[int]:
@@ -336,6 +394,10 @@ def fuzz(workload: Workload, config: Config, progress: Progress | None = None,
     if progress is not None:
         progress(report.runs, len(report.anomaly_runs()), "shrink")
     try:
+        if config.check_determinism:
+            picked = sample([o.run for o in report.outcomes], config.check_determinism)
+            report.checked = len(picked)
+            report.differences = check(workload, config.seed, picked)
         report.findings = shrink_findings(runner, workload, config, report, confirmed)
     except KeyboardInterrupt:
         report.interrupted = True

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from devices.errors import ScenarioError, UsageError, one_line
 from emulator.cli.numbers import integer, number, shown
+from emulator.fuzz import modes
 from emulator.scenario.catalogue import ANOMALIES
 from emulator.scenario.profiles import PROFILES
 
@@ -107,11 +108,12 @@ def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
                           "default 1)")
     fuzz_cmd.add_argument("--shard", default="1/1", metavar="I/N",
                           help="run only shard I of N (runs I-1, I-1+N, ...)")
-    fuzz_cmd.add_argument("--until", choices=list(ANOMALIES), metavar="ANOMALY",
+    fuzz_cmd.add_argument("--until", choices=[*ANOMALIES, "not_quiet"], metavar="ANOMALY",
                           help="stop searching at the first run that shows this anomaly")
     fuzz_cmd.add_argument("--causes", type=integer(1, MAX_CAUSES), default=2, metavar="N",
                           help="distinct minimal causes to shrink per anomaly kind, 1 to 100 "
                           "(default 2)")
+    modes.add_arguments(fuzz_cmd)
     fuzz_cmd.add_argument("--out", type=Path, metavar="DIR",
                           help="write one scenario file per finding here")
     fuzz_cmd.add_argument("--json", action="store_true", help="the summary as one JSON object")
@@ -155,15 +157,17 @@ def config_from(args: argparse.Namespace) -> Config:
         raise UsageError("--jobs must be 0 (one per core) or more")
     if args.causes < 1:
         raise UsageError("--causes must be at least 1")
+    modes.check(args)
     from emulator.fuzz.campaign import Config  # noqa: PLC0415 - only ``posemu fuzz`` needs it
 
     return Config(seed=args.seed, runs=args.runs, budget_s=args.budget_s,
                   jobs=args.jobs or os.cpu_count() or 1, shard=parse_shard(args.shard),
-                  causes=args.causes, until=args.until)
+                  causes=args.causes, until=args.until,
+                  check_determinism=args.check_determinism)
 
 
 def load_workload(base: str | None, profile: str | None, sets: dict[str, Any],
-                  firmware: str | None = None) -> Workload:
+                  firmware: str | None = None, builtin: str = "full") -> Workload:
     """The workload of the command line; ScenarioError or UsageError on bad input."""
     from emulator.fuzz.workload import make_workload  # noqa: PLC0415
     from emulator.scenario.load import load_scenario  # noqa: PLC0415
@@ -177,7 +181,8 @@ def load_workload(base: str | None, profile: str | None, sets: dict[str, Any],
         if profile is not None:
             raise UsageError(f"--profile {profile}: a plug-in firmware has no profiles")
     try:
-        return make_workload(scenario, base or "built-in", profile, sets, firmware)
+        label = base or ("built-in" if builtin == "basic" else f"built-in {builtin}")
+        return make_workload(scenario, label, profile, sets, firmware, builtin)
     except ScenarioError as exc:
         raise UsageError(f"--set: {exc.key or ''}: {exc.message}") from exc
 
@@ -189,6 +194,7 @@ def _command(args: argparse.Namespace, config: Config, runs: int) -> str:
     words += [f"--profile {args.profile}"] if args.profile else []
     words += [f"--firmware {args.firmware}"] if args.firmware else []
     words += [f"--set {s}" for s in args.sets]
+    words += modes.words(args)
     if config.shard != (1, 1):
         words.append(f"--shard {args.shard}")
     return " ".join(words)
@@ -198,11 +204,17 @@ def run_command(args: argparse.Namespace) -> int:
     """``posemu fuzz``: the exit status (0 none found, 1 found, 2 bad input)."""
     from emulator.engine.trace import write_atomic  # noqa: PLC0415
     from emulator.fuzz.campaign import Runner, fuzz  # noqa: PLC0415
-    from emulator.fuzz.findings import FindingWriter, show, summary  # noqa: PLC0415
+    from emulator.fuzz.findings import (  # noqa: PLC0415
+        FindingWriter,
+        show,
+        summary,
+        write_differences,
+    )
 
     try:
         config = config_from(args)
-        workload = load_workload(args.base, args.profile, parse_sets(args.sets), args.firmware)
+        workload = modes.apply(load_workload(args.base, args.profile, parse_sets(args.sets),
+                                             args.firmware, args.workload), args)
     except (UsageError, ScenarioError) as exc:
         print(f"posemu: {one_line(str(exc))}", file=sys.stderr)
         return EXIT_INPUT
@@ -227,6 +239,7 @@ def run_command(args: argparse.Namespace) -> int:
     report.command = _command(args, config, config.runs or report.runs * config.shard[1])
     if args.out is not None:  # what `posemu fuzz merge` reads back
         args.out.mkdir(parents=True, exist_ok=True)
+        write_differences(report, args.out)
         write_atomic(args.out / SUMMARY_FILE, json.dumps(summary(report), indent=1).encode())
     if args.json:
         print(json.dumps(summary(report)), flush=True)

@@ -9,10 +9,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from emulator.engine.fleet import run_fleet
 from emulator.engine.trace import write_atomic
 from emulator.engine.world import run_scenario
 from emulator.fuzz.campaign import Finding, Report
-from emulator.fuzz.workload import Fault
+from emulator.fuzz.liveness import NOT_QUIET, Liveness, run_live
+from emulator.fuzz.sometimes import IDLE, POINTS
+from emulator.fuzz.workload import Fault, draw
 from emulator.scenario.load import load_scenario
 
 _BARE = re.compile(r"^[A-Za-z0-9_-]+$")
@@ -101,14 +104,37 @@ def document(report: Report, finding: Finding) -> dict[str, Any]:
         finding.anomaly, config.seed, config.shard, (len(runs), report.runs), finding.run,
         (finding.before, len(candidate.faults), finding.shrunk.runs),
         report.workload.label, how)
-    tables = {k: v for k, v in report.workload.tables.items()
-              if k not in ("format", "name", "description", "seed")}
+    if report.workload.terminals > 1:
+        description += (
+            f"Fleet: the run was a fleet of {report.workload.terminals} terminals; "
+            f"posemu fleet FILE --terminals {report.workload.terminals} shows it, "
+            "[expect] is what posemu run shows.\n")
+    live = report.workload.liveness
+    if live is not None:
+        description += (
+            f"Liveness: faults stop at {live.horizon_s:g} s and the terminal must be quiet "
+            f"{live.quiet_s:g} s later; {NOT_QUIET} is judged by the command above, "
+            "[expect] is what posemu run shows.\n")
+        if finding.anomaly == NOT_QUIET:
+            why = run_live(report.workload.scenario(candidate), live)[1]
+            description += f"Not quiet at {live.end_s:g} s: {'; '.join(why)}.\n"
+    tables = _tables(report)
     return {  # no name: a scenario is named after its file
         "format": 1, "description": description, "seed": candidate.seed,
         **tables, "faults": [dict(f) for f in candidate.faults],
         "expect": {"anomalies": finding.anomalies, "end_states": finding.end_states,
                    "balances": finding.balances},
     }
+
+
+def _tables(report: Report) -> dict[str, Any]:
+    """The workload's tables a written file holds (it has its own head)."""
+    return {k: v for k, v in report.workload.tables.items()
+            if k not in ("format", "name", "description", "seed")}
+
+
+CARD_NUMBERS = "Card numbers are generated test numbers, not those of the base scenario."
+"""The last line of a finding's description before what its campaign's mode adds."""
 
 
 def describe_finding(anomaly: str, seed: int, shard: tuple[int, int],
@@ -122,15 +148,30 @@ def describe_finding(anomaly: str, seed: int, shard: tuple[int, int],
         f"in {found[0]} of {found[1]} runs, first in run {first}; shrunk from "
         f"{shrunk[0]} faults to {shrunk[1]} ({shrunk[2]} runs).\n"
         f"Workload: {label}. Search again: {how}\n"
-        "Card numbers are generated test numbers, not those of the base scenario.\n"
+        f"{CARD_NUMBERS}\n"
     )
 
 
 def write_findings(report: Report, out: Path) -> None:
     """One file per finding, named after its anomaly; each is run again to check it."""
+    write_differences(report, out)
     writer = FindingWriter(out)
     for finding in report.findings:
         writer(report, finding)
+
+
+def write_differences(report: Report, out: Path) -> None:
+    """Each run ``--check-determinism`` saw hash differently, to run again and compare."""
+    if report.differences:
+        out.mkdir(parents=True, exist_ok=True)
+    for diff in report.differences:  # the run itself, to run again and compare
+        candidate = draw(report.workload, report.config.seed, diff.run)
+        tables = _tables(report)
+        doc = {"format": 1, "description": (
+            f"Run {diff.run} of posemu fuzz campaign seed {report.config.seed}: its trace "
+            f"hashed {diff.first} in one process and {diff.second} in another.\n"),
+            "seed": candidate.seed, **tables, "faults": [dict(f) for f in candidate.faults]}
+        write_atomic(out / f"nondeterministic_run{diff.run}.toml", to_toml(doc).encode())
 
 
 class FindingWriter:
@@ -148,9 +189,23 @@ class FindingWriter:
         n = self.seen[finding.anomaly]
         path = self.out / (finding.anomaly + (f"_{n}" if n > 1 else "") + ".toml")
         write_atomic(path, to_toml(document(report, finding)).encode("utf-8"))
-        result = run_scenario(load_scenario(path))
         finding.path = str(path)
-        finding.verified = result.passed and finding.anomaly in {a.kind for a in result.anomalies}
+        finding.verified = verify(path, finding.anomaly, report.workload.terminals,
+                                  report.workload.liveness)
+
+
+def verify(path: Path, anomaly: str, terminals: int, live: Liveness | None) -> bool:
+    """Whether the finding file at ``path`` passes ``posemu run`` and still shows
+    ``anomaly`` as its campaign's runs did (a fleet of ``terminals``, a liveness run)."""
+    scenario = load_scenario(path)
+    result = run_scenario(scenario)
+    if terminals > 1:
+        return result.passed and anomaly in run_fleet(scenario, terminals).anomaly_counts
+    if live is not None:  # the campaign's oracle: faults stopped at the horizon
+        shown, why = run_live(scenario, live)
+        return result.passed and (bool(why) if anomaly == NOT_QUIET
+                                  else anomaly in {a.kind for a in shown.anomalies})
+    return result.passed and anomaly in {a.kind for a in result.anomalies}
 
 
 # ------------------------------------------------------------------ output
@@ -166,7 +221,9 @@ def summary(report: Report) -> dict[str, Any]:
         "overrides": {k: v for k, v in report.workload.tables["terminal"].items()
                       if k not in ("profile", "firmware")},
         "seed": config.seed, "shard": f"{config.shard[0]}/{config.shard[1]}",
-        "jobs": config.jobs, "runs": report.runs,
+        "jobs": config.jobs, "runs": report.runs, "terminals": report.workload.terminals,
+        "liveness": None if report.workload.liveness is None
+        else report.workload.liveness._asdict(),
         "search_s": round(report.search_s, 3),
         "runs_per_s": round(report.runs / report.search_s, 1) if report.search_s else None,
         "anomaly_runs": {k: {"runs": len(v), "first": v[0]}
@@ -179,9 +236,11 @@ def summary(report: Report) -> dict[str, Any]:
              "shrink_s": round(f.shrunk.seconds, 3), "file": f.path, "verified": f.verified}
             for f in report.findings
         ],
-        "coverage": {"faults": report.fired(), "end_states": report.end_states()},
+        "coverage": {"faults": report.fired(), "end_states": report.end_states(),
+                     "fault_steps": report.pairs(), "points": report.points()},
         "warnings": report.warnings(),
         "errors": [{"run": i, "error": e} for i, e in report.errors()],
+        "determinism": {"checked": report.checked, "differences": len(report.differences)},
         "interrupted": report.interrupted,
         "causes": config.causes,
         "command": report.command,
@@ -195,7 +254,8 @@ def show(report: Report) -> None:
     shard = "" if config.shard == (1, 1) else f", shard {config.shard[0]}/{config.shard[1]}"
     print(f"posemu fuzz: {runs} runs in {report.search_s:.1f} s ({rate:.0f} runs/s, "
           f"{config.jobs} job{'s' if config.jobs > 1 else ''}), seed {config.seed}{shard}, "
-          f"workload {report.workload.label}, {_runs_as(report.workload.tables['terminal'])}")
+          f"workload {report.workload.label}, {_runs_as(report.workload.tables['terminal'])}"
+          + _mode(report))
     failing = report.anomaly_runs()
     if not failing:
         print("no anomaly found")
@@ -212,19 +272,49 @@ def show(report: Report) -> None:
                 print(f"    -> {f.path}" + ("" if f.verified else " (NOT reproduced!)"))
     for index, error in report.errors():
         print(f"error in run {index}: {error}")
+    if report.checked:
+        print(f"determinism: {_plural(report.checked, 'run')} run again in two fresh "
+              f"processes, {len(report.differences)} with a different trace")
     fired, states = report.fired(), report.end_states()
     print(f"coverage: {sum(1 for n in fired.values() if n)} of {len(fired)} fault kinds "
           f"fired, {sum(1 for n in states.values() if n)} of {len(states)} end states reached")
     print("  fired: " + ", ".join(f"{k} {n}" for k, n in fired.items() if n))
-    missing = [s for s, n in states.items() if not n]
-    print("  reached: " + ", ".join(f"{s} {n}" for s, n in states.items() if n))
-    if missing:
-        print("  not reached: " + ", ".join(missing))
+    print("  end states: " + ", ".join(f"{s} {n}" for s, n in states.items()))
+    show_pairs(report)
+    points = report.points()
+    width = max(len(p) for p in points)
+    print("  sometimes points (runs that reached each):")
+    for name, n in points.items():
+        print(f"    {name:<{width}} {n:>9}  {POINTS[name].where}")
     for warning in report.warnings():
         print(f"warning: {warning}")
     if report.interrupted:
         found = _plural(len(report.findings), "finding")
         print(f"interrupted: the {_plural(runs, 'run')} and {found} above are the campaign so far")
+
+
+
+def _mode(report: Report) -> str:
+    workload = report.workload
+    if workload.terminals > 1:
+        return f", fleets of {workload.terminals} terminals"
+    live = workload.liveness
+    return "" if live is None else (f", liveness (faults stop at {live.horizon_s:g} s, quiet "
+                                    f"within {live.quiet_s:g} s)")
+
+
+def show_pairs(report: Report) -> None:
+    """The fault kind x step kind table: runs in which the fault started during each."""
+    pairs = report.pairs()
+    columns = [*report.step_kinds(), IDLE]
+    width = max(len(k) for k in pairs)
+    cells = [max(7, len(c)) for c in columns]
+    print("  fault kind x step kind it started in (runs):")
+    print(f"    {'':<{width}} " + " ".join(f"{c:>{w}}" for c, w in zip(columns, cells,
+                                                                       strict=True)))
+    for kind, row in pairs.items():
+        print(f"    {kind:<{width}} " + " ".join(f"{row[c]:>{w}}" for c, w in zip(
+            columns, cells, strict=True)))
 
 
 def _runs_as(terminal: dict[str, Any]) -> str:

@@ -25,6 +25,7 @@ from devices.errors import UsageError, one_line
 from emulator.fuzz.command import SUMMARY_FILE
 
 _SAME = ("workload", "profile", "overrides", "seed", "causes")
+_SAME_WHEN_GIVEN = ("firmware", "terminals", "liveness")  # a campaign's mode
 EXIT_CLEAN, EXIT_FOUND, EXIT_INPUT = 0, 1, 2
 _MAX_SUMMARY = 64 * 2**20
 
@@ -77,8 +78,8 @@ def check_shards(summaries: list[tuple[Path, dict[str, Any]]]) -> int:
     seen: dict[int, Path] = {}
     total = _shard(first, first_dir)[1]
     for directory, data in summaries:
-        for key in _SAME:
-            if data[key] != first[key]:
+        for key in (*_SAME, *_SAME_WHEN_GIVEN):
+            if data.get(key) != first.get(key):
                 raise UsageError(f"{directory}: another campaign than {first_dir} ({key} "
                                  f"{json.dumps(data[key])[:60]} != {json.dumps(first[key])[:60]})")
         i, n = _shard(data, directory)
@@ -133,23 +134,45 @@ def merge(summaries: list[dict[str, Any]]) -> dict[str, Any]:
     end_states = list(first["coverage"]["end_states"])
     fired: Counter[str] = Counter()
     states: Counter[str] = Counter()
+    points: Counter[str] = Counter()
+    pairs: dict[str, Counter[str]] = {k: Counter() for k in first["coverage"].get(
+        "fault_steps", {})}
     for data in summaries:
         fired.update(data["coverage"]["faults"])
         states.update(data["coverage"]["end_states"])
+        points.update(data["coverage"].get("points", {}))
+        for kind, row in data["coverage"].get("fault_steps", {}).items():
+            pairs[kind].update(row)
+    columns = list(next(iter(first["coverage"].get("fault_steps", {}).values()), {}))
+    coverage: dict[str, Any] = {
+        "faults": {k: fired[k] for k in fault_kinds},
+        "end_states": {s: states[s] for s in end_states},
+        "fault_steps": {k: {c: row[c] for c in columns} for k, row in pairs.items()},
+        "points": {p: points[p] for p in first["coverage"].get("points", {})},
+    }
+    checked = sum(int(s.get("determinism", {}).get("checked", 0)) for s in summaries)
+    differences = sum(int(s.get("determinism", {}).get("differences", 0)) for s in summaries)
     runs = sum(int(s["runs"]) for s in summaries)
     search_s = round(sum(float(s["search_s"]) for s in summaries), 3)
     command = re.sub(r" --shard \d+/\d+", "", str(first.get("command") or ""))
+    from emulator.fuzz.campaign import coverage_warnings  # noqa: PLC0415
+    from emulator.fuzz.sometimes import IDLE  # noqa: PLC0415
+
+    step_kinds = tuple(c for c in columns if c != IDLE)
     return {
-        **{k: first[k] for k in ("workload", "profile", "overrides", "seed")},
+        **{k: first[k] for k in ("workload", "profile") if k in first},
+        **{k: first[k] for k in ("firmware",) if k in first},
+        **{k: first[k] for k in ("overrides", "seed")},
         "shard": "1/1", "jobs": sum(int(s["jobs"]) for s in summaries), "runs": runs,
+        **{k: first[k] for k in ("terminals", "liveness") if k in first},
         "search_s": search_s, "runs_per_s": round(runs / search_s, 1) if search_s else None,
         "anomaly_runs": {k: anomaly_runs[k] for k in kinds},
         "findings": merge_findings(summaries, int(first["causes"]), kinds),
-        "coverage": {"faults": {k: fired[k] for k in fault_kinds},
-                     "end_states": {s: states[s] for s in end_states}},
-        "warnings": [f"fault kind {k} never fired in {runs} runs" for k in fault_kinds
-                     if not fired[k]],
+        "coverage": coverage,
+        "warnings": coverage_warnings(runs, coverage["faults"], coverage["end_states"],
+                                      step_kinds, coverage["fault_steps"], coverage["points"]),
         "errors": sorted((e for s in summaries for e in s["errors"]), key=lambda e: e["run"]),
+        "determinism": {"checked": checked, "differences": differences},
         "interrupted": any(s.get("interrupted") for s in summaries),
         "causes": first["causes"], "command": command,
         "shards": len(summaries),
@@ -160,9 +183,15 @@ def write_merged(merged: dict[str, Any], out: Path) -> None:
     """Each kept finding's file, described as the whole campaign describes it, to ``out``;
     each is run again (``verified``)."""
     from emulator.engine.trace import write_atomic  # noqa: PLC0415
-    from emulator.engine.world import run_scenario  # noqa: PLC0415
-    from emulator.fuzz.findings import describe_finding, to_toml  # noqa: PLC0415
-    from emulator.scenario.load import load_scenario  # noqa: PLC0415
+    from emulator.fuzz.findings import (  # noqa: PLC0415
+        CARD_NUMBERS,
+        describe_finding,
+        to_toml,
+        verify,
+    )
+    from emulator.fuzz.liveness import Liveness  # noqa: PLC0415
+
+    live = None if not merged.get("liveness") else Liveness(**merged["liveness"])
 
     out.mkdir(parents=True, exist_ok=True)
     seen: Counter[str] = Counter()
@@ -179,14 +208,15 @@ def write_merged(merged: dict[str, Any], out: Path) -> None:
         found = (merged["anomaly_runs"][kind]["runs"], merged["runs"])
         shrunk = (finding["faults_before"], finding["faults_after"], finding["shrink_runs"])
         how = merged["command"] or f"posemu fuzz --seed {merged['seed']} --runs {found[1]}"
+        mode = str(doc.get("description", "")).partition(CARD_NUMBERS + "\n")[2]  # fleet, liveness
         doc["description"] = describe_finding(kind, merged["seed"], (1, 1), found,
-                                              finding["run"], shrunk, merged["workload"], how)
+                                              finding["run"], shrunk, merged["workload"],
+                                              how) + mode
         seen[kind] += 1
         path = out / (kind + (f"_{seen[kind]}" if seen[kind] > 1 else "") + ".toml")
         write_atomic(path, to_toml(doc).encode("utf-8"))
-        result = run_scenario(load_scenario(path))
         finding["file"] = str(path)
-        finding["verified"] = result.passed and kind in {a.kind for a in result.anomalies}
+        finding["verified"] = verify(path, kind, int(merged.get("terminals") or 1), live)
     write_atomic(out / SUMMARY_FILE, json.dumps(merged, indent=1).encode())
 
 

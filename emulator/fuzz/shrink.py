@@ -18,7 +18,7 @@ import time
 from typing import Any, NamedTuple
 
 from devices.errors import PosemuError
-from emulator.engine.world import run_scenario
+from emulator.fuzz.runs import run_candidate
 from emulator.fuzz.workload import Candidate, Fault, Workload
 from emulator.scenario.catalogue import FAULTS
 
@@ -52,8 +52,8 @@ class Oracle:
         if key not in self._seen:
             self.runs += 1
             try:
-                result = run_scenario(self.workload.scenario(candidate))
-                self._seen[key] = any(a.kind == self.anomaly for a in result.anomalies)
+                self._seen[key] = self.anomaly in run_candidate(self.workload,
+                                                                candidate).anomalies
             except PosemuError:
                 self._seen[key] = False
         return self._seen[key]

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import msgspec
 
 from devices.iso8583.message import mask_pan
 from emulator.money import format_minor
-from emulator.scenario.catalogue import FAULTS, TRIGGER_EVENTS
+from emulator.scenario.catalogue import FAULTS, FLEET_DEVICE, TRIGGER_EVENTS
 from emulator.scenario.events import CATALOGUE
 from emulator.scenario.load import scenario_from_dict
 from emulator.scenario.model import (
@@ -28,6 +28,9 @@ from emulator.scenario.model import (
 )
 from emulator.scenario.profiles import PROFILES
 
+if TYPE_CHECKING:
+    from emulator.fuzz.liveness import Liveness
+
 Fault = dict[str, Any]
 """One ``[[faults]]`` table: ``fault``, a trigger, ``for_s`` and non-default params."""
 
@@ -35,7 +38,10 @@ TEST_PREFIX = "999999"
 """Card numbers the fuzzer writes: this prefix (no issuer uses it), the card's index,
 a Luhn check digit. A user's PANs never leave the process."""
 
-KINDS: tuple[str, ...] = tuple(k for k, f in FAULTS.items() if not f.connection)
+KINDS: tuple[str, ...] = tuple(k for k, f in FAULTS.items()
+                               if f.device != FLEET_DEVICE and not f.connection)
+"""The fault kinds a run draws from: one terminal's simulated ones (fleet faults are
+``posemu fleet``'s, connection faults live mode's)."""
 DEVICES: tuple[str, ...] = tuple(dict.fromkeys(FAULTS[k].device for k in KINDS))
 EVENTS: tuple[str, ...] = tuple(TRIGGER_EVENTS)
 DIRECTIONS = ("to_bank", "to_terminal", "both")
@@ -61,6 +67,8 @@ class Workload:
     step_ids: tuple[str, ...]
     step_at: tuple[float, ...]  # each step's at_s
     amounts: tuple[int, ...]  # sale and refund amounts, minor units
+    liveness: Liveness | None = None  # posemu fuzz --liveness: faults stop, then quiet
+    terminals: int = 1  # posemu fuzz --terminals: each run a fleet of this many
 
     @property
     def seed(self) -> int:
@@ -119,6 +127,46 @@ BUILTIN: dict[str, Any] = {
 second, for as much, on a blocked card, so declined), a refund, a void and a
 settle: every knob's anomaly is within reach."""
 
+BUILTIN_FULL: dict[str, Any] = {
+    **BUILTIN,
+    "description": "posemu fuzz's built-in workload (full)",
+    "cards": [
+        *BUILTIN["cards"],
+        {"id": "dave", "pan": sample_pan(4), "balance": "80.00"},
+        {"id": "erin", "pan": sample_pan(5), "balance": "150.00"},
+    ],
+    "steps": [
+        {"id": "s1", "do": "sale", "card": "alice", "amount": "20.00", "at_s": 0},
+        {"id": "s2", "do": "sale", "card": "alice", "amount": "30.00", "at_s": 60},
+        {"id": "s3", "do": "sale", "card": "carol", "amount": "30.00", "at_s": 80},
+        {"id": "p1", "do": "reprint", "at_s": 110},
+        {"id": "r1", "do": "refund", "card": "bob", "amount": "10.00", "at_s": 200},
+        {"id": "p2", "do": "reprint", "target": "s2", "at_s": 250},
+        {"id": "v1", "do": "void", "target": "s2", "at_s": 300},
+        {"id": "s4", "do": "sale", "card": "bob", "amount": "15.00", "at_s": 400},
+        {"id": "s5", "do": "sale", "card": "dave", "amount": "12.00", "at_s": 500},
+        {"id": "r2", "do": "refund", "card": "alice", "amount": "5.00", "target": "s1",
+         "at_s": 520},
+        {"id": "s6", "do": "sale", "card": "erin", "amount": "24.00", "at_s": 540},
+        {"id": "v2", "do": "void", "target": "s5", "at_s": 560},
+        {"id": "st", "do": "settle", "at_s": 600},
+        {"id": "s7", "do": "sale", "card": "erin", "amount": "60.00", "at_s": 700},
+        {"id": "p3", "do": "reprint", "at_s": 720},
+        {"id": "st2", "do": "settle", "at_s": 800},
+    ],
+}
+"""The basic workload's steps at their times, and around them: reprints (of the last
+receipt, after a declined sale and after a new batch's first sale, and of a named
+sale), a second refund (of s1, after whatever the faults did to it) and void (of an
+offline-floor sale of a third card, its advice perhaps still queued), a fourth card's
+sale just under the floor right before the settlement (store-and-forward pending at
+settlement), a sale after the first batch closed and a second settlement."""
+
+BUILTINS: dict[str, dict[str, Any]] = {"full": BUILTIN_FULL, "basic": BUILTIN}
+"""The built-in workloads by name: ``full`` (``posemu fuzz``'s default) reaches every
+step kind and clean end state; ``basic`` is the first one, which the pinned fuzz runs
+of tests/scenarios/pinned.json keep drawing from."""
+
 
 def to_tables(scenario: Scenario, terminal: dict[str, Any]) -> dict[str, Any]:
     """A validated scenario as TOML tables, cards renumbered with test PANs."""
@@ -175,21 +223,23 @@ def to_tables(scenario: Scenario, terminal: dict[str, Any]) -> dict[str, Any]:
 
 
 def make_workload(base: Scenario | None, label: str, profile: str | None,
-                  sets: dict[str, Any], firmware: str | None = None) -> Workload:
-    """The campaign's workload: the base (or built-in) with profile and knob overrides, or
-    run by the plug-in ``firmware`` (the base's own plug-in when None).
+                  sets: dict[str, Any], firmware: str | None = None,
+                  builtin: str = "basic") -> Workload:
+    """The campaign's workload: the base (or the built-in one named ``builtin``) with
+    profile and knob overrides, or run by the plug-in ``firmware`` (the base's own
+    plug-in when None).
 
     Raises ScenarioError when an override is unknown or has a bad value.
     """
-    builtin = base is None
+    built_in = base is None
     if base is None:
-        base = scenario_from_dict(BUILTIN)
+        base = scenario_from_dict(BUILTINS[builtin])
     terminal: dict[str, Any] = {"profile": profile or base.profile}
     for name, value in base.overrides.items():  # money in minor units: back to a string
         terminal[name] = format_minor(value) if name in _MONEY and isinstance(value, int) else value
     if firmware is not None or base.firmware is not None:  # a plug-in takes its own settings
         own = base.firmware.table if base.firmware is not None and firmware is None else (
-            {} if builtin else {k: v for k, v in terminal.items() if k != "profile"})
+            {} if built_in else {k: v for k, v in terminal.items() if k != "profile"})
         terminal = {"firmware": firmware or base.firmware.ref, **own}  # type: ignore[union-attr]
     terminal.update(sets)
     tables = to_tables(base, terminal)
@@ -229,7 +279,33 @@ def draw(workload: Workload, campaign_seed: int, index: int) -> Candidate:
         _fault(rng, rng.choice(enabled[rng.choice(devices)]), workload, style)
         for _ in range(count)
     )
-    return Candidate(rng.randrange(1 << 16), tuple(f for f in faults if workload.possible(f)))
+    seed = rng.randrange(1 << 16)
+    faults = tuple(f for f in faults if workload.possible(f))
+    if workload.terminals > 1:
+        swizzle = fleet_fault(campaign_seed, index, workload)
+        faults += (swizzle,) if swizzle is not None else ()
+    return Candidate(seed, faults)
+
+
+SWIZZLE = "fleet.swizzle_clog"
+
+
+def fleet_fault(campaign_seed: int, index: int, workload: Workload) -> Fault | None:
+    """The swizzle-clog a fleet run adds, drawn from a random source of its own (so the
+    run's other faults are those of a single-terminal campaign), or None (half the runs)."""
+    rng = random.Random(f"posemu-fuzz-fleet:{campaign_seed}:{index}")
+    if rng.random() < 0.5:
+        return None
+    at = rng.choice(workload.step_at or (0.0,))
+    fault: Fault = {"fault": SWIZZLE, "at_s": round(at + rng.uniform(0, 5), 1),
+                    "for_s": round(rng.uniform(1, 60), 1)}
+    terminals = rng.randrange(workload.terminals + 1)  # 0: half the fleet
+    if terminals:
+        fault["terminals"] = terminals
+    interval = rng.choice((0.5, 1.0, 5.0))
+    if interval != 1.0:
+        fault["interval_s"] = interval
+    return fault
 
 
 class _Style(NamedTuple):

@@ -157,8 +157,21 @@ FAULTS: dict[str, FaultKind] = {
             ),
             connection=True,
         ),
+        FaultKind(
+            "fleet.swizzle_clog",
+            "clog the links of a random subset of terminals one by one (frames held, not "
+            "lost), then after `for_s` unclog them one by one in another random order",
+            (
+                Param("terminals", "count", 0,
+                      "how many terminals' links to clog (0 = half the fleet, at least one)"),
+                Param("interval_s", "seconds", 1.0,
+                      "time between one link's clog (or unclog) and the next"),
+            ),
+        ),
     )
 }
+FLEET_DEVICE = "fleet"
+"""The device of faults over the whole fleet, not one terminal's devices."""
 
 
 TRIGGER_EVENTS: dict[str, str] = events.TRIGGER_EVENTS

@@ -48,6 +48,12 @@ def test_four_shards_merged_equal_the_unsharded_campaign(
     merged = json.loads(out)
     expected = json.loads((whole / "summary.json").read_text())
     assert comparable(merged) == comparable(expected)
+    coverage = merged["coverage"]  # issue 27's counts added up too, not just copied
+    assert any(coverage["points"].values())
+    assert any(n for row in coverage["fault_steps"].values() for n in row.values())
+    assert sum(coverage["points"].values()) > max(
+        sum(json.loads((p / "summary.json").read_text())["coverage"]["points"].values())
+        for p in parts)
     assert [f["run"] for f in merged["findings"]] == [0, 3]  # from shards 1 and 4
     assert [len(list(p.glob("*.toml"))) for p in parts] == [1, 0, 0, 1]
     assert all(f["verified"] for f in merged["findings"])
