@@ -158,7 +158,7 @@ class Flows:
         lost = disk.lost_close if decisions.repeats_close(self.policy) else None
         took = False  # the host answered the lost close's repeat 00
         if lost is not None:
-            outcome, response = yield from self._close(step, {**lost.fields, "t": "0501"})
+            outcome, response, _ = yield from self._close(step, {**lost.fields, "t": "0501"})
             if response is None:
                 self.books.done(step.id, "settle", "settle_failed", reason=outcome,
                                 repeat=True)
@@ -173,15 +173,18 @@ class Flows:
             return
         stan = self.journal.next_stan()
         fields = messages.batch_totals(debits, credits, stan, self.clock.f7(), self.identity)
-        outcome, response = yield from self._close(step, fields)
+        if decisions.repeats_close(self.policy):  # on disk before it leaves: a power cut
+            disk.lost_close = LostClose(  # cannot lose it either
+                {k: str(v) for k, v in fields.items()},
+                tuple(r.step for r in (*debits, *credits)),
+            )
+        outcome, response, tries = yield from self._close(step, fields)
         if response is None:
-            if decisions.repeats_close(self.policy) and outcome != decisions.REFUSED:
-                disk.lost_close = LostClose(
-                    {k: str(v) for k, v in fields.items()},
-                    tuple(r.step for r in (*debits, *credits)),
-                )
+            if outcome == decisions.REFUSED and tries == 1:  # it never left
+                disk.lost_close = None
             self.books.done(step.id, "settle", "settle_failed", reason=outcome)
             return
+        disk.lost_close = None
         code = str(response.get("39", ""))
         result = decisions.settle_result(code)
         if result == "settled":
@@ -190,22 +193,23 @@ class Flows:
 
     def _close(self, step: StepSpec, fields: Fields) -> Gen:
         """Send the batch close ``fields`` and, when no answer comes, its 0501 repeats
-        (per ``repeat_lost_settlement``): (outcome, the 0510's fields or None)."""
+        (per ``repeat_lost_settlement``): (outcome, the 0510's fields or None, how many
+        were sent)."""
         about = {
             "debits": int(str(fields["76"])), "credits": int(str(fields["74"])),
             "debits_minor": int(str(fields["88"])), "credits_minor": int(str(fields["86"])),
         }
         stan = str(fields["11"])
         outcome, response = yield from self.exchange.ask(fields, "0510", stan, step.id, **about)
-        left = decisions.close_repeats(outcome, self.policy)
+        left, tries = decisions.close_repeats(outcome, self.policy), 1
         while response is None and left > 0:
-            left -= 1
+            left, tries = left - 1, tries + 1
             fields = {**fields, "t": "0501"}
             outcome, response = yield from self.exchange.ask(fields, "0510", stan, step.id,
                                                              **about)
             if outcome == decisions.REFUSED:
                 break
-        return outcome, response
+        return outcome, response, tries
 
     # -- completing an approval -----------------------------------------------------
 

@@ -74,3 +74,14 @@ def test_naive_value_forgets_the_close_and_counts_its_sales_again() -> None:
     assert [a.kind for a in result.anomalies] == ["batch_out_of_balance"]
     assert [s[1] for s in closes(result)] == ["0500", "0500"]
     assert closes(result)[-1][3] == 3
+
+
+def test_a_close_cut_off_by_a_power_loss_is_repeated_at_the_next_settlement() -> None:
+    """The close is on disk before it leaves: the power goes as the host takes the 0500,
+    and after the reboot the next settlement repeats it first."""
+    result = run([{"fault": "terminal.power_loss", "on": "terminal.request_sent",
+                   "step": "st1", "for_s": 0.5}])
+    assert result.anomalies == ()
+    sent = closes(result)
+    assert [s[:2] for s in sent] == [("st1", "0500"), ("st2", "0501"), ("st2", "0500")]
+    assert sent[1][2] == sent[0][2] and sent[2][3] == 1
