@@ -213,12 +213,12 @@ def test_toml_writer_round_trips() -> None:
 # ------------------------------------------------------------ every knob (slow)
 
 
-@pytest.mark.skipif(os.environ.get("POSEMU_SLOW") != "1", reason="slow: set POSEMU_SLOW=1")
 ONE_SETTLEMENT = pytest.mark.xfail(
     strict=True, reason="the built-in workload settles once: a lost close is only counted "
     "again by a second settlement (docs/fuzzing.md)")
 
 
+@pytest.mark.skipif(os.environ.get("POSEMU_SLOW") != "1", reason="slow: set POSEMU_SLOW=1")
 @pytest.mark.parametrize("knob", [
     pytest.param(k, marks=ONE_SETTLEMENT) if k == "repeat_lost_settlement" else k
     for k in KNOBS

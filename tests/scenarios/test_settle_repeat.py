@@ -45,8 +45,11 @@ def test_a_lost_answer_is_repeated_at_once_and_the_host_answers_the_copy() -> No
     assert result.anomalies == ()
     assert end_states(result)["st1"] == "settled"
     (a, b, c) = closes(result)
-    assert (a[1], b[1]) == ("0500", "0501") and a[2] == b[2] and a[3] == b[3] == 2
-    assert c[:2] == ("st2", "0500") and c[3] == 1  # s3 alone: a new batch
+    assert (a[1], b[1]) == ("0500", "0501")
+    assert a[2] == b[2]
+    assert a[3] == b[3] == 2
+    assert c[:2] == ("st2", "0500")
+    assert c[3] == 1  # s3 alone: a new batch
 
 
 def test_a_close_still_unanswered_is_repeated_first_at_the_next_settlement() -> None:
@@ -57,7 +60,8 @@ def test_a_close_still_unanswered_is_repeated_first_at_the_next_settlement() -> 
     sent = closes(result)
     assert [s[:2] for s in sent] == [("st1", "0500"), ("st1", "0501"), ("st2", "0501"),
                                      ("st2", "0500")]
-    assert sent[2][2] == sent[0][2] and sent[2][3] == 2 and sent[3][3] == 1
+    assert sent[2][2] == sent[0][2]
+    assert (sent[2][3], sent[3][3]) == (2, 1)
 
 
 def test_a_close_the_host_never_got_is_counted_afresh_with_the_later_sales() -> None:
@@ -84,4 +88,5 @@ def test_a_close_cut_off_by_a_power_loss_is_repeated_at_the_next_settlement() ->
     assert result.anomalies == ()
     sent = closes(result)
     assert [s[:2] for s in sent] == [("st1", "0500"), ("st2", "0501"), ("st2", "0500")]
-    assert sent[1][2] == sent[0][2] and sent[2][3] == 1
+    assert sent[1][2] == sent[0][2]
+    assert sent[2][3] == 1
