@@ -269,6 +269,13 @@ def close_repeats(outcome: str, policy: Policy) -> int:
     return policy.request_retries
 
 
+def close_answered(code: str) -> bool:
+    """A 0510 that settles what the host did with the close: 00 (closed) or 95 (not).
+    Any other code (30, 96, ...) may answer an earlier copy while a later one closed
+    the batch, so a robust terminal keeps the close to repeat."""
+    return code in ("00", "95")
+
+
 def lost_close_settled(code: str | None) -> bool:
     """A repeated close answered 00: the host took that batch (then or now), so its
     records are settled before a new close counts what came since. Any other answer

@@ -163,8 +163,12 @@ class Flows:
                 self.books.done(step.id, "settle", "settle_failed", reason=outcome,
                                 repeat=True)
                 return
+            code = str(response.get("39", ""))
+            if not decisions.close_answered(code):
+                self.books.done(step.id, "settle", "settle_failed", code=code, repeat=True)
+                return
             disk.lost_close = None
-            took = decisions.lost_close_settled(str(response.get("39", "")))
+            took = decisions.lost_close_settled(code)
             if took:
                 self.books.settle([disk.txns[s] for s in lost.steps if s in disk.txns])
         debits, credits = decisions.batch(disk.txns.values())
@@ -184,8 +188,9 @@ class Flows:
                 disk.lost_close = None
             self.books.done(step.id, "settle", "settle_failed", reason=outcome)
             return
-        disk.lost_close = None
         code = str(response.get("39", ""))
+        if decisions.close_answered(code):
+            disk.lost_close = None
         result = decisions.settle_result(code)
         if result == "settled":
             self.books.settle((*debits, *credits))

@@ -90,3 +90,17 @@ def test_a_close_cut_off_by_a_power_loss_is_repeated_at_the_next_settlement() ->
     assert [s[:2] for s in sent] == [("st1", "0500"), ("st2", "0501"), ("st2", "0500")]
     assert sent[1][2] == sent[0][2]
     assert sent[2][3] == 1
+
+
+def test_a_late_format_error_for_the_first_copy_keeps_the_close_the_repeat_made() -> None:
+    """The 0500 arrives spoiled and late (30) while its 0501 closed the batch: 30 may
+    answer either copy, so the close is kept and repeated at the next settlement."""
+    result = run([
+        {"fault": "network.corrupt", "on": "terminal.txn_started", "step": "st1",
+         "for_s": 1},
+        {"fault": "network.latency", "on": "network.sent", "step": "st1", "for_s": 45,
+         "delay_s": 20},
+    ])
+    assert result.anomalies == ()
+    assert end_states(result)["st2"] == "settled"
+    assert [s[:2] for s in closes(result)][-2:] == [("st2", "0501"), ("st2", "0500")]

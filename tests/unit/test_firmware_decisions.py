@@ -354,3 +354,9 @@ def test_close_repeats_follow_request_retries_unless_refused(
                                             (None, False)])
 def test_a_repeated_close_settles_its_batch_only_on_00(code: str | None, took: bool) -> None:
     assert d.lost_close_settled(code) is took
+
+
+@pytest.mark.parametrize(("code", "final"), [("00", True), ("95", True), ("30", False),
+                                             ("96", False), ("12", False)])
+def test_only_00_and_95_settle_what_the_host_did_with_a_close(code: str, final: bool) -> None:
+    assert d.close_answered(code) is final
