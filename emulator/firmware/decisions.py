@@ -255,6 +255,34 @@ def next_drain_pass(began_s: float, deadline_s: float, policy: Policy) -> float 
     return at if at <= deadline_s else None
 
 
+def repeats_close(policy: Policy) -> bool:
+    """Repeat a batch close that got no answer (0501, same STAN, field 7 and totals)
+    until the host answers it, before any other close; otherwise it is forgotten."""
+    return policy.repeat_lost_settlement
+
+
+def close_repeats(outcome: str, policy: Policy) -> int:
+    """How many 0501 repeats follow a batch close that got no answer at once: none when
+    the host refused the connection or the policy forgets lost closes."""
+    if outcome == REFUSED or not policy.repeat_lost_settlement:
+        return 0
+    return policy.request_retries
+
+
+def close_answered(code: str) -> bool:
+    """A 0510 that settles what the host did with the close: 00 (closed) or 95 (not).
+    Any other code (30, 96, ...) may answer an earlier copy while a later one closed
+    the batch, so a robust terminal keeps the close to repeat."""
+    return code in ("00", "95")
+
+
+def lost_close_settled(code: str | None) -> bool:
+    """A repeated close answered 00: the host took that batch (then or now), so its
+    records are settled before a new close counts what came since. Any other answer
+    (95: the host never closed it) leaves everything in one batch to count afresh."""
+    return code == "00"
+
+
 def void_result(code: str | None) -> str:
     """A void's result: pending without an answer, voided on 00 or 25, else failed."""
     if code is None:

@@ -19,7 +19,7 @@ from emulator.firmware.books import Books
 from emulator.firmware.clock import WallClock
 from emulator.firmware.courier import Courier
 from emulator.firmware.exchange import Exchange
-from emulator.firmware.journal import Journal, TxnRecord
+from emulator.firmware.journal import Journal, LostClose, TxnRecord
 from emulator.firmware.messages import CardInfo, Identity
 from emulator.firmware.receipts import Receipts
 from emulator.scenario.profiles import Policy
@@ -147,27 +147,74 @@ class Flows:
 
     def settle(self, step: StepSpec) -> Gen:
         """Close the batch: the queue delivered first (per ``drain_saf_before_settle``),
-        then the totals of the completed sales and refunds (0500)."""
+        a close that got no answer repeated first (per ``repeat_lost_settlement``), then
+        the totals of the completed sales and refunds (0500)."""
         if decisions.drains_before_settle(self.policy) and not (
             yield from self.courier.drain(self.policy.settle_drain_s)
         ):
             self.books.done(step.id, "settle", "settle_failed", reason="queue not delivered")
             return
-        debits, credits = decisions.batch(self.journal.disk.txns.values())
+        disk = self.journal.disk
+        lost = disk.lost_close if decisions.repeats_close(self.policy) else None
+        took = False  # the host answered the lost close's repeat 00
+        if lost is not None:
+            outcome, response, _ = yield from self._close(step, {**lost.fields, "t": "0501"})
+            if response is None:
+                self.books.done(step.id, "settle", "settle_failed", reason=outcome,
+                                repeat=True)
+                return
+            code = str(response.get("39", ""))
+            if not decisions.close_answered(code):
+                self.books.done(step.id, "settle", "settle_failed", code=code, repeat=True)
+                return
+            disk.lost_close = None
+            took = decisions.lost_close_settled(code)
+            if took:
+                self.books.settle([disk.txns[s] for s in lost.steps if s in disk.txns])
+        debits, credits = decisions.batch(disk.txns.values())
+        if took and not (debits or credits):
+            self.books.done(step.id, "settle", "settled", code="00", repeat=True)
+            return
         stan = self.journal.next_stan()
         fields = messages.batch_totals(debits, credits, stan, self.clock.f7(), self.identity)
-        outcome, response = yield from self.exchange.ask(
-            fields, "0510", stan, step.id, debits=len(debits), credits=len(credits),
-            debits_minor=int(str(fields["88"])), credits_minor=int(str(fields["86"])),
-        )
+        if decisions.repeats_close(self.policy):  # on disk before it leaves: a power cut
+            disk.lost_close = LostClose(  # cannot lose it either
+                {k: str(v) for k, v in fields.items()},
+                tuple(r.step for r in (*debits, *credits)),
+            )
+        outcome, response, tries = yield from self._close(step, fields)
         if response is None:
+            if outcome == decisions.REFUSED and tries == 1:  # it never left
+                disk.lost_close = None
             self.books.done(step.id, "settle", "settle_failed", reason=outcome)
             return
         code = str(response.get("39", ""))
+        if decisions.close_answered(code):
+            disk.lost_close = None
         result = decisions.settle_result(code)
         if result == "settled":
             self.books.settle((*debits, *credits))
         self.books.done(step.id, "settle", result, code=code)
+
+    def _close(self, step: StepSpec, fields: Fields) -> Gen:
+        """Send the batch close ``fields`` and, when no answer comes, its 0501 repeats
+        (per ``repeat_lost_settlement``): (outcome, the 0510's fields or None, how many
+        were sent)."""
+        about = {
+            "debits": int(str(fields["76"])), "credits": int(str(fields["74"])),
+            "debits_minor": int(str(fields["88"])), "credits_minor": int(str(fields["86"])),
+        }
+        stan = str(fields["11"])
+        outcome, response = yield from self.exchange.ask(fields, "0510", stan, step.id, **about)
+        left, tries = decisions.close_repeats(outcome, self.policy), 1
+        while response is None and left > 0:
+            left, tries = left - 1, tries + 1
+            fields = {**fields, "t": "0501"}
+            outcome, response = yield from self.exchange.ask(fields, "0510", stan, step.id,
+                                                             **about)
+            if outcome == decisions.REFUSED:
+                break
+        return outcome, response, tries
 
     # -- completing an approval -----------------------------------------------------
 

@@ -59,6 +59,14 @@ class QueueEntry:
         return (self.orig_stan, self.orig_f7)
 
 
+@dataclass(slots=True)
+class LostClose:
+    """A batch close (0500) that got no answer: what its repeats (0501) send again."""
+
+    fields: dict[str, str]
+    steps: tuple[str, ...]  # the records its totals count
+
+
 @dataclass
 class Half:
     """One half of the journal."""
@@ -69,6 +77,7 @@ class Half:
     receipts: dict[str, Any] = field(default_factory=dict)
     shown: set[str] = field(default_factory=set)  # steps whose outcome was displayed
     held: set[str] = field(default_factory=set)  # steps whose receipt waits on the printer
+    lost_close: LostClose | None = None  # a batch close still to be repeated
 
 
 class _Halves(Protocol):

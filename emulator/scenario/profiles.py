@@ -174,6 +174,19 @@ KNOBS: dict[str, Knob] = {
             "deliver the queue first; fail the settlement if it cannot",
             "send the totals at once, with the queue still owed",
         ),
+        Knob(
+            "repeat_lost_settlement",
+            True,
+            False,
+            "When a batch close (0500) gets no answer, repeat it as 0501 with the same "
+            "STAN, field 7 and totals (up to `request_retries` times at once, and again "
+            "first at the next settlement) until the host answers; the host answers a "
+            "copy of a close it took with the same 00, and only then are the sales made "
+            "since counted in a new 0500.",
+            "batch_out_of_balance",
+            "repeat the same close until answered; new sales go in the next batch",
+            "forget the close and count its sales again at the next settlement",
+        ),
     )
 }
 
@@ -197,6 +210,7 @@ class Policy:
     repeat_reversal: bool = True
     reverse_on_card_removed: bool = True
     drain_saf_before_settle: bool = True
+    repeat_lost_settlement: bool = True
     # settings shared by both profiles
     response_timeout_s: float = 30.0
     request_retries: int = 1

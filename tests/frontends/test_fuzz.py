@@ -214,9 +214,17 @@ def test_toml_writer_round_trips() -> None:
 # ------------------------------------------------------------ every knob (slow)
 
 
+ONE_SETTLEMENT = pytest.mark.xfail(
+    strict=True, reason="the basic workload settles once: a lost close is only counted "
+    "again by a second settlement (docs/fuzzing.md)")
+
+
 @pytest.mark.skipif(os.environ.get("POSEMU_SLOW") != "1", reason="slow: set POSEMU_SLOW=1")
-@pytest.mark.parametrize("builtin", ["full", "basic"])
-@pytest.mark.parametrize("knob", list(KNOBS))
+@pytest.mark.parametrize(("knob", "builtin"), [
+    pytest.param(k, b, marks=ONE_SETTLEMENT)
+    if (k, b) == ("repeat_lost_settlement", "basic") else (k, b)
+    for k in KNOBS for b in ("full", "basic")
+])
 def test_every_naive_knob_is_found_within_a_minute_and_shrunk(
     knob: str, builtin: str, tmp_path: Path,
 ) -> None:

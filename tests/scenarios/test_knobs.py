@@ -113,6 +113,17 @@ CASES: dict[str, tuple[dict[str, Any], str]] = {
         ),
         "batch_out_of_balance",
     ),
+    "repeat_lost_settlement": (
+        world(
+            [{"id": "s1", "do": "sale", "card": "alice", "amount": "20.00"},
+             {"id": "st1", "do": "settle", "at_s": 40},
+             {"id": "s2", "do": "sale", "card": "alice", "amount": "5.00", "at_s": 100},
+             {"id": "st2", "do": "settle", "at_s": 160}],
+            [{"fault": "network.drop", "on": "terminal.request_sent", "step": "st1",
+              "direction": "to_terminal"}],
+        ),
+        "batch_out_of_balance",
+    ),
 }
 
 

@@ -331,3 +331,32 @@ def test_advices_are_reissued_at_boot_only_without_journalled_acknowledgements()
 ])
 def test_what_a_reboot_does_with_a_record(state: str, shown: bool, action: str | None) -> None:
     assert d.boot_action(record(state=state), shown) == action
+
+
+def test_only_the_robust_profile_repeats_a_lost_close() -> None:
+    assert d.repeats_close(ROBUST)
+    assert not d.repeats_close(NAIVE)
+
+
+@pytest.mark.parametrize(("outcome", "retries", "repeats"), [
+    (d.TIMEOUT, 1, 1), (d.INVALID, 1, 1), (d.TIMEOUT, 3, 3), (d.REFUSED, 1, 0),
+    (d.TIMEOUT, 0, 0),
+])
+def test_close_repeats_follow_request_retries_unless_refused(
+    outcome: str, retries: int, repeats: int,
+) -> None:
+    policy = make_policy("robust", {"request_retries": retries})
+    assert d.close_repeats(outcome, policy) == repeats
+    assert d.close_repeats(outcome, make_policy("naive", {"request_retries": retries})) == 0
+
+
+@pytest.mark.parametrize(("code", "took"), [("00", True), ("95", False), ("96", False),
+                                            (None, False)])
+def test_a_repeated_close_settles_its_batch_only_on_00(code: str | None, took: bool) -> None:
+    assert d.lost_close_settled(code) is took
+
+
+@pytest.mark.parametrize(("code", "final"), [("00", True), ("95", True), ("30", False),
+                                             ("96", False), ("12", False)])
+def test_only_00_and_95_settle_what_the_host_did_with_a_close(code: str, final: bool) -> None:
+    assert d.close_answered(code) is final
