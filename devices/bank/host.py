@@ -20,6 +20,7 @@ from devices.errors import MessageError
 from devices.fault import ActiveFault, FaultBoard
 from devices.iso8583.message import decode
 from devices.ports import Refused, TraceSink, Transport
+from devices.simkit.steps import start_now
 
 _FINANCIAL = ("0200",)
 """Requests that ``bank.respond`` answers: new sales and refunds. Not their repeats
@@ -70,17 +71,29 @@ class Host:
             frame = yield transport.receive()
             if frame is None:
                 return
-            if not isinstance(frame, bytes):
-                continue
-            if self.faults.has("bank.down"):
-                self.trace.emit("bank.refused")
-                transport.send(Refused(frame))
-                continue
-            self.weighing += 1
+            if isinstance(frame, bytes):
+                self.take(frame, transport)
+
+    def take(self, frame: bytes, transport: Transport, *, at_once: bool = False) -> None:
+        """One request from ``transport``: refused while ``bank.down``, else answered on it
+        after the processing time. ``at_once`` (a live connection's frame, handed over
+        without a link): with no processing time, handled now, in the caller's step, rather
+        than by a process that starts and waits 0 s first."""
+        if self.faults.has("bank.down"):
+            self.trace.emit("bank.refused")
+            transport.send(Refused(frame))
+            return
+        self.weighing += 1
+        if at_once and not self.processing_s:
+            start_now(self.env, self._answer(frame, transport))
+        else:
             self.env.process(self._handle(frame, transport))
 
     def _handle(self, frame: bytes, transport: Transport) -> Generator[simpy.Event, Any, None]:
         yield self.env.timeout(self.processing_s)
+        yield from self._answer(frame, transport)
+
+    def _answer(self, frame: bytes, transport: Transport) -> Generator[simpy.Event, Any, None]:
         try:
             fields: dict[str, Any] = decode(frame)
         except MessageError as exc:

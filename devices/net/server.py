@@ -169,6 +169,7 @@ class _Connection(asyncio.Protocol):
         self.tpdu: bytes | None = None
         self.transport: asyncio.Transport
         self.link: Link | None = None
+        self.host_end: _HostEnd
         self.why = "peer closed"
         self.lost = asyncio.get_running_loop().create_future()
 
@@ -187,7 +188,8 @@ class _Connection(asyncio.Protocol):
         def opened() -> None:
             server.trace.emit("live.connected", conn=self.conn, peer=f"{peer[0]}:{peer[1]}")
             self.link = server.wires.open(self.conn)
-            server.bank.serve(_HostEnd(self, self.link))
+            self.host_end = _HostEnd(self, self.link)
+            server.bank.serve(self.host_end)
             env.process(self._answers(self.link))
 
         env.deliver(opened)
@@ -214,8 +216,8 @@ class _Connection(asyncio.Protocol):
         for frame in frames:
             if frame.tpdu is not None:
                 self.tpdu = frame.tpdu
-            if self.server.wires.bypass:
-                link.inbox[TO_BANK].put(to_internal(frame.message))
+            if self.server.wires.bypass:  # straight to the host, no link, no step
+                self.server.bank.take(to_internal(frame.message), self.host_end, at_once=True)
             else:
                 link.terminal_end.send(to_internal(frame.message), conn=self.conn)
 
@@ -227,9 +229,12 @@ class _Connection(asyncio.Protocol):
             self.transport.abort()
         elif self.server.wires.connection_faults:
             self.server.env.process(self._write(self.server.env, frame))
-        else:
-            for _ in self._write(self.server.env, frame):  # no split: it never waits
-                raise AssertionError("a write without connection faults waited")
+        else:  # no fault to weigh: written now
+            wire = self._wire(frame)
+            written = not self.transport.is_closing()
+            if written:
+                self.transport.write(wire)
+            self._written(frame, wire, written)
 
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.lost.done():
@@ -263,9 +268,7 @@ class _Connection(asyncio.Protocol):
 
     def _write(self, env: simpy.Environment, frame: bytes) -> Generator[simpy.Event, Any, None]:
         server = self.server
-        message = frame[2:]
-        wire = server.framing.encode(
-            message, swap_tpdu(self.tpdu) if self.tpdu is not None else None)
+        wire = self._wire(frame)
         board = server.wires.connection_faults
         written = not self.transport.is_closing()
         cut = board.first("network.close") or board.first("network.reset")
@@ -293,6 +296,16 @@ class _Connection(asyncio.Protocol):
                 self.transport.write(wire[at:at + size])
         elif written:
             self.transport.write(wire)
+        self._written(frame, wire, written)
+
+    def _wire(self, frame: bytes) -> bytes:
+        """``frame`` (len2, as the host made it) in this connection's framing."""
+        return self.server.framing.encode(
+            frame[2:], swap_tpdu(self.tpdu) if self.tpdu is not None else None)
+
+    def _written(self, frame: bytes, wire: bytes, written: bool) -> None:
+        """Trace the answer written (or not) and tell the server's listener."""
+        server = self.server
         server.trace.emit("live.written" if written else "live.unwritten", conn=self.conn,
                           size=len(wire))
         if server.on_answer is not None:

@@ -182,12 +182,21 @@ def test_html_report(capsys: pytest.CaptureFixture[str]) -> None:
 def test_live(capsys: pytest.CaptureFixture[str]) -> None:
     from benchmarks import live  # noqa: PLC0415  (starts two servers: only here)
 
-    live.main(["--terminals", "2", "--seconds", "0.2"])
+    live.main(["--terminals", "2", "--seconds", "0.2", "--open-rate", "500"])
     out = capsys.readouterr().out
     check_common(out, verdicts=2)
-    assert number(out, "minimal asyncio server:") > 0
-    assert number(out, "posemu acquirer:") > 0
-    assert number(out, "ratio posemu / minimal:") > 0
+    saturated, open_loop = out.split("open loop (", 1)
+    assert number(saturated, "minimal asyncio server:") > 0
+    assert number(saturated, "posemu acquirer:") > 0
+    assert number(saturated, "ratio posemu / minimal:") > 0
+    assert open_loop.startswith("500 requests/s offered in all, 250.0/s per connection")
+    # both servers keep up with the schedule: about the rate offered, nothing lost
+    runs = re.findall(r"(?:minimal asyncio server|posemu acquirer): ([\d,]+) answers/s.*"
+                      r" (\d+) unanswered", open_loop)
+    assert len(runs) == 2
+    assert all(abs(int(rate.replace(",", "")) - 500) <= 25 and lost == "0"
+               for rate, lost in runs), runs
+    assert "open loop <= 10.00" in out
 
 
 def test_live_fleet(capsys: pytest.CaptureFixture[str]) -> None:
