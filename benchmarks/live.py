@@ -5,8 +5,9 @@ new STAN every time, len2 framing), wait for its answer, and send the next, for
 ``--seconds``. Two servers take the same load in turn, each in its own process:
 
 - ``posemu acquirer`` (the scenario below: one card, no MAC, ``processing_s = 0``, the
-  trace hashed but not written): the host core, ledger, duplicate check, simulated link
-  per connection, trace and outside oracle;
+  trace hashed but not written): the host core, ledger, duplicate check, trace and
+  outside oracle (a simulated link per connection too, which frames skip while no
+  network fault is in force);
 - a minimal asyncio server with the same framing that decodes each request and answers
   it 00 (posemu's fast codec, no ledger, no faults, no trace): what a fixed-answer
   simulator costs.
