@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import signal
 import ssl
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -24,7 +27,7 @@ if TYPE_CHECKING:
     from emulator.scenario.model import Scenario
 
 __all__ = ["add_parser", "add_serving_flags", "checked_framing", "parse_address", "run_command",
-           "tls_server_context"]
+           "startup_frozen", "tls_server_context"]
 
 
 def add_parser(commands: Any) -> argparse.ArgumentParser:
@@ -152,7 +155,8 @@ def run_command(args: argparse.Namespace) -> int:
                 loop.add_signal_handler(sig, acquirer.stop)
             return await acquirer.serve(host, port, duration_s=args.duration, ready=ready)
 
-        result = asyncio.run(serve())
+        with startup_frozen():
+            result = asyncio.run(serve())
     finally:
         if out is not None:
             out.close()
@@ -163,6 +167,19 @@ def run_command(args: argparse.Namespace) -> int:
     else:
         print(report(result.to_json()), flush=True)
     return 0 if result.passed else 1
+
+
+@contextmanager
+def startup_frozen() -> Iterator[None]:
+    """Inside, what was held before (modules, the scenario, the wired unit) is left out
+    of garbage collections: the collector scans only what serving allocates (about a
+    third less collection time under load, docs/performance.md); back as before after."""
+    gc.collect()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def report(data: dict[str, Any]) -> str:

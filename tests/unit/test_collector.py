@@ -151,3 +151,13 @@ def test_a_fleet_leaves_no_more_cyclic_garbage_when_it_runs_longer() -> None:
     Fleet(short, 3).run()
     # one object a sale in a cycle would be 75 more
     assert garbage_of(Fleet(long, 3)) <= garbage_of(Fleet(short, 3)) + 5
+
+
+def test_a_live_acquirer_leaves_its_startup_out_of_collections_only_while_it_serves() -> None:
+    from emulator.live.command import startup_frozen  # noqa: PLC0415
+
+    before = gc.get_freeze_count()
+    kept: list[list[int]] = [[] for _ in range(10)]  # lists: tracked by the collector
+    with startup_frozen():
+        assert gc.get_freeze_count() >= before + len(kept)  # held before: not scanned
+    assert gc.get_freeze_count() == before  # back to the collector after
