@@ -49,7 +49,7 @@ from devices.printer.limits import (
 )
 from emulator.cli import numbers
 from emulator.cli.junit import Case, write_report
-from emulator.engine.trace import AtomicFile, write_atomic
+from emulator.engine.trace import AtomicFile, unused_name, write_atomic
 from emulator.engine.world import run_scenario
 from emulator.judge.result import Result
 from emulator.scenario.catalogue import ANOMALIES, CLEAN_END_STATES, FAULTS
@@ -398,12 +398,7 @@ def _bench_runner(args: argparse.Namespace, scenarios: list[Scenario]) -> Runner
 
 def _trace_path(directory: Path, scenario: Scenario, taken: set[str]) -> Path:
     stem = Path(scenario.path).stem if scenario.path else "scenario"
-    name, n = stem, 1
-    while name in taken:
-        n += 1
-        name = f"{stem}-{n}"
-    taken.add(name)
-    return directory / f"{name}.jsonl"
+    return directory / f"{unused_name(stem, taken)}.jsonl"
 
 
 # ---------------------------------------------------------------------- printer

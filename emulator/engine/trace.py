@@ -277,6 +277,16 @@ def write_atomic(path: Path, data: bytes) -> None:
         out.write(data)
 
 
+def unused_name(stem: str, taken: set[str]) -> str:
+    """``stem``, or ``stem-2``, ``stem-3``, ... if taken; the name returned is taken too."""
+    name, n = stem, 1
+    while name in taken:
+        n += 1
+        name = f"{stem}-{n}"
+    taken.add(name)
+    return name
+
+
 def read_trace(path: Path) -> tuple[dict[str, Any], list[Event]]:
     """Read a trace written by posemu: its header and its events."""
     try:

@@ -13,7 +13,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from emulator.engine.trace import write_atomic
+from emulator.engine.trace import unused_name, write_atomic
 from emulator.judge.result import Result
 from emulator.report.html.page import ENTRY_META, IndexEntry, index_page, scenario_page
 
@@ -41,13 +41,7 @@ class HtmlReport:
 
     def name_for(self, stem: str) -> str:
         """A file name for ``stem`` not used yet in this report (``stem-2.html``, ...)."""
-        base = safe_stem(stem)
-        name, n = base, 1
-        while name in self._taken:
-            n += 1
-            name = f"{base}-{n}"
-        self._taken.add(name)
-        return f"{name}.html"
+        return f"{unused_name(safe_stem(stem), self._taken)}.html"
 
     def add(self, result: Result, jobs: Sequence[bytes] = (), stem: str | None = None) -> Path:
         """Write one run's page; ``jobs``: the bytes of its print jobs, in job order;
