@@ -12,12 +12,15 @@ import argparse
 from typing import TYPE_CHECKING
 
 from devices.errors import UsageError
+from emulator.cli.numbers import integer, number
 
 if TYPE_CHECKING:
     from emulator.fuzz.workload import Workload
 
 MAX_FUZZ_TERMINALS = 100
 """At most this many terminals per fuzz run (``--terminals``)."""
+MAX_LIVENESS_S = 1e9  # --horizon-s and --quiet-s
+MAX_CHECKED = 10**9  # --check-determinism: --runs' own bound
 BUILTIN_NAMES = ("full", "basic")
 
 
@@ -25,35 +28,31 @@ def add_arguments(fuzz_cmd: argparse.ArgumentParser) -> None:
     """The modes' options of ``posemu fuzz``."""
     fuzz_cmd.add_argument("--workload", choices=BUILTIN_NAMES, default="full",
                           help="the built-in workload without BASE.toml (default full)")
-    fuzz_cmd.add_argument("--terminals", type=int, default=1, metavar="N",
+    fuzz_cmd.add_argument("--terminals", type=integer(1, MAX_FUZZ_TERMINALS), default=1,
+                          metavar="N",
                           help="each run a fleet of N terminals on one bank, with a "
                           "swizzle-clog in half the runs (default 1)")
     fuzz_cmd.add_argument("--liveness", action="store_true",
                           help="faults stop at a horizon; then the terminal must go quiet")
-    fuzz_cmd.add_argument("--horizon-s", type=float, metavar="S",
+    fuzz_cmd.add_argument("--horizon-s", type=number(0, MAX_LIVENESS_S), metavar="S",
                           help="with --liveness: when faults stop (default: the last step's "
                           "at_s)")
-    fuzz_cmd.add_argument("--quiet-s", type=float, metavar="S",
+    fuzz_cmd.add_argument("--quiet-s", type=number(0, MAX_LIVENESS_S), metavar="S",
                           help="with --liveness: how long the terminal has to go quiet "
                           "(default 600)")
-    fuzz_cmd.add_argument("--check-determinism", type=int, nargs="?", const=100, default=0,
+    fuzz_cmd.add_argument("--check-determinism", type=integer(0, MAX_CHECKED), nargs="?",
+                          const=100, default=0,
                           metavar="N", help="run N of the runs (default 100) again in two "
                           "fresh processes and compare their traces")
 
 
 def check(args: argparse.Namespace) -> None:
-    """UsageError when a mode's option is out of range or does not go with another."""
-    if not 1 <= args.terminals <= MAX_FUZZ_TERMINALS:
-        raise UsageError(f"--terminals must be 1 to {MAX_FUZZ_TERMINALS}")
+    """UsageError when a mode's option does not go with another (their ranges are
+    checked as they are read, by their argparse types)."""
     if args.terminals > 1 and args.liveness:
         raise UsageError("--liveness runs one terminal: leave out --terminals")
-    if args.check_determinism < 0:
-        raise UsageError("--check-determinism must be 0 or more")
     if not args.liveness and (args.horizon_s is not None or args.quiet_s is not None):
         raise UsageError("--horizon-s and --quiet-s go with --liveness")
-    for name, value in (("--horizon-s", args.horizon_s), ("--quiet-s", args.quiet_s)):
-        if value is not None and not 0 <= value <= 1e9:
-            raise UsageError(f"{name} must be between 0 and 1e9 seconds")
 
 
 def apply(workload: Workload, args: argparse.Namespace) -> Workload:
