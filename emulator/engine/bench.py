@@ -72,14 +72,14 @@ def run_bench(scenario: Scenario, spec: str, partial: Path) -> Result:
     """
     refuse_printer_faults(scenario)
     env = simpy.rt.RealtimeEnvironment(factor=1.0, strict=False)
-    bench = _Bench(scenario, spec)
+    bench = Bench(scenario, spec)
     world: World | None = None
     try:
         world = World(scenario, env=env, printer=bench.make_printer)
         env.sync()  # real time starts now, not when the environment was made
         until: float | simpy.Event = (
             scenario.until_s if scenario.until_s is not None
-            else env.process(_until_idle(world)))
+            else env.process(until_idle(world)))
         return world.run(until=until)
     except DeviceError as exc:
         where = bench.save(partial, world, str(exc))
@@ -91,7 +91,7 @@ def run_bench(scenario: Scenario, spec: str, partial: Path) -> Result:
         bench.close()
 
 
-class _Bench:
+class Bench:
     """The serial printer of one bench run and the faults it reported."""
 
     def __init__(self, scenario: Scenario, spec: str) -> None:
@@ -140,7 +140,7 @@ class _Bench:
             self.printer.close()
 
 
-def _until_idle(world: World) -> Generator[simpy.Event, Any, None]:
+def until_idle(world: World) -> Generator[simpy.Event, Any, None]:
     """Ends once the terminal is idle with nothing left to do, or at the bench horizon."""
     scenario, env = world.scenario, world.env
     last = max([s.at_s for s in scenario.steps]

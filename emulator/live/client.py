@@ -102,7 +102,7 @@ def refuse_bank_faults(scenario: Scenario) -> None:
                 key=f"faults[{fault.index}].fault")
 
 
-class _NoBank:
+class NoBank:
     """The acquirer endpoint of a run whose acquirer is elsewhere: nothing here."""
 
     def apply(self, fault: ActiveFault) -> None:
@@ -112,7 +112,9 @@ class _NoBank:
         """Never called: bank faults are refused."""
 
 
-class _RemoteWorld(World):
+class RemoteWorld(World):
+    """A run whose terminal talks to an acquirer elsewhere, judged from the terminal's side."""
+
     def judged(self, events: list[Event]) -> Iterable[Event]:
         """The trace, then the money the terminal believes moved: a posting under the
         first key of each sale or refund it showed approved for the amount shown, unless
@@ -159,7 +161,7 @@ def _run(scenario: Scenario, remote: Remote, speed: float, printer: str | None) 
         return _with_printer(scenario, remote, env, printer)
 
     made: list[TcpTransport] = []
-    result = _RemoteWorld(scenario, env=env, parts=_parts(env, remote, made)).run()
+    result = RemoteWorld(scenario, env=env, parts=remote_parts(env, remote, made)).run()
     return with_host_verdicts(result, made, scenario.policy.response_timeout_s)
 
 
@@ -184,17 +186,20 @@ def host_breaches(transports: Iterable[Logged], timeout_s: float) -> list[Breach
     return [b for t in transports for b in judge_host(messages_from_log(t.log), timeout_s)]
 
 
-def _parts(
+def remote_parts(
     env: LoopEnvironment, remote: Remote, made: list[Logged] | list[TcpTransport] | None = None,
-) -> Parts[Any, TcpLink, _NoBank, Any]:
+) -> Parts[Any, TcpLink, NoBank, Any]:
+    """The one wiring's parts for a terminal whose acquirer is at ``remote``: a TCP
+    transport each (kept in ``made`` when given), no bank here."""
+
     def tcp(shared: Shared, trace: TraceSink) -> TcpLink:
         transport = TcpTransport(env, trace, remote.address, remote.framing, remote.tls)
         if made is not None:
             made.append(transport)
         return TcpLink(transport)
 
-    def no_bank(shared: Shared, trace: TraceSink, transport: Transport) -> _NoBank:
-        return _NoBank()
+    def no_bank(shared: Shared, trace: TraceSink, transport: Transport) -> NoBank:
+        return NoBank()
 
     return Parts(sim_printer, tcp, no_bank, sim_terminal)
 
@@ -206,13 +211,13 @@ def _with_printer(scenario: Scenario, remote: Remote, env: LoopEnvironment,
     from emulator.engine import bench  # noqa: PLC0415  (loads pyserial when the port opens)
 
     bench.refuse_printer_faults(scenario)
-    shell = bench._Bench(scenario, spec)
+    shell = bench.Bench(scenario, spec)
     try:
         made: list[TcpTransport] = []
-        world = _RemoteWorld(scenario, env=env, printer=shell.make_printer,
-                             parts=_parts(env, remote, made))
+        world = RemoteWorld(scenario, env=env, printer=shell.make_printer,
+                             parts=remote_parts(env, remote, made))
         until = (scenario.until_s if scenario.until_s is not None
-                 else env.process(bench._until_idle(world)))
+                 else env.process(bench.until_idle(world)))
         return with_host_verdicts(world.run(until=until), made,
                                   scenario.policy.response_timeout_s)
     finally:

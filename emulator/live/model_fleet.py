@@ -33,10 +33,10 @@ from emulator.judge.result import anomaly_json
 from emulator.live.client import (
     Logged,
     Remote,
-    _parts,
-    _RemoteWorld,
+    RemoteWorld,
     host_breaches,
     refuse_bank_faults,
+    remote_parts,
 )
 from emulator.live.fleet import percentile_ms
 from emulator.live.host_rules import messages_from_log
@@ -190,8 +190,8 @@ def _run(scenario: Scenario, remote: Remote, terminals: int, speed: float,
     env = LoopEnvironment(speed)
     made: list[list[Logged]] = [[] for _ in range(terminals)]
     one = SharedConnection(env, remote) if shared else None
-    worlds = [_RemoteWorld(scenario, env=env, terminal_id=terminal_id(k + 1),
-                           parts=_parts(env, remote, made[k]) if one is None
+    worlds = [RemoteWorld(scenario, env=env, terminal_id=terminal_id(k + 1),
+                           parts=remote_parts(env, remote, made[k]) if one is None
                            else one.parts(terminal_id(k + 1), made[k]))
               for k in range(terminals)]
     books = [BankBooks(scenario, world.acquirer) for world in worlds]
@@ -245,14 +245,14 @@ class SharedConnection(TcpTransport):
     def parts(self, tid: str, made: list[Logged]) -> Parts[Any, Any, Any, Any]:
         """The wiring's parts of terminal ``tid``: its seat on this connection."""
         from emulator.engine.wiring import Parts, sim_printer, sim_terminal  # noqa: PLC0415
-        from emulator.live.client import _NoBank  # noqa: PLC0415
+        from emulator.live.client import NoBank  # noqa: PLC0415
 
         def transport(shared: Shared, trace: TraceSink) -> _SeatLink:
             seat = self.seats[tid] = Seat(self, trace)
             made.append(seat)
             return _SeatLink(seat)
 
-        return Parts(sim_printer, transport, lambda *_: _NoBank(), sim_terminal)
+        return Parts(sim_printer, transport, lambda *_: NoBank(), sim_terminal)
 
 
 class Seat:
