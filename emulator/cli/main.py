@@ -49,8 +49,8 @@ from devices.printer.limits import (
 )
 from emulator.cli import numbers
 from emulator.cli.junit import Case, write_report
-from emulator.engine.trace import AtomicFile, unused_name, write_atomic
-from emulator.engine.world import run_scenario
+from emulator.engine.trace import AtomicFile, Discard, unused_name
+from emulator.engine.world import LONG_RUN_STEPS, is_long, run_scenario
 from emulator.judge.result import Result
 from emulator.scenario.catalogue import ANOMALIES, CLEAN_END_STATES, FAULTS
 from emulator.scenario.load import load_scenario
@@ -289,19 +289,32 @@ def _run(args: argparse.Namespace) -> int:
     if args.html is not None:  # HTML pages as each run ends (emulator/report/html)
         from emulator.report.html.command import run_reporter  # noqa: PLC0415
 
+        for scenario in scenarios:
+            if is_long(scenario):
+                raise UsageError(
+                    f"--html: {scenario.path or scenario.name} has {len(scenario.steps):,} "
+                    f"steps; the HTML report shows runs of at most {LONG_RUN_STEPS:,} (without "
+                    "--html a long run streams its trace, and --trace-dir keeps it)")
         run_one = run_reporter(args.html, run_one)
     if args.trace_dir is not None:
         args.trace_dir.mkdir(parents=True, exist_ok=True)
     names: set[str] = set()
     cases: list[Case] = []
+    simulated = run_one is run_scenario
 
     def run(scenario: Scenario) -> Result:
         began = time.perf_counter()
-        result = run_one(scenario)
+        path = None if args.trace_dir is None else _trace_path(args.trace_dir, scenario, names)
+        if simulated and (args.json or is_long(scenario)):  # no report reads its events
+            with contextlib.nullcontext(Discard()) if path is None else AtomicFile(path) as sink:
+                result = run_scenario(scenario, trace_sink=sink)
+        else:
+            result = run_one(scenario)
+            if path is not None:
+                with AtomicFile(path) as out:
+                    result.trace.write_to(out)
         _debug_firmware(args, result)
         cases.append(Case(result, time.perf_counter() - began))
-        if args.trace_dir is not None:
-            write_atomic(_trace_path(args.trace_dir, scenario, names), result.trace.to_jsonl())
         return result
 
     try:

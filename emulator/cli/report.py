@@ -30,6 +30,7 @@ from rich.table import Table
 from rich.text import Text
 
 from emulator.engine.trace import Event
+from emulator.engine.world import LONG_RUN_STEPS
 from emulator.judge.result import Result
 from emulator.money import format_minor
 
@@ -261,11 +262,17 @@ class RunReport:
                      f"  ({s.runs_as}, seed {s.seed})")
         out.rule()
         out.print(title, soft_wrap=True)
-        out.print(timeline(result, verbose=self.verbose))
-        receipts = printed(result.trace)
-        out.print(_heading("receipts", "" if receipts else "none"))
-        for p in receipts:
-            out.print(receipt(p))
+        if result.trace.streaming:  # a long run: its events were written, not kept
+            out.print(_heading("timeline and receipts",
+                               f"{result.events:,} events, not kept: a run of more than "
+                               f"{LONG_RUN_STEPS:,} steps streams its trace (--trace-dir "
+                               "writes it)"), soft_wrap=True)
+        else:
+            out.print(timeline(result, verbose=self.verbose))
+            receipts = printed(result.trace)
+            out.print(_heading("receipts", "" if receipts else "none"))
+            for p in receipts:
+                out.print(receipt(p))
         out.print(balances(result))
         out.print(_heading("anomalies", "" if result.anomalies else "none"))
         for a in result.anomalies:

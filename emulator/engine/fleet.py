@@ -20,7 +20,6 @@ trace's bank events as far as they are counted: postings made, the merchant's ba
 from __future__ import annotations
 
 import bisect
-import io
 import itertools
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -35,7 +34,7 @@ from devices.net.link import TO_BANK
 from devices.simkit.agenda import Agenda
 from emulator.engine.collector import collection_paused
 from emulator.engine.swizzle import Swizzle
-from emulator.engine.trace import Event, Listener, Listeners, Trace
+from emulator.engine.trace import Discard, Event, Listener, Listeners, Trace
 from emulator.engine.wiring import SIMULATED, BankBooks, Shared, trace_header, wire_unit
 from emulator.judge.oracle import BANK_EVENTS, Anomaly, Observer, StepView, Verdict, step_views
 from emulator.judge.reconcile import BankMoves
@@ -125,13 +124,6 @@ class _Router:
         if view is not None:
             for listener in tuple(view.listeners.every):
                 listener(event)
-
-
-class _Discard(io.BytesIO):
-    """A sink that keeps nothing: the trace is hashed and counted, not stored."""
-
-    def write(self, data: Any, /) -> int:
-        return 0
 
 
 @dataclass(frozen=True)
@@ -283,7 +275,7 @@ class Fleet:
         self.size = terminals
         self.env = simpy.Environment()
         self.trace = Trace(self.env, header=trace_header(scenario, terminals=terminals),
-                           sink=_Discard() if trace_sink is None else trace_sink)
+                           sink=Discard() if trace_sink is None else trace_sink)
         self.router = _Router(self.trace)
         self.shared = Shared.of(scenario, self.env, traces=self.router.views)
         self.rng, self.acquirer = self.shared.rng, self.shared.acquirer

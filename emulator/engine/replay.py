@@ -3,8 +3,8 @@
 A trace names its scenario file, seed and profile in its header; a fleet's
 trace names its number of terminals too, and is replayed as a fleet of that
 many. The trace is read once, a line at a time, as the new run's lines come
-(a fleet's as it writes them), so it may be a pipe, and replaying a long
-fleet run takes the memory of running it and no disk.
+(as the new run writes them), so it may be a pipe, and replaying a long run
+takes the memory of running it and no disk.
 """
 
 from __future__ import annotations
@@ -241,7 +241,9 @@ def replay(path: Path, override: Path | None = None,
         scenario = header_scenario(path, old.header, override)
         comparison = _Comparison(old)
         result = fleet = None
-        if terminals is None:
+        if terminals is None and runner is run_scenario:  # streamed: compared as it runs
+            result = run_scenario(scenario, trace_sink=_ComparingSink(comparison))
+        elif terminals is None:  # a runner that keeps the trace (the HTML report's)
             result = runner(scenario)
             for event in result.trace:  # each line made once, not again to hash
                 comparison.add(event.to_json())

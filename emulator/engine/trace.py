@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import io
 import json
 import os
 import re
@@ -195,6 +196,13 @@ class Trace:
         return b"".join([self.header_line(), b"\n",
                          *(e.to_line() + b"\n" for e in self.events)])
 
+    def write_to(self, out: IO[bytes]) -> None:
+        """Write the canonical JSON Lines to ``out`` a line at a time (a kept trace)."""
+        self._kept()
+        out.write(self.header_line() + b"\n")
+        for event in self.events:
+            out.write(event.to_line() + b"\n")
+
     def sha256(self) -> str:
         """SHA-256 of the event lines: the run's identity (the header only labels it)."""
         if self._sink is not None:
@@ -214,6 +222,13 @@ class Trace:
     def __iter__(self) -> Iterator[Event]:
         self._kept()
         return iter(self.events)
+
+
+class Discard(io.BytesIO):
+    """A sink that keeps nothing: a trace streamed into it is only hashed and counted."""
+
+    def write(self, data: Any, /) -> int:
+        return 0
 
 
 class AtomicFile:

@@ -12,7 +12,7 @@ printer factory; everything else is wired the same way.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, TypeAlias
+from typing import IO, TYPE_CHECKING, TypeAlias
 
 import simpy
 
@@ -34,7 +34,7 @@ from emulator.engine.wiring import (
     wire_unit,
 )
 from emulator.firmware.harness import POSEMUS_OWN
-from emulator.judge.oracle import judge, step_views
+from emulator.judge.oracle import BANK_EVENTS, Observer, step_views
 from emulator.judge.reconcile import BankMoves, Booking
 from emulator.judge.result import Result, Seen, StepResult, check
 from emulator.scenario.model import Scenario
@@ -45,6 +45,16 @@ if TYPE_CHECKING:
     from emulator.scenario.model import StepSpec
 
 
+LONG_RUN_STEPS = 1_000
+"""A scenario of more steps than this is a long run: ``posemu run`` streams its trace
+(written to ``--trace-dir`` as it happens, or only hashed) and shows no timeline."""
+
+
+def is_long(scenario: Scenario) -> bool:
+    """Whether ``scenario`` is a long run (more than :data:`LONG_RUN_STEPS` steps)."""
+    return len(scenario.steps) > LONG_RUN_STEPS
+
+
 PrinterFactory: TypeAlias = Callable[[simpy.Environment, Trace], Printer]
 """Builds the run's printer from its environment and trace (the simulated one by default)."""
 
@@ -53,18 +63,26 @@ class World:
     """Every component of one run, wired together and ready to run.
 
     ``env`` and ``printer`` replace the simulated clock and printer (a bench run);
-    by default the run is the deterministic simulation.
+    by default the run is the deterministic simulation. The oracle and the bank's
+    moves are folded from the trace as it happens, so with ``trace_sink`` (a binary
+    file: the trace is written there, one line per event, and not kept) a run's
+    memory does not grow with its trace.
     """
 
     def __init__(
         self, scenario: Scenario, env: simpy.Environment | None = None,
         printer: PrinterFactory | None = None,
         parts: Parts[Printer, Connection, FaultTarget, Firmware[StepSpec]] | None = None,
-        terminal_id: str | None = None,
+        terminal_id: str | None = None, trace_sink: IO[bytes] | None = None,
     ) -> None:
         self.scenario = scenario
         self.env = env = simpy.Environment() if env is None else env
-        self.trace = trace = Trace(env, header=trace_header(scenario))
+        self.trace = trace = Trace(env, header=trace_header(scenario), sink=trace_sink)
+        self.observer, self.moves = Observer(), BankMoves()
+        for name in Observer.EVENTS:
+            trace.subscribe(name, self.observer.observe)
+        for name in BANK_EVENTS:
+            trace.subscribe(name, self.moves.observe)
         shared = Shared.of(scenario, env)
         self.rng, self.acquirer = shared.rng, shared.acquirer
         self.retired: list[Posting] = []  # what the bank forgot: still checked
@@ -119,10 +137,11 @@ class World:
             for step, what in owed:
                 self.trace.emit("terminal.unresolved", step=step, what=what)
             self.operator.finish()
-            events = self.trace.events
             postings = [*self.retired, *self.acquirer.ledger.postings]  # every one made
-            balances = books.close(BankMoves.of(events), bookings_of(postings), scenario.name)
-            verdict = judge(step_views(scenario), self.judged(events))
+            balances = books.close(self.moves, bookings_of(postings), scenario.name)
+            for event in self.believed():
+                self.observer.observe(event)
+            verdict = self.observer.verdict(step_views(scenario))
             # the bank's events carry no RRN: a step's is read off the postings just
             # found to agree with them
             rrns = {p.stan: p.rrn for p in sorted(postings, key=lambda p: p.seq)}
@@ -147,21 +166,22 @@ class World:
             )
 
 
-    def judged(self, events: list[Event]) -> Iterable[Event]:
-        """The events the oracle reads: the trace's (a run against a remote acquirer adds
-        the money its terminal believes moved)."""
-        return events
+    def believed(self) -> Iterable[Event]:
+        """Events the oracle reads after the trace's: none (a run against a remote
+        acquirer adds the money its terminal believes moved)."""
+        return ()
 
 
-def run_scenario(scenario: Scenario) -> Result:
-    """Run one scenario from its seed and return what happened.
+def run_scenario(scenario: Scenario, trace_sink: IO[bytes] | None = None) -> Result:
+    """Run one scenario from its seed and return what happened (``trace_sink``: where
+    its trace is written as it happens, instead of being kept in the result).
 
     Collection stays paused until the world is dropped, so the collection that
     follows frees it while it is young instead of promoting it, alive, to an
     older generation that only full collections scan.
     """
     with collection_paused():
-        return World(scenario).run()
+        return World(scenario, trace_sink=trace_sink).run()
 
 
 def bookings_of(postings: Iterable[Posting]) -> list[Booking]:

@@ -115,14 +115,14 @@ class NoBank:
 class RemoteWorld(World):
     """A run whose terminal talks to an acquirer elsewhere, judged from the terminal's side."""
 
-    def judged(self, events: list[Event]) -> Iterable[Event]:
-        """The trace, then the money the terminal believes moved: a posting under the
-        first key of each sale or refund it showed approved for the amount shown, unless
-        a void it showed done targets it."""
+    def believed(self) -> Iterable[Event]:
+        """The money the terminal believes moved, read off its kept trace: a posting under
+        the first key of each sale or refund it showed approved for the amount shown,
+        unless a void it showed done targets it."""
         keys: dict[str, tuple[str, str]] = {}
         shown: dict[str, tuple[str, int]] = {}
         voided: set[str] = set()
-        for event in events:
+        for event in self.trace:
             f = event.fields
             if event.name == "terminal.request_sent" and f["step"] not in keys:
                 keys[f["step"]] = (f["stan"], f["f7"])
@@ -132,12 +132,11 @@ class RemoteWorld(World):
                     shown[f["step"]] = (kind, int(f["amount_minor"]))
                 elif f["result"] == "voided" and f.get("target"):
                     voided.add(f["target"])
-        believed = [
+        return [
             Event(self.env.now, "bank.posted", {"kind": kind, "stan": keys[step][0],
                                                "f7": keys[step][1], "amount_minor": amount})
             for step, (kind, amount) in shown.items() if step in keys and step not in voided
         ]
-        return [*events, *believed]
 
 
 def run_remote(scenario: Scenario, url: str | Remote, speed: float = 1.0,
