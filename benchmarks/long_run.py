@@ -22,7 +22,8 @@ from pathlib import Path
 from benchmarks.common import machine, verdict
 
 TARGET_BYTES_PER_STEP = 2048
-LOAD_ONLY = "import sys; from emulator.scenario.load import load_scenario; load_scenario(sys.argv[1])"
+LOAD_ONLY = ("import sys; from emulator.scenario.load import load_scenario; "
+             "load_scenario(sys.argv[1])")
 
 
 def write(path: Path, steps: int, settle_every: int) -> None:

@@ -57,9 +57,11 @@ def long_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     raw = long_raw(sales)
     assert len(raw["steps"]) == LONG_RUN_STEPS + 1
     path = tmp_path_factory.mktemp("long") / "long.toml"
-    lines = ['format = 1\n[printer]\npaper_m = 1000.0\n[[cards]]\nid = "alice"\npan = "4111111111111111"\nbalance = "5000.00"\n']
+    lines = ['format = 1\n[printer]\npaper_m = 1000.0\n[[cards]]\nid = "alice"\n'
+             'pan = "4111111111111111"\nbalance = "5000.00"\n']
     for step in raw["steps"]:
-        lines.append("[[steps]]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in step.items()))
+        lines.append("[[steps]]\n" + "".join(f"{k} = {json.dumps(v)}\n"
+                                               for k, v in step.items()))
     path.write_text("".join(lines), encoding="utf-8")
     return path
 
@@ -85,9 +87,11 @@ def test_run_streams_a_long_scenarios_trace_to_the_trace_dir(
     written = tmp_path / "long.jsonl"
     assert written.read_bytes() == kept.trace.to_jsonl()
     header, events = read_trace(written)
-    assert header["path"] == str(long_file) and len(events) == len(kept.trace)
+    assert header["path"] == str(long_file)
+    assert len(events) == len(kept.trace)
     code, out, _ = cli(capsys, "replay", written)
-    assert code == 0 and out.startswith("identical:")
+    assert code == 0
+    assert out.startswith("identical:")
 
 
 def test_run_json_streams_and_reports_as_kept(
@@ -101,7 +105,9 @@ def test_run_json_streams_and_reports_as_kept(
 def test_html_refuses_a_long_run_with_one_line(
         long_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = cli(capsys, "run", long_file, "--html", tmp_path / "html")
-    assert code == 2 and out == ""
+    assert code == 2
+    assert out == ""
     assert err.count("\n") == 1
-    assert f"has {LONG_RUN_STEPS + 1:,} steps" in err and "--trace-dir" in err
+    assert f"has {LONG_RUN_STEPS + 1:,} steps" in err
+    assert "--trace-dir" in err
     assert not (tmp_path / "html").exists()
