@@ -12,6 +12,7 @@ printer factory; everything else is wired the same way.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from typing import TYPE_CHECKING, TypeAlias
 
 import simpy
@@ -21,6 +22,7 @@ from devices.net.link import Link
 from devices.ports import FaultTarget, Printer
 from devices.simkit.agenda import Agenda
 from emulator.engine.collector import collection_paused
+from emulator.engine.liveness import Watch
 from emulator.engine.operator import Operator
 from emulator.engine.swizzle import Swizzle
 from emulator.engine.trace import Event, Trace
@@ -81,6 +83,8 @@ class World:
         self.agenda = Agenda(env, ((step.at_s, step) for step in scenario.steps
                                    if step.after is None), self.terminal.submit)
         self.operator = Operator(env, trace, self.terminal.submit, scenario.steps)
+        self.liveness = None if scenario.liveness is None else Watch(  # [liveness]: last
+            env, scenario.liveness, trace, self.injector.stop)
 
     def run(self, until: float | simpy.Event | None = None) -> Result:
         """Run to ``until`` (default: the horizon, or until nothing is left to happen); judge
@@ -123,6 +127,9 @@ class World:
             postings = [*self.retired, *self.acquirer.ledger.postings]  # every one made
             balances = books.close(BankMoves.of(events), bookings_of(postings), scenario.name)
             verdict = judge(step_views(scenario), self.judged(events))
+            if self.liveness is not None and error is None:  # [liveness]: not_quiet
+                verdict = replace(verdict, anomalies=(*verdict.anomalies, *self.liveness.judge(
+                    self.terminal, self.printer, owed)))
             # the bank's events carry no RRN: a step's is read off the postings just
             # found to agree with them
             rrns = {p.stan: p.rrn for p in sorted(postings, key=lambda p: p.seq)}

@@ -88,6 +88,7 @@ class Finding:
     balances: dict[str, str]
     path: str | None = None
     verified: bool | None = None
+    not_quiet: str = ""  # a liveness run's: what kept the terminal busy (the anomaly's detail)
 
 
 @dataclass
@@ -371,6 +372,7 @@ def _finding(workload: Workload, anomaly: str, index: int, before: int,
         anomalies=sorted(a.kind for a in result.anomalies),
         end_states={s.id: s.end_state for s in result.steps},
         balances={k: format_minor(v) for k, v in result.balances_minor.items()},
+        not_quiet=next((a.detail for a in result.anomalies if a.kind == NOT_QUIET), ""),
     )
 
 

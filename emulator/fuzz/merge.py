@@ -189,9 +189,6 @@ def write_merged(merged: dict[str, Any], out: Path) -> None:
         to_toml,
         verify,
     )
-    from emulator.fuzz.liveness import Liveness  # noqa: PLC0415
-
-    live = None if not merged.get("liveness") else Liveness(**merged["liveness"])
 
     out.mkdir(parents=True, exist_ok=True)
     seen: Counter[str] = Counter()
@@ -216,7 +213,7 @@ def write_merged(merged: dict[str, Any], out: Path) -> None:
         path = out / (kind + (f"_{seen[kind]}" if seen[kind] > 1 else "") + ".toml")
         write_atomic(path, to_toml(doc).encode("utf-8"))
         finding["file"] = str(path)
-        finding["verified"] = verify(path, kind, int(merged.get("terminals") or 1), live)
+        finding["verified"] = verify(path, kind, int(merged.get("terminals") or 1))
     write_atomic(out / SUMMARY_FILE, json.dumps(merged, indent=1).encode())
 
 

@@ -67,6 +67,8 @@ def apply(workload: Workload, args: argparse.Namespace) -> Workload:
     if args.liveness:
         workload = live(workload, args.horizon_s,
                         QUIET_S if args.quiet_s is None else args.quiet_s)
+    if workload.terminals > 1 and workload.liveness is not None:  # the base's [liveness]
+        raise UsageError("a liveness campaign runs one terminal: leave out --terminals")
     return workload
 
 
