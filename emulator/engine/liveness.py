@@ -39,7 +39,7 @@ class Watch:
     def __init__(self, env: simpy.Environment, spec: Liveness, trace: TraceBus,
                  stop: Callable[[], None]) -> None:
         self.spec = spec
-        env.timeout(spec.horizon_s).callbacks.append(lambda _e: stop())
+        env.timeout(float(spec.horizon_s)).callbacks.append(lambda _e: stop())
         self.running: str | None = None  # the step the terminal runs (a power cut ends it)
         self.last: str | None = None  # the last step it started
         self.why: list[str] = []

@@ -29,7 +29,7 @@ __all__ = ["NOT_QUIET", "QUIET_S", "Liveness", "live", "live_tables", "run_live"
 def run_live(scenario: Scenario, live: Liveness) -> tuple[Result, list[str]]:
     """Run ``scenario`` as if it had ``[liveness]`` = ``live``: the result and what
     keeps the terminal from being quiet (empty: quiet)."""
-    world = World(msgspec.structs.replace(scenario, liveness=live, until_s=live.end_s))
+    world = World(msgspec.structs.replace(scenario, liveness=live, until_s=float(live.end_s)))
     result = world.run()
     assert world.liveness is not None
     return result, world.liveness.why
