@@ -524,4 +524,5 @@ def test_an_optional_fault_after_the_horizon_and_not_quiet_expected_are_fine(
 ) -> None:
     s = load(tmp_path, BASE + '[liveness]\nhorizon_s = 10\n[[faults]]\nfault = "bank.down"\n'
              'at_s = 11\noptional = true\n[expect]\nanomalies = ["not_quiet"]\n')
-    assert s.expect is not None and s.expect.anomalies == ("not_quiet",)
+    assert s.expect is not None
+    assert s.expect.anomalies == ("not_quiet",)
