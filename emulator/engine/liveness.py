@@ -29,17 +29,27 @@ if TYPE_CHECKING:
     from emulator.engine.trace import Event
     from emulator.scenario.model import Liveness
 
-__all__ = ["NOT_QUIET", "Watch"]
+__all__ = ["NOT_QUIET", "Watch", "at_horizon"]
+
+
+def at_horizon(env: simpy.Environment, spec: Liveness, *stops: Callable[[], None]) -> None:
+    """Call each of ``stops`` at ``spec.horizon_s``, in turn."""
+    def stop(_event: simpy.Event) -> None:
+        for each in stops:
+            each()
+
+    env.timeout(float(spec.horizon_s)).callbacks.append(stop)
 
 
 class Watch:
-    """One terminal's liveness check: ``stop`` (its faults' horizon) is called at
-    ``spec.horizon_s``; :meth:`judge` says, at the end, what keeps it from being quiet."""
+    """One terminal's liveness check: each of ``stops`` (its faults' horizon: its
+    injector's, a swizzle's) is called at ``spec.horizon_s``; :meth:`judge` says, at the
+    end, what keeps it from being quiet."""
 
     def __init__(self, env: simpy.Environment, spec: Liveness, trace: TraceBus,
-                 stop: Callable[[], None]) -> None:
+                 *stops: Callable[[], None]) -> None:
         self.spec = spec
-        env.timeout(float(spec.horizon_s)).callbacks.append(lambda _e: stop())
+        at_horizon(env, spec, *stops)
         self.running: str | None = None  # the step the terminal runs (a power cut ends it)
         self.last: str | None = None  # the last step it started
         self.why: list[str] = []

@@ -79,12 +79,12 @@ class World:
         self.printer, self.terminal = unit.printer, unit.terminal
         self.injector = unit.injector
         links = [unit.link] if isinstance(unit.link, Link) else []  # a live one: no clog
-        Swizzle(env, self.rng, trace, links, scenario.faults)  # a fleet of one
+        swizzle = Swizzle(env, self.rng, trace, links, scenario.faults)  # a fleet of one
         self.agenda = Agenda(env, ((step.at_s, step) for step in scenario.steps
                                    if step.after is None), self.terminal.submit)
         self.operator = Operator(env, trace, self.terminal.submit, scenario.steps)
         self.liveness = None if scenario.liveness is None else Watch(  # [liveness]: last
-            env, scenario.liveness, trace, self.injector.stop)
+            env, scenario.liveness, trace, self.injector.stop, swizzle.stop)
 
     def run(self, until: float | simpy.Event | None = None) -> Result:
         """Run to ``until`` (default: the horizon, or until nothing is left to happen); judge

@@ -113,8 +113,9 @@ def document(report: Report, finding: Finding) -> dict[str, Any]:
             "[expect] is what posemu run shows.\n")
     live = report.workload.liveness
     if live is not None:
+        who = "every terminal" if report.workload.terminals > 1 else "the terminal"
         description += (
-            f"Liveness: faults stop at {live.horizon_s:g} s and the terminal must be quiet "
+            f"Liveness: faults stop at {live.horizon_s:g} s and {who} must be quiet "
             f"{live.quiet_s:g} s later ([liveness]); posemu run FILE judges it.\n")
         if finding.anomaly == NOT_QUIET:
             description += f"Not quiet at {live.end_s:g} s: {finding.not_quiet}.\n"

@@ -9,6 +9,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
+from emulator.engine.fleet import run_fleet
 from emulator.engine.world import run_scenario
 from emulator.fuzz.liveness import run_live
 from emulator.scenario.load import parse_scenario
@@ -124,3 +125,48 @@ def test_a_bad_key_is_one_line_and_exit_2(
     status, out, err = cli(capsys, "run", bad)
     assert (status, out) == (2, "")
     assert err.strip().splitlines() == [f"posemu: {bad}: liveness.horizon_s: must be >= 0"]
+
+
+# ------------------------------------------------------------ fleets
+
+# two links of the fleet clogged for good, the second 60 s after the first: the horizon
+# (at 30 s) comes between the two
+CLOG = ('[[faults]]\nfault = "fleet.swizzle_clog"\nat_s = 0\nterminals = 2\n'
+        'interval_s = 60\n')
+
+
+def test_each_terminal_of_a_fleet_is_judged_and_named() -> None:
+    fleet = run_fleet(parse_scenario(SALE.format(head=liveness(100, 10), tail=DOWN)), 3)
+    assert fleet.anomaly_counts == {"in_doubt": 3, "not_quiet": 3}
+    assert [(a.terminal, a.step, a.detail) for a in fleet.anomalies
+            if a.kind == "not_quiet"] == [
+        (f"T000000{k}", "s1", "owes reversal for s1; step s1 still running") for k in (1, 2, 3)]
+    quiet = run_fleet(parse_scenario(SALE.format(head=liveness(100, 600), tail=DOWN)), 3)
+    assert quiet.anomaly_total == 0
+
+
+def test_the_horizon_unclogs_a_swizzle_and_none_clogs_after_it(tmp_path: Path) -> None:
+    scenario = parse_scenario(SALE.format(head=liveness(30, 600), tail=CLOG))
+    with (tmp_path / "trace.jsonl").open("wb") as sink:
+        fleet = run_fleet(scenario, 3, trace_sink=sink)
+    assert fleet.anomaly_total == 0
+    lines = [json.loads(line) for line in (tmp_path / "trace.jsonl").read_text().splitlines()]
+    clogs = [(e["event"], e["t"]) for e in lines[1:]
+             if e["event"] in ("clogged", "unclogged") or e["component"] == "fault"]
+    assert clogs == [("started", 0.0), ("clogged", 0.0), ("unclogged", 30.0),
+                     ("cleared", 30.0)]
+    # a single run is a fleet of one: its swizzle stops too
+    single = run_scenario(scenario)
+    assert [(e.name, e.t) for e in single.trace.events if e.name.startswith("network.unclog")
+            or e.name.startswith("fault.")] == [
+        ("fault.started", 0.0), ("network.unclogged", 30.0), ("fault.cleared", 30.0)]
+    assert single.passed
+
+
+def test_without_the_key_the_swizzle_clogs_for_good(tmp_path: Path) -> None:
+    scenario = parse_scenario(SALE.format(head="until_s = 700\n", tail=CLOG))
+    with (tmp_path / "trace.jsonl").open("wb") as sink:
+        run_fleet(scenario, 3, trace_sink=sink)
+    lines = [json.loads(line) for line in (tmp_path / "trace.jsonl").read_text().splitlines()]
+    assert [(e["event"], e["t"]) for e in lines[1:] if "clog" in e["event"]] == [
+        ("clogged", 0.0), ("clogged", 60.0)]
