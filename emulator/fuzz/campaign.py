@@ -31,9 +31,9 @@ from emulator.fuzz.sometimes import IDLE, POINTS
 from emulator.fuzz.workload import KINDS, SWIZZLE, Workload, draw
 from emulator.money import format_minor
 from emulator.scenario.catalogue import (
-    ANOMALIES,
     CLEAN_END_STATES,
     END_STATES,
+    EXPECTABLE,
     STEP_KINDS,
 )
 
@@ -116,7 +116,7 @@ class Report:
         for outcome in self.outcomes:
             for kind in outcome.anomalies:
                 found.setdefault(kind, []).append(outcome.run)
-        return {k: found[k] for k in (*ANOMALIES, NOT_QUIET) if k in found}
+        return {k: found[k] for k in EXPECTABLE if k in found}
 
     def fired(self) -> dict[str, int]:
         counts = Counter(k for o in self.outcomes for k in o.fired)

@@ -127,9 +127,9 @@ def merge(summaries: list[dict[str, Any]]) -> dict[str, Any]:
             total = anomaly_runs.setdefault(kind, {"runs": 0, "first": int(seen["first"])})
             total["runs"] += int(seen["runs"])
             total["first"] = min(total["first"], int(seen["first"]))
-    from emulator.scenario.catalogue import ANOMALIES  # noqa: PLC0415
+    from emulator.scenario.catalogue import EXPECTABLE  # noqa: PLC0415
 
-    kinds = [k for k in ANOMALIES if k in anomaly_runs]
+    kinds = [k for k in EXPECTABLE if k in anomaly_runs]  # not_quiet too
     fault_kinds = list(first["coverage"]["faults"])  # those the campaign draws, in order
     end_states = list(first["coverage"]["end_states"])
     fired: Counter[str] = Counter()

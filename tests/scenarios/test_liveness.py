@@ -15,21 +15,14 @@ from emulator.fuzz.liveness import run_live
 from emulator.scenario.load import parse_scenario
 from emulator.scenario.model import Liveness
 from tests.support import cli
+from tests.unit.test_scenario import BASE
 
-SALE = """\
-format = 1
-{head}
-[[cards]]
-id = "alice"
-pan = "4111111111111111"
-balance = "100.00"
 
-[[steps]]
-id = "s1"
-do = "sale"
-card = "alice"
-amount = "10.00"
-{tail}"""
+def sale(*tables: str, until_s: float | None = None) -> str:
+    """One card, one sale (the loader tests' scenario), with ``tables`` after it."""
+    top = "" if until_s is None else f"until_s = {until_s}\n"
+    return BASE.replace("format = 1\n", "format = 1\n" + top) + "".join(tables)
+
 
 # the link goes down for good as the bank takes the sale: only the horizon clears it; the
 # robust terminal repeats the sale's reversal every 30 s from 64.5 s
@@ -44,7 +37,7 @@ def liveness(horizon_s: float, quiet_s: float) -> str:
 
 
 def test_a_fault_in_force_is_cleared_at_the_horizon_and_the_run_ends_the_bound_later() -> None:
-    result = run_scenario(parse_scenario(SALE.format(head=liveness(100, 600), tail=DOWN)))
+    result = run_scenario(parse_scenario(sale(liveness(100, 600), DOWN)))
     assert [(e.name, e.t) for e in result.trace.events if e.name.startswith("fault.")] == [
         ("fault.started", pytest.approx(4.82)), ("fault.cleared", 100.0)]
     assert result.sim_time_s == 700.0
@@ -53,7 +46,7 @@ def test_a_fault_in_force_is_cleared_at_the_horizon_and_the_run_ends_the_bound_l
 
 
 def test_a_terminal_still_owing_at_the_end_is_not_quiet() -> None:
-    result = run_scenario(parse_scenario(SALE.format(head=liveness(100, 10), tail=DOWN)))
+    result = run_scenario(parse_scenario(sale(liveness(100, 10), DOWN)))
     found = {a.kind: a for a in result.anomalies}
     assert set(found) == {"in_doubt", "not_quiet"}
     assert (found["not_quiet"].step, found["not_quiet"].detail) == (
@@ -62,8 +55,7 @@ def test_a_terminal_still_owing_at_the_end_is_not_quiet() -> None:
         "unexpected anomaly in_doubt at s1: 10.00 stands, the terminal still owes a message",
         "unexpected anomaly not_quiet at s1: owes reversal for s1; step s1 still running")
     expect = '[expect]\nanomalies = ["in_doubt", "not_quiet"]\n'
-    assert run_scenario(parse_scenario(SALE.format(head=liveness(100, 10),
-                                                   tail=DOWN + expect))).passed
+    assert run_scenario(parse_scenario(sale(liveness(100, 10), DOWN, expect))).passed
 
 
 @pytest.mark.parametrize(("quiet_s", "why"), [
@@ -73,22 +65,21 @@ def test_a_terminal_still_owing_at_the_end_is_not_quiet() -> None:
 def test_a_receipt_held_for_want_of_paper_keeps_the_terminal_busy(
     quiet_s: float, why: str | None,
 ) -> None:
-    result = run_scenario(parse_scenario(SALE.format(head=NO_PAPER + liveness(60, quiet_s),
-                                                     tail="")))
+    result = run_scenario(parse_scenario(sale(NO_PAPER, liveness(60, quiet_s))))
     shown = {a.kind: a.detail for a in result.anomalies}
     assert shown.get("not_quiet") == why
 
 
 def test_the_key_and_run_live_are_one_run() -> None:
-    plain = parse_scenario(SALE.format(head="", tail=DOWN))
-    keyed = run_scenario(parse_scenario(SALE.format(head=liveness(100, 10), tail=DOWN)))
+    plain = parse_scenario(sale(DOWN))
+    keyed = run_scenario(parse_scenario(sale(liveness(100, 10), DOWN)))
     result, why = run_live(plain, Liveness(100, 10))
     assert result.trace_sha256 == keyed.trace_sha256
     assert why == ["owes reversal for s1", "step s1 still running"]
 
 
 def test_without_the_key_nothing_stops_and_nothing_is_judged() -> None:
-    plain = parse_scenario(SALE.format(head="until_s = 110\n", tail=DOWN))
+    plain = parse_scenario(sale(DOWN, until_s=110))
     result = run_scenario(plain)
     assert "not_quiet" not in {a.kind for a in result.anomalies}
     assert "fault.cleared" not in {e.name for e in result.trace.events}
@@ -100,15 +91,15 @@ def test_posemu_run_and_replay_judge_the_key(
     tmp_path: Path, capsys: pytest.CaptureFixture[str],
 ) -> None:
     busy = tmp_path / "busy.toml"
-    busy.write_text(SALE.format(head=liveness(100, 10), tail=DOWN))
+    busy.write_text(sale(liveness(100, 10), DOWN))
     status, out, _ = cli(capsys, "run", "--json", busy)
     assert status == 1
     shown = json.loads(out)
     assert {"kind": "not_quiet", "step": "s1",
             "detail": "owes reversal for s1; step s1 still running"} in shown["anomalies"]
     expected = tmp_path / "expected.toml"
-    expected.write_text(SALE.format(head=liveness(100, 10), tail=DOWN + (
-        '[expect]\nanomalies = ["not_quiet", "in_doubt"]\n')))
+    expected.write_text(sale(liveness(100, 10), DOWN,
+                             '[expect]\nanomalies = ["not_quiet", "in_doubt"]\n'))
     status, _, _ = cli(capsys, "run", "--trace-dir", tmp_path / "traces", expected)
     assert status == 0
     (trace,) = (tmp_path / "traces").iterdir()
@@ -121,7 +112,7 @@ def test_a_bad_key_is_one_line_and_exit_2(
     tmp_path: Path, capsys: pytest.CaptureFixture[str],
 ) -> None:
     bad = tmp_path / "bad.toml"
-    bad.write_text(SALE.format(head="[liveness]\nhorizon_s = -5\n", tail=""))
+    bad.write_text(sale("[liveness]\nhorizon_s = -5\n"))
     status, out, err = cli(capsys, "run", bad)
     assert (status, out) == (2, "")
     assert err.strip().splitlines() == [f"posemu: {bad}: liveness.horizon_s: must be >= 0"]
@@ -136,17 +127,17 @@ CLOG = ('[[faults]]\nfault = "fleet.swizzle_clog"\nat_s = 0\nterminals = 2\n'
 
 
 def test_each_terminal_of_a_fleet_is_judged_and_named() -> None:
-    fleet = run_fleet(parse_scenario(SALE.format(head=liveness(100, 10), tail=DOWN)), 3)
+    fleet = run_fleet(parse_scenario(sale(liveness(100, 10), DOWN)), 3)
     assert fleet.anomaly_counts == {"in_doubt": 3, "not_quiet": 3}
     assert [(a.terminal, a.step, a.detail) for a in fleet.anomalies
             if a.kind == "not_quiet"] == [
         (f"T000000{k}", "s1", "owes reversal for s1; step s1 still running") for k in (1, 2, 3)]
-    quiet = run_fleet(parse_scenario(SALE.format(head=liveness(100, 600), tail=DOWN)), 3)
+    quiet = run_fleet(parse_scenario(sale(liveness(100, 600), DOWN)), 3)
     assert quiet.anomaly_total == 0
 
 
 def test_the_horizon_unclogs_a_swizzle_and_none_clogs_after_it(tmp_path: Path) -> None:
-    scenario = parse_scenario(SALE.format(head=liveness(30, 600), tail=CLOG))
+    scenario = parse_scenario(sale(liveness(30, 600), CLOG))
     with (tmp_path / "trace.jsonl").open("wb") as sink:
         fleet = run_fleet(scenario, 3, trace_sink=sink)
     assert fleet.anomaly_total == 0
@@ -164,7 +155,7 @@ def test_the_horizon_unclogs_a_swizzle_and_none_clogs_after_it(tmp_path: Path) -
 
 
 def test_without_the_key_the_swizzle_clogs_for_good(tmp_path: Path) -> None:
-    scenario = parse_scenario(SALE.format(head="until_s = 700\n", tail=CLOG))
+    scenario = parse_scenario(sale(CLOG, until_s=700))
     with (tmp_path / "trace.jsonl").open("wb") as sink:
         run_fleet(scenario, 3, trace_sink=sink)
     lines = [json.loads(line) for line in (tmp_path / "trace.jsonl").read_text().splitlines()]
