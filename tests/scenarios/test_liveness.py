@@ -92,6 +92,9 @@ def test_posemu_run_and_replay_judge_the_key(
 ) -> None:
     busy = tmp_path / "busy.toml"
     busy.write_text(sale(liveness(100, 10), DOWN))
+    status, out, _ = cli(capsys, "check", busy)
+    assert status == 0
+    assert out.splitlines()[0].endswith(", [liveness]: faults stop at 100 s, quiet by 110 s")
     status, out, _ = cli(capsys, "run", "--json", busy)
     assert status == 1
     shown = json.loads(out)
