@@ -44,6 +44,9 @@ def summary(scenario: Scenario) -> str:
              _plural(len(scenario.faults), "fault")]
     parts.append("[expect]" if scenario.expect is not None else "no [expect]: passes "
                  "when no anomaly is found")
+    if (live := scenario.liveness) is not None:
+        parts.append(f"[liveness]: faults stop at {live.horizon_s:g} s, quiet by "
+                     f"{live.end_s:g} s")
     return f"({scenario.runs_as}, seed {scenario.seed}): {', '.join(parts)}"
 
 

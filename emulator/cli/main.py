@@ -52,7 +52,13 @@ from emulator.cli.junit import Case, write_report
 from emulator.engine.trace import AtomicFile, Discard, unused_name
 from emulator.engine.world import LONG_RUN_STEPS, is_long, run_scenario
 from emulator.judge.result import Result
-from emulator.scenario.catalogue import ANOMALIES, CLEAN_END_STATES, FAULTS
+from emulator.scenario.catalogue import (
+    ANOMALIES,
+    CLEAN_END_STATES,
+    EXPECTABLE,
+    FAULTS,
+    RUN_ANOMALIES,
+)
 from emulator.scenario.load import load_scenario
 from emulator.scenario.model import Scenario
 from emulator.scenario.profiles import KNOBS, PROFILES, SETTINGS, Policy
@@ -510,16 +516,16 @@ def profiles_data() -> dict[str, Any]:
 
 def explain_data(name: str) -> dict[str, Any]:
     """An anomaly, its seed story and the knobs guarding against it; UsageError if unknown."""
-    anomaly = ANOMALIES.get(name)
+    anomaly = ANOMALIES.get(name) or RUN_ANOMALIES.get(name)
     if anomaly is None:
         if name in CLEAN_END_STATES:
             raise UsageError(f"{name!r} is a clean end state, not an anomaly: "
                              f"{CLEAN_END_STATES[name]}")
         import difflib  # noqa: PLC0415  (only for an unknown name)
 
-        close = difflib.get_close_matches(name, ANOMALIES, n=3, cutoff=0.5)
+        close = difflib.get_close_matches(name, EXPECTABLE, n=3, cutoff=0.5)
         either = " or ".join([", ".join(close[:-1]), close[-1]] if len(close) > 1 else close)
-        hint = f"did you mean {either}?" if close else f"one of: {', '.join(ANOMALIES)}"
+        hint = f"did you mean {either}?" if close else f"one of: {', '.join(EXPECTABLE)}"
         raise UsageError(f"unknown anomaly {name!r}; {hint}")
     return {
         "name": anomaly.name, "meaning": anomaly.meaning, "story": anomaly.story,
@@ -549,7 +555,7 @@ def _profiles(args: argparse.Namespace) -> int:
 
 def _explain(args: argparse.Namespace) -> int:
     if args.anomaly is None:  # every anomaly, as ``explain NAME`` tells each
-        every = [explain_data(name) for name in ANOMALIES]
+        every = [explain_data(name) for name in EXPECTABLE]
         if args.json:
             _print_json({"anomalies": every})
         else:

@@ -162,6 +162,8 @@ seed = 0                          # the only source of randomness: same seed, sa
 # jitter_s = 0.04
 # [printer]
 # paper_m = 20.0                  # paper left on the roll
+# [liveness]                      # faults stop at horizon_s; quiet_s later, the end of the
+# horizon_s = 600                 # run (no until_s), the terminal must be quiet: not_quiet
 
 [[cards]]                         # a test card; steps and [expect] name it by id
 id = "{card}"

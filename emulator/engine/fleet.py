@@ -33,6 +33,7 @@ from devices.errors import ScenarioError
 from devices.net.link import TO_BANK
 from devices.simkit.agenda import Agenda
 from emulator.engine.collector import collection_paused
+from emulator.engine.liveness import Watch, at_horizon
 from emulator.engine.swizzle import Swizzle
 from emulator.engine.trace import Discard, Event, Listener, Listeners, Trace
 from emulator.engine.wiring import SIMULATED, BankBooks, Shared, trace_header, wire_unit
@@ -205,6 +206,8 @@ class _Unit:
     observer: Observer | None
     judged: int = 0  # steps before this place in submission order are judged or held
     held: list[StepView] = field(default_factory=list)  # not final at the last settlement
+    watch: Watch | None = None  # [liveness]
+    not_quiet: tuple[Anomaly, ...] = ()  # what the watch found at the end
 
     def in_flight(self) -> bool:
         """A request is on its way to the bank or being weighed there: it may still
@@ -290,7 +293,10 @@ class Fleet:
         only counts (:meth:`run` turns it off when it is asked for every verdict)."""
         self._tally = _Tally()
         self.units = [self._wire(k, keep_receipts, progress) for k in range(terminals)]
-        Swizzle(self.env, self.rng, self.trace, [u.link for u in self.units], scenario.faults)
+        swizzle = Swizzle(self.env, self.rng, self.trace, [u.link for u in self.units],
+                          scenario.faults)
+        if scenario.liveness is not None:  # each unit's watch stops its own faults
+            at_horizon(self.env, scenario.liveness, swizzle.stop)
         if progress is not None:
             self._count_steps(progress)
         self.moves = BankMoves(keyed=False)
@@ -324,8 +330,10 @@ class Fleet:
             view.subscribe(name, observer.observe)
         view.subscribe("terminal.txn_done", self._settlements(number))  # so is this
         unit = wire_unit(self.shared, view, SIMULATED, tid)
+        live = self.scenario.liveness
         return _Unit(number, tid, view, unit.terminal, unit.link, unit.host, unit.printer,
-                     observer)
+                     observer, watch=None if live is None else Watch(
+                         self.env, live, view, unit.injector.stop))
 
     def _start(self, steps: tuple[StepSpec, ...]) -> None:
         """Every terminal's operator starting ``steps`` (all due now), terminal by terminal."""
@@ -388,8 +396,11 @@ class Fleet:
             books = BankBooks(scenario, self.acquirer)
             self.env.run(until=scenario.until_s)
             for unit in self.units:
-                for step, what in unit.terminal.unresolved():
+                owed = list(unit.terminal.unresolved())
+                for step, what in owed:
                     unit.view.emit("terminal.unresolved", step=step, what=what)
+                if unit.watch is not None:  # [liveness]: each terminal quiet on its own
+                    unit.not_quiet = unit.watch.judge(unit.terminal, unit.printer, owed)
             balances = books.close(self.moves, None, f"{scenario.name} (fleet of {self.size})")
             for unit in self.units:
                 self._judge_rest(unit, on_terminal)
@@ -413,13 +424,13 @@ class Fleet:
             unit.held, unit.judged = [], len(self._order)
             for step, (state, found) in zip(steps, observer.judge_final(steps), strict=True):
                 tally.add(unit, self._place[step.id], state, found)
-            tally.add(unit, len(self.views), None, observer.unattributed())
+            tally.add(unit, len(self.views), None, [*observer.unattributed(), *unit.not_quiet])
             return
         verdict = observer.verdict(self.views)  # standing money from the bank's events
         tally.end_states.update(verdict.end_states.values())
         for j, finding in enumerate(verdict.anomalies):
             tally.find(unit, (unit.number, self._place[finding.step], j), finding)
-        extra = observer.unattributed()
+        extra = [*observer.unattributed(), *unit.not_quiet]
         tally.add(unit, len(self.views), None, extra)
         if extra:
             verdict = replace(verdict, anomalies=(*verdict.anomalies, *extra))

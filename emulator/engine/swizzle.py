@@ -41,6 +41,8 @@ class Swizzle:
         self.rng = rng
         self.trace = trace
         self.links = links
+        self.stopped = False
+        self._clogs: dict[int, dict[int, ActiveFault]] = {}  # in force: index -> link's clog
         for spec in faults:
             if FAULTS[spec.fault].device != FLEET_DEVICE:
                 continue
@@ -53,9 +55,27 @@ class Swizzle:
         return lambda _event: self._start(spec)
 
     def _start(self, spec: FaultSpec) -> None:
-        self.env.process(self._swizzle(spec))
+        if not self.stopped:
+            self.env.process(self._swizzle(spec))
+
+    def stop(self) -> None:
+        """The fault horizon (``[liveness]``): no swizzle starts from now on, and every
+        link a swizzle holds clogged is unclogged now, in terminal order."""
+        self.stopped = True
+        for index, clogs in sorted(self._clogs.items()):
+            self._unclog(clogs, sorted(clogs))
+            self.trace.emit("fault.cleared", fault="fleet.swizzle_clog", index=index)
+        self._clogs.clear()
+
+    def _unclog(self, clogs: dict[int, ActiveFault], numbers: Sequence[int]) -> None:
+        for number in numbers:
+            link = self.links[number]
+            link.trace.emit("network.unclogged")
+            link.clear(clogs.pop(number))
 
     def _swizzle(self, spec: FaultSpec) -> simpy.events.ProcessGenerator:
+        if self.stopped:  # the horizon came between its start and now
+            return
         params = spec.params
         wanted = params.get("terminals", 0)
         count = wanted if isinstance(wanted, int) and wanted > 0 else (len(self.links) + 1) // 2
@@ -65,11 +85,14 @@ class Swizzle:
         self.trace.emit("fault.started", fault=spec.fault, index=spec.index, for_s=spec.for_s,
                         terminals=count, interval_s=interval_s)
         chosen = self.rng.sample(range(len(self.links)), count)  # the order they clog in
-        clogs = {}
+        clogs: dict[int, ActiveFault] = {}
+        self._clogs[spec.index] = clogs
         start = self.env.now
         for k, number in enumerate(chosen):
             if k:
                 yield self.env.timeout(interval_s)
+                if self.stopped:  # stop() unclogged what was clogged
+                    return
             link = self.links[number]
             clogs[number] = fault = ActiveFault(CLOG)
             link.apply(fault)
@@ -77,12 +100,15 @@ class Swizzle:
         if spec.for_s is None:
             return
         yield self.env.timeout(max(0.0, start + spec.for_s - self.env.now))
+        if self.stopped:
+            return
         order = list(chosen)
         self.rng.shuffle(order)
         for k, number in enumerate(order):
             if k:
                 yield self.env.timeout(interval_s)
-            link = self.links[number]
-            link.trace.emit("network.unclogged")
-            link.clear(clogs[number])
+                if self.stopped:
+                    return
+            self._unclog(clogs, (number,))
+        del self._clogs[spec.index]
         self.trace.emit("fault.cleared", fault=spec.fault, index=spec.index)

@@ -12,6 +12,7 @@ printer factory; everything else is wired the same way.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from typing import IO, TYPE_CHECKING, TypeAlias
 
 import simpy
@@ -21,6 +22,7 @@ from devices.net.link import Link
 from devices.ports import FaultTarget, Printer
 from devices.simkit.agenda import Agenda
 from emulator.engine.collector import collection_paused
+from emulator.engine.liveness import Watch
 from emulator.engine.operator import Operator
 from emulator.engine.swizzle import Swizzle
 from emulator.engine.trace import Event, Trace
@@ -95,10 +97,12 @@ class World:
         self.printer, self.terminal = unit.printer, unit.terminal
         self.injector = unit.injector
         links = [unit.link] if isinstance(unit.link, Link) else []  # a live one: no clog
-        Swizzle(env, self.rng, trace, links, scenario.faults)  # a fleet of one
+        swizzle = Swizzle(env, self.rng, trace, links, scenario.faults)  # a fleet of one
         self.agenda = Agenda(env, ((step.at_s, step) for step in scenario.steps
                                    if step.after is None), self.terminal.submit)
         self.operator = Operator(env, trace, self.terminal.submit, scenario.steps)
+        self.liveness = None if scenario.liveness is None else Watch(  # [liveness]: last
+            env, scenario.liveness, trace, self.injector.stop, swizzle.stop)
 
     def run(self, until: float | simpy.Event | None = None) -> Result:
         """Run to ``until`` (default: the horizon, or until nothing is left to happen); judge
@@ -142,6 +146,9 @@ class World:
             for event in self.believed():
                 self.observer.observe(event)
             verdict = self.observer.verdict(step_views(scenario))
+            if self.liveness is not None and error is None:  # [liveness]: not_quiet
+                verdict = replace(verdict, anomalies=(*verdict.anomalies, *self.liveness.judge(
+                    self.terminal, self.printer, owed)))
             # the bank's events carry no RRN: a step's is read off the postings just
             # found to agree with them
             rrns = {p.stan: p.rrn for p in sorted(postings, key=lambda p: p.seq)}

@@ -20,6 +20,7 @@ from itertools import count, islice
 from typing import Any, NamedTuple, TypeVar
 
 from devices.errors import PosemuError
+from emulator.engine.fleet import FleetResult, run_fleet
 from emulator.engine.world import run_scenario
 from emulator.fuzz.command import DEFAULT_BUDGET_S
 from emulator.fuzz.determinism import TraceMismatch, check, sample
@@ -30,9 +31,9 @@ from emulator.fuzz.sometimes import IDLE, POINTS
 from emulator.fuzz.workload import KINDS, SWIZZLE, Workload, draw
 from emulator.money import format_minor
 from emulator.scenario.catalogue import (
-    ANOMALIES,
     CLEAN_END_STATES,
     END_STATES,
+    EXPECTABLE,
     STEP_KINDS,
 )
 
@@ -88,6 +89,7 @@ class Finding:
     balances: dict[str, str]
     path: str | None = None
     verified: bool | None = None
+    not_quiet: str = ""  # a liveness run's: what kept the terminal busy (the anomaly's detail)
 
 
 @dataclass
@@ -114,7 +116,7 @@ class Report:
         for outcome in self.outcomes:
             for kind in outcome.anomalies:
                 found.setdefault(kind, []).append(outcome.run)
-        return {k: found[k] for k in (*ANOMALIES, NOT_QUIET) if k in found}
+        return {k: found[k] for k in EXPECTABLE if k in found}
 
     def fired(self) -> dict[str, int]:
         counts = Counter(k for o in self.outcomes for k in o.fired)
@@ -365,13 +367,26 @@ def shrink_findings(runner: Runner, workload: Workload, config: Config,
 
 def _finding(workload: Workload, anomaly: str, index: int, before: int,
              shrunk: Shrunk) -> Finding:
-    result = run_scenario(workload.scenario(shrunk.candidate))
+    scenario = workload.scenario(shrunk.candidate)
+    result = run_scenario(scenario)
+    busy = next((a.detail for a in result.anomalies if a.kind == NOT_QUIET), "")
+    if anomaly == NOT_QUIET and workload.terminals > 1:
+        busy = busy_terminals(run_fleet(scenario, workload.terminals))
     return Finding(
         anomaly=anomaly, run=index, before=before, shrunk=shrunk,
         anomalies=sorted(a.kind for a in result.anomalies),
         end_states={s.id: s.end_state for s in result.steps},
         balances={k: format_minor(v) for k, v in result.balances_minor.items()},
+        not_quiet=busy,
     )
+
+
+def busy_terminals(fleet: FleetResult) -> str:
+    """The terminals of ``fleet`` not quiet at the end and what kept each busy (those its
+    result keeps; how many more)."""
+    named = [f"{a.terminal} ({a.detail})" for a in fleet.anomalies if a.kind == NOT_QUIET]
+    more = fleet.anomaly_counts[NOT_QUIET] - len(named)
+    return ", ".join(named) + (f" and {more} more" if more else "")
 
 
 def fuzz(workload: Workload, config: Config, progress: Progress | None = None,

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from devices.errors import ScenarioError, UsageError, one_line
 from emulator.cli.numbers import integer, number, shown
 from emulator.fuzz import modes
-from emulator.scenario.catalogue import ANOMALIES
+from emulator.scenario.catalogue import EXPECTABLE
 from emulator.scenario.profiles import PROFILES
 
 if TYPE_CHECKING:  # the search modules load only when ``posemu fuzz`` runs
@@ -108,7 +108,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
                           "default 1)")
     fuzz_cmd.add_argument("--shard", default="1/1", metavar="I/N",
                           help="run only shard I of N (runs I-1, I-1+N, ...)")
-    fuzz_cmd.add_argument("--until", choices=[*ANOMALIES, "not_quiet"], metavar="ANOMALY",
+    fuzz_cmd.add_argument("--until", choices=EXPECTABLE, metavar="ANOMALY",
                           help="stop searching at the first run that shows this anomaly")
     fuzz_cmd.add_argument("--causes", type=integer(1, MAX_CAUSES), default=2, metavar="N",
                           help="distinct minimal causes to shrink per anomaly kind, 1 to 100 "

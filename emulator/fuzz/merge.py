@@ -127,9 +127,9 @@ def merge(summaries: list[dict[str, Any]]) -> dict[str, Any]:
             total = anomaly_runs.setdefault(kind, {"runs": 0, "first": int(seen["first"])})
             total["runs"] += int(seen["runs"])
             total["first"] = min(total["first"], int(seen["first"]))
-    from emulator.scenario.catalogue import ANOMALIES  # noqa: PLC0415
+    from emulator.scenario.catalogue import EXPECTABLE  # noqa: PLC0415
 
-    kinds = [k for k in ANOMALIES if k in anomaly_runs]
+    kinds = [k for k in EXPECTABLE if k in anomaly_runs]  # not_quiet too
     fault_kinds = list(first["coverage"]["faults"])  # those the campaign draws, in order
     end_states = list(first["coverage"]["end_states"])
     fired: Counter[str] = Counter()
@@ -189,9 +189,6 @@ def write_merged(merged: dict[str, Any], out: Path) -> None:
         to_toml,
         verify,
     )
-    from emulator.fuzz.liveness import Liveness  # noqa: PLC0415
-
-    live = None if not merged.get("liveness") else Liveness(**merged["liveness"])
 
     out.mkdir(parents=True, exist_ok=True)
     seen: Counter[str] = Counter()
@@ -216,7 +213,7 @@ def write_merged(merged: dict[str, Any], out: Path) -> None:
         path = out / (kind + (f"_{seen[kind]}" if seen[kind] > 1 else "") + ".toml")
         write_atomic(path, to_toml(doc).encode("utf-8"))
         finding["file"] = str(path)
-        finding["verified"] = verify(path, kind, int(merged.get("terminals") or 1), live)
+        finding["verified"] = verify(path, kind, int(merged.get("terminals") or 1))
     write_atomic(out / SUMMARY_FILE, json.dumps(merged, indent=1).encode())
 
 

@@ -49,8 +49,6 @@ def add_arguments(fuzz_cmd: argparse.ArgumentParser) -> None:
 def check(args: argparse.Namespace) -> None:
     """UsageError when a mode's option does not go with another (their ranges are
     checked as they are read, by their argparse types)."""
-    if args.terminals > 1 and args.liveness:
-        raise UsageError("--liveness runs one terminal: leave out --terminals")
     if not args.liveness and (args.horizon_s is not None or args.quiet_s is not None):
         raise UsageError("--horizon-s and --quiet-s go with --liveness")
 

@@ -1,5 +1,6 @@
-"""One run of a campaign, whatever its mode: a single terminal, a liveness run, or a
-fleet of terminals (``posemu fuzz --terminals N``), seen the same way by the search,
+"""One run of a campaign, whatever its mode: a single terminal (a liveness run's scenario
+carries ``[liveness]``: its ``not_quiet`` is an anomaly like any other), or a fleet of
+terminals (``posemu fuzz --terminals N``), seen the same way by the search,
 the shrinker and the determinism check.
 """
 
@@ -9,7 +10,6 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from emulator.engine.fleet import Fleet
 from emulator.engine.world import run_scenario
-from emulator.fuzz.liveness import NOT_QUIET, run_live
 from emulator.fuzz.sometimes import Reached, reached
 
 if TYPE_CHECKING:
@@ -32,13 +32,8 @@ def run_candidate(workload: Workload, candidate: Candidate) -> Observed:
     scenario = workload.scenario(candidate)
     if workload.terminals > 1:
         return _fleet(workload, candidate)
-    extra: tuple[str, ...] = ()
-    if workload.liveness is None:
-        result = run_scenario(scenario)
-    else:
-        result, why = run_live(scenario, workload.liveness)
-        extra = (NOT_QUIET,) if why else ()
-    return Observed(frozenset(a.kind for a in result.anomalies).union(extra),
+    result = run_scenario(scenario)
+    return Observed(frozenset(a.kind for a in result.anomalies),
                     frozenset(s.end_state for s in result.steps),
                     reached(result.trace.events), result.trace_sha256,
                     next((f for f in result.failures if f.startswith("firmware_error")), None))

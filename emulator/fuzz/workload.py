@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 import msgspec
 
@@ -21,15 +21,13 @@ from emulator.scenario.load import scenario_from_dict
 from emulator.scenario.model import (
     DEFAULT_START,
     BankSpec,
+    Liveness,
     MerchantSpec,
     NetworkSpec,
     PrinterSpec,
     Scenario,
 )
 from emulator.scenario.profiles import PROFILES
-
-if TYPE_CHECKING:
-    from emulator.fuzz.liveness import Liveness
 
 Fault = dict[str, Any]
 """One ``[[faults]]`` table: ``fault``, a trigger, ``for_s`` and non-default params."""
@@ -204,7 +202,9 @@ def to_tables(scenario: Scenario, terminal: dict[str, Any]) -> dict[str, Any]:
                               "description": scenario.description, "seed": scenario.seed}
     if scenario.start != DEFAULT_START:
         tables["start"] = scenario.start
-    if scenario.until_s is not None:
+    if scenario.liveness is not None:  # it ends the run: no until_s
+        tables["liveness"] = msgspec.structs.asdict(scenario.liveness)
+    elif scenario.until_s is not None:
         tables["until_s"] = scenario.until_s
     tables["terminal"] = terminal
     bank = scenario.bank
@@ -250,6 +250,7 @@ def make_workload(base: Scenario | None, label: str, profile: str | None,
         step_ids=tuple(s.id for s in checked.steps),
         step_at=tuple(s.at_s for s in checked.steps),
         amounts=tuple(s.amount_minor for s in checked.steps if s.amount_minor is not None),
+        liveness=checked.liveness,  # a base with [liveness]: a liveness campaign
     )
 
 

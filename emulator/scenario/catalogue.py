@@ -246,4 +246,19 @@ ANOMALIES: dict[str, AnomalyKind] = {
 
 END_STATES: tuple[str, ...] = (*CLEAN_END_STATES, *ANOMALIES)
 
+NOT_QUIET = "not_quiet"
+RUN_ANOMALIES: dict[str, AnomalyKind] = {
+    NOT_QUIET: AnomalyKind(
+        NOT_QUIET,
+        "[liveness]: faults stopped at the horizon, yet at the end of the run the terminal "
+        "still owed a message, held a receipt, had a step running or waiting, a printer "
+        "job open or no power",
+        "",
+    ),
+}
+"""Anomalies of a whole run, not end states of a step: an ``[expect] anomalies`` entry
+and a finding of ``posemu fuzz`` like any other."""
+EXPECTABLE: tuple[str, ...] = (*ANOMALIES, *RUN_ANOMALIES)
+"""Every anomaly kind ``[expect] anomalies`` may list."""
+
 STEP_KINDS: tuple[str, ...] = ("sale", "refund", "void", "reprint", "settle")

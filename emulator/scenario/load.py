@@ -26,8 +26,8 @@ from devices.errors import ScenarioError
 from devices.iso8583.message import mask_pan
 from emulator.money import format_minor, parse_minor
 from emulator.scenario.catalogue import (
-    ANOMALIES,
     END_STATES,
+    EXPECTABLE,
     FAULTS,
     STEP_KINDS,
     TRIGGER_EVENTS,
@@ -52,6 +52,7 @@ from emulator.scenario.model import (
     FaultName,
     FaultSpec,
     Label,
+    Liveness,
     MerchantSpec,
     Money,
     NetworkSpec,
@@ -186,11 +187,13 @@ class _Raw(Table, frozen=True):
     steps: list[_Step] = msgspec.field(default_factory=list)
     faults: list[_Fault] = msgspec.field(default_factory=list)
     expect: _Expect | None = None
+    liveness: Liveness | None = None
 
 
 _SECTIONS: dict[str, type[msgspec.Struct]] = {
     "terminal": _Terminal, "bank": _Bank, "network": NetworkSpec, "printer": PrinterSpec,
     "merchant": MerchantSpec, "cards": _Card, "steps": _Step, "expect": _Expect,
+    "liveness": Liveness,
 }
 
 # ------------------------------------------------------------------- messages
@@ -200,7 +203,7 @@ _CHOICES: dict[str, tuple[str, tuple[str, ...]]] = {
     "on": ("trigger event", tuple(TRIGGER_EVENTS)),
     "do": ("step kind", STEP_KINDS),
     "profile": ("profile", tuple(PROFILES)),
-    "anomalies": ("anomaly", tuple(ANOMALIES)),
+    "anomalies": ("anomaly", EXPECTABLE),
     "faults_fired": ("fault", tuple(FAULTS)),
     "direction": ("direction", DIRECTIONS),
     "on_receipt_failure": ("value", RECEIPT_FAILURE),
@@ -366,13 +369,13 @@ def _card(c: _Checker, rc: _Card, key: str) -> CardSpec:
 
 
 def _step(c: _Checker, rs: _Step, i: int, later: Counter[str | None],
-          until_s: float | None) -> StepSpec:
+          until: tuple[float, str] | None) -> StepSpec:
     key = f"steps[{i}]"
     step_id = f"t{i + 1}" if rs.id is None else rs.id
     if step_id in c.steps:
         c.fail(f"{key}.id", f"duplicate step id {step_id!r}")
-    if until_s is not None and rs.at_s is not None and rs.at_s > until_s:
-        c.fail(f"{key}.at_s", f"after the horizon until_s = {until_s:g}")
+    if until is not None and rs.at_s is not None and rs.at_s > until[0]:
+        c.fail(f"{key}.at_s", f"after {until[1]} = {until[0]:g}")
     _chain(c, rs, key, later)
     given = {k for k in ("card", "amount", "target") if getattr(rs, k) is not None}
     needs, accepts = _STEP_KEYS[rs.do]
@@ -515,13 +518,15 @@ def _build(raw: _Raw, path: str | None) -> Scenario:
             money = name in MONEY_KNOBS
             overrides[name] = c.money(value, f"terminal.{name}", low=0) if money else value
     cards = tuple(_card(c, rc, f"cards[{i}]") for i, rc in enumerate(raw.cards))
+    until = _until(c, raw)
     later = Counter(rs.id for rs in raw.steps)  # ids of the steps not yet built
     steps = []
     for i, rs in enumerate(raw.steps):
         later[rs.id] -= 1
-        steps.append(_step(c, rs, i, later, raw.until_s))
+        steps.append(_step(c, rs, i, later, until))
     _totals(c, steps)
     faults = tuple(_fault(c, rf, i) for i, rf in enumerate(raw.faults))
+    _after_horizon(c, raw.liveness, faults)
     start = raw.start
     if start.tzinfo is not None:  # the simulated clock is naive UTC
         start = start.astimezone(UTC).replace(tzinfo=None)
@@ -534,7 +539,8 @@ def _build(raw: _Raw, path: str | None) -> Scenario:
     merchant_balance = c.money(raw.bank.merchant_balance, "bank.merchant_balance")
     return Scenario(
         path=path, name=stem if raw.name is None else raw.name, description=raw.description,
-        seed=raw.seed, start=start, until_s=raw.until_s, profile=raw.terminal.profile,
+        seed=raw.seed, start=start, until_s=None if until is None else until[0],
+        profile=raw.terminal.profile,
         policy=policy, overrides=overrides,
         bank=BankSpec(
             duplicate_check=raw.bank.duplicate_check, verify_mac=raw.bank.verify_mac,
@@ -544,8 +550,32 @@ def _build(raw: _Raw, path: str | None) -> Scenario:
         ),
         network=raw.network, printer=raw.printer, merchant=raw.merchant,
         cards=cards, steps=tuple(steps), faults=faults,
-        expect=None if raw.expect is None else _expect(c, raw.expect),
+        expect=None if raw.expect is None else _expect(c, raw.expect), liveness=raw.liveness,
     )
+
+
+def _until(c: _Checker, raw: _Raw) -> tuple[float, str] | None:
+    """When the run ends and what says so: ``until_s``, or ``[liveness]`` (the two do
+    not go together)."""
+    live = raw.liveness
+    if live is None:
+        return None if raw.until_s is None else (raw.until_s, "the horizon until_s")
+    if raw.until_s is not None:
+        c.fail("until_s", "a [liveness] run ends at liveness.horizon_s + liveness.quiet_s: "
+               "leave out until_s")
+    if live.end_s <= 0:
+        c.fail("liveness.quiet_s", "liveness.horizon_s + liveness.quiet_s must be more than 0")
+    return live.end_s, "the end of the run, liveness.horizon_s + liveness.quiet_s"
+
+
+def _after_horizon(c: _Checker, live: Liveness | None, faults: tuple[FaultSpec, ...]) -> None:
+    """No fault due after the liveness horizon, where none starts (but an optional one)."""
+    for f in faults:
+        if live is not None and f.at_s is not None and f.at_s > live.horizon_s \
+                and not f.optional:
+            c.fail(f"faults[{f.index}].at_s", f"after the liveness horizon "
+                   f"(liveness.horizon_s = {live.horizon_s:g}), where no fault starts: it "
+                   "would never fire (mark it `optional = true` if that is meant)")
 
 
 # ------------------------------------------------------------------ entry points

@@ -14,7 +14,7 @@ from devices.errors import ScenarioError
 from devices.iso8583.message import mask_pan
 from devices.printer.limits import MAX_LINES_PER_S, MAX_PAPER_M, MIN_LINES_PER_S
 from emulator.scenario.catalogue import (
-    ANOMALIES,
+    EXPECTABLE,
     FAULTS,
     STEP_KINDS,
     TRIGGER_EVENTS,
@@ -27,6 +27,9 @@ MAX_AMOUNT_MINOR = 999_999_999_999  # ISO 8583 field 4 holds 12 digits
 DIRECTIONS = ("to_bank", "to_terminal", "both")
 RECEIPT_FAILURE = ("reprint", "undo", "ignore")
 MONEY_KNOBS = frozenset({"offline_floor"})
+QUIET_S = 600.0
+"""``[liveness] quiet_s`` by default: ten store-and-forward retries of the robust profile,
+twice its receipt hold."""
 
 
 
@@ -56,7 +59,7 @@ else:
     StepKind = Literal[STEP_KINDS]
     ProfileName = Literal[tuple(PROFILES)]
     EventName = Literal[tuple(TRIGGER_EVENTS)]
-    AnomalyName = Literal[tuple(ANOMALIES)]
+    AnomalyName = Literal[EXPECTABLE]
     FaultName = Literal[tuple(FAULTS)]
 
 
@@ -152,6 +155,20 @@ class ExpectSpec(Table, frozen=True):
     faults_fired: tuple[str, ...] | None = None  # fault names, as a multiset
 
 
+class Liveness(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """``[liveness]``: every fault stops at ``horizon_s`` (none starts after it, those in
+    force are cleared), and ``quiet_s`` later, when the run ends, the terminal must be
+    quiet (:mod:`emulator.engine.liveness`); also the raw TOML table."""
+
+    horizon_s: Seconds
+    quiet_s: Seconds = QUIET_S
+
+    @property
+    def end_s(self) -> float:
+        """When the run ends and the terminal is judged."""
+        return self.horizon_s + self.quiet_s
+
+
 class FirmwareSpec(Table, frozen=True):
     """A plug-in firmware (``[terminal] firmware``): its ``package.module:factory``, the
     ``[terminal]`` keys as written and its settings as validated (docs/firmware.md)."""
@@ -182,6 +199,7 @@ class Scenario(Table, frozen=True):
     faults: tuple[FaultSpec, ...]
     expect: ExpectSpec | None
     firmware: FirmwareSpec | None = None  # a plug-in in place of posemu's own terminal
+    liveness: Liveness | None = None  # [liveness]; until_s is then its end_s
 
     @property
     def runs_as(self) -> str:

@@ -13,7 +13,7 @@ import pytest
 from emulator import load_scenario, run_scenario
 from emulator.cli.events import FIELD_HELP
 from emulator.cli.new import STORIES
-from emulator.scenario.catalogue import ANOMALIES, TRIGGER_EVENTS
+from emulator.scenario.catalogue import EXPECTABLE, TRIGGER_EVENTS
 from emulator.scenario.events import CATALOGUE
 from tests.support import JAM, LIBRARY, cli
 
@@ -217,9 +217,9 @@ def test_explain_without_a_name_lists_every_anomaly(capsys: pytest.CaptureFixtur
     code, out, _ = cli(capsys, "explain")
     assert code == 0
     names = [line for line in out.splitlines() if line and not line.startswith(" ")]
-    assert names[:-1] == list(ANOMALIES)
+    assert names[:-1] == list(EXPECTABLE)
     assert "  prevented by: on_receipt_failure, confirm_print" in out
     code, out, _ = cli(capsys, "explain", "--json")
     every = json.loads(out)["anomalies"]
-    assert [a["name"] for a in every] == list(ANOMALIES)
+    assert [a["name"] for a in every] == list(EXPECTABLE)
     assert every[0]["knobs"][0]["name"] == "on_receipt_failure"

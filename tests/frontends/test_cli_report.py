@@ -16,7 +16,13 @@ from pathlib import Path
 import pytest
 
 import emulator.cli.main
-from emulator.scenario.catalogue import ANOMALIES, CLEAN_END_STATES, FAULTS
+from emulator.scenario.catalogue import (
+    ANOMALIES,
+    CLEAN_END_STATES,
+    EXPECTABLE,
+    FAULTS,
+    RUN_ANOMALIES,
+)
 from emulator.scenario.profiles import KNOBS, PROFILES, SETTINGS, Policy
 from tests.support import JAM, LIBRARY, POSEMU, ROOT, cli
 
@@ -323,11 +329,11 @@ def test_profiles_json_is_the_profiles_module(capsys: pytest.CaptureFixture[str]
     ]
 
 
-@pytest.mark.parametrize("name", list(ANOMALIES))
+@pytest.mark.parametrize("name", EXPECTABLE)
 def test_explain_names_meaning_story_and_guarding_knobs(
     capsys: pytest.CaptureFixture[str], name: str,
 ) -> None:
-    anomaly = ANOMALIES[name]
+    anomaly = {**ANOMALIES, **RUN_ANOMALIES}[name]
     guards = [k for k in KNOBS.values() if k.guards == name]
     code, out, _ = cli(capsys, "explain", name)
     assert code == 0
@@ -355,7 +361,7 @@ def test_explain_names_meaning_story_and_guarding_knobs(
 def test_explain_of_an_unknown_name_is_one_line_and_exit_2(
     capsys: pytest.CaptureFixture[str], name: str, says: str,
 ) -> None:
-    assert name not in ANOMALIES
+    assert name not in EXPECTABLE
     code, out, err = cli(capsys, "explain", name)
     assert (code, out) == (2, "")
     line = one_error_line(err)

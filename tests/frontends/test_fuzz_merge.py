@@ -64,6 +64,27 @@ def test_four_shards_merged_equal_the_unsharded_campaign(
     assert json.loads((tmp_path / "summary.json").read_text()) == merged
 
 
+def test_a_liveness_campaigns_not_quiet_survives_the_merge(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    # the bound too short for the settlement at 600 s: every run is not quiet
+    campaign = ["fuzz", "--workload", "basic", "--liveness", "--horizon-s", "400",
+                "--quiet-s", "200.3", "--runs", "2", "--causes", "1"]
+    whole, parts = tmp_path / "whole", [tmp_path / "shard1", tmp_path / "shard2"]
+    assert cli(capsys, *campaign, "--out", whole)[0] == 1
+    for i, part in enumerate(parts, start=1):
+        cli(capsys, *campaign, "--shard", f"{i}/2", "--out", part)
+    status, out, _ = cli(capsys, "fuzz", "merge", *parts, "--out", tmp_path / "merged",
+                         "--json")
+    assert status == 1
+    merged = json.loads(out)
+    assert merged["anomaly_runs"]["not_quiet"] == {"runs": 2, "first": 0}
+    found = [f for f in merged["findings"] if f["anomaly"] == "not_quiet"]
+    assert [f["verified"] for f in found] == [True]
+    assert (tmp_path / "merged" / "not_quiet.toml").read_bytes() == (
+        whole / "not_quiet.toml").read_bytes()
+
+
 def test_merge_without_out_prints_a_report(
     shards: tuple[Path, list[Path]], capsys: pytest.CaptureFixture[str],
 ) -> None:

@@ -22,6 +22,7 @@ from emulator.scenario.catalogue import CLEAN_END_STATES, FAULTS, STEP_KINDS
 from emulator.scenario.load import load_scenario, scenario_from_dict
 from tests.frontends.test_fuzz import cli
 from tests.support import LIBRARY
+from tests.support import cli as run_cli
 
 FULL = make_workload(None, "built-in full", "robust", {}, builtin="full")
 BASIC = make_workload(None, "built-in", "robust", {})
@@ -173,11 +174,20 @@ def test_not_quiet_is_found_shrunk_and_written(
     found = next(f for f in data["findings"] if f["anomaly"] == NOT_QUIET)
     assert found["faults_after"] == 1
     assert found["verified"] is True
-    doc = tomllib.loads((tmp_path / "not_quiet.toml").read_text())
-    assert doc["until_s"] == pytest.approx(600.3)
+    path = tmp_path / "not_quiet.toml"
+    doc = tomllib.loads(path.read_text())
+    assert doc["liveness"] == {"horizon_s": 400.0, "quiet_s": pytest.approx(200.3)}
+    assert "until_s" not in doc  # [liveness] ends the run
     assert "--liveness --horizon-s 400 --quiet-s 200.3" in doc["description"]
     assert "Not quiet at 600.3 s: step st still running." in doc["description"]
-    assert NOT_QUIET not in doc["expect"]["anomalies"]
+    assert NOT_QUIET in doc["expect"]["anomalies"]
+    # the file reproduces by itself: plain posemu run passes, showing not_quiet
+    status, out, _ = run_cli(capsys, "run", "--json", path)
+    assert status == 0, out
+    shown = json.loads(out)
+    assert {"kind": NOT_QUIET, "step": "st", "detail": "step st still running"} \
+        in shown["anomalies"]
+    assert shown["sim_time_s"] == pytest.approx(600.3)
 
 
 def test_a_liveness_finding_is_verified_by_a_liveness_run(tmp_path: Path) -> None:
@@ -189,11 +199,16 @@ def test_a_liveness_finding_is_verified_by_a_liveness_run(tmp_path: Path) -> Non
     # the settlement whose answer the cut-short timeout loses is forgotten, as before
     # repeat_lost_settlement: the anomaly only a liveness run shows
     terminal = {**workload.tables["terminal"], "repeat_lost_settlement": False}
+    doc = {**workload.tables, "terminal": terminal, "seed": 0, "faults": [fault],
+           "expect": {"anomalies": ["batch_out_of_balance"]}}
+    assert "liveness" in doc  # the campaign's key: its files carry it
     path = tmp_path / "batch_out_of_balance.toml"
-    path.write_text(to_toml({**workload.tables, "terminal": terminal, "seed": 0,
-                             "faults": [fault]}))
-    assert verify(path, "batch_out_of_balance", 1, workload.liveness)
-    assert not verify(path, "batch_out_of_balance", 1, None)  # posemu run does not show it
+    path.write_text(to_toml(doc))
+    assert verify(path, "batch_out_of_balance", 1)
+    # without the key, faults do not stop: posemu run does not show it
+    tables = {k: v for k, v in doc.items() if k != "liveness"}
+    path.write_text(to_toml({**tables, "until_s": workload.liveness.end_s}))
+    assert not verify(path, "batch_out_of_balance", 1)
 
 
 def test_liveness_options_are_checked(capsys: pytest.CaptureFixture[str]) -> None:
@@ -274,10 +289,33 @@ def test_fuzz_runs_fleets(capsys: pytest.CaptureFixture[str]) -> None:
     assert data["terminals"] == 2
     assert data["coverage"]["faults"]["fleet.swizzle_clog"] > 0
     assert status == (1 if data["anomaly_runs"] else 0)
-    for argv in (["--terminals", "0"], ["--terminals", "2", "--liveness"]):
-        status, _, err = cli(capsys, "--runs", "1", *argv)
-        assert status == 2, argv
-        assert err.startswith("posemu: ")
+    status, _, err = cli(capsys, "--runs", "1", "--terminals", "0")
+    assert status == 2
+    assert err.startswith("posemu: ")
+
+
+def test_a_fleet_liveness_finding_names_its_terminals_and_reproduces(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    # the bound too short for the settlement at 600 s, on every terminal of the fleet
+    status, out, _ = cli(capsys, "--workload", "basic", "--terminals", "2", "--liveness",
+                         "--horizon-s", "400", "--quiet-s", "200.3", "--runs", "2",
+                         "--causes", "1", "--out", str(tmp_path), "--json")
+    assert status == 1
+    data = json.loads(out)
+    assert (data["terminals"], data["liveness"]) == (2, {"horizon_s": 400.0, "quiet_s": 200.3})
+    found = next(f for f in data["findings"] if f["anomaly"] == NOT_QUIET)
+    assert found["verified"] is True
+    path = tmp_path / "not_quiet.toml"
+    doc = tomllib.loads(path.read_text())
+    assert doc["liveness"] == {"horizon_s": 400.0, "quiet_s": pytest.approx(200.3)}
+    assert ("Not quiet at 600.3 s: T0000001 (step st still running), "
+            "T0000002 (step st still running).") in doc["description"]
+    status, out, _ = run_cli(capsys, "fleet", path, "--terminals", "2", "--json")
+    shown = json.loads(out)
+    assert shown["anomalies"][NOT_QUIET] == 2
+    assert {a["terminal"] for a in shown["first_anomalies"] if a["kind"] == NOT_QUIET} == {
+        "T0000001", "T0000002"}
 
 
 def test_end_states_of_step_kinds_the_workload_lacks_are_not_warned_about() -> None:

@@ -189,6 +189,24 @@ def test_collecting_does_not_import_the_engine(pytester: pytest.Pytester) -> Non
     result.stdout.fnmatch_lines(["HEAVY []"])
 
 
+def test_a_liveness_scenario_fails_on_not_quiet_unless_expected(
+    pytester: pytest.Pytester,
+) -> None:
+    # the sale's approved receipt: no paper, held 300 s, more than the bound after the horizon
+    busy = PLAIN_SALE.replace("[expect]", "[printer]\npaper_m = 0.05\n\n"
+                              "[liveness]\nhorizon_s = 60\nquiet_s = 100\n\n[expect]")
+    assert busy != PLAIN_SALE
+    expected = busy.replace("anomalies = []", 'anomalies = ["in_doubt", "not_quiet"]')
+    unchecked = "\n".join(line for line in expected.splitlines()
+                          if not line.startswith(("end_states", "balances")))
+    pytester.makefile(".toml", busy=busy, expected=unchecked)
+    result = pytester.runpytest("-v")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*expected.toml::Plain sale PASSED*"])
+    result.stdout.fnmatch_lines(["  not_quiet at s1: owes reversal for s1; owes held_receipt "
+                                 "for s1; step s1 still running"])
+
+
 # ---------------------------------------------------------------- reports
 
 

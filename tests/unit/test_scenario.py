@@ -12,6 +12,7 @@ from emulator.scenario.load import load_scenario, parse_scenario, scenario_from_
 from emulator.scenario.model import (
     DEFAULT_START,
     BankSpec,
+    Liveness,
     MerchantSpec,
     NetworkSpec,
     PrinterSpec,
@@ -474,3 +475,54 @@ def test_times_must_be_finite(tmp_path: Path) -> None:
 def test_start_accepts_toml_datetimes_and_normalises_offsets(tmp_path: Path) -> None:
     s = load(tmp_path, "start = 2026-11-22T10:00:00+01:00\n" + BASE)
     assert s.start == datetime(2026, 11, 22, 9, 0, 0)
+
+
+# ------------------------------------------------------------ [liveness]
+
+
+def test_liveness_ends_the_run_and_quiet_s_has_a_default(tmp_path: Path) -> None:
+    s = load(tmp_path, BASE + "[liveness]\nhorizon_s = 100\n")
+    assert s.liveness == Liveness(100.0, 600.0)
+    assert s.until_s == 700.0  # the run ends, and is judged, at horizon_s + quiet_s
+    s = load(tmp_path, BASE + "[liveness]\nhorizon_s = 100\nquiet_s = 10.5\n")
+    assert (s.liveness, s.until_s) == (Liveness(100.0, 10.5), 110.5)
+    assert load(tmp_path, BASE).liveness is None
+
+
+@pytest.mark.parametrize(
+    ("extra", "key", "message"),
+    [
+        ("[liveness]\nquiet_s = 10\n", "liveness.horizon_s", "missing (required)"),
+        ("[liveness]\nhorizon_s = -1\n", "liveness.horizon_s", "must be >= 0"),
+        ("[liveness]\nhorizon_s = 1\nquiet_s = 2e9\n", "liveness.quiet_s",
+         "must be <= 1000000000"),
+        ('[liveness]\nhorizon_s = "1"\n', "liveness.horizon_s", "expected a number, got a string"),
+        ("[liveness]\nhorizon_s = 1\nquite_s = 2\n", "liveness.quite_s",
+         "unknown key 'quite_s' (did you mean 'quiet_s'?)"),
+        ("[liveness]\nhorizon_s = 0\nquiet_s = 0\n", "liveness.quiet_s",
+         "liveness.horizon_s + liveness.quiet_s must be more than 0"),
+        ("until_s = 50\n[liveness]\nhorizon_s = 1\n", "until_s",
+         "a [liveness] run ends at liveness.horizon_s + liveness.quiet_s: leave out until_s"),
+        ("[liveness]\nhorizon_s = 1\nquiet_s = 2\n[[steps]]\ndo = \"settle\"\nat_s = 4\n",
+         "steps[1].at_s",
+         "after the end of the run, liveness.horizon_s + liveness.quiet_s = 3"),
+        ('[liveness]\nhorizon_s = 10\n[[faults]]\nfault = "bank.down"\nat_s = 11\n',
+         "faults[0].at_s", "after the liveness horizon (liveness.horizon_s = 10), where no "
+         "fault starts: it would never fire (mark it `optional = true` if that is meant)"),
+        ("[expect]\nanomalies = [\"not_quite\"]\n", "expect.anomalies[0]",
+         "unknown anomaly 'not_quite' (did you mean 'not_quiet'?)"),
+    ],
+)
+def test_liveness_mistakes(tmp_path: Path, extra: str, key: str, message: str) -> None:
+    head, tail = extra.split("\n", 1) if extra.startswith("until_s") else ("", extra)
+    text = head + "\n" + BASE + tail
+    assert str(error(tmp_path, text)) == f"{tmp_path / 'scn.toml'}: {key}: {message}"
+
+
+def test_an_optional_fault_after_the_horizon_and_not_quiet_expected_are_fine(
+    tmp_path: Path,
+) -> None:
+    s = load(tmp_path, BASE + '[liveness]\nhorizon_s = 10\n[[faults]]\nfault = "bank.down"\n'
+             'at_s = 11\noptional = true\n[expect]\nanomalies = ["not_quiet"]\n')
+    assert s.expect is not None
+    assert s.expect.anomalies == ("not_quiet",)
