@@ -326,7 +326,9 @@ def _run(args: argparse.Namespace) -> int:
     try:
         if args.json:
             for scenario in scenarios:
-                _print_json(run(scenario).to_json())
+                for text in run(scenario).json_text():  # a step at a time: a long run's
+                    sys.stdout.write(text)                # object is never held whole
+                print(flush=True)
         else:
             from emulator.cli.report import RunReport  # noqa: PLC0415  (rich: human output)
 

@@ -11,7 +11,7 @@ printer factory; everything else is wired the same way.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from typing import IO, TYPE_CHECKING, TypeAlias
 
@@ -191,6 +191,6 @@ def run_scenario(scenario: Scenario, trace_sink: IO[bytes] | None = None) -> Res
         return World(scenario, trace_sink=trace_sink).run()
 
 
-def bookings_of(postings: Iterable[Posting]) -> list[Booking]:
+def bookings_of(postings: Iterable[Posting]) -> Iterator[Booking]:
     """The ledger's postings as :func:`~emulator.judge.reconcile.reconcile` reads them."""
-    return [Booking(p.stan, p.f7, p.kind, p.amount_minor, not p.reversed) for p in postings]
+    return (Booking(p.stan, p.f7, p.kind, p.amount_minor, not p.reversed) for p in postings)

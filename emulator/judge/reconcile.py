@@ -104,17 +104,27 @@ def reconcile(
         differ.append(f"the merchant's balance moved {format_minor(merchant_moved)}, "
                       f"the trace says {format_minor(moves.merchant_minor)}")
     if bookings is not None and moves.standing is not None:
-        kept = list(bookings)
-        if len(kept) != made:
-            differ.append(f"the ledger kept {len(kept)} of the {made} postings it made")
-        ledger = Counter((b.stan, b.f7, b.kind, b.amount_minor) for b in kept if b.standing)
+        kept = 0
+        ledger: Counter[_Entry] = Counter()  # what stands in the ledger, less the trace's
+        for b in bookings:  # read once: a long run's postings are not copied
+            kept += 1
+            if b.standing:
+                ledger[b.stan, b.f7, b.kind, b.amount_minor] += 1
+        if kept != made:
+            differ.append(f"the ledger kept {kept} of the {made} postings it made")
         never = sorted(entry for entry, n in moves.standing.items() if n < 0)
         if never:
             differ.append(f"the trace reverses what never stood: {_entries(never)}")
-        trace = +moves.standing
-        if trace != ledger:
-            differ.append(f"standing in the ledger only: {_entries(ledger - trace)}; "
-                          f"in the trace only: {_entries(trace - ledger)}")
+        trace_only: Counter[_Entry] = Counter()
+        for entry, n in moves.standing.items():
+            if n > 0:
+                ledger[entry] -= n
+                if ledger[entry] <= 0:
+                    trace_only[entry] = -ledger.pop(entry)
+        trace_only = +trace_only
+        if ledger or trace_only:
+            differ.append(f"standing in the ledger only: {_entries(ledger)}; "
+                          f"in the trace only: {_entries(trace_only)}")
     if differ:
         raise LedgerMismatchError(f"{what}: the bank's ledger and the trace disagree: "
                                   + "; ".join(differ))

@@ -7,8 +7,9 @@ names for them are written once: the scenario header, an anomaly, balances.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Protocol
@@ -70,25 +71,42 @@ class Result:
 
     def to_json(self) -> dict[str, Any]:
         """The contract's JSON object for ``posemu run --json``."""
+        return self._json([_step_json(s) for s in self.steps])
+
+    def json_text(self) -> Iterator[str]:
+        """``json.dumps(self.to_json())`` in pieces, a step at a time: a long run's
+        object is written without being held whole."""
+        head, _, tail = json.dumps(self._json([])).partition(_NO_STEPS)
+        yield head + '"steps": ['
+        for i, step in enumerate(self.steps):
+            yield (", " if i else "") + json.dumps(_step_json(step))
+        yield "]" + tail
+
+    def _json(self, steps: list[dict[str, Any]]) -> dict[str, Any]:
         return {
             **scenario_json(self.scenario),
             "verdict": self.verdict,
             "failures": list(self.failures),
             "anomalies": [anomaly_json(a) for a in self.anomalies],
-            "steps": [
-                {
-                    "id": s.id, "do": s.do,
-                    "amount": None if s.amount_minor is None else format_minor(s.amount_minor),
-                    "end_state": s.end_state, "receipt": s.receipt, "stan": s.stan,
-                    "rrn": s.rrn,
-                }
-                for s in self.steps
-            ],
+            "steps": steps,
             "balances": money_json(self.balances_minor),
             "trace_sha256": self.trace_sha256,
             "sim_time_s": round(self.sim_time_s, 6),
             "events": self.events,
         }
+
+
+_NO_STEPS = '"steps": []'
+"""How ``json.dumps`` writes an empty ``steps``: the only place its quotes are bare (a
+string's own quotes are escaped)."""
+
+
+def _step_json(s: StepResult) -> dict[str, Any]:
+    return {
+        "id": s.id, "do": s.do,
+        "amount": None if s.amount_minor is None else format_minor(s.amount_minor),
+        "end_state": s.end_state, "receipt": s.receipt, "stan": s.stan, "rrn": s.rrn,
+    }
 
 
 def scenario_json(scenario: Scenario, *, fleet: bool = False) -> dict[str, Any]:

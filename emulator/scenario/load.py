@@ -520,10 +520,13 @@ def _build(raw: _Raw, path: str | None) -> Scenario:
     cards = tuple(_card(c, rc, f"cards[{i}]") for i, rc in enumerate(raw.cards))
     until = _until(c, raw)
     later = Counter(rs.id for rs in raw.steps)  # ids of the steps not yet built
-    steps = []
-    for i, rs in enumerate(raw.steps):
+    steps: list[StepSpec] = []
+    todo = raw.steps  # emptied as built: a long file's steps are held once, not twice
+    todo.reverse()
+    while todo:
+        rs = todo.pop()
         later[rs.id] -= 1
-        steps.append(_step(c, rs, i, later, until))
+        steps.append(_step(c, rs, len(steps), later, until))
     _totals(c, steps)
     faults = tuple(_fault(c, rf, i) for i, rf in enumerate(raw.faults))
     _after_horizon(c, raw.liveness, faults)
@@ -583,6 +586,12 @@ def _after_horizon(c: _Checker, live: Liveness | None, faults: tuple[FaultSpec, 
 
 def scenario_from_dict(data: dict[str, Any], path: str | None = None) -> Scenario:
     """Validate a scenario given as the TOML document's tables (e.g. built in Python)."""
+    return _from_tables(data, path, owned=False)
+
+
+def _from_tables(data: dict[str, Any], path: str | None, *, owned: bool) -> Scenario:
+    """:func:`scenario_from_dict`; ``owned``: nobody else reads ``data``, which is emptied
+    once converted, so a long file's tables are let go before its model is built."""
     c = _Checker(path)
     if not isinstance(data, dict):
         c.fail(None, f"a scenario is a table of keys, not {type(data).__name__}")
@@ -601,6 +610,8 @@ def scenario_from_dict(data: dict[str, Any], path: str | None = None) -> Scenari
     except msgspec.ValidationError as err:
         key, message = _explain(err, data)
         c.fail(key or None, message)
+    if owned:
+        data.clear()
     scenario = _build(raw, path)
     return scenario if firmware is None else msgspec.structs.replace(scenario, firmware=firmware)
 
@@ -620,7 +631,7 @@ def parse_scenario(text: str, path: str | None = None) -> Scenario:
     except RecursionError as err:  # tomllib parses nested arrays and tables recursively
         raise ScenarioError("invalid TOML: arrays or tables nested too deeply",
                             path=path) from err
-    return scenario_from_dict(data, path)
+    return _from_tables(data, path, owned=True)
 
 
 def load_scenario(path: str | os.PathLike[str]) -> Scenario:
@@ -632,4 +643,5 @@ def load_scenario(path: str | os.PathLike[str]) -> Scenario:
     except UnicodeDecodeError as err:
         line = content[: err.start].count(b"\n") + 1
         raise ScenarioError("not UTF-8 text", path=name, line=line) from err
+    del content  # the text is all that is read from here on
     return parse_scenario(text, name)

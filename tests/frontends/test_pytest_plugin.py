@@ -270,7 +270,7 @@ def test_a_broken_scenario_is_collected_and_fails_with_its_one_line(
 def test_an_engine_bug_keeps_its_traceback(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    def boom(_scenario: object) -> None:
+    def boom(_scenario: object, **_options: object) -> None:
         raise RuntimeError("engine bug")
 
     monkeypatch.setattr(emulator.engine.world, "run_scenario", boom)

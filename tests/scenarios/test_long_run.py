@@ -111,3 +111,13 @@ def test_html_refuses_a_long_run_with_one_line(
     assert f"has {LONG_RUN_STEPS + 1:,} steps" in err
     assert "--trace-dir" in err
     assert not (tmp_path / "html").exists()
+
+
+def test_json_text_in_pieces_is_the_whole_object_even_with_odd_names() -> None:
+    raw = long_raw(3)
+    raw["name"] = 'x "steps": [] y'  # the marker json_text splits at, in a user's string
+    raw["steps"][0]["id"] = '"steps": []'
+    result = run_scenario(scenario_from_dict(raw))
+    pieces = list(result.json_text())
+    assert len(pieces) == len(result.steps) + 2  # head, a piece a step, tail
+    assert "".join(pieces) == json.dumps(result.to_json())
