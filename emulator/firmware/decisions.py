@@ -206,6 +206,17 @@ def undoes_sale(printed: bool, policy: Policy) -> bool:
 # -- the store-and-forward queue ---------------------------------------------
 
 
+def reverses_refused(policy: Policy) -> bool:
+    """Owe a reversal for a request the host refused (a copy may still get through)."""
+    return policy.reverse_refused
+
+
+def holds_up(pending: Iterable[QueueEntry]) -> bool:
+    """Whether reversals or voids still owed hold up a new transaction: any but those
+    owed only in case a refused request gets through."""
+    return any(not entry.precaution for entry in pending)
+
+
 def waits_for_queue(policy: Policy) -> bool:
     """Deliver what is owed before a new transaction, refusing it while that fails;
     otherwise the new record takes the pending reversal's slot."""

@@ -67,7 +67,7 @@ class Flows:
             self.books.accept_offline(record)
             yield from self.approve(record)
         elif action == decisions.UNREACHABLE:
-            self.books.decline(record)
+            self._refused(record)
             self.books.done(step.id, "sale", "declined", code="91", reason="host refused")
             self.reader.eject()
         elif action == decisions.GIVE_UP:
@@ -88,7 +88,7 @@ class Flows:
         code = decisions.code_of(fields)
         action = decisions.refund_action(outcome, code, self.policy)
         if action == decisions.UNREACHABLE:
-            self.books.disarm(record)
+            self._refused(record)
             self.books.done(step.id, "refund", "refund_failed", code="91", reason="host refused")
             return
         if action == decisions.QUERY:
@@ -290,7 +290,7 @@ class Flows:
         if not decisions.waits_for_queue(self.policy):
             return True
         yield from self.courier.flush()
-        if self.journal.pending(("reversal", "void")):
+        if decisions.holds_up(self.journal.pending(("reversal", "void"))):
             self.books.done(step.id, step.do, "refused", reason="reversal pending")
             return False
         return True
@@ -336,6 +336,17 @@ class Flows:
         _, response = yield from self.exchange.ask(fields, "0610", stan, record.step,
                                                    orig_stan=record.stan)
         return response
+
+    def _refused(self, record: TxnRecord) -> None:
+        """The host refused ``record``'s request: it did not move money, unless a copy
+        of the request gets through later, which ``reverse_refused`` owes a reversal
+        for (sent with the store-and-forward queue, holding up nothing)."""
+        if decisions.reverses_refused(self.policy):
+            self.books.reversal(record, decisions.REASON_TIMEOUT).precaution = True
+        elif record.do == "sale":
+            self.books.decline(record)
+        else:
+            self.books.disarm(record)
 
     def _give_up(self, record: TxnRecord, outcome: str) -> Gen:
         """No valid answer (or an uncertain one): reverse if the policy says so, show the

@@ -53,6 +53,7 @@ class QueueEntry:
     card: str = ""
     target: str = ""  # for a void: the sale step it cancels
     refund: bool = False  # the original is a refund (processing code 20)
+    precaution: bool = False  # reverses a refused request: holds up no new transaction
 
     @property
     def orig_key(self) -> tuple[str, str]:

@@ -187,6 +187,18 @@ KNOBS: dict[str, Knob] = {
             "repeat the same close until answered; new sales go in the next batch",
             "forget the close and count its sales again at the next settlement",
         ),
+        Knob(
+            "reverse_refused",
+            True,
+            False,
+            "When the host refuses a sale (above `offline_floor`) or a refund, owe a "
+            "reversal (0400) for it anyway, sent once the host is back (and before a "
+            "settlement) without holding up new transactions: a copy of the request "
+            "the network still carries may reach the host after it comes back.",
+            "refund_shown_failed_but_credited",
+            "reverse what the host refused, in case a copy of it gets through",
+            "take a refusal as proof that the request never reached the host",
+        ),
     )
 }
 
@@ -211,6 +223,7 @@ class Policy:
     reverse_on_card_removed: bool = True
     drain_saf_before_settle: bool = True
     repeat_lost_settlement: bool = True
+    reverse_refused: bool = True
     # settings shared by both profiles
     response_timeout_s: float = 30.0
     request_retries: int = 1

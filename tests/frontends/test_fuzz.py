@@ -219,11 +219,17 @@ ONE_SETTLEMENT = pytest.mark.xfail(
     "again by a second settlement (docs/fuzzing.md)")
 
 
+RARE = {"reverse_refused": "its anomaly needs the host to come back in the 0.12 s between "
+        "two copies of one request: 2 runs in a million (docs/fuzzing.md); "
+        "tests/scenarios/test_knobs.py has its case"}
+"""Knobs whose naive value a search finds only in a long campaign, not within a minute."""
+
+
 @pytest.mark.skipif(os.environ.get("POSEMU_SLOW") != "1", reason="slow: set POSEMU_SLOW=1")
 @pytest.mark.parametrize(("knob", "builtin"), [
     pytest.param(k, b, marks=ONE_SETTLEMENT)
     if (k, b) == ("repeat_lost_settlement", "basic") else (k, b)
-    for k in KNOBS for b in ("full", "basic")
+    for k in KNOBS if k not in RARE for b in ("full", "basic")
 ])
 def test_every_naive_knob_is_found_within_a_minute_and_shrunk(
     knob: str, builtin: str, tmp_path: Path,

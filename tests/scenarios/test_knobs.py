@@ -124,6 +124,11 @@ CASES: dict[str, tuple[dict[str, Any], str]] = {
         ),
         "batch_out_of_balance",
     ),
+    "reverse_refused": (  # the first copy refused at 1.62 s, the host back at 1.68 s
+        world([REFUND], [{"fault": "bank.down", "at_s": 0, "for_s": 1.68},
+                         {"fault": "network.duplicate", "at_s": 0, "for_s": 10}]),
+        "refund_shown_failed_but_credited",
+    ),
 }
 
 

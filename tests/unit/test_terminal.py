@@ -507,13 +507,33 @@ def test_a_refused_sale_below_the_floor_is_approved_offline_and_advised_later() 
     assert unit.terminal.journal.queue() == []
 
 
-def test_a_refused_sale_above_the_floor_is_declined() -> None:
+def test_a_refused_sale_above_the_floor_is_declined_and_reversed_in_case() -> None:
     unit = Unit(refuse_sales, offline_floor=999)
     unit.run(sale())
-    assert unit.host.mtis() == ["0200"]
+    assert unit.host.mtis() == ["0200", "0400"]  # reverse_refused: a copy may get through
+    assert unit.host.sent[1]["90"][4:10] == unit.host.sent[0]["11"]
     assert unit.trace.named("terminal.txn_done") == [
         {"step": "s1", "do": "sale", "result": "declined", "code": "91",
          "reason": "host refused"}]
+
+
+def refuse_all(_request: Fields, frame: bytes) -> list[Reply]:
+    return [(0.1, Refused(frame))]
+
+
+def test_a_reversal_owed_for_a_refusal_holds_up_no_new_transaction() -> None:
+    unit = Unit(refuse_all, offline_floor=999)
+    unit.run(refund(), sale("s2", amount_minor=500))
+    assert unit.results() == {"r1": "refund_failed", "s2": "approved"}  # offline, not refused
+    assert [e.kind for e in unit.terminal.journal.pending()] == ["reversal", "advice"]
+    assert unit.host.mtis()[:3] == ["0200", "0400", "0200"]  # tried first, then the sale
+
+
+def test_without_reverse_refused_a_refused_sale_is_only_declined() -> None:
+    unit = Unit(refuse_sales, offline_floor=999, reverse_refused=False)
+    unit.run(sale())
+    assert unit.host.mtis() == ["0200"]
+    assert unit.results() == {"s1": "declined"}
 
 
 def test_a_void_reverses_the_sale_it_names() -> None:
