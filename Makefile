@@ -43,6 +43,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/fidelity.py
 	$(BIN)/python benchmarks/scale.py
 	$(BIN)/python benchmarks/html_report.py
+	$(BIN)/python benchmarks/long_run.py
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache

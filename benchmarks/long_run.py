@@ -76,8 +76,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                   f"peak {ran:,.0f} MB; loading alone peaks at {loaded:,.0f} MB; "
                   f"the run beyond it {ran - loaded:,.0f} MB")
     per_step = (beyond[-1] - beyond[-2]) * 1024 * 1024 / (sizes[-1] - sizes[-2])
-    print(verdict(f"memory a step beyond loading, {sizes[-2]:,} to {sizes[-1]:,} steps",
-                  per_step, TARGET_BYTES_PER_STEP, at_least=False, fmt=",.0f", unit=" B"))
+    print(verdict(f"bytes a step beyond loading, {sizes[-2]:,} to {sizes[-1]:,} steps",
+                  per_step, TARGET_BYTES_PER_STEP, at_least=False, fmt=",.0f"))
 
 
 if __name__ == "__main__":

@@ -6,6 +6,8 @@ import math
 import re
 import subprocess
 import sys
+from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -14,12 +16,15 @@ from benchmarks import (
     fidelity,
     fresh,
     html_report,
+    long_run,
     profile_sales,
     scale,
     throughput,
 )
 from benchmarks.reference import reference_rates, run_reference
 from devices.printer.stream import MEMO_LIMIT
+from emulator.engine.world import run_scenario
+from emulator.scenario.load import load_scenario
 from tests.support import ROOT
 
 # the measured value may be negative: a difference of two timings (html_report.py)
@@ -210,3 +215,18 @@ def test_live_fleet(capsys: pytest.CaptureFixture[str]) -> None:
     assert all(float(rate.replace(",", "")) > 0 for _, rate, _ in runs)
     assert int(runs[1][2]) > 0  # the sales sent while the link was down timed out
     assert "breaches none" in out
+
+
+def test_long_run_files_approve_every_sale_past_one_roll(tmp_path: Path) -> None:
+    path = tmp_path / "soak.toml"
+    long_run.write(path, 300, 200)  # a 20 m roll holds 231 receipts
+    result = run_scenario(load_scenario(path))
+    assert Counter(s.end_state for s in result.steps) == {"approved": 299, "settled": 1}
+
+
+def test_long_run(capsys: pytest.CaptureFixture[str]) -> None:
+    long_run.main(["--steps", "40", "--settle-every", "7"])
+    out = capsys.readouterr().out
+    check_common(out, 1)
+    assert number(out, "40 steps (") >= 0
+    assert "loading alone peaks at" in out
