@@ -95,9 +95,14 @@ class CardReader(FaultTarget, Protocol):
 
 @dataclass(frozen=True)
 class Refused:
-    """What a transport reports when the host refuses the connection ``frame`` came on."""
+    """What a transport reports when the host refuses the connection ``frame`` came on.
+
+    ``left``: the frame reached the far end, which refused it (a host that is down), so
+    another copy of it may still be on its way; False when it never left (no connection
+    could be opened)."""
 
     frame: bytes
+    left: bool = True
 
 
 class Transport(Protocol):

@@ -116,7 +116,7 @@ class TcpTransport:
             def refuse() -> None:
                 self.trace.emit("tcp.refused", error=error)
                 for frame in refused:
-                    self._box.put(Refused(frame))
+                    self._box.put(Refused(frame, left=False))  # no connection: never sent
 
             self.env.deliver(refuse)
         else:

@@ -206,9 +206,10 @@ def undoes_sale(printed: bool, policy: Policy) -> bool:
 # -- the store-and-forward queue ---------------------------------------------
 
 
-def reverses_refused(policy: Policy) -> bool:
-    """Owe a reversal for a request the host refused (a copy may still get through)."""
-    return policy.reverse_refused
+def reverses_refused(policy: Policy, left: bool) -> bool:
+    """Owe a reversal for a request the host refused, if it had ``left`` the terminal (a
+    copy may still get through); one that never left needs none."""
+    return policy.reverse_refused and left
 
 
 def holds_up(pending: Iterable[QueueEntry]) -> bool:

@@ -32,6 +32,8 @@ class Exchange:
         self.terminal_id = terminal_id
         self.mac_key = mac_key
         self.waits = waits  # what a power cut withdraws
+        self.refusal_left = True
+        """Whether the request last refused had reached the host (a copy may follow)."""
 
     def ask(
         self, fields: Mapping[str, str | bytes], expect_mti: str, stan: str,
@@ -61,6 +63,7 @@ class Exchange:
             if isinstance(item, Refused):
                 if item.frame == frame:
                     self.trace.emit("terminal.refused", stan=stan)
+                    self.refusal_left = item.left
                     return decisions.REFUSED, None
                 continue
             try:

@@ -340,8 +340,9 @@ class Flows:
     def _refused(self, record: TxnRecord) -> None:
         """The host refused ``record``'s request: it did not move money, unless a copy
         of the request gets through later, which ``reverse_refused`` owes a reversal
-        for (sent with the store-and-forward queue, holding up nothing)."""
-        if decisions.reverses_refused(self.policy):
+        for (sent with the store-and-forward queue, holding up nothing); not when the
+        request never left (no connection could be opened)."""
+        if decisions.reverses_refused(self.policy, self.exchange.refusal_left):
             self.books.reversal(record, decisions.REASON_TIMEOUT).precaution = True
         elif record.do == "sale":
             self.books.decline(record)

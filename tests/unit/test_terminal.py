@@ -529,6 +529,18 @@ def test_a_reversal_owed_for_a_refusal_holds_up_no_new_transaction() -> None:
     assert unit.host.mtis()[:3] == ["0200", "0400", "0200"]  # tried first, then the sale
 
 
+def refuse_unsent(_request: Fields, frame: bytes) -> list[Reply]:
+    return [(0.1, Refused(frame, left=False))]  # no connection: the frame never left
+
+
+def test_a_request_that_never_left_is_not_reversed() -> None:
+    unit = Unit(refuse_unsent, offline_floor=999)
+    unit.run(refund(), sale())
+    assert unit.host.mtis() == ["0200", "0200"]
+    assert unit.results() == {"r1": "refund_failed", "s1": "declined"}
+    assert unit.terminal.journal.pending() == []
+
+
 def test_without_reverse_refused_a_refused_sale_is_only_declined() -> None:
     unit = Unit(refuse_sales, offline_floor=999, reverse_refused=False)
     unit.run(sale())
