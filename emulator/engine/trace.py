@@ -192,9 +192,10 @@ class Trace:
             yield event.to_json()
 
     def to_jsonl(self) -> bytes:
-        self._kept()
-        return b"".join([self.header_line(), b"\n",
-                         *(e.to_line() + b"\n" for e in self.events)])
+        """The canonical JSON Lines as one byte string (a kept trace)."""
+        out = io.BytesIO()
+        self.write_to(out)
+        return out.getvalue()
 
     def write_to(self, out: IO[bytes]) -> None:
         """Write the canonical JSON Lines to ``out`` a line at a time (a kept trace)."""

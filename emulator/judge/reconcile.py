@@ -115,15 +115,12 @@ def reconcile(
         never = sorted(entry for entry, n in moves.standing.items() if n < 0)
         if never:
             differ.append(f"the trace reverses what never stood: {_entries(never)}")
-        trace_only: Counter[_Entry] = Counter()
         for entry, n in moves.standing.items():
             if n > 0:
                 ledger[entry] -= n
-                if ledger[entry] <= 0:
-                    trace_only[entry] = -ledger.pop(entry)
-        trace_only = +trace_only
-        if ledger or trace_only:
-            differ.append(f"standing in the ledger only: {_entries(ledger)}; "
+        ledger_only, trace_only = +ledger, -ledger  # only what differs is copied
+        if ledger_only or trace_only:
+            differ.append(f"standing in the ledger only: {_entries(ledger_only)}; "
                           f"in the trace only: {_entries(trace_only)}")
     if differ:
         raise LedgerMismatchError(f"{what}: the bank's ledger and the trace disagree: "
